@@ -1,0 +1,3 @@
+from cfw.cli import main
+
+main()

@@ -1,0 +1,102 @@
+"""What an environment kind declares to the core: its config, module, template and backend.
+
+A kind module imports no cloud SDK; the backend class (which may) is loaded lazily with
+:meth:`Kind.backend_class`, and a missing SDK becomes an install hint.
+"""
+
+from __future__ import annotations
+
+import importlib
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from typing import Any, ClassVar
+
+from cfw.backends.base import Backend, Capabilities, StorageSpec
+from cfw.core.config import EnvConfig
+from cfw.core.errors import missing_sdk
+
+
+@dataclass(frozen=True)
+class Identity:
+    """The names and labels that tie every resource to one environment."""
+
+    name: str
+    kind: str
+    env_id: str
+    created_at: datetime
+    expires_at: datetime | None
+
+    def labels(self, extra: Mapping[str, str] | None = None) -> dict[str, str]:
+        expires = self.expires_at.strftime("%Y%m%dt%H%M%Sz") if self.expires_at else "never"
+        return {
+            **dict(extra or {}),
+            "cfw-env": self.name,
+            "cfw-id": self.env_id,
+            "cfw-expires-at": expires,
+        }
+
+
+class Kind:
+    name: ClassVar[str]
+    summary: ClassVar[str]
+    config_model: ClassVar[type[EnvConfig]]
+    modules: ClassVar[tuple[str, ...]] = ()
+    capabilities: ClassVar[Capabilities] = Capabilities()
+    backend_path: ClassVar[str]  # "package.module:Class"
+    extra: ClassVar[str | None] = None  # pip extra with the SDKs
+    default_jobs: ClassVar[int] = 100
+
+    @property
+    def template(self) -> str:
+        return f"root/{self.name}.tf.j2"
+
+    # -- config -----------------------------------------------------------------------------
+    def defaults(self, environ: Mapping[str, str]) -> dict[str, Any]:
+        """Config values taken from the usual environment variables of this cloud."""
+        return {}
+
+    def preflight(self, config: EnvConfig, environ: Mapping[str, str]) -> None:
+        """Raise UserError, before anything is created, when something required is missing."""
+
+    # -- rendering --------------------------------------------------------------------------
+    def template_context(self, config: EnvConfig) -> dict[str, Any]:
+        return {}
+
+    def tfvars(self, config: EnvConfig, ident: Identity, workdir: Path) -> dict[str, Any]:
+        return {"name": ident.name, "labels": ident.labels(config.labels)}
+
+    def output_placeholders(self, config: EnvConfig, ident: Identity | None) -> dict[str, Any]:
+        """What `--explain` shows for outputs known only after `up`."""
+        return {}
+
+    # -- running ----------------------------------------------------------------------------
+    def storage(self, config: EnvConfig, outputs: Mapping[str, Any], workdir: Path,
+                environ: Mapping[str, str]) -> StorageSpec:
+        raise NotImplementedError
+
+    def default_image(self, config: EnvConfig) -> str:
+        from snakemake import __version__ as smk_version
+
+        return config.image or f"snakemake/snakemake:v{smk_version}"
+
+    def backend_class(self) -> type[Backend]:
+        module_name, _, cls_name = self.backend_path.partition(":")
+        try:
+            module = importlib.import_module(module_name)
+        except ModuleNotFoundError as exc:
+            if exc.name and not exc.name.startswith("cfw"):
+                raise missing_sdk(exc.name, self.extra or self.name) from exc
+            raise
+        return getattr(module, cls_name)
+
+    # -- teardown ---------------------------------------------------------------------------
+    def leftovers(self, config: EnvConfig, ident: Identity, outputs: Mapping[str, Any],
+                  environ: Mapping[str, str]) -> list[str]:
+        """Resources still carrying this environment's id after destroy (empty = clean)."""
+        return []
+
+    def status_details(self, config: EnvConfig, outputs: Mapping[str, Any]) -> dict[str, Any]:
+        """Extra facts for `cfw status` (pool allocation, node counts, ...)."""
+        return {}

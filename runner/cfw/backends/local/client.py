@@ -1,0 +1,156 @@
+"""Processes on this machine: start in a sandbox, watch memory and runtime, stop.
+
+The local "service". Each job is a new session (its own process group), so a job and
+everything it starts can be measured and stopped together.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from cfw.backends.local import forkrun
+
+PAGE = os.sysconf("SC_PAGE_SIZE")
+# processes that run Snakemake itself, not the rule: their memory is not the rule's
+_WRAPPERS = (b"-m snakemake", b"multiprocessing.forkserver")
+_PASS_THROUGH = ("LANG", "LC_ALL", "LC_CTYPE", "TZ", "USER", "LOGNAME", "SSL_CERT_FILE",
+                 "REQUESTS_CA_BUNDLE", "AWS_CA_BUNDLE")
+
+
+class CpuPool:
+    """Hands out distinct CPUs to jobs so that `threads` is honoured where it can be."""
+
+    def __init__(self, cpus: Iterable[int] | None = None):
+        self.all = sorted(cpus if cpus is not None else os.sched_getaffinity(0))
+        self.free = list(self.all)
+        self._lock = threading.Lock()
+
+    def take(self, n: int) -> list[int]:
+        with self._lock:
+            if n <= len(self.free):
+                taken, self.free = self.free[:n], self.free[n:]
+                return taken
+        return []  # oversubscribed: the job may use every CPU
+
+    def give(self, cpus: list[int]) -> None:
+        with self._lock:
+            self.free = sorted(set(self.free) | set(cpus))
+
+
+@dataclass
+class Proc:
+    popen: subprocess.Popen | forkrun.ForkedJob
+    sandbox: Path
+    log: Path
+    started: float
+    mem_mb: int | None
+    runtime_s: int | None
+    cpus: list[int]
+    keep: str
+    killed_reason: str | None = None
+    peak_mb: float = 0.0
+    finished: threading.Event = field(default_factory=threading.Event)
+
+
+def job_environment(sandbox: Path, secrets: Mapping[str, str], extra: Iterable[str]) -> dict[str, str]:
+    """A small, explicit environment, as a cloud node would give: no leaks from the shell."""
+    env = {name: os.environ[name] for name in (*_PASS_THROUGH, *extra) if name in os.environ}
+    python_dir = os.path.dirname(sys.executable)
+    env["PATH"] = os.pathsep.join([python_dir, os.environ.get("PATH", "/usr/bin:/bin")])
+    env["HOME"] = str(sandbox)
+    env["TMPDIR"] = str(sandbox / ".tmp")
+    env.update(secrets)
+    return env
+
+
+def sessions_memory_mb(sids: set[int]) -> dict[int, float]:
+    """RSS (MB) per session, one pass over /proc, not counting Snakemake's own processes.
+
+    A job's session holds the shell, the Snakemake that runs the job, and the rule's own
+    processes; only the latter count against the rule's mem_mb.
+    """
+    usage: dict[int, float] = dict.fromkeys(sids, 0.0)
+    for entry in os.scandir("/proc"):
+        if not entry.name.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry.name}/stat", "rb") as handle:
+                stat = handle.read().decode(errors="replace")
+            fields = stat[stat.rfind(")") + 2 :].split()
+            sid = int(fields[3])
+            if sid not in usage:
+                continue
+            rss_pages = int(fields[21])
+            with open(f"/proc/{entry.name}/cmdline", "rb") as handle:
+                cmdline = handle.read().replace(b"\0", b" ")
+        except (OSError, ValueError, IndexError):
+            continue
+        if any(marker in cmdline for marker in _WRAPPERS) or cmdline.startswith(b"/bin/bash -c"):
+            continue
+        usage[sid] += rss_pages * PAGE / 2**20
+    return usage
+
+
+def start(argv: list[str], sandbox: Path, env: Mapping[str, str], log: Path, cpus: list[int],
+          launcher: str = "fork") -> subprocess.Popen | forkrun.ForkedJob:
+    (sandbox / ".tmp").mkdir(parents=True, exist_ok=True, mode=0o700)
+    log.parent.mkdir(parents=True, exist_ok=True)
+    if launcher == "fork" and argv[:2] == ["/bin/bash", "-c"]:
+        parts = forkrun.parse_chain(argv[2])
+        if parts is not None:
+            return forkrun.start(parts, str(sandbox), env, str(log), cpus)
+
+    def pin() -> None:  # runs in the child before exec; only async-signal-safe calls
+        if cpus:
+            os.sched_setaffinity(0, cpus)
+
+    with open(log, "ab") as out:
+        return subprocess.Popen(
+            argv,
+            cwd=sandbox,
+            env=dict(env),
+            stdin=subprocess.DEVNULL,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+            preexec_fn=pin if cpus else None,
+            close_fds=True,
+        )
+
+
+def stop(popen: subprocess.Popen | forkrun.ForkedJob, grace: float = 5.0) -> None:
+    """SIGTERM the job's whole process group, then SIGKILL what is left. Idempotent."""
+    if popen.poll() is not None:
+        _kill_group(popen.pid, signal.SIGKILL)  # stragglers of a finished job
+        return
+    _kill_group(popen.pid, signal.SIGTERM)
+    try:
+        popen.wait(timeout=grace)
+    except subprocess.TimeoutExpired:
+        pass
+    _kill_group(popen.pid, signal.SIGKILL)
+    with contextlib.suppress(subprocess.TimeoutExpired):
+        popen.wait(timeout=grace)
+
+
+def _kill_group(pgid: int, sig: int) -> None:
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(pgid, sig)
+
+
+def remove_tree(path: Path) -> None:
+    shutil.rmtree(path, ignore_errors=True)
+
+
+def elapsed(proc: Proc) -> float:
+    return time.monotonic() - proc.started

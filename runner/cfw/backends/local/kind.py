@@ -1,0 +1,85 @@
+"""Kind `local` as the core sees it."""
+
+from __future__ import annotations
+
+import getpass
+import os
+import tempfile
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from cfw.backends.base import Capabilities, StorageSpec
+from cfw.backends.kind import Identity, Kind
+from cfw.backends.local.config import LocalConfig
+from cfw.core.config import EnvConfig
+from cfw.core.errors import UserError
+
+
+def default_sandbox_base() -> Path:
+    return Path(tempfile.gettempdir()) / f"cfw-{getpass.getuser()}"
+
+
+def sandbox_root(config: LocalConfig, env_id: str) -> Path:
+    base = config.sandbox_root or default_sandbox_base()
+    return Path(base).expanduser().absolute() / env_id
+
+
+class LocalKind(Kind):
+    name = "local"
+    summary = "this machine: every job in a fresh sandbox directory; no cloud account"
+    config_model = LocalConfig
+    modules = ("local",)
+    capabilities = Capabilities(needs_up=False, local_outputs=True, env_is_secret=True)
+    backend_path = "cfw.backends.local.backend:LocalBackend"
+    default_jobs = os.cpu_count() or 2
+
+    def tfvars(self, config: EnvConfig, ident: Identity, workdir: Path) -> dict[str, Any]:
+        assert isinstance(config, LocalConfig)
+        return {
+            "name": ident.name,
+            "env_id": ident.env_id,
+            "labels": ident.labels(config.labels),
+            "sandbox_root": str(sandbox_root(config, ident.env_id)),
+        }
+
+    def output_placeholders(self, config: EnvConfig, ident: Identity | None) -> dict[str, Any]:
+        assert isinstance(config, LocalConfig)
+        env_id = ident.env_id if ident else "adhoc"
+        return {"sandbox_root": str(sandbox_root(config, env_id))}
+
+    def storage(self, config: EnvConfig, outputs: Mapping[str, Any], workdir: Path,
+                environ: Mapping[str, str]) -> StorageSpec:
+        assert isinstance(config, LocalConfig)
+        store = config.storage
+        if store.provider == "disk":
+            root = Path(store.root).expanduser() if store.root else workdir
+            if not root.is_absolute():
+                root = workdir / root
+            return StorageSpec(provider="cfw", prefix=str(root.resolve()))
+        env = {}
+        endpoint = store.endpoint_url or environ.get("AWS_ENDPOINT_URL_S3") or environ.get("AWS_ENDPOINT_URL")
+        if endpoint:
+            env["SNAKEMAKE_STORAGE_S3_ENDPOINT_URL"] = endpoint
+        for ours, theirs in (("ACCESS_KEY", "AWS_ACCESS_KEY_ID"), ("SECRET_KEY", "AWS_SECRET_ACCESS_KEY"),
+                             ("TOKEN", "AWS_SESSION_TOKEN")):
+            if environ.get(theirs):
+                env[f"SNAKEMAKE_STORAGE_S3_{ours}"] = environ[theirs]
+        region = environ.get("AWS_REGION") or environ.get("AWS_DEFAULT_REGION")
+        if region:
+            env["SNAKEMAKE_STORAGE_S3_REGION"] = region
+        if "SNAKEMAKE_STORAGE_S3_ACCESS_KEY" not in env:
+            raise UserError(
+                "storage provider s3 needs credentials",
+                "set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY",
+            )
+        return StorageSpec(provider="s3", prefix=store.prefix or "", env=env)
+
+    def leftovers(self, config: EnvConfig, ident: Identity, outputs: Mapping[str, Any],
+                  environ: Mapping[str, str]) -> list[str]:
+        assert isinstance(config, LocalConfig)
+        root = Path(outputs.get("sandbox_root") or sandbox_root(config, ident.env_id))
+        return [f"directory {root}"] if root.exists() else []
+
+
+KIND = LocalKind()

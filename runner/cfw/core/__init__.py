@@ -1,0 +1,1 @@
+"""Backend-neutral core: config, rendering, Terraform, working state, lifecycle."""

@@ -1,0 +1,277 @@
+"""Typed environment configs: the base every kind extends, loading, and one-line errors.
+
+An environment's config is ``environments/<name>.yaml``. It is validated before anything
+runs; a mistake is reported as one line naming the field, the bad value and what is
+allowed.
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import timedelta
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+import yaml
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    PlainSerializer,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
+
+from cfw.core.errors import UserError
+
+NAME_RE = re.compile(r"^[a-z][a-z0-9-]{0,19}$")
+LABEL_KEY_RE = re.compile(r"^[a-z][a-z0-9_-]{0,62}$")
+LABEL_VALUE_RE = re.compile(r"^[a-z0-9_-]{0,63}$")
+_DURATION_RE = re.compile(r"^(\d+)\s*([smhdw])$")
+_UNITS = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days", "w": "weeks"}
+
+
+def parse_duration(value: Any) -> timedelta:
+    if isinstance(value, timedelta):
+        return value
+    if isinstance(value, int) and not isinstance(value, bool):
+        return timedelta(seconds=value)
+    match = _DURATION_RE.match(str(value).strip().lower())
+    if not match:
+        raise ValueError("expected a duration such as 30m, 8h, 2d or 1w")
+    amount, unit = match.groups()
+    if int(amount) == 0:
+        raise ValueError("a duration must be longer than zero")
+    return timedelta(**{_UNITS[unit]: int(amount)})
+
+
+def format_duration(value: timedelta) -> str:
+    seconds = int(value.total_seconds())
+    for unit, size in (("w", 604800), ("d", 86400), ("h", 3600), ("m", 60)):
+        if seconds % size == 0:
+            return f"{seconds // size}{unit}"
+    return f"{seconds}s"
+
+
+Duration = Annotated[
+    timedelta,
+    BeforeValidator(parse_duration),
+    PlainSerializer(format_duration, return_type=str),
+]
+
+
+class Model(BaseModel):
+    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+
+
+class StateConfig(Model):
+    """Where Terraform keeps the environment's state (remote for shared environments)."""
+
+    backend: Literal["local", "s3", "gcs", "azurerm"] = Field(
+        "local", description="Terraform backend type"
+    )
+    bucket: str | None = Field(None, description="s3/gcs: the state bucket")
+    key: str | None = Field(None, description="s3: object key of the state file")
+    prefix: str | None = Field(None, description="gcs: object prefix")
+    region: str | None = Field(None, description="s3: the bucket's region")
+    use_lockfile: bool = Field(True, description="s3: lock with a lock object in the bucket")
+    dynamodb_table: str | None = Field(None, description="s3: lock table (legacy locking)")
+    resource_group_name: str | None = None
+    storage_account_name: str | None = None
+    container_name: str | None = None
+
+    @model_validator(mode="after")
+    def _required_per_backend(self) -> StateConfig:
+        need = {
+            "local": [],
+            "s3": ["bucket", "key"],
+            "gcs": ["bucket"],
+            "azurerm": ["resource_group_name", "storage_account_name", "container_name"],
+        }[self.backend]
+        missing = [name for name in need if not getattr(self, name)]
+        if missing:
+            raise ValueError(
+                f"backend {self.backend!r} needs {', '.join(missing)} (set state.{missing[0]})"
+            )
+        return self
+
+    @property
+    def shared(self) -> bool:
+        return self.backend != "local"
+
+    def backend_config(self) -> dict[str, Any]:
+        """The values handed to `terraform init -backend-config`."""
+        fields = {
+            "local": [],
+            "s3": ["bucket", "key", "region", "use_lockfile", "dynamodb_table"],
+            "gcs": ["bucket", "prefix"],
+            "azurerm": ["resource_group_name", "storage_account_name", "container_name"],
+        }[self.backend]
+        values = {name: getattr(self, name) for name in fields}
+        if self.backend == "azurerm":
+            values["key"] = "cfw.tfstate"
+        return {k: v for k, v in values.items() if v is not None}
+
+
+class TerraformSettings(Model):
+    binary: str = Field("terraform", description="the terraform executable")
+    plugin_mirror: Path | None = Field(
+        None, description="a provider filesystem mirror (air-gapped installs, tests)"
+    )
+
+
+class EnvConfig(Model):
+    """Settings every kind shares."""
+
+    kind: str
+    name: str | None = Field(None, description="defaults to the config file's name")
+    ttl: Duration | None = Field(None, description="destroy by `cfw reap` after this long")
+    teardown: Literal["manual", "after-run"] = Field(
+        "manual", description="after-run: `cfw run` tears the environment down when done"
+    )
+    image: str | None = Field(None, description="container image jobs run in")
+    labels: dict[str, str] = Field(default_factory=dict, description="extra labels/tags")
+    jobs: int | None = Field(None, ge=1, le=100000, description="parallel jobs for `cfw run`")
+    state: StateConfig = Field(default_factory=StateConfig)
+    terraform: TerraformSettings = Field(default_factory=TerraformSettings)
+
+    @field_validator("name")
+    @classmethod
+    def _name(cls, value: str | None) -> str | None:
+        if value is not None and not NAME_RE.match(value):
+            raise ValueError(
+                "expected 1-20 characters: lowercase letters, digits and '-', "
+                "starting with a letter"
+            )
+        return value
+
+    @field_validator("labels")
+    @classmethod
+    def _labels(cls, value: dict[str, str]) -> dict[str, str]:
+        for key, label in value.items():
+            if not LABEL_KEY_RE.match(key):
+                raise ValueError(
+                    f"label key {key!r}: expected lowercase letters, digits, '_' or '-', "
+                    "starting with a letter (at most 63)"
+                )
+            if not LABEL_VALUE_RE.match(str(label)):
+                raise ValueError(
+                    f"label {key}={label!r}: expected lowercase letters, digits, '_' or '-' "
+                    "(at most 63)"
+                )
+            if key.startswith("cfw-"):
+                raise ValueError(f"label key {key!r}: the cfw- prefix is reserved for cfw")
+        return value
+
+
+# -- loading ------------------------------------------------------------------------------
+
+
+def read_yaml(path: Path) -> dict[str, Any]:
+    try:
+        data = yaml.safe_load(path.read_text())
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+        problem = getattr(exc, "problem", None) or "invalid YAML"
+        raise UserError(f"{path}:{where}: {problem}", "fix the YAML syntax") from exc
+    except OSError as exc:
+        raise UserError(f"cannot read {path}: {exc.strerror}") from exc
+    if data is None:
+        data = {}
+    if not isinstance(data, dict):
+        raise UserError(f"{path}: expected a mapping of settings, got {type(data).__name__}")
+    return data
+
+
+def validate(model: type[EnvConfig], data: dict[str, Any], source: str) -> EnvConfig:
+    try:
+        return model.model_validate(data)
+    except ValidationError as exc:
+        raise UserError(describe_validation_error(exc, model, source)) from exc
+
+
+def describe_validation_error(exc: ValidationError, model: type[BaseModel], source: str) -> str:
+    errors = exc.errors(include_url=False)
+    first = _describe_one(errors[0], model)
+    more = f" (and {len(errors) - 1} more problem{'s' if len(errors) > 2 else ''})"
+    return f"{source}: {first}" + (more if len(errors) > 1 else "")
+
+
+def _describe_one(error: dict[str, Any], model: type[BaseModel]) -> str:
+    loc = error["loc"]
+    field = _loc_to_str(loc) or "(top level)"
+    kind = error["type"]
+    value = error.get("input")
+    if kind == "extra_forbidden":
+        parent = _model_at(model, loc[:-1])
+        allowed = ", ".join(sorted(parent.model_fields)) if parent else "see the docs"
+        return f"unknown field {field!r}; allowed fields here: {allowed}"
+    if kind == "missing":
+        return f"field {field!r} is required but missing"
+    if kind == "literal_error":
+        expected = error.get("ctx", {}).get("expected", "")
+        return f"field {field!r}: {value!r} is not allowed; expected {expected}"
+    message = error["msg"].removeprefix("Value error, ")
+    if isinstance(value, dict | list):
+        return f"field {field!r}: {message}"
+    return f"field {field!r}: {value!r} is not valid: {message}"
+
+
+def _loc_to_str(loc: tuple[Any, ...]) -> str:
+    out = ""
+    for part in loc:
+        if isinstance(part, int):
+            out += f"[{part}]"
+        else:
+            out += f".{part}" if out else str(part)
+    return out
+
+
+def _model_at(model: type[BaseModel], loc: tuple[Any, ...]) -> type[BaseModel] | None:
+    current: Any = model
+    for part in loc:
+        if isinstance(part, int):
+            continue
+        if not (isinstance(current, type) and issubclass(current, BaseModel)):
+            return None
+        field = current.model_fields.get(part)
+        if field is None:
+            return None
+        current = _inner_model(field.annotation)
+    return current if isinstance(current, type) and issubclass(current, BaseModel) else None
+
+
+def _inner_model(annotation: Any) -> Any:
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return annotation
+    for arg in getattr(annotation, "__args__", ()) or ():
+        found = _inner_model(arg)
+        if found is not None:
+            return found
+    return None
+
+
+def set_dotted(data: dict[str, Any], assignment: str) -> None:
+    """Apply a `--set a.b=value` override (the value is parsed as YAML)."""
+    if "=" not in assignment:
+        raise UserError(
+            f"--set {assignment!r}: expected KEY=VALUE", "for example --set region=europe-west4"
+        )
+    key, raw = assignment.split("=", 1)
+    parts = [p for p in key.strip().split(".") if p]
+    if not parts:
+        raise UserError(f"--set {assignment!r}: the key is empty", "for example --set ttl=8h")
+    try:
+        value = yaml.safe_load(raw) if raw.strip() else ""
+    except yaml.YAMLError:
+        value = raw
+    target = data
+    for part in parts[:-1]:
+        node = target.setdefault(part, {})
+        if not isinstance(node, dict):
+            raise UserError(f"--set {assignment!r}: {part!r} is not a section")
+        target = node
+    target[parts[-1]] = value

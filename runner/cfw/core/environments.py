@@ -1,0 +1,108 @@
+"""Find and resolve an environment's config: file, saved record, or a kind's defaults."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from cfw.backends import get_kind, kind_names
+from cfw.backends.kind import Kind
+from cfw.core.config import NAME_RE, EnvConfig, read_yaml, set_dotted, validate
+from cfw.core.errors import UserError
+from cfw.core.state import EnvState
+
+ENV_DIR = "environments"
+
+
+@dataclass
+class Resolved:
+    name: str
+    kind: Kind
+    config: EnvConfig
+    source: str  # where the config came from, for messages
+    path: Path | None  # the config file, if there is one
+
+
+def config_path(project: Path, name: str) -> Path:
+    return Path(project) / ENV_DIR / f"{name}.yaml"
+
+
+def resolve(
+    project: Path,
+    name: str,
+    overrides: Sequence[str] = (),
+    environ: Mapping[str, str] | None = None,
+    prefer_saved: bool = False,
+) -> Resolved:
+    """The validated config of environment ``name``.
+
+    Order: ``environments/NAME.yaml``; else the config saved when it came up; else, when
+    NAME is a kind, that kind's defaults plus the usual environment variables. With
+    ``prefer_saved`` the saved config wins (what `down` must destroy is what `up` made).
+    """
+    environ = os.environ if environ is None else environ
+    if not NAME_RE.match(name):
+        raise UserError(
+            f"{name!r} is not a valid environment name",
+            "use 1-20 lowercase letters, digits and '-', starting with a letter",
+        )
+    path = config_path(project, name)
+    saved = EnvState(project, name).meta()
+    data: dict[str, Any]
+    if saved and (prefer_saved or not path.exists()):
+        data, source, file = dict(saved.config), f"saved config of {name}", None
+    elif path.exists():
+        data, source, file = read_yaml(path), str(path.relative_to(project)), path
+    elif name in kind_names():
+        data = {"kind": name, **get_kind(name).defaults(environ)}
+        source, file = f"defaults of kind {name}", None
+    else:
+        raise UserError(
+            f"no environment named {name!r} ({path.relative_to(project)} does not exist)",
+            f"create it with `cfw init KIND --name {name}`, or use a kind name: "
+            + ", ".join(kind_names()),
+        )
+    for assignment in overrides:
+        set_dotted(data, assignment)
+    if data.get("name") not in (None, name):
+        raise UserError(
+            f"{source}: field 'name' is {data['name']!r} but the file is named {name!r}",
+            f"rename the file to {data['name']}.yaml or set name: {name}",
+        )
+    if "kind" not in data:
+        raise UserError(
+            f"{source}: field 'kind' is required but missing",
+            "add kind: followed by one of " + ", ".join(kind_names()),
+        )
+    kind_name = data["kind"]
+    if kind_name not in kind_names():
+        raise UserError(
+            f"{source}: field 'kind': {kind_name!r} is not allowed",
+            "expected one of " + ", ".join(kind_names()),
+        )
+    kind = get_kind(kind_name)
+    data["name"] = name
+    config = validate(kind.config_model, data, source)
+    return Resolved(name=name, kind=kind, config=config, source=source, path=file)
+
+
+def dump_config(config: EnvConfig) -> dict[str, Any]:
+    return config.model_dump(mode="json", exclude_none=True)
+
+
+def write_config(project: Path, resolved: Resolved) -> Path:
+    """Write the resolved config to environments/NAME.yaml so the run is reproducible."""
+    path = config_path(project, resolved.name)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    body = yaml.safe_dump(dump_config(resolved.config), sort_keys=False)
+    path.write_text(
+        f"# environment {resolved.name} (kind {resolved.kind.name}), "
+        f"resolved by cfw from {resolved.source}\n{body}"
+    )
+    resolved.path, resolved.source = path, str(path.relative_to(project))
+    return path

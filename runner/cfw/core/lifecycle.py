@@ -1,0 +1,331 @@
+"""plan / up / down / render / status / reap: the environment lifecycle over Terraform."""
+
+from __future__ import annotations
+
+import os
+import secrets
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from cfw import __version__
+from cfw.backends import get_kind
+from cfw.backends.kind import Identity
+from cfw.core.environments import Resolved, dump_config, resolve
+from cfw.core.errors import CfwError, Interrupted, UserError, WorkFailed
+from cfw.core.render import render_root
+from cfw.core.report import Reporter
+from cfw.core.runs import active_runs
+from cfw.core.state import (
+    PHASE_APPLYING,
+    PHASE_DESTROY_FAILED,
+    PHASE_DESTROYING,
+    PHASE_FAILED,
+    PHASE_RENDERED,
+    PHASE_UP,
+    EnvState,
+    Meta,
+    list_environments,
+    now,
+    parse_time,
+)
+from cfw.core.terraform import Terraform, count_state_resources
+
+
+@dataclass
+class EnvStatus:
+    name: str
+    kind: str
+    state: str  # up / half-up / failed / destroying
+    env_id: str
+    created_at: str | None
+    age: str
+    expires_at: str | None
+    expired: bool
+    jobs_running: int
+    resources: int
+    last_error: str | None = None
+    details: dict[str, Any] = field(default_factory=dict)
+
+
+def new_identity(resolved: Resolved, meta: Meta | None, created: datetime | None = None) -> Identity:
+    if meta is not None:
+        return Identity(
+            name=meta.name,
+            kind=meta.kind,
+            env_id=meta.env_id,
+            created_at=parse_time(meta.created_at) or now(),
+            expires_at=parse_time(meta.expires_at),
+        )
+    created = created or now()
+    ttl = resolved.config.ttl
+    return Identity(
+        name=resolved.name,
+        kind=resolved.kind.name,
+        env_id=f"{resolved.name}-{secrets.token_hex(3)}",
+        created_at=created,
+        expires_at=created + ttl if ttl else None,
+    )
+
+
+class Lifecycle:
+    def __init__(
+        self,
+        project: Path,
+        reporter: Reporter | None = None,
+        environ: Mapping[str, str] | None = None,
+    ):
+        self.project = Path(project).resolve()
+        self.reporter = reporter or Reporter()
+        self.environ = dict(os.environ if environ is None else environ)
+
+    # -- helpers ----------------------------------------------------------------------------
+    def terraform(self, resolved: Resolved, workdir: Path) -> Terraform:
+        settings = resolved.config.terraform
+        return Terraform(
+            workdir,
+            binary=settings.binary,
+            env=self.environ,
+            plugin_mirror=settings.plugin_mirror,
+            progress=self.reporter,
+        )
+
+    def render(self, resolved: Resolved, ident: Identity, outdir: Path, tf: Terraform) -> None:
+        config, kind = resolved.config, resolved.kind
+        state = config.state
+        context = {
+            "name": resolved.name,
+            "kind": kind.name,
+            "state_backend": state.backend,
+            **kind.template_context(config),
+        }
+        render_root(
+            template=kind.template,
+            context=context,
+            tfvars=kind.tfvars(config, ident, self.project),
+            modules=list(kind.modules),
+            backend=state.backend_config() if state.shared else None,
+            outdir=outdir,
+            terraform_fmt=tf.fmt,
+        )
+
+    def _init(self, resolved: Resolved, tf: Terraform, workdir: Path) -> None:
+        backend = workdir / "backend.hcl"
+        tf.init(backend_config=backend if backend.exists() else None, reconfigure=True)
+
+    # -- commands ---------------------------------------------------------------------------
+    def render_to(self, resolved: Resolved, outdir: Path) -> Path:
+        """`cfw render`: the root module as `up` would write it, in a directory of the user's."""
+        state = EnvState(self.project, resolved.name)
+        ident = new_identity(resolved, state.meta())
+        outdir = Path(outdir).resolve()
+        tf = self.terraform(resolved, outdir)
+        self.render(resolved, ident, outdir, tf)
+        return outdir
+
+    def plan(self, resolved: Resolved) -> dict[str, int]:
+        state = EnvState(self.project, resolved.name)
+        resolved.kind.preflight(resolved.config, self.environ)
+        workdir = state.dir if state.exists else state.root / f".plan-{resolved.name}"
+        with state.lock("plan"):
+            tf = self.terraform(resolved, workdir)
+            self.render(resolved, new_identity(resolved, state.meta()), workdir, tf)
+            self._init(resolved, tf, workdir)
+            result = tf.plan()
+        return result.changes
+
+    def up(self, resolved: Resolved, lock_timeout: float = 0.0) -> dict[str, Any]:
+        kind, config = resolved.kind, resolved.config
+        kind.preflight(config, self.environ)
+        state = EnvState(self.project, resolved.name)
+        with state.lock("up", lock_timeout):
+            meta = state.meta()
+            if meta and meta.phase == PHASE_UP:
+                self.reporter.info(f"{resolved.name} is up; applying its config again")
+            ident = new_identity(resolved, meta)
+            if meta is None:
+                meta = Meta(
+                    name=resolved.name,
+                    kind=kind.name,
+                    env_id=ident.env_id,
+                    phase=PHASE_RENDERED,
+                    created_at=ident.created_at.isoformat(),
+                    updated_at=ident.created_at.isoformat(),
+                    expires_at=ident.expires_at.isoformat() if ident.expires_at else None,
+                    cfw_version=__version__,
+                )
+            meta.config = dump_config(config)
+            state.save_meta(meta)
+            tf = self.terraform(resolved, state.dir)
+            self.render(resolved, ident, state.dir, tf)
+            self._init(resolved, tf, state.dir)
+            if config.state.shared:
+                ident = self._adopt_shared_identity(state, tf, ident)
+            state.set_phase(PHASE_APPLYING)
+            try:
+                tf.apply()
+            except (CfwError, KeyboardInterrupt) as exc:
+                left = self._count(state, tf)
+                state.set_phase(PHASE_FAILED, last_error=str(exc), resources=left)
+                state.secure()
+                if isinstance(exc, KeyboardInterrupt):
+                    raise Interrupted(
+                        f"`cfw up {resolved.name}` was interrupted with {left} resources created",
+                        f"run `cfw down {resolved.name}` to remove them",
+                    ) from exc
+                hint = f"run `cfw down {resolved.name}` to remove the {left} resources it created"
+                raise WorkFailed(f"{exc}", hint if left else None) from exc
+            outputs = tf.output()
+            state.save_outputs(outputs)
+            state.set_phase(PHASE_UP, last_error=None, resources=self._count(state, tf))
+            state.secure()
+            return outputs
+
+    def _adopt_shared_identity(self, state: EnvState, tf: Terraform, ident: Identity) -> Identity:
+        """A shared environment already up elsewhere keeps its id; re-render with it."""
+        existing = tf.output()
+        env_id = existing.get("cfw_id")
+        if not env_id or env_id == ident.env_id:
+            return ident
+        labels = existing.get("cfw_labels") or {}
+        expires = labels.get("cfw-expires-at")
+        meta = state.meta()
+        assert meta is not None
+        meta.env_id = env_id
+        if expires and expires != "never":
+            meta.expires_at = datetime.strptime(expires, "%Y%m%dt%H%M%Sz").replace(
+                tzinfo=ident.created_at.tzinfo
+            ).isoformat()
+        state.save_meta(meta)
+        self.reporter.info(f"{state.name} is already up elsewhere (id {env_id}); adopting it")
+        return Identity(ident.name, ident.kind, env_id, ident.created_at,
+                        parse_time(meta.expires_at))
+
+    def _count(self, state: EnvState, tf: Terraform) -> int:
+        if state.state_file.exists():
+            return count_state_resources(state.state_file)
+        try:
+            return len(tf.state_list())
+        except CfwError:
+            return 0
+
+    def down(self, name: str, lock_timeout: float = 0.0) -> bool:
+        """Destroy, verify, forget. Returns False when there was nothing to destroy."""
+        state = EnvState(self.project, name)
+        meta = state.meta()
+        if meta is None:
+            try:
+                resolved = resolve(self.project, name, environ=self.environ)
+            except UserError:
+                resolved = None
+            if resolved is None or not resolved.config.state.shared:
+                return False
+        with state.lock("down", lock_timeout):
+            meta = state.meta()
+            resolved = resolve(self.project, name, environ=self.environ, prefer_saved=True)
+            if meta is None:  # a shared environment brought up from another directory
+                ident = new_identity(resolved, None)
+                state.save_meta(Meta(name=name, kind=resolved.kind.name, env_id=ident.env_id,
+                                     phase=PHASE_RENDERED, created_at=ident.created_at.isoformat(),
+                                     updated_at=ident.created_at.isoformat(),
+                                     config=dump_config(resolved.config), cfw_version=__version__))
+                meta = state.meta()
+            assert meta is not None
+            ident = new_identity(resolved, meta)
+            tf = self.terraform(resolved, state.dir)
+            self.render(resolved, ident, state.dir, tf)
+            self._init(resolved, tf, state.dir)
+            if resolved.config.state.shared:
+                ident = self._adopt_shared_identity(state, tf, ident)
+                outputs = tf.output()
+            else:
+                outputs = state.outputs()
+            state.set_phase(PHASE_DESTROYING)
+            try:
+                tf.destroy()
+            except (CfwError, KeyboardInterrupt) as exc:
+                state.set_phase(PHASE_DESTROY_FAILED, last_error=str(exc),
+                                resources=self._count(state, tf))
+                if isinstance(exc, KeyboardInterrupt):
+                    raise Interrupted(f"`cfw down {name}` was interrupted",
+                                      f"run `cfw down {name}` again") from exc
+                raise WorkFailed(str(exc), f"fix the cause and run `cfw down {name}` again") from exc
+            self.reporter.info(f"verifying that nothing tagged cfw-id={ident.env_id} is left")
+            left = resolved.kind.leftovers(resolved.config, ident, outputs, self.environ)
+            if left:
+                state.set_phase(PHASE_DESTROY_FAILED, last_error=f"left behind: {', '.join(left)}")
+                raise WorkFailed(
+                    f"{len(left)} resources of {name} are still there after destroy: "
+                    + ", ".join(left[:5]) + (" ..." if len(left) > 5 else ""),
+                    f"run `cfw down {name}` again, or delete them by hand",
+                )
+            state.forget()
+            return True
+
+    # -- status and reap --------------------------------------------------------------------
+    def status(self, name: str | None = None, details: bool = False) -> list[EnvStatus]:
+        states = list_environments(self.project)
+        if name is not None:
+            states = [s for s in states if s.name == name]
+            if not states:
+                raise UserError(
+                    f"environment {name!r} is not up here (no .cfw/{name}/)",
+                    f"bring it up with `cfw up {name}`",
+                )
+        return [self._status_of(s, details) for s in states]
+
+    def _status_of(self, state: EnvState, details: bool) -> EnvStatus:
+        meta = state.meta()
+        assert meta is not None
+        created = parse_time(meta.created_at)
+        expires = parse_time(meta.expires_at)
+        current = now()
+        resources = (
+            count_state_resources(state.state_file) if state.state_file.exists() else meta.resources
+        )
+        if meta.phase == PHASE_UP:
+            label = "up"
+        elif meta.phase in (PHASE_DESTROYING, PHASE_DESTROY_FAILED):
+            label = "half-up" if resources else "failed"
+        elif meta.phase in (PHASE_APPLYING, PHASE_FAILED):
+            label = "half-up" if resources else "failed"
+        else:
+            label = "failed" if meta.last_error else "down"
+        extra: dict[str, Any] = {}
+        if details and label == "up":
+            kind = get_kind(meta.kind)
+            config = kind.config_model.model_validate(meta.config)
+            try:
+                extra = kind.status_details(config, state.outputs())
+            except CfwError as exc:
+                extra = {"error": str(exc)}
+        return EnvStatus(
+            name=meta.name,
+            kind=meta.kind,
+            state=label,
+            env_id=meta.env_id,
+            created_at=meta.created_at,
+            age=_human(current - created) if created else "?",
+            expires_at=meta.expires_at,
+            expired=bool(expires and expires <= current),
+            jobs_running=sum(run.running for run in active_runs(state.runs_dir)),
+            resources=resources,
+            last_error=meta.last_error,
+            details=extra,
+        )
+
+    def expired(self) -> list[EnvStatus]:
+        return [s for s in self.status() if s.expired]
+
+
+def _human(delta) -> str:
+    seconds = int(delta.total_seconds())
+    if seconds < 120:
+        return f"{seconds}s"
+    if seconds < 7200:
+        return f"{seconds // 60}m"
+    if seconds < 172800:
+        return f"{seconds // 3600}h"
+    return f"{seconds // 86400}d"

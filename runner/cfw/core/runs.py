@@ -1,0 +1,128 @@
+"""Records of runs: which jobs went where, so `status` and `logs` can find them later.
+
+``.cfw/<env>/runs/<run id>/run.json`` holds the counts and the pid of the run;
+``jobs.jsonl`` has one line per job event (submitted, succeeded, failed, cancelled);
+``logs/`` holds saved job logs.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets
+import threading
+from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from cfw.core.state import private_dir, write_private
+
+
+def new_run_id() -> str:
+    """Short, sortable, DNS-safe: month-day-hour-minute plus randomness."""
+    return datetime.now(UTC).strftime("%m%d%H%M") + secrets.token_hex(2)
+
+
+@dataclass
+class RunInfo:
+    run_id: str
+    env: str
+    pid: int
+    started: str
+    finished: str | None = None
+    total: int = 0
+    done: int = 0
+    running: int = 0
+    failed: int = 0
+    outcome: str | None = None  # success / failure / interrupted
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+class RunLog:
+    """Written by the executor while a run goes on."""
+
+    def __init__(self, run_dir: Path, env: str, run_id: str):
+        self.dir = private_dir(run_dir)
+        private_dir(self.dir / "logs")
+        self.info = RunInfo(run_id=run_id, env=env, pid=os.getpid(),
+                            started=datetime.now(UTC).isoformat(timespec="seconds"))
+        self._lock = threading.Lock()
+        self.save()
+
+    @property
+    def logs_dir(self) -> Path:
+        return self.dir / "logs"
+
+    def save(self) -> None:
+        write_private(self.dir / "run.json", json.dumps(asdict(self.info), indent=2) + "\n")
+
+    def job_event(self, event: str, **fields: Any) -> None:
+        record = {"time": datetime.now(UTC).isoformat(timespec="seconds"), "event": event, **fields}
+        with self._lock:
+            fd = os.open(self.dir / "jobs.jsonl", os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
+            with os.fdopen(fd, "a") as handle:
+                handle.write(json.dumps(record) + "\n")
+
+    def counts(self, *, done: int, running: int, failed: int, total: int | None = None) -> None:
+        self.info.done, self.info.running, self.info.failed = done, running, failed
+        if total is not None:
+            self.info.total = total
+        self.save()
+
+    def finish(self, outcome: str) -> None:
+        self.info.finished = datetime.now(UTC).isoformat(timespec="seconds")
+        self.info.outcome = outcome
+        self.info.running = 0
+        self.save()
+
+
+def read_run(run_dir: Path) -> RunInfo | None:
+    try:
+        return RunInfo(**json.loads((run_dir / "run.json").read_text()))
+    except (OSError, json.JSONDecodeError, TypeError):
+        return None
+
+
+def list_runs(runs_dir: Path) -> list[RunInfo]:
+    """Newest first."""
+    if not runs_dir.is_dir():
+        return []
+    runs = [read_run(path) for path in runs_dir.iterdir() if path.is_dir()]
+    return sorted((r for r in runs if r), key=lambda r: r.started, reverse=True)
+
+
+def active_runs(runs_dir: Path) -> list[RunInfo]:
+    return [r for r in list_runs(runs_dir) if r.finished is None and _alive(r.pid)]
+
+
+def job_records(run_dir: Path) -> list[dict[str, Any]]:
+    try:
+        lines = (run_dir / "jobs.jsonl").read_text().splitlines()
+    except OSError:
+        return []
+    return [json.loads(line) for line in lines if line.strip()]
+
+
+def find_job(runs_dir: Path, job: str, run_id: str | None = None) -> tuple[RunInfo, dict] | None:
+    """The latest record of a job, by Snakemake job id or external id, newest run first."""
+    for run in list_runs(runs_dir):
+        if run_id and run.run_id != run_id:
+            continue
+        records = [
+            r for r in job_records(runs_dir / run.run_id)
+            if str(r.get("jobid")) == job or r.get("external_id") == job
+        ]
+        if records:
+            return run, records[-1]
+    return None

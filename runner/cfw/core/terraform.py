@@ -1,0 +1,322 @@
+"""A thin wrapper around the Terraform binary.
+
+Why not python-terraform: it is unmaintained (last release 2020), builds `-var` command
+lines (values would land in `ps` and shell history), cannot stream Terraform's machine-
+readable UI (`-json`), and passes flags Terraform 1.x removed. This wrapper runs the
+binary with `-json` where Terraform has it, turns the event stream into progress
+callbacks, and maps failures to :class:`~cfw.core.errors.CfwError` with Terraform's own
+diagnostic text.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import subprocess
+import threading
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from cfw.core.errors import UserError, WorkFailed
+
+Event = dict[str, Any]
+
+
+@dataclass
+class Diagnostic:
+    severity: str
+    summary: str
+    detail: str = ""
+    address: str | None = None
+
+    def __str__(self) -> str:
+        where = f" ({self.address})" if self.address else ""
+        detail = " ".join(self.detail.split())
+        return f"{self.summary}{where}" + (f": {detail}" if detail else "")
+
+
+@dataclass
+class RunResult:
+    events: list[Event] = field(default_factory=list)
+    diagnostics: list[Diagnostic] = field(default_factory=list)
+    changes: dict[str, int] = field(default_factory=dict)  # add / change / remove
+    text: str = ""
+
+    @property
+    def errors(self) -> list[Diagnostic]:
+        return [d for d in self.diagnostics if d.severity == "error"]
+
+
+class Progress:
+    """Receives Terraform's progress; the CLI's output object implements it."""
+
+    def phase(self, name: str, total: int | None = None) -> None: ...
+
+    def resource(self, address: str, action: str, state: str) -> None: ...
+
+    def message(self, text: str) -> None: ...
+
+    def done(self) -> None: ...
+
+
+_ACTION_VERBS = {
+    "create": "creating",
+    "delete": "destroying",
+    "update": "updating",
+    "replace": "replacing",
+    "read": "reading",
+}
+
+# Text in init/validate failures that means "the user must configure something".
+_USER_FIXABLE = (
+    ("Failed to query available provider packages", "a provider could not be installed",
+     "configure a provider mirror: set terraform.plugin_mirror in the environment's config "
+     "or CFW_TF_PLUGIN_MIRROR"),
+    ("Failed to install provider", "a provider could not be installed",
+     "configure a provider mirror: set terraform.plugin_mirror or CFW_TF_PLUGIN_MIRROR"),
+    ("No valid credential sources found", "no cloud credentials were found",
+     "configure the provider's credentials (for AWS: AWS_PROFILE or AWS_ACCESS_KEY_ID)"),
+)
+
+
+class Terraform:
+    def __init__(
+        self,
+        workdir: Path,
+        *,
+        binary: str = "terraform",
+        env: Mapping[str, str] | None = None,
+        plugin_mirror: Path | None = None,
+        progress: Progress | None = None,
+    ):
+        self.workdir = Path(workdir)
+        found = shutil.which(binary)
+        if not found:
+            raise UserError(
+                f"the Terraform binary {binary!r} was not found on PATH",
+                "install Terraform >= 1.5 (https://developer.hashicorp.com/terraform/install)",
+            )
+        self.binary = found
+        self.progress = progress or Progress()
+        self.env = dict(os.environ if env is None else env)
+        self.env.update({"TF_IN_AUTOMATION": "1", "TF_INPUT": "0", "CHECKPOINT_DISABLE": "1"})
+        mirror = plugin_mirror or self.env.get("CFW_TF_PLUGIN_MIRROR")
+        if mirror:
+            self.env["TF_CLI_CONFIG_FILE"] = str(self._write_cli_config(Path(mirror)))
+        self._proc: subprocess.Popen[str] | None = None
+
+    # -- commands -------------------------------------------------------------------------
+    def version(self) -> str:
+        out = self._capture(["version", "-json"])
+        return json.loads(out)["terraform_version"]
+
+    def init(self, backend_config: Path | None = None, reconfigure: bool = False) -> RunResult:
+        args = ["init", "-input=false", "-no-color"]
+        if backend_config is not None:
+            args.append(f"-backend-config={backend_config}")
+        if reconfigure:
+            args.append("-reconfigure")
+        self.progress.phase("terraform init")
+        return self._run_text(args, what="terraform init")
+
+    def validate(self) -> RunResult:
+        result = self._run_json(["validate", "-json", "-no-color"], what="terraform validate",
+                                single_document=True)
+        return result
+
+    def plan(self, destroy: bool = False, out: Path | None = None) -> RunResult:
+        args = ["plan", "-json", "-input=false", "-lock-timeout=60s", "-var-file=terraform.tfvars.json"]
+        if destroy:
+            args.append("-destroy")
+        if out is not None:
+            args.append(f"-out={out}")
+        self.progress.phase("terraform plan")
+        return self._run_json(args, what="terraform plan")
+
+    def apply(self) -> RunResult:
+        self.progress.phase("terraform apply")
+        return self._run_json(
+            ["apply", "-json", "-input=false", "-auto-approve", "-lock-timeout=60s",
+             "-var-file=terraform.tfvars.json"],
+            what="terraform apply",
+        )
+
+    def destroy(self) -> RunResult:
+        self.progress.phase("terraform destroy")
+        return self._run_json(
+            ["apply", "-destroy", "-json", "-input=false", "-auto-approve", "-lock-timeout=60s",
+             "-var-file=terraform.tfvars.json"],
+            what="terraform destroy",
+        )
+
+    def output(self) -> dict[str, Any]:
+        raw = json.loads(self._capture(["output", "-json", "-no-color"]) or "{}")
+        return {name: item.get("value") for name, item in raw.items()}
+
+    def state_list(self) -> list[str]:
+        out = self._capture(["state", "list", "-no-color"], ok_codes=(0, 1))
+        return [line for line in out.splitlines() if line.strip()]
+
+    def fmt(self, paths: Iterable[Path]) -> None:
+        self._capture(["fmt", "-list=false", *map(str, paths)])
+
+    def interrupt(self) -> None:
+        """Ask a running Terraform to stop gracefully (it saves state first)."""
+        proc = self._proc
+        if proc and proc.poll() is None:
+            proc.send_signal(signal.SIGINT)
+
+    # -- plumbing -------------------------------------------------------------------------
+    def _write_cli_config(self, mirror: Path) -> Path:
+        if not mirror.is_dir():
+            raise UserError(
+                f"the provider mirror {mirror} does not exist",
+                "point terraform.plugin_mirror (or CFW_TF_PLUGIN_MIRROR) at a directory made "
+                "by `terraform providers mirror`",
+            )
+        self.workdir.mkdir(parents=True, exist_ok=True)
+        path = self.workdir / "terraform.rc"
+        path.write_text(
+            "provider_installation {\n"
+            f"  filesystem_mirror {{\n    path = {json.dumps(str(mirror.resolve()))}\n  }}\n"
+            "}\n"
+        )
+        return path
+
+    def _popen(self, args: list[str]) -> subprocess.Popen[str]:
+        # umask 077: state, plans and backups Terraform writes are readable by the owner only
+        return subprocess.Popen(
+            [self.binary, *args],
+            cwd=self.workdir,
+            env=self.env,
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            errors="replace",
+            start_new_session=True,
+            umask=0o077,
+        )
+
+    def _capture(self, args: list[str], ok_codes: tuple[int, ...] = (0,)) -> str:
+        proc = self._popen(args)
+        self._proc = proc
+        out, err = proc.communicate()
+        if proc.returncode not in ok_codes:
+            raise self._failure(f"terraform {args[0]}", RunResult(text=err or out))
+        return out
+
+    def _run_text(self, args: list[str], what: str) -> RunResult:
+        proc = self._popen(args)
+        self._proc = proc
+        out, err = proc.communicate()
+        result = RunResult(text=(out or "") + (err or ""))
+        if proc.returncode != 0:
+            raise self._failure(what, result)
+        return result
+
+    def _run_json(self, args: list[str], what: str, single_document: bool = False) -> RunResult:
+        proc = self._popen(args)
+        self._proc = proc
+        result = RunResult()
+        stderr_lines: list[str] = []
+        drain = threading.Thread(target=lambda: stderr_lines.extend(proc.stderr), daemon=True)
+        drain.start()
+        assert proc.stdout is not None
+        if single_document:
+            text = proc.stdout.read()
+            result.text = text
+            try:
+                doc = json.loads(text or "{}")
+            except json.JSONDecodeError:
+                doc = {}
+            for diag in doc.get("diagnostics", []):
+                result.diagnostics.append(_diagnostic(diag))
+        else:
+            for line in proc.stdout:
+                event = _parse_event(line)
+                if event is None:
+                    result.text += line
+                    continue
+                result.events.append(event)
+                self._on_event(event, result)
+        proc.wait()
+        drain.join(timeout=5)
+        result.text += "".join(stderr_lines)
+        if proc.returncode != 0:
+            raise self._failure(what, result)
+        return result
+
+    def _on_event(self, event: Event, result: RunResult) -> None:
+        kind = event.get("type")
+        if kind == "diagnostic":
+            result.diagnostics.append(_diagnostic(event.get("diagnostic", {})))
+        elif kind == "change_summary":
+            changes = event.get("changes", {})
+            result.changes = {k: int(changes.get(k, 0)) for k in ("add", "change", "remove")}
+            if changes.get("operation") == "plan":
+                self.progress.phase("changes", total=sum(result.changes.values()))
+        elif kind == "planned_change":
+            change = event.get("change", {})
+            addr = change.get("resource", {}).get("addr", "?")
+            self.progress.resource(addr, change.get("action", "?"), "planned")
+        elif kind in ("apply_start", "apply_progress", "apply_complete", "apply_errored"):
+            hook = event.get("hook", {})
+            addr = hook.get("resource", {}).get("addr", "?")
+            action = hook.get("action", "?")
+            state = {"apply_start": "started", "apply_progress": "running",
+                     "apply_complete": "done", "apply_errored": "failed"}[kind]
+            self.progress.resource(addr, _ACTION_VERBS.get(action, action), state)
+
+    def _failure(self, what: str, result: RunResult) -> Exception:
+        errors = result.errors
+        text = result.text
+        detail = "; ".join(str(d) for d in errors[:3]) if errors else _last_lines(text)
+        for needle, problem, fix in _USER_FIXABLE:
+            if needle in text or any(needle in str(d) for d in errors):
+                return UserError(f"{what} failed: {problem} ({detail})", fix)
+        return WorkFailed(f"{what} failed: {detail}")
+
+
+def _parse_event(line: str) -> Event | None:
+    line = line.strip()
+    if not line.startswith("{"):
+        return None
+    try:
+        return json.loads(line)
+    except json.JSONDecodeError:
+        return None
+
+
+def _diagnostic(raw: Mapping[str, Any]) -> Diagnostic:
+    return Diagnostic(
+        severity=raw.get("severity", "error"),
+        summary=raw.get("summary", ""),
+        detail=raw.get("detail", ""),
+        address=raw.get("address"),
+    )
+
+
+def _last_lines(text: str, n: int = 3) -> str:
+    lines = [line.strip() for line in text.splitlines() if line.strip() and "│" not in line[:2]]
+    cleaned = [line.lstrip("│╷╵ ").strip() for line in text.splitlines()]
+    cleaned = [line for line in cleaned if line]
+    picked = [line for line in cleaned if line.startswith("Error")] or cleaned or lines
+    return " ".join(picked[-n:]) if picked else "no output"
+
+
+def count_state_resources(state_file: Path) -> int:
+    """Resources recorded in a local state file (0 if there is none)."""
+    try:
+        state = json.loads(state_file.read_text())
+    except (OSError, json.JSONDecodeError):
+        return 0
+    return sum(
+        len(resource.get("instances", []))
+        for resource in state.get("resources", [])
+        if resource.get("mode") == "managed"
+    )

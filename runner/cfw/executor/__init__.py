@@ -1,0 +1,1 @@
+"""The Snakemake executor: each DAG job becomes a backend submission."""

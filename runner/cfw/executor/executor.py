@@ -1,0 +1,176 @@
+"""cfw's Snakemake executor (a RemoteExecutor): DAG job -> JobSpec -> backend submission."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import traceback
+from collections.abc import AsyncGenerator
+from pathlib import Path
+
+from snakemake_interface_executor_plugins.executors.base import SubmittedJobInfo
+from snakemake_interface_executor_plugins.executors.remote import RemoteExecutor
+from snakemake_interface_executor_plugins.jobs import JobExecutorInterface
+from snakemake_interface_executor_plugins.settings import CommonSettings
+
+from cfw.backends.base import Backend, JobSpec, JobState
+from cfw.core.errors import CfwError
+from cfw.core.runs import RunLog, new_run_id
+from cfw.executor.session import open_context, pick_environment
+from cfw.executor.spec import spec_from_job
+
+COMMON_SETTINGS = CommonSettings(
+    non_local_exec=True,
+    implies_no_shared_fs=True,
+    job_deploy_sources=True,
+    pass_default_storage_provider_args=True,
+    pass_default_resources_args=True,
+    # storage credentials reach jobs through the backend (a secret where it has one),
+    # never on the command line
+    pass_envvar_declarations_to_cmd=False,
+    # the job image carries pinned Snakemake and storage plugins; no pip install per job
+    auto_deploy_default_storage_provider=False,
+    init_seconds_before_status_checks=0,
+)
+
+
+class CfwExecutor(RemoteExecutor):
+    def __post_init__(self) -> None:
+        settings = self.workflow.executor_settings
+        self.project = Path.cwd()
+        name, why = pick_environment(self.project, getattr(settings, "env", None))
+        self.run_id = getattr(settings, "run_id", None) or new_run_id()
+        try:
+            self.kind, self.ctx = open_context(self.project, name, self.run_id)
+            self.backend: Backend = self.kind.backend_class()(self.ctx)
+        except CfwError as exc:
+            from snakemake_interface_common.exceptions import WorkflowError
+
+            raise WorkflowError(f"cfw: {exc}") from None
+        self.run_log = RunLog(self.ctx.run_dir, name, self.run_id)
+        self.specs: dict[str, JobSpec] = {}
+        self.unfinished: set[str] = set()
+        self.cancelled = False
+        self.done = self.failed = 0
+        self._last_counts: tuple[int, int, int] | None = None
+        self.logger.info(
+            f"cfw: running on environment {name!r} (kind {self.kind.name}; {why}), run {self.run_id}"
+        )
+
+    @property
+    def common_settings(self) -> CommonSettings:
+        return COMMON_SETTINGS
+
+    # -- submission -------------------------------------------------------------------------
+    def job_spec(self, job: JobExecutorInterface) -> JobSpec:
+        remote = self.workflow.remote_execution_settings
+        rule_name = job.name if job.is_group() else job.rule.name
+        return spec_from_job(
+            job,
+            run_id=self.run_id,
+            command=self.format_job_exec(job),
+            image=remote.container_image or self.kind.default_image(self.ctx.config),
+            env_names=list(self.envvars()),
+            preemptible_rule=bool(remote.preemptible_rules.is_preemptible(rule_name)),
+        )
+
+    def run_job(self, job: JobExecutorInterface) -> None:
+        spec = self.job_spec(job)
+        payload = self.backend.translate(spec, self.ctx)
+        try:
+            external_id = self.backend.submit(spec, payload, self.envvars())
+        except CfwError as exc:
+            self.report_job_error(SubmittedJobInfo(job), msg=f"cfw: submission failed: {exc}")
+            return
+        self.logger.debug(f"cfw: submitted {external_id}: {spec.command}")
+        self.specs[external_id] = spec
+        self.unfinished.add(external_id)
+        self.run_log.job_event("submitted", jobid=job.jobid, rule=spec.rule,
+                               external_id=external_id, attempt=spec.attempt)
+        self.report_job_submission(SubmittedJobInfo(job, external_jobid=external_id))
+        self._progress()
+
+    # -- status -----------------------------------------------------------------------------
+    async def check_active_jobs(
+        self, active_jobs: list[SubmittedJobInfo]
+    ) -> AsyncGenerator[SubmittedJobInfo, None]:
+        if not active_jobs:
+            return
+        ids = [j.external_jobid for j in active_jobs]
+        async with self.status_rate_limiter:
+            statuses = self.backend.poll(ids)
+        for info in active_jobs:
+            status = statuses.get(info.external_jobid)
+            if status is None or not status.state.finished:
+                yield info
+                continue
+            spec = self.specs.get(info.external_jobid)
+            self.unfinished.discard(info.external_jobid)
+            if status.state == JobState.SUCCEEDED:
+                self.done += 1
+                self.run_log.job_event("succeeded", jobid=info.job.jobid,
+                                       external_id=info.external_jobid)
+                self.report_job_success(info)
+            else:
+                self.failed += 1
+                path = self._save_log(info, spec)
+                reason = status.reason or status.state.value
+                self.run_log.job_event("failed", jobid=info.job.jobid, external_id=info.external_jobid,
+                                       reason=reason, log=str(path) if path else None)
+                where = f"; log saved to {path}" if path else ""
+                self.report_job_error(info, msg=f"cfw: job {info.external_jobid} failed: {reason}{where}. ")
+                self.logger.error(f"cfw: log of failed job {info.job.jobid} ({spec.rule if spec else '?'}): {path}")
+        self._progress()
+
+    async def sleep(self) -> None:
+        # the status thread starts before __post_init__ has made the backend
+        backend = getattr(self, "backend", None)
+        if backend is None:
+            await asyncio.sleep(0.05)
+            return
+        waiter = getattr(backend, "wait_for_change", None)
+        if waiter is None:
+            await super().sleep()
+        else:
+            await waiter(float(self.next_seconds_between_status_checks))
+
+    def _save_log(self, info: SubmittedJobInfo, spec: JobSpec | None) -> Path | None:
+        try:
+            text = self.backend.logs(info.external_jobid)
+        except Exception as exc:  # a log we cannot fetch must not hide the failure
+            text = f"cfw could not fetch this job's log: {exc}\n"
+        name = spec.name if spec else info.external_jobid
+        path = self.run_log.logs_dir / f"{name}-a{info.job.attempt}.log"
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w") as handle:
+            handle.write(text)
+        return path
+
+    def _progress(self) -> None:
+        with self.lock:
+            running = len(self.active_jobs)
+        counts = (self.done, running, self.failed)
+        if counts == self._last_counts:
+            return
+        self._last_counts = counts
+        self.run_log.counts(done=self.done, running=running, failed=self.failed)
+        self.logger.info(f"cfw: jobs {self.done} done, {running} running, {self.failed} failed")
+
+    # -- cancel and shutdown ----------------------------------------------------------------
+    def cancel_jobs(self, active_jobs: list[SubmittedJobInfo]) -> None:
+        self.cancelled = True
+        ids = sorted({j.external_jobid for j in active_jobs if j.external_jobid} | self.unfinished)
+        if ids:
+            self.logger.info(f"cfw: cancelling {len(ids)} submitted job(s)")
+            self.backend.cancel(ids)
+            for ext in ids:
+                self.run_log.job_event("cancelled", external_id=ext)
+
+    def shutdown(self) -> None:
+        super().shutdown()
+        try:
+            self.backend.close()
+        except Exception:  # closing must not mask the run's own outcome
+            self.logger.warning("cfw: closing the backend failed:\n" + traceback.format_exc())
+        outcome = "interrupted" if self.cancelled else "failure" if self.failed else "success"
+        self.run_log.finish(outcome)
