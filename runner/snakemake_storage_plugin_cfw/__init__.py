@@ -9,11 +9,13 @@ use :mod:`shutil`, and stores are atomic (write beside, then rename).
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import tempfile
 from collections.abc import Iterable
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Optional
 from urllib.parse import urlparse
 
 from snakemake_interface_common.exceptions import WorkflowError
@@ -28,6 +30,7 @@ from snakemake_interface_storage_plugins.storage_object import (
     StorageObjectTouch,
     StorageObjectWrite,
 )
+from snakemake_interface_storage_plugins.settings import StorageProviderSettingsBase
 from snakemake_interface_storage_plugins.storage_provider import (
     ExampleQuery,
     Operation,
@@ -37,6 +40,21 @@ from snakemake_interface_storage_plugins.storage_provider import (
 )
 
 TIMESTAMP = ".snakemake_timestamp"
+_SOURCES = re.compile(r"^snakemake-workflow-sources\.[0-9a-f]+\.tar\.xz$")
+
+
+@dataclass
+class StorageProviderSettings(StorageProviderSettingsBase):
+    # Snakemake builds --storage-cfw-* flags from these annotations (typing.Optional needed)
+    sources_dir: Optional[str] = field(  # noqa: UP045
+        default=None,
+        metadata={
+            "help": "keep Snakemake's workflow source archives here instead of beside the "
+            "outputs (cfw points it into .cfw/)",
+            "env_var": False,
+            "required": False,
+        },
+    )
 
 
 class StorageProvider(StorageProviderBase):
@@ -77,6 +95,10 @@ class StorageProvider(StorageProviderBase):
 class StorageObject(StorageObjectRead, StorageObjectWrite, StorageObjectGlob, StorageObjectTouch):
     def __post_init__(self):
         self.path = Path(self.query)
+        settings = self.provider.settings
+        sources_dir = getattr(settings, "sources_dir", None) if settings else None
+        if sources_dir and _SOURCES.match(self.path.name):
+            self.path = Path(sources_dir) / self.path.name
 
     # -- read ---------------------------------------------------------------------------
     async def inventory(self, cache: IOCacheStorageInterface):

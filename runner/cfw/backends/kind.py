@@ -13,7 +13,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any, ClassVar
 
-from cfw.backends.base import Backend, Capabilities, StorageSpec
+from cfw.backends.base import Backend, Capabilities, EnvContext, JobSpec, StorageSpec
 from cfw.core.config import EnvConfig
 from cfw.core.errors import missing_sdk
 
@@ -45,6 +45,7 @@ class Kind:
     modules: ClassVar[tuple[str, ...]] = ()
     capabilities: ClassVar[Capabilities] = Capabilities()
     backend_path: ClassVar[str]  # "package.module:Class"
+    translate_path: ClassVar[str]  # "package.module:function", pure, no SDK import needed
     extra: ClassVar[str | None] = None  # pip extra with the SDKs
     default_jobs: ClassVar[int] = 100
 
@@ -73,7 +74,8 @@ class Kind:
 
     # -- running ----------------------------------------------------------------------------
     def storage(self, config: EnvConfig, outputs: Mapping[str, Any], workdir: Path,
-                environ: Mapping[str, str]) -> StorageSpec:
+                environ: Mapping[str, str], scratch: Path) -> StorageSpec:
+        """Where sources and files go; ``scratch`` is a private directory of the environment."""
         raise NotImplementedError
 
     def default_image(self, config: EnvConfig) -> str:
@@ -82,14 +84,20 @@ class Kind:
         return config.image or f"snakemake/snakemake:v{smk_version}"
 
     def backend_class(self) -> type[Backend]:
-        module_name, _, cls_name = self.backend_path.partition(":")
+        return self._load(self.backend_path)
+
+    def translate(self, spec: JobSpec, ctx: EnvContext) -> dict[str, Any]:
+        return self._load(self.translate_path)(spec, ctx)
+
+    def _load(self, path: str) -> Any:
+        module_name, _, attr = path.partition(":")
         try:
             module = importlib.import_module(module_name)
         except ModuleNotFoundError as exc:
             if exc.name and not exc.name.startswith("cfw"):
                 raise missing_sdk(exc.name, self.extra or self.name) from exc
             raise
-        return getattr(module, cls_name)
+        return getattr(module, attr)
 
     # -- teardown ---------------------------------------------------------------------------
     def leftovers(self, config: EnvConfig, ident: Identity, outputs: Mapping[str, Any],

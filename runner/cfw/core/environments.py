@@ -91,15 +91,16 @@ def resolve(
     return Resolved(name=name, kind=kind, config=config, source=source, path=file)
 
 
-def dump_config(config: EnvConfig) -> dict[str, Any]:
-    return config.model_dump(mode="json", exclude_none=True)
+def dump_config(config: EnvConfig, minimal: bool = False) -> dict[str, Any]:
+    data = config.model_dump(mode="json", exclude_none=True, exclude_defaults=minimal)
+    return {"kind": config.kind, **data} if minimal else data
 
 
 def write_config(project: Path, resolved: Resolved) -> Path:
     """Write the resolved config to environments/NAME.yaml so the run is reproducible."""
     path = config_path(project, resolved.name)
     path.parent.mkdir(parents=True, exist_ok=True)
-    body = yaml.safe_dump(dump_config(resolved.config), sort_keys=False)
+    body = yaml.safe_dump(dump_config(resolved.config, minimal=True), sort_keys=False)
     path.write_text(
         f"# environment {resolved.name} (kind {resolved.kind.name}), "
         f"resolved by cfw from {resolved.source}\n{body}"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import secrets
 from collections.abc import Mapping
@@ -80,6 +81,7 @@ class Lifecycle:
         self.project = Path(project).resolve()
         self.reporter = reporter or Reporter()
         self.environ = dict(os.environ if environ is None else environ)
+        self.sensitive_outputs: set[str] = set()
 
     # -- helpers ----------------------------------------------------------------------------
     def terraform(self, resolved: Resolved, workdir: Path) -> Terraform:
@@ -136,11 +138,12 @@ class Lifecycle:
             result = tf.plan()
         return result.changes
 
-    def up(self, resolved: Resolved, lock_timeout: float = 0.0) -> dict[str, Any]:
+    def up(self, resolved: Resolved, lock_timeout: float = 0.0, locked: bool = False) -> dict[str, Any]:
+        """Render, init, apply. ``locked``: the caller already holds the environment's lock."""
         kind, config = resolved.kind, resolved.config
         kind.preflight(config, self.environ)
         state = EnvState(self.project, resolved.name)
-        with state.lock("up", lock_timeout):
+        with contextlib.nullcontext() if locked else state.lock("up", lock_timeout):
             meta = state.meta()
             if meta and meta.phase == PHASE_UP:
                 self.reporter.info(f"{resolved.name} is up; applying its config again")
@@ -179,6 +182,7 @@ class Lifecycle:
                 raise WorkFailed(f"{exc}", hint if left else None) from exc
             outputs = tf.output()
             state.save_outputs(outputs)
+            self.sensitive_outputs = set(tf.sensitive)
             state.set_phase(PHASE_UP, last_error=None, resources=self._count(state, tf))
             state.secure()
             return outputs
@@ -211,7 +215,7 @@ class Lifecycle:
         except CfwError:
             return 0
 
-    def down(self, name: str, lock_timeout: float = 0.0) -> bool:
+    def down(self, name: str, lock_timeout: float = 0.0, locked: bool = False) -> bool:
         """Destroy, verify, forget. Returns False when there was nothing to destroy."""
         state = EnvState(self.project, name)
         meta = state.meta()
@@ -222,7 +226,7 @@ class Lifecycle:
                 resolved = None
             if resolved is None or not resolved.config.state.shared:
                 return False
-        with state.lock("down", lock_timeout):
+        with contextlib.nullcontext() if locked else state.lock("down", lock_timeout):
             meta = state.meta()
             resolved = resolve(self.project, name, environ=self.environ, prefer_saved=True)
             if meta is None:  # a shared environment brought up from another directory

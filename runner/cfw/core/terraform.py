@@ -10,13 +10,14 @@ diagnostic text.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
 import signal
 import subprocess
 import threading
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -108,6 +109,7 @@ class Terraform:
         if mirror:
             self.env["TF_CLI_CONFIG_FILE"] = str(self._write_cli_config(Path(mirror)))
         self._proc: subprocess.Popen[str] | None = None
+        self.sensitive: set[str] = set()
 
     # -- commands -------------------------------------------------------------------------
     def version(self) -> str:
@@ -154,7 +156,9 @@ class Terraform:
         )
 
     def output(self) -> dict[str, Any]:
+        """Output values; names of sensitive outputs are left in ``self.sensitive``."""
         raw = json.loads(self._capture(["output", "-json", "-no-color"]) or "{}")
+        self.sensitive = {name for name, item in raw.items() if item.get("sensitive")}
         return {name: item.get("value") for name, item in raw.items()}
 
     def state_list(self) -> list[str]:
@@ -202,26 +206,42 @@ class Terraform:
             umask=0o077,
         )
 
-    def _capture(self, args: list[str], ok_codes: tuple[int, ...] = (0,)) -> str:
+    @contextlib.contextmanager
+    def _running(self, args: list[str]) -> Iterator[subprocess.Popen[str]]:
         proc = self._popen(args)
         self._proc = proc
-        out, err = proc.communicate()
+        try:
+            yield proc
+        except BaseException:
+            # Terraform runs in its own session, so Ctrl-C does not reach it: stop it
+            # gracefully (it saves the state of what it made so far and releases its lock)
+            self.interrupt()
+            try:
+                proc.wait(timeout=300)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+            raise
+
+    def _capture(self, args: list[str], ok_codes: tuple[int, ...] = (0,)) -> str:
+        with self._running(args) as proc:
+            out, err = proc.communicate()
         if proc.returncode not in ok_codes:
             raise self._failure(f"terraform {args[0]}", RunResult(text=err or out))
         return out
 
     def _run_text(self, args: list[str], what: str) -> RunResult:
-        proc = self._popen(args)
-        self._proc = proc
-        out, err = proc.communicate()
+        with self._running(args) as proc:
+            out, err = proc.communicate()
         result = RunResult(text=(out or "") + (err or ""))
         if proc.returncode != 0:
             raise self._failure(what, result)
         return result
 
     def _run_json(self, args: list[str], what: str, single_document: bool = False) -> RunResult:
-        proc = self._popen(args)
-        self._proc = proc
+        with self._running(args) as proc:
+            return self._collect(proc, what, single_document)
+
+    def _collect(self, proc: subprocess.Popen[str], what: str, single_document: bool) -> RunResult:
         result = RunResult()
         stderr_lines: list[str] = []
         drain = threading.Thread(target=lambda: stderr_lines.extend(proc.stderr), daemon=True)

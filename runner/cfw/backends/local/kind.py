@@ -32,6 +32,7 @@ class LocalKind(Kind):
     modules = ("local",)
     capabilities = Capabilities(needs_up=False, local_outputs=True, env_is_secret=True)
     backend_path = "cfw.backends.local.backend:LocalBackend"
+    translate_path = "cfw.backends.local.translate:translate"
     default_jobs = os.cpu_count() or 2
 
     def tfvars(self, config: EnvConfig, ident: Identity, workdir: Path) -> dict[str, Any]:
@@ -49,14 +50,18 @@ class LocalKind(Kind):
         return {"sandbox_root": str(sandbox_root(config, env_id))}
 
     def storage(self, config: EnvConfig, outputs: Mapping[str, Any], workdir: Path,
-                environ: Mapping[str, str]) -> StorageSpec:
+                environ: Mapping[str, str], scratch: Path) -> StorageSpec:
         assert isinstance(config, LocalConfig)
         store = config.storage
         if store.provider == "disk":
             root = Path(store.root).expanduser() if store.root else workdir
             if not root.is_absolute():
                 root = workdir / root
-            return StorageSpec(provider="cfw", prefix=str(root.resolve()))
+            return StorageSpec(
+                provider="cfw",
+                prefix=str(root.resolve()),
+                args=("--storage-cfw-sources-dir", str(scratch / "sources")),
+            )
         env = {}
         endpoint = store.endpoint_url or environ.get("AWS_ENDPOINT_URL_S3") or environ.get("AWS_ENDPOINT_URL")
         if endpoint:

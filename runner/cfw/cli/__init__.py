@@ -1,0 +1,92 @@
+"""cfw's command line. Thin: each command parses its options and calls the core.
+
+The edge turns cfw's one exception type into one line and an exit code: 0 success, 1 the
+work failed, 2 a user mistake, 130 interrupted. Tracebacks only with CFW_DEBUG=1.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import sys
+
+import click
+import typer
+
+from cfw import __version__
+from cfw.core.errors import CfwError
+
+app = typer.Typer(
+    name="cfw",
+    help="Cloud compute for Snakemake workflows: provision it with Terraform, run the "
+    "workflow's jobs on it, tear it down.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    rich_markup_mode="rich",
+    context_settings={"help_option_names": ["-h", "--help"]},
+)
+
+
+def _version(value: bool) -> None:
+    if value:
+        typer.echo(f"cfw {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(
+    version: bool = typer.Option(
+        False, "--version", callback=_version, is_eager=True, help="Print the version and exit."
+    ),
+) -> None:
+    """cfw: up, run, down."""
+
+
+from cfw.cli import envs as _envs  # noqa: E402,F401  (registers commands)
+from cfw.cli import runcmd as _runcmd  # noqa: E402,F401
+
+
+def _debug() -> bool:
+    return os.environ.get("CFW_DEBUG", "") not in ("", "0", "false", "no")
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Console entry point."""
+    # SIGTERM behaves like Ctrl-C: cancel jobs, tear down when asked, then stop
+    signal.signal(signal.SIGTERM, signal.default_int_handler)
+    from cfw.cli.output import Output
+
+    out = Output()
+    try:
+        code = app(args=argv, standalone_mode=False)
+    except click.exceptions.Exit as exc:
+        code = exc.exit_code
+    except click.exceptions.Abort:
+        out.error("aborted")
+        code = 130
+    except click.ClickException as exc:  # bad usage: unknown option, missing argument
+        if _debug():
+            raise
+        out.error(_one_line(exc.format_message()) + " — see `cfw --help`")
+        code = 2
+    except CfwError as exc:
+        if _debug():
+            raise
+        out.error(exc.message + (f" — {exc.hint}" if exc.hint else ""))
+        code = exc.exit_code
+    except KeyboardInterrupt:
+        if _debug():
+            raise
+        out.error("interrupted")
+        code = 130
+    except Exception as exc:  # a bug in cfw, not the user's doing
+        if _debug():
+            raise
+        out.error(f"internal error: {type(exc).__name__}: {_one_line(str(exc))} "
+                  "— rerun with CFW_DEBUG=1 for the traceback and report it")
+        code = 1
+    sys.exit(code if isinstance(code, int) else 0)
+
+
+def _one_line(text: str) -> str:
+    return " ".join(text.split())

@@ -1,0 +1,233 @@
+"""Environment commands: init, plan, up, down, render, status, reap."""
+
+from __future__ import annotations
+
+import json
+import re
+import sys
+from dataclasses import asdict
+from pathlib import Path
+
+import typer
+from rich.table import Table
+
+from cfw.backends import get_kind, kind_names
+from cfw.cli import app
+from cfw.cli.output import Output
+from cfw.core.assets import example_environments_dir
+from cfw.core.environments import config_path, resolve, write_config
+from cfw.core.errors import CfwError, UserError
+from cfw.core.lifecycle import Lifecycle
+from cfw.core.state import EnvState
+
+_SECRET_NAME = re.compile(r"password|secret|token|key|sas|credential", re.I)
+
+SET_HELP = "Override a config value, e.g. --set region=europe-west4 (repeatable)."
+YES_HELP = "Answer yes to the confirmation (needed without a terminal)."
+LOCK_HELP = "Wait up to this many seconds for another cfw working on this environment."
+
+
+def _complete_env(incomplete: str) -> list[str]:
+    names = set(kind_names())
+    env_dir = Path.cwd() / "environments"
+    if env_dir.is_dir():
+        names |= {p.stem for p in env_dir.glob("*.yaml")}
+    return sorted(n for n in names if n.startswith(incomplete))
+
+
+NAME_ARG = typer.Argument(..., help="Environment name (or a kind name for its defaults).",
+                          autocompletion=_complete_env)
+
+
+def confirm(question: str, yes: bool, command: str) -> None:
+    if yes:
+        return
+    if not sys.stdin.isatty():
+        raise UserError(
+            f"`cfw {command}` asks for confirmation and there is no terminal to ask on",
+            "add --yes",
+        )
+    if not typer.confirm(question, default=False, err=True):
+        raise CfwError("aborted; nothing was changed")
+
+
+def _overrides(sets: list[str], **flags: str | None) -> list[str]:
+    return [f"{key}={value}" for key, value in flags.items() if value is not None] + list(sets)
+
+
+@app.command()
+def init(
+    kind: str = typer.Argument(..., help="Kind: " + ", ".join(kind_names()),
+                               autocompletion=lambda incomplete: [k for k in kind_names() if k.startswith(incomplete)]),
+    name: str = typer.Option(None, "--name", "-n", help="Environment name (default: the kind)."),
+    sets: list[str] = typer.Option([], "--set", help=SET_HELP),
+    force: bool = typer.Option(False, "--force", help="Overwrite an existing config file."),
+) -> None:
+    """Write environments/NAME.yaml from the kind's example config."""
+    out = Output()
+    get_kind(kind)  # unknown kind -> one-line error
+    name = name or kind
+    project = Path.cwd()
+    path = config_path(project, name)
+    if path.exists() and not force:
+        raise UserError(f"{path.relative_to(project)} already exists",
+                        "edit it, choose another --name, or pass --force")
+    example = example_environments_dir() / f"{kind}.yaml"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    previous = path.read_text() if path.exists() else None
+    path.write_text(example.read_text() if example.exists() else f"kind: {kind}\n")
+    try:
+        resolved = resolve(project, name, overrides=sets)
+    except CfwError:
+        if previous is None:
+            path.unlink()
+        else:
+            path.write_text(previous)
+        raise
+    if sets:
+        write_config(project, resolved)
+    out.success(f"wrote {path.relative_to(project)} (kind {kind}); edit it, then `cfw up {name}`")
+
+
+@app.command()
+def plan(
+    name: str = NAME_ARG,
+    sets: list[str] = typer.Option([], "--set", help=SET_HELP),
+) -> None:
+    """Show what `cfw up NAME` would create or change."""
+    out = Output()
+    resolved = resolve(Path.cwd(), name, overrides=sets)
+    changes = Lifecycle(Path.cwd(), out).plan(resolved)
+    out.done()
+    out.success(
+        f"plan for {name}: {changes.get('add', 0)} to add, {changes.get('change', 0)} to change, "
+        f"{changes.get('remove', 0)} to destroy"
+    )
+
+
+@app.command()
+def up(
+    name: str = NAME_ARG,
+    sets: list[str] = typer.Option([], "--set", help=SET_HELP),
+    ttl: str = typer.Option(None, "--ttl", help="Destroy after this long with `cfw reap` (8h, 2d)."),
+    region: str = typer.Option(None, "--region", help="Cloud region."),
+    project_id: str = typer.Option(None, "--project", help="Cloud project (GCP)."),
+    yes: bool = typer.Option(False, "--yes", "-y", help=YES_HELP),
+    lock_timeout: float = typer.Option(0.0, "--lock-timeout", help=LOCK_HELP),
+) -> None:
+    """Create (or update) environment NAME with Terraform."""
+    out = Output()
+    project = Path.cwd()
+    resolved = resolve(project, name, overrides=_overrides(sets, ttl=ttl, region=region,
+                                                           project=project_id))
+    state = EnvState(project, name)
+    verb = "Update" if state.exists else "Create"
+    confirm(f"{verb} environment {name} (kind {resolved.kind.name})?", yes, "up")
+    if resolved.path is None:
+        written = write_config(project, resolved)
+        out.info(f"wrote the resolved config to {written.relative_to(project)}")
+    lifecycle = Lifecycle(project, out)
+    outputs = lifecycle.up(resolved, lock_timeout=lock_timeout)
+    out.done()
+    meta = state.meta()
+    expiry = f"; expires {meta.expires_at} (cfw reap)" if meta and meta.expires_at else ""
+    out.success(f"{name} is up (id {meta.env_id if meta else '?'}){expiry}")
+    hidden = lifecycle.sensitive_outputs
+    for key, value in sorted(outputs.items()):
+        if key in hidden or _SECRET_NAME.search(key) or key == "cfw_labels":
+            continue
+        out.info(f"  {key} = {json.dumps(value) if not isinstance(value, str) else value}")
+
+
+@app.command()
+def down(
+    name: str = NAME_ARG,
+    yes: bool = typer.Option(False, "--yes", "-y", help=YES_HELP),
+    lock_timeout: float = typer.Option(0.0, "--lock-timeout", help=LOCK_HELP),
+) -> None:
+    """Destroy environment NAME, verify nothing is left, and forget it."""
+    out = Output()
+    project = Path.cwd()
+    state = EnvState(project, name)
+    if state.exists:
+        confirm(f"Destroy environment {name} and everything it created?", yes, "down")
+    if Lifecycle(project, out).down(name, lock_timeout=lock_timeout):
+        out.done()
+        out.success(f"{name} is down: destroyed, verified, forgotten")
+    else:
+        out.info(f"{name} is not up here; nothing to destroy")
+
+
+@app.command()
+def render(
+    name: str = NAME_ARG,
+    out_dir: Path = typer.Option(..., "--out", help="Directory to write the root module to."),
+    sets: list[str] = typer.Option([], "--set", help=SET_HELP),
+) -> None:
+    """Write NAME's Terraform root module (as `up` would) to a directory."""
+    out = Output()
+    resolved = resolve(Path.cwd(), name, overrides=sets)
+    written = Lifecycle(Path.cwd(), out).render_to(resolved, out_dir)
+    out.success(f"rendered {name} (kind {resolved.kind.name}) into {written}")
+
+
+@app.command()
+def status(
+    name: str = typer.Argument(None, help="Only this environment.", autocompletion=_complete_env),
+    as_json: bool = typer.Option(False, "--json", help="Machine-readable output on stdout."),
+    details: bool = typer.Option(False, "--details", help="Ask the cloud for pool/node details."),
+) -> None:
+    """Environments here: kind, state (up / half-up / failed), age, expiry, jobs running."""
+    out = Output(quiet=as_json)
+    rows = Lifecycle(Path.cwd(), out).status(name, details=details or bool(name))
+    if as_json:
+        typer.echo(json.dumps([asdict(r) for r in rows], indent=2))
+        return
+    if not rows:
+        out.info("no environments here; bring one up with `cfw up KIND`")
+        return
+    table = Table("NAME", "KIND", "STATE", "AGE", "EXPIRES", "JOBS RUNNING", "RESOURCES")
+    for r in rows:
+        colour = {"up": "green", "half-up": "yellow", "failed": "red"}.get(r.state, "white")
+        expires = (r.expires_at or "never") + (" (expired)" if r.expired else "")
+        table.add_row(r.name, r.kind, f"[{colour}]{r.state}[/]", r.age, expires,
+                      str(r.jobs_running), str(r.resources))
+    out.table(table)
+    for r in rows:
+        if r.last_error and r.state != "up":
+            out.warn(f"{r.name}: {r.last_error}")
+        for key, value in r.details.items():
+            out.info(f"{r.name}: {key}: {value}")
+
+
+@app.command()
+def reap(
+    yes: bool = typer.Option(False, "--yes", "-y", help=YES_HELP),
+    dry_run: bool = typer.Option(False, "--dry-run", help="Only list what is past its ttl."),
+) -> None:
+    """Destroy every environment here that is past its ttl."""
+    out = Output()
+    lifecycle = Lifecycle(Path.cwd(), out)
+    expired = lifecycle.expired()
+    if not expired:
+        out.info("nothing is past its ttl")
+        return
+    names = ", ".join(r.name for r in expired)
+    out.info(f"past their ttl: {names}")
+    if dry_run:
+        return
+    confirm(f"Destroy {names}?", yes, "reap")
+    failed = []
+    for r in expired:
+        try:
+            lifecycle.down(r.name)
+            out.done()
+            out.success(f"reaped {r.name}")
+        except CfwError as exc:
+            out.done()
+            out.error(f"{r.name}: {exc}")
+            failed.append(r.name)
+    if failed:
+        from cfw.core.errors import WorkFailed
+
+        raise WorkFailed(f"could not reap {', '.join(failed)}", "see the errors above")

@@ -1,0 +1,108 @@
+"""The one output object for the terminal: messages, tables and Terraform progress (rich).
+
+Messages and progress go to stderr; stdout carries only data (`--json`, `--explain`,
+`logs`), so scripts can read it.
+"""
+
+from __future__ import annotations
+
+import sys
+
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from cfw.core.report import Reporter
+
+
+class Output(Reporter):
+    def __init__(self, quiet: bool = False):
+        super().__init__(sys.stderr)
+        self.err = Console(stderr=True, highlight=False, soft_wrap=True)
+        self.out = Console(highlight=False, soft_wrap=True)
+        self.quiet = quiet
+        self._progress: Progress | None = None
+        self._task = None
+        self._started: set[str] = set()
+        self._phase = ""
+
+    # -- messages ---------------------------------------------------------------------------
+    def info(self, text: str) -> None:
+        if not self.quiet:
+            self._print(f"[bold cyan]cfw[/]: {_escape(text)}")
+
+    def warn(self, text: str) -> None:
+        self._print(f"[bold yellow]cfw: warning[/]: {_escape(text)}")
+
+    def success(self, text: str) -> None:
+        self._print(f"[bold green]cfw[/]: {_escape(text)}")
+
+    def error(self, text: str) -> None:
+        self.err.print(f"[bold red]error[/]: {_escape(text)}")
+
+    def table(self, table: Table) -> None:
+        self.out.print(table)
+
+    def _print(self, markup: str) -> None:
+        if self._progress is not None:
+            self._progress.console.print(markup)
+        else:
+            self.err.print(markup)
+
+    # -- Terraform progress -----------------------------------------------------------------
+    @property
+    def live(self) -> bool:
+        return self.err.is_terminal and not self.quiet
+
+    def phase(self, name: str, total: int | None = None) -> None:
+        if name == "changes":
+            if total and self._progress is not None and self._task is not None:
+                self._progress.update(self._task, total=total)
+            return
+        self.done()
+        self._phase = name
+        self._started.clear()
+        if self.live:
+            self._progress = Progress(
+                TextColumn("[bold cyan]{task.description}"),
+                BarColumn(),
+                MofNCompleteColumn(),
+                TimeElapsedColumn(),
+                TextColumn("{task.fields[current]}"),
+                console=self.err,
+                transient=True,
+            )
+            self._progress.start()
+            self._task = self._progress.add_task(name, total=None, current="")
+        else:
+            self.info(f"{name} ...")
+
+    def resource(self, address: str, action: str, state: str) -> None:
+        if state == "planned":
+            return
+        if self._progress is not None and self._task is not None:
+            if state == "started":
+                self._started.add(address)
+                self._progress.update(self._task, current=f"{action} {address}")
+            elif state in ("done", "failed"):
+                self._progress.advance(self._task)
+                self._progress.console.print(
+                    f"  {'[green]✓' if state == 'done' else '[red]✗'}[/] {action} {_escape(address)}"
+                )
+        elif state in ("done", "failed"):
+            self.info(f"{action} {address}: {state}")
+
+    def message(self, text: str) -> None:
+        self.info(text)
+
+    def done(self) -> None:
+        if self._progress is not None:
+            self._progress.stop()
+            self._progress = None
+            self._task = None
+
+
+def _escape(text: str) -> str:
+    from rich.markup import escape
+
+    return escape(text)

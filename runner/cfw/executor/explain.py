@@ -1,0 +1,171 @@
+"""`cfw run --explain`: the exact submission of every DAG job, submitting nothing.
+
+Runs Snakemake's own dry-run (so the DAG, checkpoints aside, is exactly the one a real run
+would schedule, in the same order), with the dry-run executor swapped for one that builds
+each job's command exactly as the cfw executor does and translates it with the
+environment's backend. Each job becomes one JSON line in the file named by
+``CFW_EXPLAIN_OUT``. Values known only after `up` are placeholders; secrets are redacted.
+
+Invoked by `cfw run --explain` as ``python -m cfw.executor.explain SNAKEMAKE_ARGS...``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import os
+import sys
+import tempfile
+from pathlib import Path
+from typing import Any
+
+from snakemake_interface_executor_plugins.jobs import JobExecutorInterface
+
+from cfw.backends.base import JobSpec
+from cfw.executor.executor import CfwExecutor
+from cfw.executor.session import open_context, pick_environment
+
+REDACTED = "<redacted>"
+OUT_VAR = "CFW_EXPLAIN_OUT"
+STORAGE_VAR = "CFW_EXPLAIN_STORAGE"  # JSON {provider, prefix}: what a real run would use
+CORES_VAR = "CFW_EXPLAIN_CORES"
+
+
+def redact(value: Any, secrets: list[str]) -> Any:
+    """Replace every secret value wherever it appears in a JSON-like structure."""
+    secrets = [s for s in secrets if s and len(s) >= 4]
+    if not secrets:
+        return value
+    text = json.dumps(value)
+    for secret in sorted(secrets, key=len, reverse=True):
+        text = text.replace(json.dumps(secret)[1:-1], REDACTED)
+    return json.loads(text)
+
+
+class ExplainExecutor(CfwExecutor):
+    """Builds and translates each job like CfwExecutor, then reports it done unsubmitted."""
+
+    def __post_init__(self) -> None:
+        settings = self.workflow.executor_settings
+        self.project = Path.cwd()
+        env = getattr(settings, "env", None) if settings else None
+        name, _ = pick_environment(self.project, env)
+        self.run_id = getattr(settings, "run_id", None) or "explain"
+        self.kind, self.ctx = open_context(self.project, name, self.run_id, explain=True)
+        self.backend = None
+        self.out = open(os.environ[OUT_VAR], "a")  # noqa: SIM115 - closed in shutdown
+        self.real_storage = json.loads(os.environ.get(STORAGE_VAR) or "null")
+        self._fake_source_archive()
+
+    @property
+    def cores(self):
+        return os.environ.get(CORES_VAR) or "all"
+
+    def _fake_source_archive(self) -> None:
+        """The archive query and checksum a real run would upload (nothing is uploaded)."""
+        from snakemake.workflow import SourceArchiveInfo
+
+        workflow = self.workflow
+        with tempfile.TemporaryDirectory() as tmp:
+            path = Path(tmp) / "sources.tar.xz"
+            workflow.write_source_archive(path)
+            checksum = hashlib.sha256(path.read_bytes()).hexdigest()
+        prefix = self._storage()[1] or ""
+        if prefix and not prefix.endswith("/"):
+            prefix += "/"
+        workflow._source_archive = SourceArchiveInfo(
+            f"{prefix}snakemake-workflow-sources.{checksum}.tar.xz", checksum
+        )
+
+    def _storage(self) -> tuple[str | None, str | None]:
+        if self.real_storage:
+            return self.real_storage["provider"], self.real_storage["prefix"]
+        settings = self.workflow.storage_settings
+        return settings.default_storage_provider, settings.default_storage_prefix
+
+    def job_spec(self, job: JobExecutorInterface) -> JobSpec:
+        settings = self.workflow.storage_settings
+        saved = settings.default_storage_provider, settings.default_storage_prefix
+        settings.default_storage_provider, settings.default_storage_prefix = self._storage()
+        try:
+            return super().job_spec(job)
+        finally:
+            settings.default_storage_provider, settings.default_storage_prefix = saved
+
+    def run_job(self, job: JobExecutorInterface) -> None:
+        if self._runs_locally(job):  # local rules run in the main Snakemake: nothing submitted
+            self._done(job)
+            return
+        spec = self.job_spec(job)
+        payload = self.kind.translate(spec, self.ctx)
+        record = {
+            "rule": spec.rule,
+            "jobid": spec.jobid,
+            "kind": self.kind.name,
+            "env": self.ctx.name,
+            "wildcards": dict(spec.wildcards),
+            "resources": {
+                "threads": spec.threads, "mem_mb": spec.mem_mb, "disk_mb": spec.disk_mb,
+                "runtime": spec.runtime, "machine_type": spec.machine_type, "gpu": spec.gpu,
+                "gpu_model": spec.gpu_model, "preemptible": spec.preemptible,
+            },
+            "env_vars": list(spec.env),
+            "submission": payload,
+        }
+        record = redact(record, list(self.envvars().values()))
+        self.out.write(json.dumps(record, sort_keys=False) + "\n")
+        self.out.flush()
+        self._done(job)
+
+    def _runs_locally(self, job: JobExecutorInterface) -> bool:
+        """Job.is_local as a real run would see it (in a dry-run every job looks local)."""
+        from itertools import chain
+
+        from snakemake.io import is_flagged
+
+        localrules = getattr(self.workflow, "_localrules", set())
+        for single in job.jobs if job.is_group() else [job]:
+            rule = single.rule
+            if rule.group is None and (rule.name in localrules or rule.norun
+                                       or getattr(rule, "is_template_engine", False)):
+                return True
+            if any(is_flagged(f, "local") for f in chain(single.input, single.output)):
+                return True
+        return False
+
+    def _done(self, job: JobExecutorInterface) -> None:
+        # like the dry-run executor: done at once, nothing registered on disk
+        self.workflow.scheduler.submit_callback(job)
+        self.workflow.scheduler.finish_callback(job)
+
+    async def check_active_jobs(self, active_jobs):
+        for info in active_jobs:
+            yield info
+
+    def cancel_jobs(self, active_jobs) -> None:
+        pass
+
+    def shutdown(self) -> None:
+        with self.lock:
+            self.wait = False
+        self.wait_thread.join()
+        self.out.close()
+
+    def printjob(self, job: JobExecutorInterface) -> None:
+        pass
+
+
+def main(argv: list[str]) -> None:
+    from snakemake_interface_executor_plugins.registry import ExecutorPluginRegistry
+
+    import snakemake.cli
+
+    registry = ExecutorPluginRegistry()
+    dryrun = registry.get_plugin("dryrun")
+    registry.plugins["dryrun"] = dataclasses.replace(dryrun, executor=ExplainExecutor)
+    snakemake.cli.main([*argv, "--dry-run"])
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])
