@@ -169,20 +169,24 @@ class EnvConfig(Model):
 # -- loading ------------------------------------------------------------------------------
 
 
-def read_yaml(path: Path) -> dict[str, Any]:
+def read_yaml(path: Path, shown: str | None = None) -> dict[str, Any]:
+    shown = shown or str(path)
     try:
         data = yaml.safe_load(path.read_text())
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f" line {mark.line + 1}, column {mark.column + 1}" if mark else ""
         problem = getattr(exc, "problem", None) or "invalid YAML"
-        raise UserError(f"{path}:{where}: {problem}", "fix the YAML syntax") from exc
+        raise UserError(f"{shown}:{where}: {problem}", "fix the YAML syntax") from exc
     except OSError as exc:
-        raise UserError(f"cannot read {path}: {exc.strerror}") from exc
+        raise UserError(f"cannot read {shown}: {exc.strerror}") from exc
     if data is None:
         data = {}
     if not isinstance(data, dict):
-        raise UserError(f"{path}: expected a mapping of settings, got {type(data).__name__}")
+        raise UserError(
+            f"{shown}: expected a mapping of settings, got {type(data).__name__}",
+            "write one `key: value` per line, starting with kind:",
+        )
     return data
 
 

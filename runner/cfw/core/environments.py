@@ -57,7 +57,8 @@ def resolve(
     if saved and (prefer_saved or not path.exists()):
         data, source, file = dict(saved.config), f"saved config of {name}", None
     elif path.exists():
-        data, source, file = read_yaml(path), str(path.relative_to(project)), path
+        source = str(path.relative_to(project))
+        data, file = read_yaml(path, source), path
     elif name in kind_names():
         data = {"kind": name, **get_kind(name).defaults(environ)}
         source, file = f"defaults of kind {name}", None

@@ -1,0 +1,170 @@
+"""Shared fixtures: the real Terraform binary with the on-disk provider mirror, a moto
+server on 127.0.0.1, fresh project directories, and cfw run as a user runs it.
+
+Required tools are required: a missing Terraform or mirror fails the tests, it does not
+skip them.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parent.parent
+EXAMPLES = REPO / "examples"
+WORKFLOWS = Path(__file__).resolve().parent / "workflows"
+
+
+# -- Terraform ---------------------------------------------------------------------------
+def find_plugin_mirror() -> Path | None:
+    """The provider mirror: $CFW_TF_PLUGIN_MIRROR, else a registry.terraform.io directory
+    at most four levels below / (as the machine's notes describe)."""
+    given = os.environ.get("CFW_TF_PLUGIN_MIRROR")
+    if given:
+        return Path(given)
+    for top in sorted(Path("/").iterdir()):
+        if top.name in ("proc", "sys", "dev", "run") or not top.is_dir():
+            continue
+        for depth_root, dirs, _ in os.walk(top):
+            depth = len(Path(depth_root).relative_to("/").parts)
+            if "registry.terraform.io" in dirs and depth <= 3:
+                return Path(depth_root)
+            if depth >= 3:
+                dirs[:] = []
+    return None
+
+
+@pytest.fixture(scope="session")
+def terraform_env(tmp_path_factory) -> dict[str, str]:
+    """Environment variables that give Terraform our own CLI config with the mirror."""
+    if shutil.which("terraform") is None:
+        pytest.fail("terraform is not on PATH: install Terraform >= 1.5 (the tests need it)")
+    mirror = find_plugin_mirror()
+    if mirror is None or not (mirror / "registry.terraform.io").is_dir():
+        pytest.fail("no Terraform provider mirror found: set CFW_TF_PLUGIN_MIRROR")
+    rc = tmp_path_factory.mktemp("terraform") / "terraform.rc"
+    rc.write_text(
+        "provider_installation {\n"
+        f'  filesystem_mirror {{\n    path = "{mirror}"\n  }}\n'
+        "}\n"
+    )
+    return {"TF_CLI_CONFIG_FILE": str(rc), "CHECKPOINT_DISABLE": "1"}
+
+
+@pytest.fixture(autouse=True)
+def _terraform_config(terraform_env, monkeypatch) -> None:
+    for key, value in terraform_env.items():
+        monkeypatch.setenv(key, value)
+
+
+# -- moto ----------------------------------------------------------------------------------
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def _wait_http(url: str, timeout: float = 30.0) -> None:
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            urllib.request.urlopen(url, timeout=2).read()
+            return
+        except OSError:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.2)
+
+
+@pytest.fixture(scope="session")
+def moto_endpoint() -> Iterator[str]:
+    """A moto server on 127.0.0.1: the one CI started (CFW_TEST_MOTO_ENDPOINT), or our own."""
+    given = os.environ.get("CFW_TEST_MOTO_ENDPOINT")
+    if given:
+        _wait_http(f"{given}/moto-api/")
+        yield given
+        return
+    server = shutil.which("moto_server") or str(Path(sys.executable).parent / "moto_server")
+    if not Path(server).exists():
+        pytest.fail("moto_server is not installed: pip install 'moto[server]'")
+    port = _free_port()
+    proc = subprocess.Popen([server, "-H", "127.0.0.1", "-p", str(port)],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    endpoint = f"http://127.0.0.1:{port}"
+    try:
+        _wait_http(f"{endpoint}/moto-api/")
+        yield endpoint
+    finally:
+        proc.terminate()
+        proc.wait(timeout=10)
+
+
+@pytest.fixture
+def aws_env(moto_endpoint, monkeypatch) -> dict[str, str]:
+    """AWS settings pointing boto3, the aws provider and Snakemake's S3 plugin at moto."""
+    env = {
+        "AWS_ENDPOINT_URL": moto_endpoint,
+        "AWS_ACCESS_KEY_ID": "testing",
+        "AWS_SECRET_ACCESS_KEY": "testing-secret-key",
+        "AWS_REGION": "us-east-1",
+        "AWS_DEFAULT_REGION": "us-east-1",
+        "AWS_S3_USE_PATH_STYLE": "true",
+        "AWS_MAX_ATTEMPTS": "2",
+    }
+    for key, value in env.items():
+        monkeypatch.setenv(key, value)
+    return env
+
+
+# -- projects and the CLI ------------------------------------------------------------------
+@dataclass
+class Result:
+    code: int
+    stdout: str
+    stderr: str
+
+    @property
+    def output(self) -> str:
+        return self.stdout + self.stderr
+
+
+def run_cfw(args: list[str], cwd: Path, env: dict[str, str] | None = None,
+            timeout: float = 600) -> Result:
+    """Run the cfw CLI in a subprocess, exactly as a user would."""
+    full_env = {**os.environ, **(env or {})}
+    full_env.pop("CFW_DEBUG", None)
+    proc = subprocess.run(
+        [sys.executable, "-m", "cfw", *args], cwd=cwd, env=full_env,
+        capture_output=True, text=True, timeout=timeout, check=False,
+    )
+    return Result(proc.returncode, proc.stdout, proc.stderr)
+
+
+@pytest.fixture
+def cfw():
+    return run_cfw
+
+
+def copy_workflow(source: Path, dest: Path) -> Path:
+    shutil.copytree(source, dest, ignore=shutil.ignore_patterns(
+        ".snakemake", ".cfw", "results", "__pycache__"))
+    return dest
+
+
+@pytest.fixture
+def sandbox_base(tmp_path, monkeypatch) -> Path:
+    """Job sandboxes of this test go here, away from the shared temp directory."""
+    base = tmp_path / "sandboxes"
+    base.mkdir()
+    monkeypatch.setenv("TMPDIR", str(base))
+    return base

@@ -1,0 +1,99 @@
+"""Config validation: each mistake gives one line naming the field, the value and the fix."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from pathlib import Path
+
+import pytest
+
+from cfw.core.config import parse_duration
+from cfw.core.environments import resolve, write_config
+from cfw.core.errors import UserError
+
+MISTAKES = [
+    # (config text, fragments the one-line message must contain)
+    ("kind: local\nttl: 8x\n", ["field 'ttl'", "'8x'", "30m, 8h, 2d or 1w"]),
+    ("kind: locl\n", ["field 'kind'", "'locl'", "local, gke, tibanna, tes, azure-batch, google-batch"]),
+    ("kind: local\nteardown: sometimes\n", ["field 'teardown'", "'sometimes'", "'manual' or 'after-run'"]),
+    ("kind: local\nstorage: {provider: s3}\n", ["field 'storage'", "prefix: s3://BUCKET"]),
+    ("kind: local\ncolour: red\n", ["unknown field 'colour'", "allowed fields here:", "storage"]),
+    ("ttl: 8h\n", ["field 'kind' is required", "add kind:"]),
+    ("kind: local\nlabels: {Team: x}\n", ["field 'labels'", "'Team'", "lowercase"]),
+    ("kind: local\nlabels: {cfw-id: x}\n", ["field 'labels'", "reserved"]),
+    ("kind: local\njobs: 0\n", ["field 'jobs'", "0", "greater than or equal to 1"]),
+    ("kind: local\nstorage: {provider: disk, prefix: 's3://x'}\n", ["field 'storage'", "provider s3 only"]),
+    ("kind: local\nstate: {backend: s3}\n", ["field 'state'", "needs bucket, key"]),
+    ("kind: local\nstate: {backend: consul}\n", ["field 'state.backend'", "'consul'", "'s3'"]),
+    ("kind: local\nname: other\n", ["'other'", "file is named 't'", "rename the file"]),
+    ("kind: [local\n", ["environments/t.yaml: line 2", "fix the YAML syntax"]),
+    ("- a\n- b\n", ["expected a mapping of settings, got list"]),
+    ("kind: local\nkeep_sandboxes: sometimes\n", ["field 'keep_sandboxes'", "'never', 'on-failure' or 'always'"]),
+    ("kind: local\nstorage: {provider: disk, extra: 1}\n", ["unknown field 'storage.extra'", "root"]),
+]
+
+
+@pytest.mark.parametrize(("text", "fragments"), MISTAKES, ids=[m[1][0] for m in MISTAKES])
+def test_each_mistake_names_field_value_and_fix(tmp_path: Path, text: str, fragments: list[str]):
+    (tmp_path / "environments").mkdir()
+    (tmp_path / "environments" / "t.yaml").write_text(text)
+    with pytest.raises(UserError) as caught:
+        resolve(tmp_path, "t", environ={})
+    message = str(caught.value)
+    assert "\n" not in message
+    for fragment in fragments:
+        assert fragment in message, message
+
+
+def test_unknown_environment_name_says_how_to_create_it(tmp_path: Path):
+    with pytest.raises(UserError) as caught:
+        resolve(tmp_path, "nosuch", environ={})
+    assert "no environment named 'nosuch'" in str(caught.value)
+    assert "cfw init KIND --name nosuch" in str(caught.value)
+
+
+def test_invalid_environment_name(tmp_path: Path):
+    with pytest.raises(UserError, match="not a valid environment name"):
+        resolve(tmp_path, "Bad_Name", environ={})
+
+
+def test_kind_name_means_its_defaults_and_resolved_file_is_written(tmp_path: Path):
+    resolved = resolve(tmp_path, "local", overrides=["ttl=2h", "jobs=3"], environ={})
+    assert resolved.path is None and resolved.config.ttl == timedelta(hours=2)
+    path = write_config(tmp_path, resolved)
+    again = resolve(tmp_path, "local", environ={})
+    assert again.path == path
+    assert again.config == resolved.config
+    assert "ttl: 2h" in path.read_text()
+
+
+def test_set_override_must_be_key_value(tmp_path: Path):
+    with pytest.raises(UserError, match="expected KEY=VALUE"):
+        resolve(tmp_path, "local", overrides=["ttl"], environ={})
+
+
+@pytest.mark.parametrize(("text", "expected"), [
+    ("30m", timedelta(minutes=30)), ("8h", timedelta(hours=8)), ("2d", timedelta(days=2)),
+    ("1w", timedelta(weeks=1)), (90, timedelta(seconds=90)),
+])
+def test_durations(text, expected):
+    assert parse_duration(text) == expected
+
+
+@pytest.mark.parametrize("bad", ["0h", "h", "8 hours", "-1d", True])
+def test_bad_durations(bad):
+    with pytest.raises(ValueError):
+        parse_duration(bad)
+
+
+def test_every_example_config_validates():
+    from cfw.backends import kind_names
+    from cfw.core.assets import example_environments_dir
+
+    examples = example_environments_dir()
+    for kind in kind_names():
+        path = examples / f"{kind}.yaml"
+        assert path.exists(), f"no example config for kind {kind}"
+        resolved = resolve(examples.parent, kind, environ={})
+        assert resolved.kind.name == kind
+        assert resolved.path == path
