@@ -88,18 +88,24 @@ def _wait_http(url: str, timeout: float = 30.0) -> None:
 
 @pytest.fixture(scope="session")
 def moto_endpoint() -> Iterator[str]:
-    """A moto server on 127.0.0.1: the one CI started (CFW_TEST_MOTO_ENDPOINT), or our own."""
+    """A moto server on 127.0.0.1: the one CI started (CFW_TEST_MOTO_ENDPOINT), or our own.
+
+    Either way it is tests/support/moto_plus.py: moto with the two Step Functions actions
+    the aws provider calls and moto lacks."""
     given = os.environ.get("CFW_TEST_MOTO_ENDPOINT")
     if given:
         _wait_http(f"{given}/moto-api/")
         yield given
         return
-    server = shutil.which("moto_server") or str(Path(sys.executable).parent / "moto_server")
-    if not Path(server).exists():
-        pytest.fail("moto_server is not installed: pip install 'moto[server]'")
+    try:
+        import moto.server  # noqa: F401
+    except ImportError:
+        pytest.fail("moto's server is not installed: pip install 'moto[server]'")
     port = _free_port()
-    proc = subprocess.Popen([server, "-H", "127.0.0.1", "-p", str(port)],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    # moto plus the Step Functions actions it lacks (tests/support/moto_plus.py)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "tests.support.moto_plus", "-H", "127.0.0.1", "-p", str(port)],
+        cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     endpoint = f"http://127.0.0.1:{port}"
     try:
         _wait_http(f"{endpoint}/moto-api/")

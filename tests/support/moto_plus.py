@@ -1,0 +1,80 @@
+"""moto's server plus the two Step Functions actions it lacks and the aws provider calls.
+
+Without them `terraform apply` of a state machine retries for many minutes. They answer
+as AWS documents them:
+- ValidateStateMachineDefinition: result OK/FAIL with diagnostics (invalid JSON, missing
+  StartAt/States, StartAt naming no state).
+- ListStateMachineVersions: the published versions of a state machine, newest first,
+  paginated with nextToken; StateMachineDoesNotExist for an unknown ARN.
+
+Run it like moto_server: ``python -m tests.support.moto_plus -H 127.0.0.1 -p PORT``.
+"""
+
+from __future__ import annotations
+
+import json
+
+from moto.core.responses import ActionResult
+from moto.server import main as moto_main
+from moto.stepfunctions.responses import StepFunctionResponse
+
+
+def _diagnostic(code: str, message: str) -> dict:
+    return {"severity": "ERROR", "code": code, "message": message}
+
+
+def validate_definition(definition: str) -> list[dict]:
+    try:
+        doc = json.loads(definition)
+    except (TypeError, ValueError) as exc:
+        return [_diagnostic("INVALID_JSON_DESCRIPTION", f"definition is not valid JSON: {exc}")]
+    if not isinstance(doc, dict):
+        return [_diagnostic("SCHEMA_VALIDATION_FAILED", "definition must be a JSON object")]
+    problems = []
+    states = doc.get("States")
+    if not isinstance(states, dict) or not states:
+        problems.append(_diagnostic("SCHEMA_VALIDATION_FAILED",
+                                    "These fields are required: [States]"))
+    start = doc.get("StartAt")
+    if not isinstance(start, str):
+        problems.append(_diagnostic("SCHEMA_VALIDATION_FAILED",
+                                    "These fields are required: [StartAt]"))
+    elif isinstance(states, dict) and states and start not in states:
+        problems.append(_diagnostic("MISSING_TRANSITION_TARGET",
+                                    f"Missing 'Next' target: {start}"))
+    return problems
+
+
+def validate_state_machine_definition(self) -> ActionResult:
+    max_results = self._get_int_param("maxResults") or 100
+    diagnostics = validate_definition(self._get_param("definition"))
+    return ActionResult({
+        "result": "FAIL" if diagnostics else "OK",
+        "diagnostics": diagnostics[:max_results],
+        "truncated": len(diagnostics) > max_results,
+    })
+
+
+def list_state_machine_versions(self) -> ActionResult:
+    arn = self._get_param("stateMachineArn")
+    machine = self.stepfunction_backend.describe_state_machine(arn)  # raises if unknown
+    versions = sorted(getattr(machine, "versions", {}).values(), key=lambda v: v.version,
+                      reverse=True)
+    start = int(self._get_param("nextToken") or 0)
+    size = self._get_int_param("maxResults") or 100
+    page = versions[start:start + size]
+    result = {
+        "stateMachineVersions": [
+            {"stateMachineVersionArn": v.arn, "creationDate": v.creation_date} for v in page
+        ]
+    }
+    if start + size < len(versions):
+        result["nextToken"] = str(start + size)
+    return ActionResult(result)
+
+
+StepFunctionResponse.validate_state_machine_definition = validate_state_machine_definition
+StepFunctionResponse.list_state_machine_versions = list_state_machine_versions
+
+if __name__ == "__main__":
+    moto_main()
