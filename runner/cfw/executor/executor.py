@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import shlex
 import traceback
 from collections.abc import AsyncGenerator
 from pathlib import Path
@@ -12,12 +13,18 @@ from snakemake_interface_executor_plugins.executors.base import SubmittedJobInfo
 from snakemake_interface_executor_plugins.executors.remote import RemoteExecutor
 from snakemake_interface_executor_plugins.jobs import JobExecutorInterface
 from snakemake_interface_executor_plugins.settings import CommonSettings
+from snakemake_interface_executor_plugins.utils import join_cli_args
 
 from cfw.backends.base import Backend, JobSpec, JobState
 from cfw.core.errors import CfwError
 from cfw.core.runs import RunLog, new_run_id
 from cfw.executor.session import open_context, pick_environment
 from cfw.executor.spec import spec_from_job
+
+def _has_input_function(job: JobExecutorInterface) -> bool:
+    rule = getattr(job, "rule", None)
+    return any(callable(item) for item in getattr(rule, "input", ()) or ())
+
 
 COMMON_SETTINGS = CommonSettings(
     non_local_exec=True,
@@ -107,6 +114,7 @@ class CfwExecutor(RemoteExecutor):
             spec = self.specs.get(info.external_jobid)
             self.unfinished.discard(info.external_jobid)
             if status.state == JobState.SUCCEEDED:
+                await self._retrieve_checkpoint_outputs(info.job)
                 self.done += 1
                 self.run_log.job_event("succeeded", jobid=info.job.jobid,
                                        external_id=info.external_jobid)
@@ -121,6 +129,44 @@ class CfwExecutor(RemoteExecutor):
                 self.report_job_error(info, msg=f"cfw: job {info.external_jobid} failed: {reason}{where}. ")
                 self.logger.error(f"cfw: log of failed job {info.job.jobid} ({spec.rule if spec else '?'}): {path}")
         self._progress()
+
+    def get_job_exec_prefix(self, job: JobExecutorInterface) -> str:
+        """Stage the checkpoint outputs a job's input functions may read (see stage.py)."""
+        queries = self._checkpoint_queries(job)
+        if not queries:
+            return ""
+        factory = self.workflow.spawned_job_args_factory
+        storage = join_cli_args([
+            factory.get_default_storage_provider_args(),
+            *factory.get_storage_provider_args(),
+            factory.workflow_property_to_arg("storage_settings.remote_job_local_storage_prefix",
+                                             flag="--local-storage-prefix", base64_encode=True),
+        ])
+        return f"python -m cfw.executor.stage {' '.join(map(shlex.quote, queries))} -- {storage}"
+
+    def _checkpoint_queries(self, job: JobExecutorInterface) -> list[str]:
+        """Storage queries of the checkpoint outputs created so far, for jobs whose inputs
+        come from functions (only those can read a checkpoint's output; files found inside a
+        checkpoint directory have no producing job, so the DAG does not link them)."""
+        jobs = list(job.jobs) if job.is_group() else [job]
+        if not any(_has_input_function(j) for j in jobs):
+            return []
+        created = getattr(getattr(self.workflow, "checkpoints", None), "created_output", ())
+        return sorted({f.storage_object.query for f in created if getattr(f, "is_storage", False)})
+
+    async def _retrieve_checkpoint_outputs(self, job: JobExecutorInterface) -> None:
+        """Bring a checkpoint's outputs from storage into this process.
+
+        Without a shared filesystem the checkpoint's outputs exist only in the storage,
+        but Snakemake re-evaluates the DAG here, with input functions that read them
+        (glob_wildcards over a checkpoint directory, say). Snakemake does not fetch them
+        for remote executors, so the executor does, before it reports success.
+        """
+        for single in job.jobs if job.is_group() else [job]:
+            if getattr(single, "is_checkpoint", False):
+                for output in single.output:
+                    if getattr(output, "is_storage", False):
+                        await output.retrieve_from_storage()
 
     async def sleep(self) -> None:
         # the status thread starts before __post_init__ has made the backend

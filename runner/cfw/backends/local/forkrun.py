@@ -19,12 +19,15 @@ import threading
 from collections.abc import Mapping
 from functools import cache
 
-_PRELOAD = ["snakemake.cli", "snakemake_storage_plugin_cfw"]
+_PRELOAD = ["snakemake.cli", "snakemake_storage_plugin_cfw", "cfw.executor.stage"]
+# `python -m MODULE` commands a job chain may hold, and the function that is their main
+_ENTRY_POINTS = {"snakemake": ("snakemake.cli", "main"), "cfw.executor.stage": ("cfw.executor.stage", "main")}
 _PUNCTUATION = set("();<>|&")
 
 
 def parse_chain(command: str) -> list[list[str]] | None:
-    """The argv of each ``python -m snakemake`` in an ``&&`` chain, or None if not such a chain."""
+    """``[module, *argv]`` of each ``python -m MODULE`` in an ``&&`` chain of known modules,
+    or None if the command is anything else."""
     lexer = shlex.shlex(command, posix=True, punctuation_chars=True)
     lexer.whitespace_split = True
     try:
@@ -39,9 +42,9 @@ def parse_chain(command: str) -> list[list[str]] | None:
             return None
         else:
             parts[-1].append(token)
-    if not all(part[:3] == ["python", "-m", "snakemake"] for part in parts):
+    if not all(len(p) >= 3 and p[:2] == ["python", "-m"] and p[2] in _ENTRY_POINTS for p in parts):
         return None
-    return [part[3:] for part in parts]
+    return [part[2:] for part in parts]
 
 
 @cache
@@ -51,12 +54,14 @@ def _context():
     return ctx
 
 
-def _run_snakemake(argv: list[str]) -> int:
-    import snakemake.cli
+def _run_module(module: str, argv: list[str]) -> int:
+    import importlib
 
+    module_name, function = _ENTRY_POINTS[module]
+    sys.argv = [module, *argv]
     try:
-        snakemake.cli.main(argv)
-        code = 0
+        result = getattr(importlib.import_module(module_name), function)(argv)
+        code = result if isinstance(result, int) else 0
     except SystemExit as exc:
         code = exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
     except BaseException:  # noqa: BLE001 - report like an interpreter would, then exit
@@ -83,10 +88,10 @@ def _child(parts: list[list[str]], cwd: str, env: dict[str, str], log: str, cpus
     os.dup2(null, 0)
     os.dup2(out, 1)
     os.dup2(out, 2)
-    for argv in parts:
+    for module, *argv in parts:
         pid = os.fork()
         if pid == 0:
-            code = _run_snakemake(argv)
+            code = _run_module(module, argv)
             sys.stdout.flush()
             sys.stderr.flush()
             os._exit(code)
