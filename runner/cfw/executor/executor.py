@@ -193,8 +193,7 @@ class CfwExecutor(RemoteExecutor):
         return path
 
     def _progress(self) -> None:
-        with self.lock:
-            running = len(self.active_jobs)
+        running = len(self.unfinished)  # active_jobs is emptied while a check is under way
         counts = (self.done, running, self.failed)
         if counts == self._last_counts:
             return
