@@ -83,6 +83,18 @@ class StorageSpec:
     args: tuple[str, ...] = ()  # extra CLI settings, never secrets
     env: Mapping[str, str] = field(default_factory=dict)  # credentials, passed as env
 
+    @property
+    def on_this_machine(self) -> bool:
+        """cfw's own local-disk storage: files are already where the workflow is."""
+        return self.provider == "cfw"
+
+    def cli_args(self) -> list[str]:
+        return ["--default-storage-provider", self.provider,
+                "--default-storage-prefix", self.prefix, *self.args]
+
+    def query(self, relative: str) -> str:
+        return f"{self.prefix.rstrip('/')}/{relative}"
+
 
 @dataclass
 class EnvContext:

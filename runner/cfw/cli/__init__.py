@@ -10,11 +10,16 @@ import os
 import signal
 import sys
 
-import click
 import typer
 
 from cfw import __version__
 from cfw.core.errors import CfwError
+
+# Typer >= 0.20 vendors Click as typer._click; older ones use click itself
+try:
+    from typer._click.exceptions import ClickException
+except ImportError:  # pragma: no cover - depends on the installed Typer
+    from click import ClickException
 
 app = typer.Typer(
     name="cfw",
@@ -59,16 +64,19 @@ def main(argv: list[str] | None = None) -> None:
     out = Output()
     try:
         code = app(args=argv, standalone_mode=False)
-    except click.exceptions.Exit as exc:
+    except typer.Exit as exc:
         code = exc.exit_code
-    except click.exceptions.Abort:
+    except typer.Abort:
         out.error("aborted")
         code = 130
-    except click.ClickException as exc:  # bad usage: unknown option, missing argument
+    except ClickException as exc:  # bad usage: unknown option, missing argument
         if _debug():
             raise
-        out.error(_one_line(exc.format_message()) + " — see `cfw --help`")
-        code = 2
+        if type(exc).__name__ == "NoArgsIsHelpError":  # the help was printed
+            code = 0
+        else:
+            out.error(_one_line(exc.format_message()) + " — see `cfw --help`")
+            code = 2
     except CfwError as exc:
         if _debug():
             raise

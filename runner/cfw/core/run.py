@@ -125,7 +125,13 @@ class Runner:
 
     def _run_snakemake(self, name: str, req: RunRequest) -> int:
         run_id = new_run_id()
-        argv, env, _ = self._prepare(name, run_id, req, explain=False)
+        argv, env, storage = self._prepare(name, run_id, req, explain=False)
+        kind, _ = open_context(self.project, name, run_id, environ=self.environ)
+        own_storage = has_flag(req.snakemake_args, _STORAGE)
+        remote = not storage.on_this_machine and not own_storage
+        collected = self._collect(name, req) if remote else {}
+        if remote:
+            self._upload_inputs(collected.get("inputs", []), storage, env)
         self.reporter.info(f"run {run_id}: snakemake {' '.join(req.snakemake_args) or '(default target)'}")
         proc = subprocess.Popen([sys.executable, "-m", "snakemake", *argv], cwd=self.project,
                                 env=env, start_new_session=True)
@@ -141,7 +147,66 @@ class Runner:
         if code != 0:
             raise WorkFailed(f"run {run_id} failed (snakemake exited with {code})",
                              "see the messages above; failed jobs' logs were saved where shown")
+        if remote and (req.download or kind.capabilities.local_outputs):
+            self._download(collected.get("targets", []), storage, env)
+        elif remote:
+            self.reporter.info(f"outputs are in {storage.prefix}; `cfw run --download` "
+                               "fetches the requested targets")
         return 0
+
+    # -- files between this machine and a remote storage ------------------------------------
+    def _collect(self, name: str, req: RunRequest) -> dict:
+        """The DAG's external inputs and targets, computed with the workflow directory as the
+        storage and every job forced, so that nothing depends on what the bucket holds."""
+        argv, env, _ = self._prepare(name, "collect", req, explain=True)
+        argv = [*_replace_storage(argv, "cfw", str(self.project)), "--forceall"]
+        with tempfile.TemporaryDirectory(prefix="cfw-collect-") as tmp:
+            out = Path(tmp) / "collect.json"
+            env[explain_mod.COLLECT_VAR] = str(out)
+            env[explain_mod.OUT_VAR] = os.devnull
+            proc = subprocess.run([sys.executable, "-m", "cfw.executor.explain", *argv],
+                                  cwd=self.project, env=env, stdout=subprocess.PIPE,
+                                  stderr=subprocess.STDOUT, text=True, errors="replace",
+                                  check=False)
+            if not out.exists():
+                print("\n".join(proc.stdout.strip().splitlines()[-15:]), file=sys.stderr)
+                raise WorkFailed("snakemake could not compute the workflow's DAG",
+                                 "see its messages above")
+            return json.loads(out.read_text())
+
+    def _relative(self, query: str) -> str | None:
+        try:
+            return str(Path(query).resolve().relative_to(self.project))
+        except ValueError:
+            return None
+
+    def _upload_inputs(self, inputs: list[str], storage: StorageSpec, env: dict[str, str]) -> None:
+        pairs = []
+        for query in inputs:
+            rel = self._relative(query)
+            if rel and (self.project / rel).is_file():
+                pairs.append(f"{self.project / rel}={storage.query(rel)}")
+        if pairs:
+            self.reporter.info(f"staging {len(pairs)} input file(s) to {storage.prefix}")
+            self._transfer("put", pairs, storage, env)
+
+    def _download(self, targets: list[str], storage: StorageSpec, env: dict[str, str]) -> None:
+        pairs = [f"{storage.query(rel)}={self.project / rel}"
+                 for rel in filter(None, map(self._relative, targets))]
+        if pairs:
+            self.reporter.info(f"downloading {len(pairs)} target(s) from {storage.prefix}")
+            self._transfer("get", pairs, storage, env)
+
+    def _transfer(self, mode: str, pairs: list[str], storage: StorageSpec,
+                  env: dict[str, str]) -> None:
+        proc = subprocess.run(
+            [sys.executable, "-m", "cfw.executor.stage", mode, *pairs, "--", *storage.cli_args()],
+            cwd=self.project, env=env, capture_output=True, text=True, errors="replace",
+            check=False)
+        if proc.returncode != 0:
+            print("\n".join(proc.stderr.strip().splitlines()[-10:]), file=sys.stderr)
+            verb = "upload the inputs to" if mode == "put" else "download the targets from"
+            raise WorkFailed(f"could not {verb} {storage.prefix}", "see the messages above")
 
     def explain(self, name: str, req: RunRequest) -> int:
         """Print one JSON object per DAG job: the submission it would get. Submits nothing."""
@@ -152,14 +217,13 @@ class Runner:
             out.touch()
             env[explain_mod.OUT_VAR] = str(out)
             env[explain_mod.CORES_VAR] = flag_value(req.snakemake_args, ("--cores", "-c")) or "all"
-            if kind.capabilities.needs_up and not EnvState(self.project, name).exists:
-                # not up: the DAG is computed against an empty stand-in storage (everything
-                # would run); commands show the storage a real run would use
+            if not storage.on_this_machine and not has_flag(req.snakemake_args, _STORAGE):
+                # a remote storage (perhaps not even created yet): the DAG is computed from
+                # the workflow directory, as `cfw run` stages it; the commands show the
+                # storage a real run uses
                 env[explain_mod.STORAGE_VAR] = json.dumps(
                     {"provider": storage.provider, "prefix": storage.prefix})
-                empty = Path(tmp) / "storage"
-                empty.mkdir()
-                argv = _replace_storage(argv, "cfw", str(empty))
+                argv = _replace_storage(argv, "cfw", str(self.project))
             proc = subprocess.run(
                 [sys.executable, "-m", "cfw.executor.explain", *argv],
                 cwd=self.project, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,

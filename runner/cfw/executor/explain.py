@@ -30,6 +30,7 @@ REDACTED = "<redacted>"
 OUT_VAR = "CFW_EXPLAIN_OUT"
 STORAGE_VAR = "CFW_EXPLAIN_STORAGE"  # JSON {provider, prefix}: what a real run would use
 CORES_VAR = "CFW_EXPLAIN_CORES"
+COLLECT_VAR = "CFW_COLLECT_OUT"  # write {inputs, targets} of the DAG there, then stop
 
 
 def redact(value: Any, secrets: list[str]) -> Any:
@@ -56,7 +57,25 @@ class ExplainExecutor(CfwExecutor):
         self.backend = None
         self.out = open(os.environ[OUT_VAR], "a")  # noqa: SIM115 - closed in shutdown
         self.real_storage = json.loads(os.environ.get(STORAGE_VAR) or "null")
+        if os.environ.get(COLLECT_VAR):
+            self._collect(Path(os.environ[COLLECT_VAR]))
+            raise SystemExit(0)
         self._fake_source_archive()
+
+    def _collect(self, path: Path) -> None:
+        """The DAG's external input files (to upload) and its targets (to download)."""
+        dag = self.workflow.dag
+
+        def queries(files) -> set[str]:
+            return {f.storage_object.query for f in files if getattr(f, "is_storage", False)}
+
+        inputs: set[str] = set()
+        for job in dag.needrun_jobs(exclude_finished=False):
+            inputs |= queries(f for f in job.input if dag.is_external_input(f, job))
+        targets: set[str] = set()
+        for job in dag.targetjobs:
+            targets |= queries(job.output if job.output else job.input)
+        path.write_text(json.dumps({"inputs": sorted(inputs), "targets": sorted(targets)}))
 
     @property
     def cores(self):
