@@ -84,7 +84,7 @@ class Lifecycle:
         self.sensitive_outputs: set[str] = set()
 
     # -- helpers ----------------------------------------------------------------------------
-    def terraform(self, resolved: Resolved, workdir: Path) -> Terraform:
+    def terraform(self, resolved: Resolved, workdir: Path, lock_timeout: float = 60.0) -> Terraform:
         settings = resolved.config.terraform
         return Terraform(
             workdir,
@@ -92,6 +92,7 @@ class Lifecycle:
             env=self.environ,
             plugin_mirror=settings.plugin_mirror,
             progress=self.reporter,
+            lock_timeout=max(lock_timeout, 1.0),
         )
 
     def render(self, resolved: Resolved, ident: Identity, outdir: Path, tf: Terraform) -> None:
@@ -161,14 +162,18 @@ class Lifecycle:
                 )
             meta.config = dump_config(config)
             state.save_meta(meta)
-            tf = self.terraform(resolved, state.dir)
+            tf = self.terraform(resolved, state.dir, lock_timeout)
             self.render(resolved, ident, state.dir, tf)
             self._init(resolved, tf, state.dir)
             if config.state.shared:
                 ident = self._adopt_shared_identity(state, tf, ident)
+            previous = meta.phase
             state.set_phase(PHASE_APPLYING)
             try:
                 tf.apply()
+            except UserError:  # e.g. the state is locked: nothing was applied
+                state.set_phase(previous if previous == PHASE_UP else PHASE_FAILED)
+                raise
             except (CfwError, KeyboardInterrupt) as exc:
                 left = self._count(state, tf)
                 state.set_phase(PHASE_FAILED, last_error=str(exc), resources=left)
@@ -207,6 +212,38 @@ class Lifecycle:
         return Identity(ident.name, ident.kind, env_id, ident.created_at,
                         parse_time(meta.expires_at))
 
+    def attach(self, resolved: Resolved) -> bool:
+        """Know a shared environment that another working directory brought up.
+
+        Reads its remote state's outputs (no apply) and records it in .cfw/NAME/ as up.
+        Returns False when the remote state has no such environment.
+        """
+        state = EnvState(self.project, resolved.name)
+        if state.exists or not resolved.config.state.shared:
+            return state.exists
+        with state.lock("attach"):
+            ident = new_identity(resolved, None)
+            state.save_meta(Meta(
+                name=resolved.name, kind=resolved.kind.name, env_id=ident.env_id,
+                phase=PHASE_RENDERED, created_at=ident.created_at.isoformat(),
+                updated_at=ident.created_at.isoformat(), config=dump_config(resolved.config),
+                cfw_version=__version__))
+            tf = self.terraform(resolved, state.dir)
+            self.render(resolved, ident, state.dir, tf)
+            self._init(resolved, tf, state.dir)
+            outputs = tf.output()
+            if not outputs.get("cfw_id"):
+                state.forget()
+                return False
+            ident = self._adopt_shared_identity(state, tf, ident)
+            self.render(resolved, ident, state.dir, tf)  # tfvars with the shared identity
+            state.save_outputs(outputs)
+            state.set_phase(PHASE_UP, resources=self._count(state, tf))
+            state.secure()
+            self.reporter.info(f"attached to shared environment {resolved.name} "
+                               f"(id {ident.env_id}) from its remote state")
+            return True
+
     def _count(self, state: EnvState, tf: Terraform) -> int:
         if state.state_file.exists():
             return count_state_resources(state.state_file)
@@ -238,7 +275,7 @@ class Lifecycle:
                 meta = state.meta()
             assert meta is not None
             ident = new_identity(resolved, meta)
-            tf = self.terraform(resolved, state.dir)
+            tf = self.terraform(resolved, state.dir, lock_timeout)
             self.render(resolved, ident, state.dir, tf)
             self._init(resolved, tf, state.dir)
             if resolved.config.state.shared:
@@ -246,9 +283,13 @@ class Lifecycle:
                 outputs = tf.output()
             else:
                 outputs = state.outputs()
+            previous = meta.phase
             state.set_phase(PHASE_DESTROYING)
             try:
                 tf.destroy()
+            except UserError:  # e.g. the state is locked: nothing was destroyed
+                state.set_phase(previous)
+                raise
             except (CfwError, KeyboardInterrupt) as exc:
                 state.set_phase(PHASE_DESTROY_FAILED, last_error=str(exc),
                                 resources=self._count(state, tf))
@@ -270,6 +311,13 @@ class Lifecycle:
 
     # -- status and reap --------------------------------------------------------------------
     def status(self, name: str | None = None, details: bool = False) -> list[EnvStatus]:
+        if name is not None and not EnvState(self.project, name).exists:
+            try:
+                resolved = resolve(self.project, name, environ=self.environ)
+            except UserError:
+                resolved = None
+            if resolved is not None:
+                self.attach(resolved)
         states = list_environments(self.project)
         if name is not None:
             states = [s for s in states if s.name == name]

@@ -13,6 +13,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -93,8 +94,11 @@ class Terraform:
         env: Mapping[str, str] | None = None,
         plugin_mirror: Path | None = None,
         progress: Progress | None = None,
+        lock_timeout: float = 60.0,
     ):
         self.workdir = Path(workdir)
+        # how long to wait for Terraform's own state lock (shared, remote state)
+        self._lock_arg = f"-lock-timeout={int(lock_timeout)}s"
         found = shutil.which(binary)
         if not found:
             raise UserError(
@@ -131,7 +135,7 @@ class Terraform:
         return result
 
     def plan(self, destroy: bool = False, out: Path | None = None) -> RunResult:
-        args = ["plan", "-json", "-input=false", "-lock-timeout=60s", "-var-file=terraform.tfvars.json"]
+        args = ["plan", "-json", "-input=false", self._lock_arg, "-var-file=terraform.tfvars.json"]
         if destroy:
             args.append("-destroy")
         if out is not None:
@@ -142,7 +146,7 @@ class Terraform:
     def apply(self) -> RunResult:
         self.progress.phase("terraform apply")
         return self._run_json(
-            ["apply", "-json", "-input=false", "-auto-approve", "-lock-timeout=60s",
+            ["apply", "-json", "-input=false", "-auto-approve", self._lock_arg,
              "-var-file=terraform.tfvars.json"],
             what="terraform apply",
         )
@@ -150,7 +154,7 @@ class Terraform:
     def destroy(self) -> RunResult:
         self.progress.phase("terraform destroy")
         return self._run_json(
-            ["apply", "-destroy", "-json", "-input=false", "-auto-approve", "-lock-timeout=60s",
+            ["apply", "-destroy", "-json", "-input=false", "-auto-approve", self._lock_arg,
              "-var-file=terraform.tfvars.json"],
             what="terraform destroy",
         )
@@ -294,12 +298,40 @@ class Terraform:
 
     def _failure(self, what: str, result: RunResult) -> Exception:
         errors = result.errors
-        text = result.text
+        text = result.text + "".join(str(d) for d in errors)
+        lock = _lock_holder(text)
+        if lock:
+            return UserError(
+                f"{what} failed: the environment's state is locked ({lock})",
+                "another `cfw up`/`down` is working on this shared environment: wait for it, "
+                "or retry with --lock-timeout SECONDS to wait longer",
+            )
         detail = "; ".join(str(d) for d in errors[:3]) if errors else _last_lines(text)
         for needle, problem, fix in _USER_FIXABLE:
             if needle in text or any(needle in str(d) for d in errors):
                 return UserError(f"{what} failed: {problem} ({detail})", fix)
         return WorkFailed(f"{what} failed: {detail}")
+
+
+def _lock_holder(text: str) -> str | None:
+    """Who holds the state lock, from Terraform's "Error acquiring the state lock" text."""
+    if "Error acquiring the state lock" not in text:
+        return None
+    fields = {}
+    for key in ("ID", "Who", "Operation", "Created"):
+        match = re.search(rf"\b{key}:\s+(.+?)(?:\s{{2,}}|\n|\s(?:ID|Path|Operation|Who|Version|Created|Info):|$)", text)
+        if match:
+            fields[key] = match.group(1).strip()
+    if not fields:
+        return "by another Terraform run"
+    parts = [f"held by {fields.get('Who', '?')}"]
+    if "Operation" in fields:
+        parts.append(fields["Operation"].removeprefix("OperationType").lower())
+    if "Created" in fields:
+        parts.append(f"since {fields['Created']}")
+    if "ID" in fields:
+        parts.append(f"lock id {fields['ID']}")
+    return ", ".join(parts)
 
 
 def _parse_event(line: str) -> Event | None:

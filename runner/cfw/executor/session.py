@@ -40,6 +40,12 @@ def open_context(
 ) -> tuple[Kind, EnvContext]:
     environ = os.environ if environ is None else environ
     state = EnvState(project, name)
+    if not state.exists and not explain:
+        resolved = resolve(project, name, environ=environ)
+        if resolved.config.state.shared:  # brought up from another working directory?
+            from cfw.core.lifecycle import Lifecycle
+
+            Lifecycle(project, environ=environ).attach(resolved)
     meta = state.meta()
     if meta is not None and meta.phase == PHASE_UP:
         kind = get_kind(meta.kind)
