@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from cfw.backends.base import StorageSpec
+from cfw.backends.kind import Kind
 from cfw.core.environments import resolve
 from cfw.core.errors import Interrupted, UserError, WorkFailed
 from cfw.core.lifecycle import Lifecycle
@@ -106,7 +107,8 @@ class Runner:
 
     # -- snakemake --------------------------------------------------------------------------
     def _prepare(self, name: str, run_id: str, req: RunRequest, explain: bool
-                 ) -> tuple[list[str], dict[str, str], StorageSpec]:
+                 ) -> tuple[Kind, list[str], dict[str, str], StorageSpec]:
+        """Snakemake's arguments and environment for a run on ``name``."""
         kind, ctx = open_context(self.project, name, run_id, explain=explain, environ=self.environ)
         scratch = private_dir(ctx.state_dir)
         storage = kind.storage(ctx.config, ctx.outputs, self.project, self.environ, scratch)
@@ -121,12 +123,11 @@ class Runner:
             args += ["--container-image", kind.default_image(ctx.config)]
         env = dict(self.environ)
         env.update(storage.env)
-        return [*args, *user], env, storage
+        return kind, [*args, *user], env, storage
 
     def _run_snakemake(self, name: str, req: RunRequest) -> int:
         run_id = new_run_id()
-        argv, env, storage = self._prepare(name, run_id, req, explain=False)
-        kind, _ = open_context(self.project, name, run_id, environ=self.environ)
+        kind, argv, env, storage = self._prepare(name, run_id, req, explain=False)
         own_storage = has_flag(req.snakemake_args, _STORAGE)
         remote = not storage.on_this_machine and not own_storage
         collected = self._collect(name, req) if remote else {}
@@ -158,7 +159,7 @@ class Runner:
     def _collect(self, name: str, req: RunRequest) -> dict:
         """The DAG's external inputs and targets, computed with the workflow directory as the
         storage and every job forced, so that nothing depends on what the bucket holds."""
-        argv, env, _ = self._prepare(name, "collect", req, explain=True)
+        _, argv, env, _ = self._prepare(name, "collect", req, explain=True)
         argv = [*_replace_storage(argv, "cfw", str(self.project)), "--forceall"]
         with tempfile.TemporaryDirectory(prefix="cfw-collect-") as tmp:
             out = Path(tmp) / "collect.json"
@@ -210,8 +211,7 @@ class Runner:
 
     def explain(self, name: str, req: RunRequest) -> int:
         """Print one JSON object per DAG job: the submission it would get. Submits nothing."""
-        argv, env, storage = self._prepare(name, "explain", req, explain=True)
-        kind, ctx = open_context(self.project, name, "explain", explain=True, environ=self.environ)
+        kind, argv, env, storage = self._prepare(name, "explain", req, explain=True)
         with tempfile.TemporaryDirectory(prefix="cfw-explain-") as tmp:
             out = Path(tmp) / "jobs.jsonl"
             out.touch()

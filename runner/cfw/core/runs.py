@@ -57,7 +57,7 @@ class RunLog:
         private_dir(self.dir / "logs")
         self.info = RunInfo(run_id=run_id, env=env, pid=os.getpid(),
                             started=datetime.now(UTC).isoformat(timespec="seconds"))
-        self._lock = threading.Lock()
+        self._lock = threading.RLock()
         self.save()
 
     @property
@@ -65,7 +65,8 @@ class RunLog:
         return self.dir / "logs"
 
     def save(self) -> None:
-        write_private(self.dir / "run.json", json.dumps(asdict(self.info), indent=2) + "\n")
+        with self._lock:  # the scheduler's thread and the status thread both report
+            write_private(self.dir / "run.json", json.dumps(asdict(self.info), indent=2) + "\n")
 
     def job_event(self, event: str, **fields: Any) -> None:
         record = {"time": datetime.now(UTC).isoformat(timespec="seconds"), "event": event, **fields}
@@ -75,10 +76,11 @@ class RunLog:
                 handle.write(json.dumps(record) + "\n")
 
     def counts(self, *, done: int, running: int, failed: int, total: int | None = None) -> None:
-        self.info.done, self.info.running, self.info.failed = done, running, failed
-        if total is not None:
-            self.info.total = total
-        self.save()
+        with self._lock:
+            self.info.done, self.info.running, self.info.failed = done, running, failed
+            if total is not None:
+                self.info.total = total
+            self.save()
 
     def finish(self, outcome: str) -> None:
         self.info.finished = datetime.now(UTC).isoformat(timespec="seconds")
