@@ -72,6 +72,11 @@ class Kind:
         """What `--explain` shows for outputs known only after `up`."""
         return {}
 
+    def after_apply(self, config: EnvConfig, outputs: Mapping[str, Any],
+                    environ: Mapping[str, str]) -> None:
+        """After `terraform apply`: create what Terraform does not (e.g. Kubernetes objects).
+        Must be idempotent: a repeated `up` calls it again. Raise CfwError on failure."""
+
     # -- running ----------------------------------------------------------------------------
     def storage(self, config: EnvConfig, outputs: Mapping[str, Any], workdir: Path,
                 environ: Mapping[str, str], scratch: Path) -> StorageSpec:

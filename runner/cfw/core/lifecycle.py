@@ -188,6 +188,14 @@ class Lifecycle:
             outputs = tf.output()
             state.save_outputs(outputs)
             self.sensitive_outputs = set(tf.sensitive)
+            try:
+                kind.after_apply(config, outputs, self.environ)
+            except CfwError as exc:
+                state.set_phase(PHASE_FAILED, last_error=str(exc), resources=self._count(state, tf))
+                state.secure()
+                raise WorkFailed(f"{resolved.name} was applied, but setting it up failed: "
+                                 f"{exc.message}", f"run `cfw up {resolved.name}` again to retry, "
+                                 f"or `cfw down {resolved.name}`") from exc
             state.set_phase(PHASE_UP, last_error=None, resources=self._count(state, tf))
             state.secure()
             return outputs

@@ -83,8 +83,8 @@ class CfwExecutor(RemoteExecutor):
 
     def run_job(self, job: JobExecutorInterface) -> None:
         spec = self.job_spec(job)
-        payload = self.backend.translate(spec, self.ctx)
         try:
+            payload = self.backend.translate(spec, self.ctx)
             external_id = self.backend.submit(spec, payload, self.envvars())
         except CfwError as exc:
             self.report_job_error(SubmittedJobInfo(job), msg=f"cfw: submission failed: {exc}")

@@ -1,0 +1,201 @@
+"""The gke backend: each job a Kubernetes Job in the environment's cluster.
+
+Status: one list of the run's Jobs by label selector per cycle, whatever the number of
+jobs; the run's pods are listed (once, for all jobs) only when a Job failed or has been
+waiting to start long enough to be worth explaining (an image that cannot be pulled).
+"""
+
+from __future__ import annotations
+
+import atexit
+import os
+import shutil
+import tempfile
+import time
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+from cfw.backends.base import Backend, EnvContext, JobSpec, JobState, JobStatus
+from cfw.backends.gke import status as st
+from cfw.backends.gke import translate as tr
+from cfw.backends.gke.config import GkeConfig
+from cfw.backends.gke.kind import KIND
+from cfw.core.errors import CfwError, UserError
+
+PENDING_CHECK_S = 30.0  # look at a waiting job's pod after this long, and then this often
+LOG_LINES = 5000
+
+
+def connect(config: GkeConfig, outputs: Mapping[str, Any]) -> Any:
+    """A Kubernetes client for the environment's cluster, credentials from the GKE API."""
+    from cfw.backends.gke import client, gcp
+
+    project = outputs.get("project") or config.project
+    cluster = outputs.get("cluster_name")
+    if not project or not cluster:
+        raise UserError("the environment's outputs name no cluster",
+                        "run `cfw up` for it again")
+    location = outputs.get("cluster_location") or config.location
+    access = gcp.cluster_access(project, location, cluster)
+    workdir = tempfile.mkdtemp(prefix="cfw-gke-")
+    atexit.register(shutil.rmtree, workdir, True)
+    ca_file = Path(workdir) / "cluster-ca.pem"
+    fd = os.open(ca_file, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "wb") as handle:
+        handle.write(access.ca_pem)
+    return client.connect(access.endpoint, ca_file, access.token)
+
+
+class GkeBackend(Backend):
+    capabilities = KIND.capabilities
+
+    def __init__(self, ctx: EnvContext, kube: Any = None):
+        super().__init__(ctx)
+        self.config: GkeConfig = ctx.config
+        self.namespace = ctx.outputs.get("namespace") or self.config.namespace
+        self.kube = kube if kube is not None else connect(self.config, ctx.outputs)
+        self.selector = tr.run_selector(ctx.run_id)
+        self.secret_keys: set[str] = set()
+        self.secret_name: str | None = None
+        self.submitted: set[str] = set()
+        self.final: dict[str, JobStatus] = {}
+        self.cancelled: set[str] = set()
+        self.waiting_since: dict[str, float] = {}
+        self.pods_checked = 0.0
+        self.failed_pod: dict[str, str] = {}  # job -> the pod whose log tells why
+
+    @staticmethod
+    def translate(spec: JobSpec, ctx: EnvContext) -> dict[str, Any]:
+        return tr.translate(spec, ctx)
+
+    # -- submit ------------------------------------------------------------------------------
+    def submit(self, spec: JobSpec, payload: dict[str, Any], secrets: Mapping[str, str]) -> str:
+        ref = payload.get("secret")
+        if ref:
+            keys = set(ref["keys"])
+            missing = sorted(keys - set(secrets))
+            if missing:
+                raise UserError(f"environment variable(s) {', '.join(missing)} have no value",
+                                "set them before `cfw run`")
+            if not keys <= self.secret_keys:
+                self.secret_keys |= keys
+                self.kube.put_secret(ref["namespace"], ref["name"],
+                                     {k: secrets[k] for k in sorted(self.secret_keys)},
+                                     {"app.kubernetes.io/managed-by": "cfw",
+                                      tr.RUN_LABEL: tr.label_value(self.ctx.run_id)})
+                self.secret_name = ref["name"]
+        manifest = payload["job"]
+        self.kube.create_job(manifest["metadata"]["namespace"], manifest)
+        name = manifest["metadata"]["name"]
+        self.submitted.add(name)
+        return name
+
+    # -- status ------------------------------------------------------------------------------
+    def poll(self, external_ids: Sequence[str]) -> dict[str, JobStatus]:
+        open_ids = [i for i in external_ids if i not in self.final]
+        if not open_ids:
+            return {i: self.final[i] for i in external_ids}
+        listed = self.kube.list_jobs(self.namespace, self.selector)
+        jobs = {j["metadata"]["name"]: j for j in listed}
+        now = time.monotonic()
+        phases: dict[str, JobState] = {}
+        explain: list[str] = []
+        for ext in open_ids:
+            job = jobs.get(ext)
+            if job is None:
+                continue
+            phases[ext] = st.job_phase(job)
+            if phases[ext] == JobState.FAILED:
+                explain.append(ext)
+            elif phases[ext] == JobState.PENDING:
+                since = self.waiting_since.setdefault(ext, now)
+                if now - since >= PENDING_CHECK_S:
+                    explain.append(ext)
+            else:
+                self.waiting_since.pop(ext, None)
+        pods: dict[str, list[dict[str, Any]]] = {}
+        need_pods = any(phases[e] == JobState.FAILED for e in explain) or (
+            explain and now - self.pods_checked >= PENDING_CHECK_S)
+        if need_pods:
+            self.pods_checked = now
+            for pod in self.kube.list_pods(self.namespace, self.selector):
+                pods.setdefault(st.job_of(pod) or "", []).append(pod)
+        result = {i: self.final[i] for i in external_ids if i in self.final}
+        for ext in open_ids:
+            result[ext] = self._settle(ext, jobs.get(ext), phases.get(ext), pods.get(ext, []),
+                                       need_pods)
+        return result
+
+    def _settle(self, ext: str, job: dict[str, Any] | None, phase: JobState | None,
+                pods: list[dict[str, Any]], looked: bool) -> JobStatus:
+        if job is None:
+            if ext in self.cancelled:
+                self.final[ext] = JobStatus(JobState.CANCELLED, reason="cancelled")
+            else:
+                self.final[ext] = JobStatus(JobState.FAILED, reason=(
+                    "its Job no longer exists (deleted outside cfw, or removed by "
+                    "ttlSecondsAfterFinished before cfw saw it end)"))
+            return self.final[ext]
+        if phase == JobState.SUCCEEDED:
+            self.final[ext] = JobStatus(JobState.SUCCEEDED, exit_code=0)
+        elif phase == JobState.FAILED:
+            self.final[ext] = st.job_failure(job, pods)
+            self._remember_pod(ext, pods)
+        elif phase == JobState.PENDING and looked:
+            problem = next((p for p in map(st.waiting_problem, pods) if p), None)
+            if problem:  # it would wait until its deadline, or forever: stop it now
+                self.kube.delete_job(self.namespace, ext)
+                self.final[ext] = JobStatus(JobState.FAILED, reason=problem)
+                self._remember_pod(ext, pods)
+        return self.final.get(ext) or JobStatus(phase or JobState.PENDING)
+
+    def _remember_pod(self, ext: str, pods: list[dict[str, Any]]) -> None:
+        if pods:
+            newest = max(pods, key=lambda p: p["metadata"].get("creationTimestamp") or "")
+            self.failed_pod[ext] = newest["metadata"]["name"]
+
+    # -- cancel, logs, close ---------------------------------------------------------------
+    def cancel(self, external_ids: Sequence[str]) -> None:
+        """Delete the Jobs and their pods (foreground); a Job already gone is success."""
+        for ext in external_ids:
+            self.cancelled.add(ext)
+            self.kube.delete_job(self.namespace, ext)
+            if ext not in self.final:
+                self.final[ext] = JobStatus(JobState.CANCELLED, reason="cancelled")
+
+    def logs(self, external_id: str) -> str:
+        from kubernetes.client.exceptions import ApiException
+
+        from cfw.backends.gke.client import describe
+
+        pod = self.failed_pod.get(external_id)
+        if pod is None:
+            selector = f"{st.JOB_NAME_LABELS[0]}={external_id}"
+            pods = self.kube.list_pods(self.namespace, selector)
+            if not pods:
+                return f"no log: the pods of Job {external_id} are gone\n"
+            newest = max(pods, key=lambda p: p["metadata"].get("creationTimestamp") or "")
+            pod = newest["metadata"]["name"]
+        try:
+            return self.kube.pod_log(self.namespace, pod, LOG_LINES)
+        except ApiException as exc:
+            return f"no log from pod {pod}: {describe(exc)}\n"
+
+    def close(self) -> None:
+        """End of run: stop what still runs, and delete the run's Secret."""
+        errors: list[str] = []
+        running = sorted(self.submitted - set(self.final))
+        try:
+            if running:
+                self.cancel(running)
+        except CfwError as exc:
+            errors.append(str(exc))
+        if self.secret_name:
+            try:
+                self.kube.delete_secret(self.namespace, self.secret_name)
+                self.secret_name = None
+            except CfwError as exc:
+                errors.append(str(exc))
+        if errors:
+            raise CfwError("; ".join(errors))

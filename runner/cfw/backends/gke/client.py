@@ -1,0 +1,195 @@
+"""Kubernetes API calls (the official Python client): jobs, pods, logs, secrets, RBAC.
+
+Everything is read as the API's own JSON (``_preload_content=False``), so status logic sees
+what `kubectl get -o json` shows, whatever the client version's model classes look like.
+Deleting what is already gone is success.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+from collections.abc import Callable, Iterator, Mapping
+from pathlib import Path
+from typing import Any
+
+from kubernetes import client as k8s
+from kubernetes.client.exceptions import ApiException
+
+from cfw.core.errors import WorkFailed
+
+PAGE = 500  # items per list page; a longer list continues with `continue`
+RUNNER_ROLE = "cfw-runner"
+
+
+def connect(host: str, ca_file: Path | None, token: Callable[[], str]) -> Kube:
+    """A client for the API server at ``host`` that sends a fresh bearer token."""
+    config = k8s.Configuration()
+    config.host = host
+    if ca_file is not None:
+        config.ssl_ca_cert = str(ca_file)
+    config.api_key = {"authorization": token()}
+    config.api_key_prefix = {"authorization": "Bearer"}
+    config.refresh_api_key_hook = lambda c: c.api_key.update(authorization=token())
+    return Kube(k8s.ApiClient(config))
+
+
+def _json(response: Any) -> dict[str, Any]:
+    return json.loads(response.data or b"{}")
+
+
+def _gone(exc: ApiException) -> bool:
+    return exc.status == 404
+
+
+def describe(exc: ApiException) -> str:
+    try:
+        return json.loads(exc.body).get("message") or str(exc.reason)
+    except (TypeError, ValueError):
+        return f"{exc.status} {exc.reason}"
+
+
+class Kube:
+    """The few calls the backend makes; every one is one HTTP request (lists: one per page)."""
+
+    def __init__(self, api_client: k8s.ApiClient):
+        self.api = api_client
+        self.batch = k8s.BatchV1Api(api_client)
+        self.core = k8s.CoreV1Api(api_client)
+        self.rbac = k8s.RbacAuthorizationV1Api(api_client)
+
+    # -- jobs ------------------------------------------------------------------------------
+    def create_job(self, namespace: str, manifest: Mapping[str, Any]) -> dict[str, Any]:
+        try:
+            return _json(self.batch.create_namespaced_job(namespace, manifest,
+                                                          _preload_content=False))
+        except ApiException as exc:
+            raise WorkFailed(f"the API server refused Job {manifest['metadata']['name']}: "
+                             f"{describe(exc)}") from exc
+
+    def list_jobs(self, namespace: str, selector: str) -> list[dict[str, Any]]:
+        return list(self._pages(self.batch.list_namespaced_job, namespace, selector))
+
+    def list_pods(self, namespace: str, selector: str) -> list[dict[str, Any]]:
+        return list(self._pages(self.core.list_namespaced_pod, namespace, selector))
+
+    def _pages(self, call: Callable[..., Any], namespace: str, selector: str
+               ) -> Iterator[dict[str, Any]]:
+        token: str | None = None
+        while True:
+            kwargs: dict[str, Any] = {"label_selector": selector, "limit": PAGE}
+            if token:
+                kwargs["_continue"] = token
+            page = _json(call(namespace, _preload_content=False, **kwargs))
+            yield from page.get("items") or []
+            token = (page.get("metadata") or {}).get("continue")
+            if not token:
+                return
+
+    def delete_job(self, namespace: str, name: str) -> bool:
+        """Delete a Job and (foreground) its pods; False when it was already gone."""
+        try:
+            self.batch.delete_namespaced_job(
+                name, namespace, body={"propagationPolicy": "Foreground"},
+                _preload_content=False)
+            return True
+        except ApiException as exc:
+            if _gone(exc):
+                return False
+            raise WorkFailed(f"could not delete Job {name}: {describe(exc)}") from exc
+
+    def pod_log(self, namespace: str, pod: str, tail_lines: int) -> str:
+        response = self.core.read_namespaced_pod_log(
+            pod, namespace, container="job", tail_lines=tail_lines, _preload_content=False)
+        return (response.data or b"").decode(errors="replace")
+
+    # -- the run's secret ------------------------------------------------------------------
+    def put_secret(self, namespace: str, name: str, values: Mapping[str, str],
+                   labels: Mapping[str, str]) -> None:
+        body = {
+            "apiVersion": "v1", "kind": "Secret", "type": "Opaque",
+            "metadata": {"name": name, "namespace": namespace, "labels": dict(labels)},
+            "data": {k: base64.b64encode(v.encode()).decode() for k, v in values.items()},
+        }
+        try:
+            try:
+                self.core.create_namespaced_secret(namespace, body, _preload_content=False)
+            except ApiException as exc:
+                if exc.status != 409:
+                    raise
+                self.core.replace_namespaced_secret(name, namespace, body, _preload_content=False)
+        except ApiException as exc:  # the message names the secret, never its values
+            raise WorkFailed(f"could not store Secret {name}: {exc.status} {exc.reason}") from None
+
+    def delete_secret(self, namespace: str, name: str) -> bool:
+        try:
+            self.core.delete_namespaced_secret(name, namespace, _preload_content=False)
+            return True
+        except ApiException as exc:
+            if _gone(exc):
+                return False
+            raise WorkFailed(f"could not delete Secret {name}: {describe(exc)}") from exc
+
+    # -- what jobs need in the cluster (after `terraform apply`) ---------------------------
+    def ensure_runner_objects(self, namespace: str, service_account: str, gsa_email: str,
+                              runners: list[str], labels: Mapping[str, str]) -> None:
+        """Namespace, Workload Identity KSA, and the runner Role/RoleBinding; create or update."""
+        meta = {"labels": dict(labels)}
+        self._apply(self.core.create_namespace, self.core.replace_namespace, None, {
+            "apiVersion": "v1", "kind": "Namespace", "metadata": {"name": namespace, **meta}})
+        self._apply(self.core.create_namespaced_service_account,
+                    self.core.replace_namespaced_service_account, namespace, {
+            "apiVersion": "v1", "kind": "ServiceAccount",
+            "metadata": {"name": service_account, "namespace": namespace, **meta,
+                         "annotations": {"iam.gke.io/gcp-service-account": gsa_email}}})
+        self._apply(self.rbac.create_namespaced_role, self.rbac.replace_namespaced_role,
+                    namespace, runner_role(namespace, labels))
+        self._apply(self.rbac.create_namespaced_role_binding,
+                    self.rbac.replace_namespaced_role_binding, namespace,
+                    runner_binding(namespace, runners, labels))
+
+    def _apply(self, create: Callable[..., Any], replace: Callable[..., Any],
+               namespace: str | None, body: dict[str, Any]) -> None:
+        name = body["metadata"]["name"]
+        scope = (namespace,) if namespace else ()
+        try:
+            try:
+                create(*scope, body, _preload_content=False)
+            except ApiException as exc:
+                if exc.status != 409:
+                    raise
+                replace(name, *scope, body, _preload_content=False)
+        except ApiException as exc:
+            raise WorkFailed(f"could not create {body['kind']} {name}: {describe(exc)}") from exc
+
+
+def runner_role(namespace: str, labels: Mapping[str, str]) -> dict[str, Any]:
+    """What a person running workflows may do in the namespace, and nothing else."""
+    return {
+        "apiVersion": "rbac.authorization.k8s.io/v1", "kind": "Role",
+        "metadata": {"name": RUNNER_ROLE, "namespace": namespace, "labels": dict(labels)},
+        "rules": [
+            {"apiGroups": ["batch"], "resources": ["jobs"],
+             "verbs": ["create", "get", "list", "watch", "delete"]},
+            {"apiGroups": [""], "resources": ["pods"], "verbs": ["get", "list", "watch"]},
+            {"apiGroups": [""], "resources": ["pods/log"], "verbs": ["get"]},
+            {"apiGroups": [""], "resources": ["secrets"],
+             "verbs": ["create", "get", "update", "delete"]},
+        ],
+    }
+
+
+def runner_binding(namespace: str, runners: list[str], labels: Mapping[str, str]
+                   ) -> dict[str, Any]:
+    kinds = {"user": "User", "group": "Group", "serviceAccount": "User"}
+    subjects = []
+    for member in runners:
+        prefix, _, email = member.partition(":")
+        subjects.append({"apiGroup": "rbac.authorization.k8s.io", "kind": kinds[prefix],
+                         "name": email})
+    return {
+        "apiVersion": "rbac.authorization.k8s.io/v1", "kind": "RoleBinding",
+        "metadata": {"name": RUNNER_ROLE, "namespace": namespace, "labels": dict(labels)},
+        "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": RUNNER_ROLE},
+        "subjects": subjects,
+    }

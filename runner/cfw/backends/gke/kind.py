@@ -1,0 +1,177 @@
+"""Kind `gke` as the core sees it. Imports no cloud SDK (gcp.py and client.py do, lazily)."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from cfw.backends.base import Capabilities, StorageSpec
+from cfw.backends.gke.config import GkeConfig, node_pools
+from cfw.backends.kind import Identity, Kind
+from cfw.core.config import EnvConfig
+from cfw.core.errors import UserError
+
+PROJECT_VARS = ("GOOGLE_CLOUD_PROJECT", "CLOUDSDK_CORE_PROJECT", "GCLOUD_PROJECT")
+REGION_VARS = ("GOOGLE_CLOUD_REGION", "CLOUDSDK_COMPUTE_REGION")
+STORAGE_SUBDIR = "cfw"
+
+
+def _split_id(env_id: str) -> tuple[str, str]:
+    name, _, suffix = env_id.rpartition("-")
+    return (name, suffix) if name else (env_id, "")
+
+
+def account_id(prefix: str, env_id: str) -> str:
+    """A Google service account id (6-30 characters) that keeps the id's random part."""
+    name, suffix = _split_id(env_id)
+    raw = "-".join(p for p in (prefix, suffix, name) if p)
+    return re.sub(r"-+$", "", raw[:30])
+
+
+def names(config: GkeConfig, env_id: str) -> dict[str, str]:
+    """Names of what `up` creates, derived from the environment's unique id."""
+    default = f"cfw-{env_id}-{config.project or 'project'}"[:63]
+    bucket = config.bucket or re.sub(r"[-_]+$", "", default)
+    return {
+        "cluster": f"cfw-{env_id}"[:40].rstrip("-"),
+        "network": f"cfw-{env_id}"[:40].rstrip("-"),
+        "bucket": bucket,
+        "jobs_account_id": account_id("cfwj", env_id),
+        "nodes_account_id": account_id("cfwn", env_id),
+    }
+
+
+def _emails(config: GkeConfig, env_id: str) -> dict[str, str]:
+    n = names(config, env_id)
+    domain = f"{config.project}.iam.gserviceaccount.com"
+    return {"jobs_account": f"{n['jobs_account_id']}@{domain}",
+            "nodes_account": f"{n['nodes_account_id']}@{domain}", "network": n["network"]}
+
+
+class GkeKind(Kind):
+    name = "gke"
+    summary = "a GKE cluster with autoscaling (Spot, GPU) pools; each job a Kubernetes Job"
+    config_model = GkeConfig
+    modules = ("gke-cluster",)
+    capabilities = Capabilities(gpu=True, spot=True, secrets=True, machine_types=True,
+                                env_is_secret=True)
+    backend_path = "cfw.backends.gke.backend:GkeBackend"
+    translate_path = "cfw.backends.gke.translate:translate"
+    extra = "gke"
+    default_jobs = 100
+
+    def defaults(self, environ: Mapping[str, str]) -> dict[str, Any]:
+        out: dict[str, Any] = {}
+        project = next((environ[v] for v in PROJECT_VARS if environ.get(v)), None)
+        region = next((environ[v] for v in REGION_VARS if environ.get(v)), None)
+        if project:
+            out["project"] = project
+        if region:
+            out["region"] = region
+        return out
+
+    def preflight(self, config: EnvConfig, environ: Mapping[str, str]) -> None:
+        assert isinstance(config, GkeConfig)
+        if not config.project:
+            raise UserError(
+                f"no GCP project is set for environment {config.name or 'gke'}",
+                "pass --project PROJECT, set project: in "
+                f"environments/{config.name or 'gke'}.yaml, or set GOOGLE_CLOUD_PROJECT",
+            )
+        from cfw.backends.gke import gcp
+
+        gcp.check_project(config.project)
+
+    # -- rendering --------------------------------------------------------------------------
+    def tfvars(self, config: EnvConfig, ident: Identity, workdir: Path) -> dict[str, Any]:
+        assert isinstance(config, GkeConfig)
+        n = names(config, ident.env_id)
+        return {
+            "name": ident.name,
+            "env_id": ident.env_id,
+            "labels": ident.labels(config.labels),
+            "project": config.project or "",
+            "region": config.region,
+            "location": config.location,
+            "cluster_name": n["cluster"],
+            "release_channel": config.release_channel,
+            "authorized_networks": list(config.authorized_networks),
+            "system_machine_type": config.system_machine_type,
+            "node_pools": {
+                pool.name: {
+                    "machine_type": pool.machine_type,
+                    "spot": pool.spot,
+                    "max_nodes": pool.max_nodes,
+                    "disk_size_gb": config.disk_size_gb,
+                    "disk_type": config.disk_type,
+                    "accelerator_type": pool.accelerator,
+                    "accelerator_count": pool.accelerator_count,
+                    "driver_version": pool.driver_version,
+                    "zones": list(pool.zones),
+                }
+                for pool in node_pools(config)
+            },
+            "bucket_name": n["bucket"],
+            "bucket_retention_days": config.bucket_retention_days,
+            "namespace": config.namespace,
+            "service_account": config.service_account,
+            "jobs_account_id": n["jobs_account_id"],
+            "nodes_account_id": n["nodes_account_id"],
+        }
+
+    def output_placeholders(self, config: EnvConfig, ident: Identity | None) -> dict[str, Any]:
+        assert isinstance(config, GkeConfig)
+        env_id = ident.env_id if ident else "adhoc"
+        n = names(config, env_id)
+        return {
+            "project": config.project or "<project>",
+            "cluster_name": n["cluster"],
+            "cluster_location": config.location,
+            "cluster_endpoint": "<cluster endpoint: known after cfw up>",
+            "bucket_name": n["bucket"] if ident else "<bucket: known after cfw up>",
+            "namespace": config.namespace,
+            "service_account": config.service_account,
+            "node_pools": {p.name: p.machine_type for p in node_pools(config)},
+        }
+
+    # -- running ----------------------------------------------------------------------------
+    def storage(self, config: EnvConfig, outputs: Mapping[str, Any], workdir: Path,
+                environ: Mapping[str, str], scratch: Path) -> StorageSpec:
+        assert isinstance(config, GkeConfig)
+        bucket = outputs.get("bucket_name") or "<bucket: known after cfw up>"
+        project = outputs.get("project") or config.project or ""
+        # jobs reach the bucket through Workload Identity; the runner with its own ADC
+        return StorageSpec(provider="gcs", prefix=f"gcs://{bucket}/{STORAGE_SUBDIR}",
+                           env={"SNAKEMAKE_STORAGE_GCS_PROJECT": project})
+
+    def after_apply(self, config: EnvConfig, outputs: Mapping[str, Any],
+                    environ: Mapping[str, str]) -> None:
+        """Namespace, Workload Identity service account and runner RBAC, through the API."""
+        assert isinstance(config, GkeConfig)
+        from cfw.backends.gke.backend import connect
+
+        kube = connect(config, outputs)
+        labels = {"app.kubernetes.io/managed-by": "cfw", **{
+            k: v for k, v in (outputs.get("cfw_labels") or {}).items() if k.startswith("cfw-")}}
+        kube.ensure_runner_objects(
+            namespace=outputs.get("namespace") or config.namespace,
+            service_account=outputs.get("service_account") or config.service_account,
+            gsa_email=outputs["jobs_service_account_email"],
+            runners=list(config.runners),
+            labels=labels,
+        )
+
+    # -- teardown ---------------------------------------------------------------------------
+    def leftovers(self, config: EnvConfig, ident: Identity, outputs: Mapping[str, Any],
+                  environ: Mapping[str, str]) -> list[str]:
+        assert isinstance(config, GkeConfig)
+        if not config.project:
+            return []
+        from cfw.backends.gke import gcp
+
+        return gcp.leftovers(config.project, ident.env_id, _emails(config, ident.env_id))
+
+
+KIND = GkeKind()

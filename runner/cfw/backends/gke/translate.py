@@ -1,0 +1,259 @@
+"""JobSpec -> a Kubernetes batch/v1 Job manifest, and the run's Secret it refers to. Pure.
+
+Where a job runs is decided here: its GPU, machine_type and preemptible resources select
+the job pools that can hold it (by the ``cfw-pool`` node label the module sets); Spot and
+GPU nodes are tainted, so a pod lands there only with the matching toleration.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Sequence
+from typing import Any
+
+from cfw.backends.base import EnvContext, JobSpec
+from cfw.backends.gke.config import GkeConfig, Pool, node_pools
+from cfw.core.errors import UserError
+
+POOL_LABEL = "cfw-pool"
+SPOT_LABEL = "cloud.google.com/gke-spot"
+ACCELERATOR_LABEL = "cloud.google.com/gke-accelerator"
+GPU_RESOURCE = "nvidia.com/gpu"
+MANAGED_BY = "app.kubernetes.io/managed-by"
+RUN_LABEL = "cfw-run"
+JOB_LABEL = "cfw-job"
+WORKDIR = "/workdir"
+_VCPUS = re.compile(r"^[a-z0-9]+-(standard|highmem|highcpu)-(\d+)(-lssd)?$")
+
+
+def secret_name(run_id: str) -> str:
+    """The run's Secret: every job of the run takes its environment values from it."""
+    return f"cfw-{label_value(run_id).lower()}-env"
+
+
+def job_name(spec: JobSpec) -> str:
+    """DNS-1123 label of at most 63 characters: the spec's name and the attempt."""
+    suffix = f"-a{spec.attempt}"
+    base = re.sub(r"-{2,}", "-", re.sub(r"[^a-z0-9-]+", "-", spec.name.lower())).strip("-")
+    return (base[: 63 - len(suffix)].rstrip("-") or "cfw") + suffix
+
+
+def label_value(value: Any) -> str:
+    """A valid label value: at most 63 of [A-Za-z0-9._-], alphanumeric at both ends."""
+    text = re.sub(r"[^A-Za-z0-9._-]+", "-", str(value))[:63]
+    return re.sub(r"^[^A-Za-z0-9]+|[^A-Za-z0-9]+$", "", text)
+
+
+def run_selector(run_id: str) -> str:
+    return f"{MANAGED_BY}=cfw,{RUN_LABEL}={label_value(run_id)}"
+
+
+# -- pools ---------------------------------------------------------------------------------
+def available_pools(config: GkeConfig, outputs: dict[str, Any]) -> list[Pool]:
+    """The config's job pools that exist (all of them before `up`: placeholders)."""
+    made = outputs.get("node_pools")
+    pools = node_pools(config)
+    if isinstance(made, dict) and made:
+        pools = [p for p in pools if p.name in made]
+    return pools
+
+
+def type_matches(machine_type: str, wanted: str) -> bool:
+    """Exact type, or a family prefix at a '-' boundary (n2 ~ n2-standard-8, not n2d-...)."""
+    wanted = wanted.strip().lower().rstrip("-")
+    return machine_type == wanted or machine_type.startswith(wanted + "-")
+
+
+def model_matches(accelerator: str, model: str) -> bool:
+    model = model.strip().lower()
+    return accelerator in (model, f"nvidia-{model}", f"nvidia-tesla-{model}")
+
+
+def vcpus(machine_type: str) -> int | None:
+    match = _VCPUS.match(machine_type)
+    return int(match.group(2)) if match else None
+
+
+def _types(pools: Sequence[Pool]) -> str:
+    return ", ".join(sorted({p.machine_type for p in pools})) or "none"
+
+
+def _family(pools: Sequence[Pool]) -> str:
+    types = sorted({p.machine_type for p in pools})
+    return types[0].rsplit("-", 1)[0] if types else "e2-standard"
+
+
+def select_pools(spec: JobSpec, pools: Sequence[Pool], env: str) -> tuple[list[Pool], bool]:
+    """The pools that can run the job, and whether they are Spot pools."""
+    where = f"rule {spec.rule} (job {spec.jobid})"
+    fix_config = f"edit environments/{env}.yaml and `cfw up {env}` again"
+    if spec.gpu:
+        candidates = [p for p in pools if p.accelerator]
+        if not candidates:
+            raise UserError(f"{where} asks for {spec.gpu} GPU(s) but environment {env} has "
+                            "no GPU pool", f"add gpu_pools: to environments/{env}.yaml and run "
+                            f"`cfw up {env}` again")
+        if spec.gpu_model:
+            have = sorted({p.accelerator for p in candidates if p.accelerator})
+            candidates = [p for p in candidates
+                          if model_matches(p.accelerator or "", spec.gpu_model)]
+            if not candidates:
+                raise UserError(f"{where} asks for gpu_model {spec.gpu_model!r}, which no GPU "
+                                f"pool of {env} has", f"use one of: {', '.join(have)}")
+        enough = [p for p in candidates if p.accelerator_count >= spec.gpu]
+        if not enough:
+            most = max(p.accelerator_count for p in candidates)
+            raise UserError(f"{where} asks for {spec.gpu} GPUs but the GPU pools of {env} have "
+                            f"at most {most} per node", f"ask for at most {most}, or {fix_config}")
+        candidates = enough
+    else:
+        candidates = [p for p in pools if not p.accelerator]
+    if spec.machine_type:
+        fitting = [p for p in candidates if type_matches(p.machine_type, spec.machine_type)]
+        if not fitting:
+            raise UserError(
+                f"{where}: machine_type {spec.machine_type!r} matches no "
+                f"{'GPU ' if spec.gpu else ''}node pool of {env}",
+                f"use one of: {_types(candidates)} (exact, or a family prefix such as "
+                f"{_family(candidates)}), or {fix_config}",
+            )
+        candidates = fitting
+    if not candidates:
+        raise UserError(f"environment {env} has no pool for {where}",
+                        f"add machine_types: and {fix_config}")
+    sizes = [vcpus(p.machine_type) for p in candidates]
+    if all(sizes) and spec.threads >= max(s for s in sizes if s):
+        raise UserError(
+            f"{where} asks for {spec.threads} threads; its largest machine type has "
+            f"{max(s for s in sizes if s)} vCPUs and GKE keeps part of every node for itself",
+            f"use fewer threads or a bigger machine type ({_types(candidates)} fit now)",
+        )
+    if spec.preemptible:
+        spot = [p for p in candidates if p.spot]
+        if spot:
+            return spot, True
+    on_demand = [p for p in candidates if not p.spot]
+    if not on_demand:
+        raise UserError(
+            f"{where} is not preemptible, but only Spot pools can hold it",
+            "mark the rule preemptible (resources: preemptible=True, or --preemptible-rules), "
+            f"or add an on-demand pool: {fix_config}",
+        )
+    return on_demand, False
+
+
+# -- the Job -------------------------------------------------------------------------------
+def resources(spec: JobSpec, config: GkeConfig) -> dict[str, dict[str, str]]:
+    amounts = {"cpu": str(spec.threads), "memory": f"{spec.mem_mb or config.default_mem_mb}Mi"}
+    if spec.disk_mb:
+        amounts["ephemeral-storage"] = f"{spec.disk_mb}Mi"
+    limits = dict(amounts)
+    if spec.gpu:
+        limits[GPU_RESOURCE] = str(spec.gpu)
+    return {"requests": amounts, "limits": limits}
+
+
+def placement(spec: JobSpec, pools: list[Pool], spot: bool) -> dict[str, Any]:
+    node_selector: dict[str, str] = {}
+    tolerations: list[dict[str, str]] = []
+    if spot:
+        node_selector[SPOT_LABEL] = "true"
+        tolerations.append({"key": SPOT_LABEL, "operator": "Equal", "value": "true",
+                            "effect": "NoSchedule"})
+    if spec.gpu:
+        accelerators = sorted({p.accelerator for p in pools if p.accelerator})
+        if len(accelerators) == 1:
+            node_selector[ACCELERATOR_LABEL] = accelerators[0]
+        tolerations.append({"key": GPU_RESOURCE, "operator": "Exists", "effect": "NoSchedule"})
+    terms = [{"key": POOL_LABEL, "operator": "In", "values": sorted(p.name for p in pools)}]
+    if spec.gpu and ACCELERATOR_LABEL not in node_selector:
+        terms.append({"key": ACCELERATOR_LABEL, "operator": "In",
+                      "values": sorted({p.accelerator for p in pools if p.accelerator})})
+    out: dict[str, Any] = {
+        "affinity": {"nodeAffinity": {"requiredDuringSchedulingIgnoredDuringExecution": {
+            "nodeSelectorTerms": [{"matchExpressions": terms}]}}},
+    }
+    if node_selector:
+        out["nodeSelector"] = node_selector
+    if tolerations:
+        out["tolerations"] = tolerations
+    return out
+
+
+def labels(spec: JobSpec, ctx: EnvContext) -> dict[str, str]:
+    return {
+        MANAGED_BY: "cfw",
+        "cfw-env": label_value(ctx.name),
+        "cfw-id": label_value(ctx.env_id),
+        RUN_LABEL: label_value(spec.run_id),
+        JOB_LABEL: str(spec.jobid),
+        "cfw-rule": label_value(spec.rule) or "rule",
+        "cfw-attempt": str(spec.attempt),
+    }
+
+
+def translate(spec: JobSpec, ctx: EnvContext) -> dict[str, Any]:
+    config: GkeConfig = ctx.config
+    outputs = dict(ctx.outputs)
+    namespace = outputs.get("namespace") or config.namespace
+    service_account = outputs.get("service_account") or config.service_account
+    pools, spot = select_pools(spec, available_pools(config, outputs), ctx.name)
+    secret = secret_name(spec.run_id) if spec.env else None
+    job_labels = labels(spec, ctx)
+    container: dict[str, Any] = {
+        "name": "job",
+        "image": spec.image,
+        "imagePullPolicy": "IfNotPresent",
+        "command": ["/bin/sh", "-c", spec.command],
+        "workingDir": WORKDIR,
+        "resources": resources(spec, config),
+        "volumeMounts": [{"name": "workdir", "mountPath": WORKDIR}],
+    }
+    if secret:
+        container["env"] = [
+            {"name": name, "valueFrom": {"secretKeyRef": {"name": secret, "key": name}}}
+            for name in sorted(spec.env)
+        ]
+    workdir: dict[str, Any] = {"sizeLimit": f"{spec.disk_mb}Mi"} if spec.disk_mb else {}
+    pod_spec: dict[str, Any] = {
+        "restartPolicy": "Never",
+        "serviceAccountName": service_account,
+        **placement(spec, pools, spot),
+        "containers": [container],
+        "volumes": [{"name": "workdir", "emptyDir": workdir}],
+    }
+    job_spec: dict[str, Any] = {
+        "backoffLimit": 0,
+        "ttlSecondsAfterFinished": int(config.finished_job_ttl.total_seconds()),
+        "template": {
+            "metadata": {
+                "labels": job_labels,
+                # a running job must not be evicted to scale its node down
+                "annotations": {"cluster-autoscaler.kubernetes.io/safe-to-evict": "false"},
+            },
+            "spec": pod_spec,
+        },
+    }
+    if spec.runtime:
+        job_spec["activeDeadlineSeconds"] = spec.runtime * 60
+    manifest = {
+        "apiVersion": "batch/v1",
+        "kind": "Job",
+        "metadata": {
+            "name": job_name(spec),
+            "namespace": namespace,
+            "labels": job_labels,
+            "annotations": {
+                "cfw/rule": spec.rule,
+                "cfw/wildcards": json.dumps(dict(spec.wildcards), sort_keys=True),
+                "cfw/pools": ",".join(sorted(p.name for p in pools)),
+            },
+        },
+        "spec": job_spec,
+    }
+    return {
+        "job": manifest,
+        "secret": ({"name": secret, "namespace": namespace, "keys": sorted(spec.env)}
+                   if secret else None),
+    }
