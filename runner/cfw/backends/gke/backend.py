@@ -19,6 +19,7 @@ from typing import Any
 from cfw.backends.base import Backend, EnvContext, JobSpec, JobState, JobStatus
 from cfw.backends.gke import status as st
 from cfw.backends.gke import translate as tr
+from cfw.backends.gke.client import Unavailable
 from cfw.backends.gke.config import GkeConfig
 from cfw.backends.gke.kind import KIND
 from cfw.core.errors import CfwError, UserError
@@ -64,6 +65,7 @@ class GkeBackend(Backend):
         self.waiting_since: dict[str, float] = {}
         self.pods_checked = 0.0
         self.failed_pod: dict[str, str] = {}  # job -> the pod whose log tells why
+        self.last: dict[str, JobStatus] = {}
 
     @staticmethod
     def translate(spec: JobSpec, ctx: EnvContext) -> dict[str, Any]:
@@ -96,7 +98,11 @@ class GkeBackend(Backend):
         open_ids = [i for i in external_ids if i not in self.final]
         if not open_ids:
             return {i: self.final[i] for i in external_ids}
-        listed = self.kube.list_jobs(self.namespace, self.selector)
+        try:
+            listed = self.kube.list_jobs(self.namespace, self.selector)
+        except Unavailable:  # a passing fault: nothing changed as far as we know
+            return {i: self.final.get(i) or self.last.get(i, JobStatus(JobState.PENDING))
+                    for i in external_ids}
         jobs = {j["metadata"]["name"]: j for j in listed}
         now = time.monotonic()
         phases: dict[str, JobState] = {}
@@ -119,12 +125,16 @@ class GkeBackend(Backend):
             explain and now - self.pods_checked >= PENDING_CHECK_S)
         if need_pods:
             self.pods_checked = now
-            for pod in self.kube.list_pods(self.namespace, self.selector):
-                pods.setdefault(st.job_of(pod) or "", []).append(pod)
+            try:
+                for pod in self.kube.list_pods(self.namespace, self.selector):
+                    pods.setdefault(st.job_of(pod) or "", []).append(pod)
+            except Unavailable:
+                need_pods = False
         result = {i: self.final[i] for i in external_ids if i in self.final}
         for ext in open_ids:
             result[ext] = self._settle(ext, jobs.get(ext), phases.get(ext), pods.get(ext, []),
                                        need_pods)
+            self.last[ext] = result[ext]
         return result
 
     def _settle(self, ext: str, job: dict[str, Any] | None, phase: JobState | None,

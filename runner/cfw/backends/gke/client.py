@@ -13,6 +13,7 @@ from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
+import urllib3
 from kubernetes import client as k8s
 from kubernetes.client.exceptions import ApiException
 
@@ -20,6 +21,10 @@ from cfw.core.errors import WorkFailed
 
 PAGE = 500  # items per list page; a longer list continues with `continue`
 RUNNER_ROLE = "cfw-runner"
+
+
+class Unavailable(WorkFailed):
+    """The API server did not answer this time (overload, restart, network): try again."""
 
 
 def connect(host: str, ca_file: Path | None, token: Callable[[], str]) -> Kube:
@@ -68,10 +73,22 @@ class Kube:
                              f"{describe(exc)}") from exc
 
     def list_jobs(self, namespace: str, selector: str) -> list[dict[str, Any]]:
-        return list(self._pages(self.batch.list_namespaced_job, namespace, selector))
+        return self._list(self.batch.list_namespaced_job, namespace, selector, "Jobs")
 
     def list_pods(self, namespace: str, selector: str) -> list[dict[str, Any]]:
-        return list(self._pages(self.core.list_namespaced_pod, namespace, selector))
+        return self._list(self.core.list_namespaced_pod, namespace, selector, "Pods")
+
+    def _list(self, call: Callable[..., Any], namespace: str, selector: str, what: str
+              ) -> list[dict[str, Any]]:
+        try:
+            return list(self._pages(call, namespace, selector))
+        except ApiException as exc:
+            if exc.status in (429, 500, 502, 503, 504):
+                raise Unavailable(f"listing {what}: {exc.status} {exc.reason}") from exc
+            raise WorkFailed(f"the API server refused to list {what} in {namespace}: "
+                             f"{exc.status} {describe(exc)}") from exc
+        except urllib3.exceptions.HTTPError as exc:
+            raise Unavailable(f"listing {what}: {exc}") from exc
 
     def _pages(self, call: Callable[..., Any], namespace: str, selector: str
                ) -> Iterator[dict[str, Any]]:
