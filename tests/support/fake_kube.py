@@ -249,7 +249,8 @@ class FakeKube:
                 if not m:
                     return self._status(404, "NotFound", f"the server could not find {url.path}")
                 query = {k: v[-1] for k, v in parse_qs(url.query).items()}
-                res, ns, name, sub = m.group("res"), m.group("ns") or "", m.group("name"), m.group("sub")
+                res, ns = m.group("res"), m.group("ns") or ""
+                name, sub = m.group("name"), m.group("sub")
                 with fake.lock:
                     verb = {"GET": "get" if name else "list", "POST": "create", "PUT": "replace",
                             "DELETE": "delete"}[method]
@@ -271,7 +272,8 @@ class FakeKube:
                         start = next((i for i, o in enumerate(items)
                                       if o["metadata"]["name"] > token["after"]), len(items))
                     except (ValueError, KeyError):
-                        return self._status(410, "Expired", "the provided continue parameter is too old")
+                        return self._status(410, "Expired",
+                                            "the provided continue parameter is too old")
                 limit = int(query.get("limit") or 0) or len(items) or 1
                 if fake.max_page:
                     limit = min(limit, fake.max_page)
