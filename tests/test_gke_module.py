@@ -1,0 +1,133 @@
+"""modules/gke-cluster and the rendered gke root module, checked without the google provider
+(it cannot be downloaded here): terraform fmt -check, a parse of every file, checkov with
+every skip carrying its reason, references that resolve, and the golden render
+(tests/test_render.py)."""
+
+from __future__ import annotations
+
+import json
+import re
+import subprocess
+from pathlib import Path
+
+import pytest
+from support.checkov import checkov_venv
+from test_render import render_example
+
+REPO = Path(__file__).resolve().parent.parent
+MODULE = REPO / "modules" / "gke-cluster"
+
+_PARSE = r"""
+import json, sys, hcl2
+out = {}
+for path in sys.argv[1:]:
+    with open(path) as handle:
+        out[path] = hcl2.load(handle)
+print(json.dumps(out, default=str))
+"""
+
+
+@pytest.fixture(scope="module")
+def checkov() -> Path:
+    return checkov_venv()
+
+
+@pytest.fixture(scope="module")
+def parsed(checkov) -> dict[str, dict]:
+    """Every .tf file of the module, parsed by python-hcl2 (checkov's own parser)."""
+    files = sorted(str(p) for p in MODULE.glob("*.tf"))
+    proc = subprocess.run([str(checkov / "bin" / "python"), "-c", _PARSE, *files],
+                          capture_output=True, text=True, check=False)
+    assert proc.returncode == 0, proc.stderr
+    return {Path(k).name: v for k, v in json.loads(proc.stdout).items()}
+
+
+def test_module_files_and_fmt():
+    for name in ("main.tf", "variables.tf", "outputs.tf", "versions.tf", "README.md"):
+        assert (MODULE / name).exists(), name
+    check = subprocess.run(["terraform", "fmt", "-check", "-recursive", "-diff", str(MODULE)],
+                           capture_output=True, text=True, check=False)
+    assert check.returncode == 0, check.stdout + check.stderr
+
+
+def test_every_file_parses_and_references_resolve(parsed):
+    variables = {name for block in parsed["variables.tf"]["variable"] for name in block}
+    resources = {f"{kind}.{name}" for block in parsed["main.tf"]["resource"]
+                 for kind, named in block.items() for name in named}
+    locals_ = {k for block in parsed["main.tf"]["locals"] for k in block}
+    text = (MODULE / "main.tf").read_text() + (MODULE / "outputs.tf").read_text()
+    used_vars = set(re.findall(r"\bvar\.([a-z_]+)", text))
+    assert used_vars <= variables, used_vars - variables
+    assert variables <= used_vars, f"unused variables: {variables - used_vars}"
+    used_resources = set(re.findall(r"\b(google_[a-z_]+\.[a-z_]+)\b", text))
+    assert used_resources <= resources, used_resources - resources
+    assert set(re.findall(r"\blocal\.([a-z_]+)", text)) <= locals_
+    assert "google_container_cluster.this" in resources  # the one main resource is `this`
+    for block in parsed["variables.tf"]["variable"]:
+        for name, body in block.items():
+            assert list(body)[:2] == ["type", "description"], f"{name}: type first, then description"
+
+
+def one(value):
+    """python-hcl2 wraps attribute values in one-element lists."""
+    return value[0] if isinstance(value, list) and len(value) == 1 else value
+
+
+def test_teardown_friendly_and_labelled(parsed):
+    main = (MODULE / "main.tf").read_text()
+    assert "deletion_protection = false" in main
+    assert re.search(r"force_destroy\s+=\s+true", main)
+    blocks = {f"{kind}.{name}": body for block in parsed["main.tf"]["resource"]
+              for kind, named in block.items() for name, body in named.items()}
+    labelled = {"google_container_cluster.this": "resource_labels",
+                "google_storage_bucket.data": "labels"}
+    for address, key in labelled.items():
+        assert one(blocks[address][key]) == "${var.labels}", address
+    for pool in ("google_container_node_pool.system", "google_container_node_pool.jobs"):
+        config = one(blocks[pool]["node_config"])
+        assert one(config["resource_labels"]) == "${var.labels}"
+        assert one(one(config["workload_metadata_config"])["mode"]) == "GKE_METADATA"
+        management = one(blocks[pool]["management"])
+        assert one(management["auto_repair"]) is True and one(management["auto_upgrade"]) is True
+    jobs = blocks["google_container_node_pool.jobs"]
+    assert one(one(jobs["autoscaling"])["total_min_node_count"]) == 0
+    cluster = blocks["google_container_cluster.this"]
+    assert one(one(cluster["workload_identity_config"])["workload_pool"]) == (
+        "${local.workload_pool}")
+
+
+def test_checkov_passes_with_reasoned_skips(checkov, tmp_path):
+    proc = subprocess.run(
+        [str(checkov / "bin" / "checkov"), "-d", str(MODULE), "--framework", "terraform",
+         "--compact", "--skip-download", "-o", "json"],
+        capture_output=True, text=True, check=False, cwd=tmp_path)
+    report = json.loads(proc.stdout)
+    results = report["results"]
+    failed = [(c["check_id"], c["resource"]) for c in results["failed_checks"]]
+    assert not failed, failed
+    assert report["summary"]["parsing_errors"] == 0
+    assert report["summary"]["passed"] > 30
+    for skipped in results["skipped_checks"]:
+        reason = skipped["check_result"].get("suppress_comment") or ""
+        assert len(reason) > 25, f"{skipped['check_id']} is skipped without a reason"
+
+
+def test_root_module_calls_the_module_with_its_variables(tmp_path, parsed):
+    out = render_example("gke", tmp_path / "gke")
+    main = (out / "main.tf").read_text()
+    call = re.search(r'module "gke_cluster" \{(.*?)\n\}', main, re.S).group(1)
+    passed = set(re.findall(r"^\s+([a-z_]+)\s+=", call, re.M)) - {"source"}
+    declared = {name: body for block in parsed["variables.tf"]["variable"]
+                for name, body in block.items()}
+    required = {name for name, body in declared.items() if "default" not in body}
+    assert required <= passed <= set(declared), (required - passed, passed - set(declared))
+    values = json.loads((out / "terraform.tfvars.json").read_text())
+    root_vars = set(re.findall(r'^variable "([a-z_]+)"', main, re.M))
+    assert set(values) == root_vars
+    assert "provider \"google\"" in main and "default_labels = var.labels" in main
+    for name, pool in values["node_pools"].items():
+        assert re.match(r"^[a-z][a-z0-9-]{0,38}[a-z0-9]$", name)
+        assert pool["spot"] == name.startswith("spot-")
+    for key in ("jobs_account_id", "nodes_account_id"):
+        assert re.match(r"^[a-z][a-z0-9-]{4,28}[a-z0-9]$", values[key]), values[key]
+    assert re.match(r"^[a-z0-9][a-z0-9_-]{1,61}[a-z0-9]$", values["bucket_name"])
