@@ -207,7 +207,7 @@ def test_impossible_requests_are_user_errors(resources, fragments):
 
 def test_gpu_without_gpu_pools():
     config = CONFIG.model_copy(update={"gpu_pools": []})
-    with pytest.raises(UserError, match="no GPU pool.*add gpu_pools"):
+    with pytest.raises(UserError, match=r"no GPU pool.*add gpu_pools"):
         translate(make_spec(gpu=1), context(config))
 
 

@@ -11,6 +11,7 @@ import subprocess
 from pathlib import Path
 
 import pytest
+
 from support.checkov import checkov_venv
 from test_render import render_example
 
@@ -65,7 +66,7 @@ def test_every_file_parses_and_references_resolve(parsed):
     assert "google_container_cluster.this" in resources  # the one main resource is `this`
     for block in parsed["variables.tf"]["variable"]:
         for name, body in block.items():
-            assert list(body)[:2] == ["type", "description"], f"{name}: type first, then description"
+            assert list(body)[:2] == ["type", "description"], f"{name}: type, then description"
 
 
 def one(value):

@@ -123,11 +123,14 @@ def up(
     state = EnvState(project, name)
     verb = "Update" if state.exists else "Create"
     confirm(f"{verb} environment {name} (kind {resolved.kind.name})?", yes, "up")
-    if resolved.path is None:
-        written = write_config(project, resolved)
-        out.info(f"wrote the resolved config to {written.relative_to(project)}")
     lifecycle = Lifecycle(project, out)
-    outputs = lifecycle.up(resolved, lock_timeout=lock_timeout)
+    try:
+        outputs = lifecycle.up(resolved, lock_timeout=lock_timeout)
+    finally:
+        # once `up` got past its preflight checks (a config that stops there is not kept)
+        if resolved.path is None and state.exists:
+            written = write_config(project, resolved)
+            out.info(f"wrote the resolved config to {written.relative_to(project)}")
     out.done()
     meta = state.meta()
     expiry = f"; expires {meta.expires_at} (cfw reap)" if meta and meta.expires_at else ""
