@@ -130,7 +130,7 @@ class GkeKind(Kind):
             "cluster_name": n["cluster"],
             "cluster_location": config.location,
             "cluster_endpoint": "<cluster endpoint: known after cfw up>",
-            "bucket_name": n["bucket"] if ident else "<bucket: known after cfw up>",
+            "bucket_name": n["bucket"] if ident else "<bucket-known-after-up>",
             "namespace": config.namespace,
             "service_account": config.service_account,
             "node_pools": {p.name: p.machine_type for p in node_pools(config)},
@@ -140,7 +140,7 @@ class GkeKind(Kind):
     def storage(self, config: EnvConfig, outputs: Mapping[str, Any], workdir: Path,
                 environ: Mapping[str, str], scratch: Path) -> StorageSpec:
         assert isinstance(config, GkeConfig)
-        bucket = outputs.get("bucket_name") or "<bucket: known after cfw up>"
+        bucket = outputs.get("bucket_name") or "<bucket-known-after-up>"
         project = outputs.get("project") or config.project or ""
         # jobs reach the bucket through Workload Identity; the runner with its own ADC
         return StorageSpec(provider="gcs", prefix=f"gcs://{bucket}/{STORAGE_SUBDIR}",
