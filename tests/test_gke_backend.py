@@ -64,6 +64,10 @@ def test_submit_stores_env_values_only_in_the_run_secret(fake, backend):
     assert base64.b64decode(secret["data"]["API_TOKEN"]).decode() == SECRET_VALUE
     assert secret["metadata"]["labels"]["cfw-run"] == RUN
     assert fake.count("create", "secrets") == 1  # once per run, not per job
+    sent = backend.translate(spec(3), backend.ctx)["job"]
+    stored = fake.get("jobs", NS, ids[2])
+    assert stored["spec"] == sent["spec"]  # what the API server got is exactly the manifest
+    assert stored["metadata"]["labels"] == sent["metadata"]["labels"]
     for ext in ids:
         job = fake.get("jobs", NS, ext)
         text = json.dumps(job)

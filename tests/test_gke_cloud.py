@@ -276,8 +276,7 @@ def test_connect_writes_the_ca_privately(fake_gke, monkeypatch):
     assert config.host == "https://34.90.1.2"
     ca_file = Path(config.ssl_ca_cert)
     assert ca_file.read_bytes() == fake_gke[0] and oct(ca_file.stat().st_mode)[-3:] == "600"
-    assert config.get_api_key_with_prefix("BearerToken", alias="authorization") == (
-        "Bearer ya29.test")
+    assert config.auth_settings()["BearerToken"]["value"] == "Bearer ya29.test"
 
 
 def test_after_apply_creates_the_runner_objects(monkeypatch):
@@ -306,3 +305,50 @@ def test_after_apply_creates_the_runner_objects(monkeypatch):
                 kubernetes_validate.validate(manifest, "1.30", strict=True)
     finally:
         fake.close()
+
+
+def test_status_details_count_nodes_per_pool_and_jobs(monkeypatch):
+    fake = FakeKube()
+    try:
+        kube = kube_client.connect(fake.url, None, lambda: fake.token)
+        monkeypatch.setattr(gke_backend, "connect", lambda config, outputs: kube)
+        for name, pool in (("n1", "od-e2-standard-4"), ("n2", "od-e2-standard-4"),
+                           ("n3", "spot-e2-highmem-8"), ("s1", "system"), ("x", None)):
+            labels = {"cfw-pool": pool} if pool else {}
+            fake._store("nodes", "", {"apiVersion": "v1", "kind": "Node",
+                                      "metadata": {"name": name, "labels": labels}})
+        config = GkeConfig(project="my-project")
+        outputs = {"namespace": "cfw-jobs", "node_pools": {"od-e2-standard-4": "e2-standard-4",
+                                                           "spot-e2-highmem-8": "e2-highmem-8",
+                                                           "od-e2-highmem-8": "e2-highmem-8"}}
+        job = {"apiVersion": "batch/v1", "kind": "Job", "metadata": {
+            "name": "cfw-r-1-a-a1", "labels": {"app.kubernetes.io/managed-by": "cfw"}},
+            "spec": {"template": {"metadata": {"labels": {}}, "spec": {"containers": []}}}}
+        kube.create_job("cfw-jobs", job)
+        details = get_kind("gke").status_details(config, outputs)
+        assert details == {"nodes": {"od-e2-standard-4": 2, "spot-e2-highmem-8": 1,
+                                     "od-e2-highmem-8": 0}, "jobs": {"pending": 1}}
+    finally:
+        fake.close()
+
+
+def test_a_failed_after_apply_leaves_an_environment_to_retry_or_destroy(tmp_path, monkeypatch):
+    """The lifecycle hook gke uses, on the local kind (real Terraform, no provider needed)."""
+    from cfw.backends.local.kind import LocalKind
+    from cfw.core.errors import WorkFailed
+    from cfw.core.state import EnvState
+
+    def broken(self, config, outputs, environ):
+        raise WorkFailed("the API server did not answer")
+
+    monkeypatch.setattr(LocalKind, "after_apply", broken)
+    resolved = resolve(tmp_path, "local", overrides=[f"sandbox_root={tmp_path / 'sb'}"],
+                       environ={})
+    lifecycle = Lifecycle(tmp_path, environ={})
+    with pytest.raises(WorkFailed) as caught:
+        lifecycle.up(resolved)
+    assert "setting it up failed: the API server did not answer" in str(caught.value)
+    assert "cfw up local" in str(caught.value)
+    meta = EnvState(tmp_path, "local").meta()
+    assert meta.phase == "failed" and meta.resources >= 1
+    assert lifecycle.down("local")

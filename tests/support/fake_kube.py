@@ -31,7 +31,8 @@ _PATH = re.compile(
     r"(?:/namespaces/(?P<ns>[a-z0-9-]+))?/(?P<res>[a-z]+)(?:/(?P<name>[A-Za-z0-9._-]+))?"
     r"(?:/(?P<sub>log))?$"
 )
-_KINDS = {"jobs": "Job", "pods": "Pod", "secrets": "Secret", "namespaces": "Namespace",
+_KINDS = {"jobs": "Job", "pods": "Pod", "nodes": "Node", "secrets": "Secret",
+          "namespaces": "Namespace",
           "serviceaccounts": "ServiceAccount", "roles": "Role", "rolebindings": "RoleBinding"}
 _GROUPS = {"jobs": "batch", "roles": "rbac.authorization.k8s.io",
            "rolebindings": "rbac.authorization.k8s.io"}

@@ -103,6 +103,9 @@ class Kube:
             if not token:
                 return
 
+    def list_nodes(self, selector: str) -> list[dict[str, Any]]:
+        return self._list(lambda _ns, **kw: self.core.list_node(**kw), "", selector, "Nodes")
+
     def delete_job(self, namespace: str, name: str) -> bool:
         """Delete a Job and (foreground) its pods; False when it was already gone."""
         try:

@@ -163,6 +163,25 @@ class GkeKind(Kind):
             labels=labels,
         )
 
+    def status_details(self, config: EnvConfig, outputs: Mapping[str, Any]) -> dict[str, Any]:
+        """Job nodes per pool and Jobs by state (one list of nodes, one of the namespace's Jobs)."""
+        assert isinstance(config, GkeConfig)
+        from cfw.backends.gke.backend import connect
+        from cfw.backends.gke.status import job_phase
+
+        kube = connect(config, outputs)
+        nodes: dict[str, int] = dict.fromkeys(outputs.get("node_pools") or {}, 0)
+        for node in kube.list_nodes("cfw-pool"):
+            pool = node["metadata"]["labels"]["cfw-pool"]
+            if pool != "system":
+                nodes[pool] = nodes.get(pool, 0) + 1
+        jobs: dict[str, int] = {}
+        namespace = outputs.get("namespace") or config.namespace
+        for job in kube.list_jobs(namespace, "app.kubernetes.io/managed-by=cfw"):
+            state = job_phase(job).value
+            jobs[state] = jobs.get(state, 0) + 1
+        return {"nodes": nodes, "jobs": jobs}
+
     # -- teardown ---------------------------------------------------------------------------
     def leftovers(self, config: EnvConfig, ident: Identity, outputs: Mapping[str, Any],
                   environ: Mapping[str, str]) -> list[str]:
