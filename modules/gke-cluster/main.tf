@@ -359,3 +359,14 @@ resource "google_storage_bucket_iam_member" "jobs" {
   role     = each.value
   member   = "serviceAccount:${google_service_account.jobs.email}"
 }
+
+# people who run workflows on a shared cluster read and write the same bucket
+resource "google_storage_bucket_iam_member" "runners" {
+  for_each = {
+    for pair in setproduct(var.runners, ["roles/storage.objectUser", "roles/storage.legacyBucketReader"]) :
+    "${pair[0]} ${pair[1]}" => { member = pair[0], role = pair[1] }
+  }
+  bucket = google_storage_bucket.data.name
+  role   = each.value.role
+  member = each.value.member
+}

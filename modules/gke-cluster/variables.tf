@@ -176,6 +176,18 @@ variable "service_account" {
   default     = "cfw-jobs"
 }
 
+variable "runners" {
+  type        = list(string)
+  description = "IAM members (user:, group:, serviceAccount:) who run workflows here: object access to the bucket."
+  nullable    = false
+  default     = []
+
+  validation {
+    condition     = alltrue([for m in var.runners : can(regex("^(user|group|serviceAccount):[^@]+@[^@]+$", m))])
+    error_message = "runners must be IAM members such as user:alice@example.com."
+  }
+}
+
 variable "jobs_account_id" {
   type        = string
   description = "Account id of the Google service account jobs act as (bucket access)."

@@ -98,6 +98,11 @@ variable "service_account" {
   description = "Kubernetes service account jobs run as."
 }
 
+variable "runners" {
+  type        = list(string)
+  description = "IAM members who run workflows here (bucket access)."
+}
+
 variable "jobs_account_id" {
   type        = string
   description = "Account id of the jobs' Google service account."
@@ -132,6 +137,7 @@ module "gke_cluster" {
   bucket_retention_days = var.bucket_retention_days
   namespace             = var.namespace
   service_account       = var.service_account
+  runners               = var.runners
   jobs_account_id       = var.jobs_account_id
   nodes_account_id      = var.nodes_account_id
 }

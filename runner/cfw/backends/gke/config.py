@@ -97,8 +97,9 @@ class GkeConfig(EnvConfig):
     )
     runners: list[str] = Field(
         default_factory=list,
-        description="Google identities (user:, group:, serviceAccount:) given the runner Role in "
-        "the namespace (people with only Kubernetes Engine Cluster Viewer on the project)",
+        description="Google identities (user:, group:, serviceAccount:) who run workflows here: "
+        "the runner Role in the namespace and object access to the bucket (they need "
+        "Kubernetes Engine Cluster Viewer on the project)",
     )
     finished_job_ttl: Duration = Field(
         timedelta(hours=1), description="Kubernetes deletes a finished Job after this long"

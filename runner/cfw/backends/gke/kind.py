@@ -117,6 +117,7 @@ class GkeKind(Kind):
             "bucket_retention_days": config.bucket_retention_days,
             "namespace": config.namespace,
             "service_account": config.service_account,
+            "runners": list(config.runners),
             "jobs_account_id": n["jobs_account_id"],
             "nodes_account_id": n["nodes_account_id"],
         }
