@@ -276,3 +276,15 @@ def test_a_passing_outage_keeps_the_last_known_states(fake, backend):
     assert backend.poll([ext])[ext].state == JobState.RUNNING
     fake.finish(ext, NS)
     assert backend.poll([ext])[ext].state == JobState.SUCCEEDED
+
+
+def test_logs_from_a_fresh_backend_as_cfw_logs_uses_it(fake, backend):
+    ext = submit(backend, 17)
+    fake.start(ext, NS)
+    pod = fake.pods_of(ext, NS)[0]["metadata"]["name"]
+    fake.logs[pod] = "Building DAG of jobs...\nFinished job 0.\n"
+    fake.finish(ext, NS)
+    fresh = GkeBackend(backend.ctx, kube=kube_client.connect(fake.url, None, lambda: fake.token))
+    fake.reset_calls()
+    assert fresh.logs(ext) == "Building DAG of jobs...\nFinished job 0.\n"
+    assert fake.calls == [("list", "pods"), ("log", "pods")]
