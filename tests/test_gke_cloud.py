@@ -219,6 +219,7 @@ def test_leftovers_lists_what_still_carries_the_id(fake_google):
 def fake_gke(monkeypatch):
     ca = b"-----BEGIN CERTIFICATE-----\nMIIBfake\n-----END CERTIFICATE-----\n"
     seen: list[str] = []
+    cluster = {"endpoint": "34.90.1.2", "ca": ca}
 
     class Handler(BaseHTTPRequestHandler):
         def log_message(self, *args):
@@ -228,9 +229,9 @@ def fake_gke(monkeypatch):
             seen.append(self.path)
             path = urlparse(self.path).path
             if path == "/v1/projects/my-project/locations/europe-west4/clusters/cfw-gke-0a1b2c":
-                code, body = 200, {"name": "cfw-gke-0a1b2c", "endpoint": "34.90.1.2",
-                                   "status": 2, "masterAuth": {
-                                       "clusterCaCertificate": base64.b64encode(ca).decode()}}
+                code, body = 200, {"name": "cfw-gke-0a1b2c", "endpoint": cluster["endpoint"],
+                                   "status": 2, "masterAuth": {"clusterCaCertificate":
+                                                              base64.b64encode(cluster["ca"]).decode()}}
             else:
                 code, body = 404, {"error": {"code": 404, "status": "NOT_FOUND",
                                              "message": "Not found: cluster"}}
@@ -248,13 +249,13 @@ def fake_gke(monkeypatch):
     monkeypatch.setattr(gcp, "cluster_manager", lambda creds: container_v1.ClusterManagerClient(
         credentials=creds, transport="rest",
         client_options={"api_endpoint": f"http://127.0.0.1:{server.server_address[1]}"}))
-    yield ca, seen
+    yield ca, seen, cluster
     server.shutdown()
     server.server_close()
 
 
 def test_cluster_access_from_the_gke_api(fake_gke):
-    ca, seen = fake_gke
+    ca, seen, _ = fake_gke
     assert not seen
     creds = Credentials(token="ya29.test")
     access = gcp.cluster_access("my-project", "europe-west4", "cfw-gke-0a1b2c", creds)
@@ -352,3 +353,29 @@ def test_a_failed_after_apply_leaves_an_environment_to_retry_or_destroy(tmp_path
     meta = EnvState(tmp_path, "local").meta()
     assert meta.phase == "failed" and meta.resources >= 1
     assert lifecycle.down("local")
+
+
+def test_the_runner_reaches_the_cluster_over_tls_with_the_gke_api_credentials(
+        fake_gke, monkeypatch, tmp_path):
+    """GKE API -> endpoint + CA -> kubernetes client verifying TLS with that CA -> Jobs."""
+    from cfw.backends.base import EnvContext, JobState
+    from cfw.core.errors import WorkFailed
+
+    kube = FakeKube(token="ya29.test", tls=True)
+    try:
+        fake_gke[2].update(endpoint=kube.endpoint, ca=kube.ca_pem)
+        monkeypatch.setattr(google.auth, "default",
+                            lambda scopes=None, **kw: (Credentials(token="ya29.test"), None))
+        config = GkeConfig(project="my-project", name="gke")
+        outputs = {"project": "my-project", "cluster_name": "cfw-gke-0a1b2c",
+                   "cluster_location": "europe-west4", "namespace": "cfw-jobs"}
+        ctx = EnvContext(name="gke", kind="gke", config=config, outputs=outputs,
+                         env_id="gke-0a1b2c", state_dir=tmp_path, run_id="r1")
+        backend = gke_backend.GkeBackend(ctx)  # connects as a run does
+        assert backend.poll(["cfw-r1-1-x-a1"])["cfw-r1-1-x-a1"].state == JobState.FAILED
+        assert kube.calls == [("list", "jobs")]
+        fake_gke[2].update(ca=FakeKube(tls=True).ca_pem)  # another cluster's CA: refused
+        with pytest.raises(WorkFailed, match=r"TLS certificate does not verify.*CERTIFICATE_VERI"):
+            gke_backend.GkeBackend(ctx).poll(["cfw-r1-1-x-a1"])
+    finally:
+        kube.close()

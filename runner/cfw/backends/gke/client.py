@@ -88,6 +88,10 @@ class Kube:
             raise WorkFailed(f"the API server refused to list {what} in {namespace}: "
                              f"{exc.status} {describe(exc)}") from exc
         except urllib3.exceptions.HTTPError as exc:
+            ssl_error = urllib3.exceptions.SSLError
+            if isinstance(exc, ssl_error) or isinstance(getattr(exc, "reason", None), ssl_error):
+                raise WorkFailed("the API server's TLS certificate does not verify against the "
+                                 f"cluster's CA ({getattr(exc, 'reason', exc)})") from exc
             raise Unavailable(f"listing {what}: {exc}") from exc
 
     def _pages(self, call: Callable[..., Any], namespace: str, selector: str
