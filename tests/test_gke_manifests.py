@@ -225,3 +225,16 @@ def test_long_rule_names_stay_valid():
     manifest = translate(spec, context())["job"]
     check_names(manifest)
     assert manifest["metadata"]["name"].endswith("-a12")
+
+
+def test_kind_and_translate_import_no_cloud_sdk():
+    import subprocess
+    import sys
+
+    code = ("import sys; from cfw.backends import get_kind; k = get_kind('gke'); "
+            "import cfw.backends.gke.translate; "
+            "bad = [m for m in sys.modules if m.split('.')[0] in ('kubernetes', 'google')]; "
+            "print(bad); sys.exit(1 if bad else 0)")
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          check=False)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
