@@ -28,6 +28,7 @@ UPDATE = os.environ.get("CFW_UPDATE_GOLDEN") == "1"
 # machine-specific values pinned so that a golden render is the same everywhere
 GOLDEN_OVERRIDES: dict[str, list[str]] = {
     "local": ["sandbox_root=/var/tmp/cfw-sandboxes"],
+    "google-batch": ["project=example-project"],
 }
 
 
