@@ -67,7 +67,8 @@ def test_module_is_terraform_fmt_clean():
 
 def test_every_file_parses(tmp_path: Path):
     out = render_example("google-batch", tmp_path / "root")
-    files = [*MODULE.glob("*.tf"), out / "main.tf", *(out / "modules" / "google-batch").glob("*.tf")]
+    copied = out / "modules" / "google-batch"
+    files = [*MODULE.glob("*.tf"), out / "main.tf", *copied.glob("*.tf")]
     assert len(files) >= 9
     for path in files:
         assert load(path), f"{path} parsed to nothing"
@@ -80,8 +81,9 @@ def test_variables_are_typed_described_and_validated(module):
         keys = [k for k in body if k != "__is_block__"]
         assert keys[:2] == ["type", "description"], f"variable {name}: type, then description"
         if re.match(r"\$\{(list|map|set|object)\(", str(body["type"])):
-            assert body.get("nullable") is False, f"collection variable {name} must be nullable = false"
-    for name in ("project", "region", "name", "bucket_name", "bucket_retention_days", "subnet_cidr"):
+            assert body.get("nullable") is False, f"collection {name}: nullable = false"
+    for name in ("project", "region", "name", "bucket_name", "bucket_retention_days",
+                 "subnet_cidr"):
         assert variables[name].get("validation"), f"variable {name} needs a validation block"
 
 

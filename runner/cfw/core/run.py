@@ -165,6 +165,7 @@ class Runner:
             out = Path(tmp) / "collect.json"
             env[explain_mod.COLLECT_VAR] = str(out)
             env[explain_mod.OUT_VAR] = os.devnull
+            env[explain_mod.ENV_VAR] = name
             proc = subprocess.run([sys.executable, "-m", "cfw.executor.explain", *argv],
                                   cwd=self.project, env=env, stdout=subprocess.PIPE,
                                   stderr=subprocess.STDOUT, text=True, errors="replace",
@@ -216,6 +217,7 @@ class Runner:
             out = Path(tmp) / "jobs.jsonl"
             out.touch()
             env[explain_mod.OUT_VAR] = str(out)
+            env[explain_mod.ENV_VAR] = name
             env[explain_mod.CORES_VAR] = flag_value(req.snakemake_args, ("--cores", "-c")) or "all"
             if not storage.on_this_machine and not has_flag(req.snakemake_args, _STORAGE):
                 # a remote storage (perhaps not even created yet): the DAG is computed from

@@ -150,9 +150,10 @@ class Clients:
         return Counter(job.status.state.name for job in self.list_jobs(f'labels.cfw-id="{env_id}"'))
 
     # -- Cloud Logging ----------------------------------------------------------------------
-    def task_log(self, job_uid: str, limit: int = LOG_LINES) -> list[str]:
+    def task_log(self, job_uid: str, limit: int | None = None) -> list[str]:
         """The newest ``limit`` lines the job's task wrote (Batch's batch_task_logs)."""
         self.calls["list_log_entries"] += 1
+        limit = limit or LOG_LINES
         log_filter = (f'logName="projects/{self.project}/logs/batch_task_logs" '
                       f'AND labels.job_uid="{job_uid}"')
         request = {"resource_names": [f"projects/{self.project}"], "filter": log_filter,

@@ -25,6 +25,9 @@ from cfw.core.errors import UserError
 # VMs keep some memory for the OS, Docker and the Batch agent: a type fits a job when
 # this share of its memory covers the job's mem_mb.
 USABLE_MEMORY = 0.9
+# A rule without mem_mb gets a type of the standard shape: 3.75 GB per thread, as
+# n1-standard (the highcpu shapes have as little as 0.9 GB per vCPU).
+MIB_PER_THREAD = 3840
 
 
 @dataclass(frozen=True)
@@ -204,7 +207,8 @@ def _fits(m: MachineType, threads: int, mem_mb: int | None) -> bool:
 
 def _cheapest(candidates: list[MachineType], threads: int, mem_mb: int | None,
               what: str) -> MachineType:
-    fitting = [m for m in candidates if _fits(m, threads, mem_mb)]
+    need_mb = mem_mb if mem_mb is not None else int(threads * MIB_PER_THREAD * USABLE_MEMORY)
+    fitting = [m for m in candidates if _fits(m, threads, need_mb)]
     if not fitting:
         need = f"{threads} vCPUs" + (f" and {mem_mb} MB of memory" if mem_mb else "")
         largest = max(candidates, key=lambda m: (m.vcpus, m.memory_mib), default=None)
