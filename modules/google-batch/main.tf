@@ -9,8 +9,9 @@ locals {
   described = "cfw environment ${lookup(var.labels, "cfw-env", var.name)} (cfw-id=${lookup(var.labels, "cfw-id", var.name)})"
   member    = "serviceAccount:${google_service_account.this.email}"
   apis = toset([
-    "batch.googleapis.com", "compute.googleapis.com", "iam.googleapis.com",
-    "logging.googleapis.com", "secretmanager.googleapis.com", "storage.googleapis.com",
+    "batch.googleapis.com", "cloudresourcemanager.googleapis.com", "compute.googleapis.com",
+    "iam.googleapis.com", "logging.googleapis.com", "secretmanager.googleapis.com",
+    "storage.googleapis.com",
   ])
   # report to Batch, write logs, and be billed for bucket requests (the gcs storage
   # plugin of Snakemake sends userProject)
@@ -30,6 +31,8 @@ resource "google_project_service" "apis" {
 
 data "google_project" "this" {
   project_id = var.project
+
+  depends_on = [google_project_service.apis]
 }
 
 # -- identity ------------------------------------------------------------------------------
