@@ -191,6 +191,10 @@ def test_logs_of_a_deleted_job(fake, backend):
     assert "no longer exists" in backend.logs(ext)
 
 
+def test_the_kind_loads_this_backend():
+    assert KIND.backend_class() is GoogleBatchBackend
+
+
 def test_leftovers_lists_what_still_carries_the_id(fake, backend):
     ids = submit(backend, 2)
     fake.batch.advance(short(ids[0]), "SUCCEEDED", exit_code=0)

@@ -178,3 +178,32 @@ def test_checkov_is_clean_or_skipped_with_a_reason(checkov):
         reason = (check.get("check_result", {}).get("suppress_comment") or "").strip()
         assert len(reason) > 20, f"{check['check_id']} is skipped without a reason"
         assert f"#checkov:skip={check['check_id']}:" in text
+
+
+def test_names_cfw_predicts_before_up_are_the_ones_the_module_gives(module):
+    """`--explain` before `up` shows names derived from the id (kind.names): same rules."""
+    from cfw.backends.google_batch.config import GoogleBatchConfig
+    from cfw.backends.google_batch.kind import names, resource_name
+
+    res = resources(module)
+    base = "${var.name}"
+    assert unq(res["google_storage_bucket.data"]["name"]) == \
+        '${coalesce(var.bucket_name, "${var.name}-data")}'
+    for rtype in ("google_service_account.this", "google_compute_network.this",
+                  "google_compute_subnetwork.this"):
+        key = "account_id" if "account" in rtype else "name"
+        assert unq(res[rtype][key]) == base, rtype
+    text = (MODULE / "main.tf").read_text()
+    assert 'tag           = var.name' in text and 'secret_prefix = "${var.name}-"' in text
+    config = GoogleBatchConfig(project="example-project", region="europe-west4")
+    predicted = names(config, "google-batch-0a1b2c")
+    rn = resource_name("google-batch-0a1b2c")
+    assert rn == "gcp-batch-0a1b2c"
+    assert predicted == {
+        "bucket": f"{rn}-data",
+        "service_account": f"{rn}@example-project.iam.gserviceaccount.com",
+        "network": f"projects/example-project/global/networks/{rn}",
+        "subnetwork": f"projects/example-project/regions/europe-west4/subnetworks/{rn}",
+        "network_tag": rn,
+        "secret_prefix": f"{rn}-",
+    }
