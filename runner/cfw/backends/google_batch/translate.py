@@ -15,6 +15,7 @@ from typing import Any
 from cfw.backends.base import EnvContext, JobSpec
 from cfw.backends.google_batch import machines
 from cfw.backends.google_batch.config import GoogleBatchConfig
+from cfw.core.errors import missing_sdk
 
 WORKDIR = "/tmp/cfw-job"  # the job's working directory in the container (sources land here)
 PREEMPTED = 50001  # Batch's exit code for a task whose spot VM was preempted
@@ -49,10 +50,18 @@ def labels(spec: JobSpec, ctx: EnvContext) -> dict[str, str]:
     }
 
 
+def _sdk() -> tuple[Any, Any]:
+    try:
+        from google.cloud import batch_v1
+        from google.protobuf.duration_pb2 import Duration
+    except ModuleNotFoundError as exc:
+        raise missing_sdk("google-cloud-batch", "gcp") from exc
+    return batch_v1, Duration
+
+
 def build_request(spec: JobSpec, ctx: EnvContext) -> Any:
     """The CreateJobRequest message of one job."""
-    from google.cloud import batch_v1
-    from google.protobuf.duration_pb2 import Duration
+    batch_v1, Duration = _sdk()
 
     config: GoogleBatchConfig = ctx.config
     out = ctx.outputs
@@ -137,9 +146,7 @@ def to_json(request: Any) -> dict[str, Any]:
 
 
 def from_json(payload: dict[str, Any]) -> Any:
-    from google.cloud import batch_v1
-
-    return batch_v1.CreateJobRequest.from_json(json.dumps(payload))
+    return _sdk()[0].CreateJobRequest.from_json(json.dumps(payload))
 
 
 def translate(spec: JobSpec, ctx: EnvContext) -> dict[str, Any]:
