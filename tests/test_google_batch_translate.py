@@ -71,6 +71,8 @@ MATRIX = [
      "n1-standard-2", ("nvidia-tesla-t4", 1)),
     ("l4-is-built-into-g2", 4, {"gpu_model": "nvidia-l4", "gpu": 2, "mem_mb": 10000}, False,
      "g2-standard-24", ("nvidia-l4", 2)),
+    ("l4-exact-g2-type", 4, {"gpu_model": "nvidia-l4", "machine_type": "g2-standard-16"}, False,
+     "g2-standard-16", ("nvidia-l4", 1)),
     ("a100-is-built-into-a2", 8, {"gpu_model": "nvidia-tesla-a100"}, True,
      "a2-highgpu-1g", ("nvidia-tesla-a100", 1)),
     ("prefix-cheapest-that-fits", 2, {"machine_type": "n2", "mem_mb": 20000}, False,

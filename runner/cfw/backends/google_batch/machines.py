@@ -60,7 +60,6 @@ class Choice:
     memory_mib: int | None
     gpu_model: str | None = None
     gpus: int = 0
-    note: str | None = None  # why the requested type was overridden
 
 
 # -- the snapshot --------------------------------------------------------------------------
@@ -258,10 +257,9 @@ def _choose_gpu(threads: int, mem_mb: int | None, machine_type: str | None, gpus
             "set the rule's gpu/nvidia_gpu to one of those",
         )
     if model is None or model.family == "n1":
-        # attached GPUs (and models unknown here, as Life Sciences did): an N1 VM
+        # attached GPUs (and models unknown here, as Life Sciences did): an N1 VM; a
+        # machine_type of another family is overridden, as Snakemake's docs described
         wanted = machine_type if machine_type and matches(machine_type, "n1") else None
-        note = None if wanted or not machine_type else (
-            f"{model_name} attaches to N1 VMs only: {machine_type} replaced by an N1 type")
         if wanted and is_exact(wanted):
             known = exact(wanted)
             return Choice(wanted, known.vcpus if known else None,
@@ -271,14 +269,12 @@ def _choose_gpu(threads: int, mem_mb: int | None, machine_type: str | None, gpus
             pool = [m for m in pool if m.vcpus <= model.max_vcpus[gpus]]
         best = _cheapest(pool, threads, mem_mb, f"of prefix {wanted or 'n1'} with {gpus} "
                                                 f"{model_name}")
-        return Choice(best.name, best.vcpus, best.memory_mib, model_name, gpus, note)
+        return Choice(best.name, best.vcpus, best.memory_mib, model_name, gpus)
     pool = [m for m in CATALOGUE.values() if m.gpu_model == model_name and m.gpus == gpus]
     if machine_type in {m.name for m in pool}:
         known = CATALOGUE[machine_type]
         return Choice(known.name, known.vcpus, known.memory_mib, model_name, gpus)
+    # a prefix of the right family narrows the choice; any other machine_type is overridden
     narrowed = [m for m in pool if machine_type and matches(m.name, machine_type)]
-    note = None if not machine_type or narrowed else (
-        f"{model_name} comes built into {model.family.upper()} types: {machine_type} replaced")
-    pool = narrowed or pool
-    best = _cheapest(pool, threads, mem_mb, f"with {gpus} {model_name}")
-    return Choice(best.name, best.vcpus, best.memory_mib, model_name, gpus, note)
+    best = _cheapest(narrowed or pool, threads, mem_mb, f"with {gpus} {model_name}")
+    return Choice(best.name, best.vcpus, best.memory_mib, model_name, gpus)
