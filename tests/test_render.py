@@ -29,6 +29,7 @@ UPDATE = os.environ.get("CFW_UPDATE_GOLDEN") == "1"
 GOLDEN_OVERRIDES: dict[str, list[str]] = {
     "local": ["sandbox_root=/var/tmp/cfw-sandboxes"],
     "gke": ["project=my-project"],
+    "google-batch": ["project=example-project"],
 }
 
 

@@ -9,10 +9,12 @@ fails the tests that need it: a missing tool is never a skip.
 from __future__ import annotations
 
 import fcntl
+import json
 import os
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 CHECKOV_VERSION = "3.3.30"
 
@@ -35,3 +37,28 @@ def checkov_venv() -> Path:
                                    + proc.stdout[-2000:] + proc.stderr[-2000:])
             marker.write_text(CHECKOV_VERSION + "\n")
     return venv
+
+
+def checkov_executable(cache_dir: Path | None = None) -> str:
+    """The checkov command: $CFW_CHECKOV, else the one in the shared virtualenv above."""
+    given = os.environ.get("CFW_CHECKOV")
+    if given:
+        return given
+    return str(checkov_venv() / "bin" / "checkov")
+
+
+def run_checkov(executable: str, directory: Path) -> dict[str, Any]:
+    """checkov's JSON report of a Terraform directory (no network: --skip-download)."""
+    proc = subprocess.run(
+        [executable, "-d", str(directory), "--framework", "terraform", "--skip-download",
+         "-o", "json"],
+        capture_output=True, text=True, timeout=600, check=False,
+        env={**os.environ, "BC_SKIP_MAPPING": "TRUE", "CHECKOV_RUN_SCA_PACKAGE_SCAN_V2": "false"},
+    )
+    try:
+        report = json.loads(proc.stdout)
+    except json.JSONDecodeError:
+        raise AssertionError(
+            f"checkov gave no JSON report (exit {proc.returncode}):\n{proc.stderr[-3000:]}"
+        ) from None
+    return report[0] if isinstance(report, list) else report

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import re
 import sys
 from dataclasses import asdict
@@ -120,6 +121,8 @@ def up(
     project = Path.cwd()
     resolved = resolve(project, name, overrides=_overrides(sets, ttl=ttl, region=region,
                                                            project=project_id))
+    # missing credentials/project: one line, before anything (even the config file) is written
+    resolved.kind.preflight(resolved.config, os.environ)
     state = EnvState(project, name)
     verb = "Update" if state.exists else "Create"
     confirm(f"{verb} environment {name} (kind {resolved.kind.name})?", yes, "up")

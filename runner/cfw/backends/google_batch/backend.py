@@ -1,0 +1,150 @@
+"""The google-batch backend: each job a Google Batch job, polled by one labelled list."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from cfw.backends.base import Backend, EnvContext, JobSpec, JobState, JobStatus
+from cfw.backends.google_batch import translate as tr
+from cfw.backends.google_batch.client import Clients
+from cfw.backends.google_batch.kind import KIND
+from cfw.core.errors import CfwError, WorkFailed
+
+# Batch's exit codes for what happened to the VM rather than the job
+# (cloud.google.com/batch/docs/troubleshooting)
+VM_EXIT_CODES = {
+    50001: "the spot VM was preempted",
+    50002: "the VM stopped reporting to Batch",
+    50003: "the VM was rebooted",
+    50004: "the VM and the task stopped responding",
+    50005: "the task ran longer than its runtime (max_run_duration)",
+    50006: "the VM was recreated",
+}
+_STATES = {
+    "SUCCEEDED": JobState.SUCCEEDED, "FAILED": JobState.FAILED, "RUNNING": JobState.RUNNING,
+    "CANCELLED": JobState.CANCELLED, "CANCELLATION_IN_PROGRESS": JobState.CANCELLED,
+    "DELETION_IN_PROGRESS": JobState.CANCELLED,
+}
+MISSING_GRACE_S = 120.0  # a job just created may not be listed yet
+POLL_FAILURES = 10  # consecutive failed status calls before the run gives up
+
+
+def short(name: str) -> str:
+    """The job id from a job name (projects/<id or number>/locations/<r>/jobs/<id>)."""
+    return name.rsplit("/", 1)[-1]
+
+
+class GoogleBatchBackend(Backend):
+    capabilities = KIND.capabilities
+
+    def __init__(self, ctx: EnvContext, clients: Clients | None = None):
+        super().__init__(ctx)
+        self.clients = clients or Clients(str(ctx.outputs["project"]), str(ctx.outputs["region"]))
+        self.submitted: dict[str, float] = {}  # job id -> when
+        self.uids: dict[str, str] = {}  # job id -> uid (Cloud Logging labels entries by uid)
+        self.secrets: dict[str, str] = {}  # env var -> secret name, created once per run
+        self.poll_failures = 0
+
+    @staticmethod
+    def translate(spec: JobSpec, ctx: EnvContext) -> dict[str, Any]:
+        return tr.translate(spec, ctx)
+
+    # -- submit -----------------------------------------------------------------------------
+    def submit(self, spec: JobSpec, payload: dict[str, Any], secrets: Mapping[str, str]) -> str:
+        request = tr.from_json(payload)
+        for var in spec.env:
+            if var not in self.secrets:
+                if var not in secrets:
+                    raise WorkFailed(f"no value for the job's environment variable {var}")
+                labels = {**tr.labels(spec, self.ctx), "cfw-var": tr.label_value(var)}
+                for key in ("cfw-job", "cfw-rule", "cfw-attempt"):
+                    labels.pop(key)
+                self.secrets[var] = self.clients.put_secret(tr.secret_id(self.ctx, var),
+                                                            secrets[var], labels)
+        job = self.clients.create_job(request)
+        self.submitted[short(job.name)] = time.monotonic()
+        if job.uid:
+            self.uids[short(job.name)] = job.uid
+        return job.name
+
+    # -- status -----------------------------------------------------------------------------
+    def poll(self, external_ids: Sequence[str]) -> dict[str, JobStatus]:
+        """One list_jobs call with the run's labels (all pages), whatever the number of jobs."""
+        run_filter = (f'labels.cfw-id="{self.ctx.env_id}" AND '
+                      f'labels.cfw-run="{tr.label_value(self.ctx.run_id)}"')
+        try:
+            jobs = {short(job.name): job for job in self.clients.list_jobs(run_filter)}
+        except CfwError:
+            self.poll_failures += 1
+            if self.poll_failures >= POLL_FAILURES:
+                raise
+            return {}  # no news this cycle; the jobs stay active
+        self.poll_failures = 0
+        now = time.monotonic()
+        result: dict[str, JobStatus] = {}
+        for ext in external_ids:
+            job = jobs.get(short(ext))
+            if job is None:
+                since = self.submitted.setdefault(short(ext), now)
+                result[ext] = (JobStatus(JobState.PENDING) if now - since < MISSING_GRACE_S else
+                               JobStatus(JobState.FAILED, reason="the job is no longer in Google "
+                                         "Batch (deleted outside this run?)"))
+                continue
+            if job.uid:
+                self.uids[short(ext)] = job.uid
+            result[ext] = status_of(job)
+        return result
+
+    # -- cancel, logs, close ----------------------------------------------------------------
+    def cancel(self, external_ids: Sequence[str]) -> None:
+        """Delete the jobs (Batch stops their tasks); a job already gone is success."""
+        errors = []
+        for ext in external_ids:
+            try:
+                self.clients.delete_job(ext, reason=f"cancelled by cfw (run {self.ctx.run_id})")
+            except CfwError as exc:
+                errors.append(str(exc))
+        if errors:
+            raise WorkFailed(f"could not cancel {len(errors)} job(s): {errors[0]}")
+
+    def logs(self, external_id: str) -> str:
+        """The job's status events, then what its task printed (from Cloud Logging)."""
+        job = self.clients.get_job(external_id)
+        if job is None:
+            return f"# Google Batch job {external_id} no longer exists\n"
+        lines = [f"# Google Batch job {job.name} (uid {job.uid}): {job.status.state.name}"]
+        lines += [f"# {event.event_time.isoformat() if event.event_time else ''} "
+                  f"{event.type_}: {event.description}" for event in job.status.status_events]
+        lines.append("# --- task output (Cloud Logging, batch_task_logs) ---")
+        try:
+            lines += self.clients.task_log(job.uid)
+        except CfwError as exc:
+            lines.append(f"# cfw could not read the log: {exc}")
+        return "\n".join(lines) + "\n"
+
+    def close(self) -> None:
+        """Delete the run's secrets, then the clients' connections."""
+        for name in self.secrets.values():
+            self.clients.delete_secret(name)
+        self.secrets.clear()
+        self.clients.close()
+
+
+def status_of(job: Any) -> JobStatus:
+    state = job.status.state.name
+    mapped = _STATES.get(state, JobState.PENDING)  # QUEUED, SCHEDULED, STATE_UNSPECIFIED
+    if mapped != JobState.FAILED:
+        return JobStatus(mapped)
+    codes = [event.task_execution.exit_code for event in job.status.status_events
+             if event.task_execution and event.task_execution.exit_code]
+    code = codes[-1] if codes else None
+    if code in VM_EXIT_CODES:
+        reason = f"{VM_EXIT_CODES[code]} (Batch exit code {code})"
+    elif code is not None:
+        reason = f"exit code {code}"
+    else:
+        events = [e.description for e in job.status.status_events if e.description]
+        reason = events[-1] if events else "failed"
+    return JobStatus(JobState.FAILED, reason=reason, exit_code=code)

@@ -1,0 +1,143 @@
+"""Kind `google-batch` as the core sees it. Imports no Google SDK at import time."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from cfw.backends.base import Capabilities, StorageSpec
+from cfw.backends.google_batch.config import PROJECT_RE, GoogleBatchConfig
+from cfw.backends.kind import Identity, Kind
+from cfw.core.config import EnvConfig
+from cfw.core.errors import UserError
+
+PROJECT_VARS = ("GOOGLE_CLOUD_PROJECT", "CLOUDSDK_CORE_PROJECT")
+
+
+def resource_name(env_id: str) -> str:
+    """Base name of the environment's resources: its id, without "goog" (GCS refuses it)."""
+    return re.sub(r"goog(le)?", "gcp", env_id)
+
+
+def names(config: GoogleBatchConfig, env_id: str) -> dict[str, str]:
+    """The names the module gives its resources (see modules/google-batch/main.tf)."""
+    base = resource_name(env_id)
+    project = config.project or "PROJECT_ID"
+    return {
+        "bucket": config.bucket or f"{base}-data",
+        "service_account": f"{base}@{project}.iam.gserviceaccount.com",
+        "network": f"projects/{project}/global/networks/{base}",
+        "subnetwork": f"projects/{project}/regions/{config.region}/subnetworks/{base}",
+        "network_tag": base,
+        "secret_prefix": f"{base}-",
+    }
+
+
+class GoogleBatchKind(Kind):
+    name = "google-batch"
+    summary = "Google Batch (successor of Cloud Life Sciences): each job a Batch job on its own VM"
+    config_model = GoogleBatchConfig
+    modules = ("google-batch",)
+    capabilities = Capabilities(gpu=True, spot=True, secrets=True, needs_up=True,
+                                machine_types=True, env_is_secret=True)
+    backend_path = "cfw.backends.google_batch.backend:GoogleBatchBackend"
+    translate_path = "cfw.backends.google_batch.translate:translate"
+    extra = "gcp"
+    default_jobs = 100
+
+    # -- config -----------------------------------------------------------------------------
+    def defaults(self, environ: Mapping[str, str]) -> dict[str, Any]:
+        project = next((environ[v] for v in PROJECT_VARS if environ.get(v)), None)
+        return {"project": project} if project else {}
+
+    def preflight(self, config: EnvConfig, environ: Mapping[str, str]) -> None:
+        """Project and Application Default Credentials, checked before anything is made.
+
+        A config without a project takes GOOGLE_CLOUD_PROJECT (the resolved value is what
+        `up` records)."""
+        assert isinstance(config, GoogleBatchConfig)
+        if config.project is None:
+            config.project = self.defaults(environ).get("project")
+        if config.project is None:
+            raise UserError(
+                "no Google Cloud project is set for kind google-batch",
+                "set project: in the environment's config, pass --project PROJECT_ID, "
+                "or export GOOGLE_CLOUD_PROJECT",
+            )
+        if not PROJECT_RE.match(config.project):
+            raise UserError(f"{config.project!r} is not a Google Cloud project id",
+                            "use the project id (6-30 lowercase letters, digits or '-')")
+        from cfw.backends.google_batch.client import check_credentials
+
+        check_credentials(environ)
+
+    # -- rendering --------------------------------------------------------------------------
+    def tfvars(self, config: EnvConfig, ident: Identity, workdir: Path) -> dict[str, Any]:
+        assert isinstance(config, GoogleBatchConfig)
+        if config.project is None:
+            raise UserError(
+                "no Google Cloud project is set for kind google-batch",
+                "set project: in the environment's config, or --set project=PROJECT_ID",
+            )
+        return {
+            "name": ident.name,
+            "env_id": ident.env_id,
+            "labels": ident.labels(config.labels),
+            "project": config.project,
+            "region": config.region,
+            "resource_name": resource_name(ident.env_id),
+            "bucket_name": config.bucket,
+            "bucket_retention_days": config.bucket_retention_days,
+            "data_buckets": list(config.data_buckets),
+            "subnet_cidr": config.subnet_cidr,
+            "enable_nat": not config.external_ip,
+            "allow_ssh_from_iap": config.allow_ssh_from_iap,
+        }
+
+    def output_placeholders(self, config: EnvConfig, ident: Identity | None) -> dict[str, Any]:
+        """Before `up`: the names the module will give (derived from the environment's id;
+        ENV_ID before the id exists)."""
+        assert isinstance(config, GoogleBatchConfig)
+        env_id = ident.env_id if ident else "ENV_ID"
+        labels = ident.labels(config.labels) if ident else {
+            **config.labels, "cfw-env": config.name or self.name, "cfw-id": env_id,
+            "cfw-expires-at": "EXPIRES_AT"}
+        return {"project": config.project or "PROJECT_ID", "region": config.region,
+                **names(config, env_id), "cfw_labels": labels}
+
+    # -- running ----------------------------------------------------------------------------
+    def storage(self, config: EnvConfig, outputs: Mapping[str, Any], workdir: Path,
+                environ: Mapping[str, str], scratch: Path) -> StorageSpec:
+        """Sources and files in the environment's bucket, one folder per workflow directory."""
+        folder = re.sub(r"[^A-Za-z0-9._-]+", "-", Path(workdir).name) or "workflow"
+        return StorageSpec(
+            provider="gcs",
+            prefix=f"gs://{outputs['bucket']}/{folder}",
+            env={"SNAKEMAKE_STORAGE_GCS_PROJECT": str(outputs["project"])},
+        )
+
+    def leftovers(self, config: EnvConfig, ident: Identity, outputs: Mapping[str, Any],
+                  environ: Mapping[str, str]) -> list[str]:
+        assert isinstance(config, GoogleBatchConfig)
+        from cfw.backends.google_batch.client import Clients, leftovers
+
+        known = {**names(config, ident.env_id), **{k: v for k, v in outputs.items() if v}}
+        return leftovers(Clients(str(config.project), config.region), ident.env_id, known)
+
+    def status_details(self, config: EnvConfig, outputs: Mapping[str, Any]) -> dict[str, Any]:
+        """Batch jobs of this environment by state (one list call)."""
+        assert isinstance(config, GoogleBatchConfig)
+        from cfw.backends.google_batch.client import Clients
+
+        labels = outputs.get("cfw_labels") or {}
+        env_id = labels.get("cfw-id")
+        if not env_id:
+            return {}
+        counts = Clients(str(config.project), config.region).count_jobs(env_id)
+        return {"batch jobs": ", ".join(f"{n} {s.lower()}" for s, n in sorted(counts.items()))
+                or "none"}
+
+
+KIND = GoogleBatchKind()

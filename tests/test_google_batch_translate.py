@@ -1,0 +1,254 @@
+"""JobSpec -> Google Batch job, built with google.cloud.batch_v1's message classes, checked
+field by field for a matrix of Snakemake resources (the Life Sciences vocabulary: gpu /
+nvidia_gpu / gpu_model, preemptible, machine type prefix or exact, no mem_mb)."""
+
+from __future__ import annotations
+
+import json
+import re
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+from google.cloud import batch_v1
+
+from cfw.backends import get_kind
+from cfw.backends.base import EnvContext
+from cfw.backends.google_batch import machines
+from cfw.backends.google_batch import translate as tr
+from cfw.backends.kind import Identity
+from cfw.core.environments import resolve
+from cfw.core.errors import UserError
+from cfw.executor.spec import build_spec
+
+KIND = get_kind("google-batch")
+RUN = "01011200abcd"
+POLICY = batch_v1.AllocationPolicy
+LABEL_KEY, LABEL_VALUE = re.compile(r"^[a-z][a-z0-9_-]{0,62}$"), re.compile(r"^[a-z0-9_-]{0,63}$")
+
+
+def context(tmp_path: Path, *overrides: str, up: bool = True) -> EnvContext:
+    """An environment as `cfw up` leaves it (outputs = the names the module gives)."""
+    config = resolve(tmp_path, "google-batch", environ={},
+                     overrides=["project=example-project", *overrides]).config
+    ident = Identity("google-batch", "google-batch", "google-batch-0a1b2c",
+                     datetime(2026, 1, 1, tzinfo=UTC), None)
+    outputs = KIND.output_placeholders(config, ident if up else None)
+    return EnvContext(name="google-batch", kind="google-batch", config=config, outputs=outputs,
+                      env_id=ident.env_id, state_dir=tmp_path / ".cfw", run_id=RUN)
+
+
+def spec(rule="align", jobid=7, threads=1, attempt=1, spot_rule=False, env=(), **resources):
+    return build_spec(rule=rule, jobid=jobid, run_id=RUN, command="python -m snakemake --x",
+                      image="snakemake/snakemake:v9.27.1", threads=threads, resources=resources,
+                      env_names=list(env), attempt=attempt, preemptible_rule=spot_rule)
+
+
+def request(tmp_path, job, *overrides) -> batch_v1.CreateJobRequest:
+    req = tr.build_request(job, context(tmp_path, *overrides))
+    assert isinstance(req, batch_v1.CreateJobRequest)
+    return req
+
+
+def parts(req: batch_v1.CreateJobRequest):
+    task = req.job.task_groups[0].task_spec
+    instance = req.job.allocation_policy.instances[0]
+    return task, task.runnables[0], instance, instance.policy
+
+
+# -- the matrix --------------------------------------------------------------------------
+MATRIX = [
+    # id, threads, resources, preemptible -> machine type, accelerator (model, count) or None
+    ("gpu-model-without-count", 2, {"gpu_model": "nvidia-tesla-p100", "mem_mb": 8000}, False,
+     "n1-highmem-2", ("nvidia-tesla-p100", 1)),
+    ("gpu-model-with-count", 4, {"gpu_model": "nvidia-tesla-v100", "gpu": 2}, False,
+     "n1-standard-4", ("nvidia-tesla-v100", 2)),
+    ("nvidia-gpu-count-default-model", 1, {"nvidia_gpu": 1}, False,
+     "n1-standard-1", ("nvidia-tesla-t4", 1)),
+    ("gpu-forces-n1-over-prefix", 4, {"nvidia_gpu": 1, "machine_type": "e2-standard"}, False,
+     "n1-standard-4", ("nvidia-tesla-t4", 1)),
+    ("gpu-forces-n1-over-exact", 2, {"gpu": 1, "machine_type": "n2-standard-8"}, False,
+     "n1-standard-2", ("nvidia-tesla-t4", 1)),
+    ("l4-is-built-into-g2", 4, {"gpu_model": "nvidia-l4", "gpu": 2, "mem_mb": 10000}, False,
+     "g2-standard-24", ("nvidia-l4", 2)),
+    ("l4-exact-g2-type", 4, {"gpu_model": "nvidia-l4", "machine_type": "g2-standard-16"}, False,
+     "g2-standard-16", ("nvidia-l4", 1)),
+    ("a100-is-built-into-a2", 8, {"gpu_model": "nvidia-tesla-a100"}, True,
+     "a2-highgpu-1g", ("nvidia-tesla-a100", 1)),
+    ("prefix-cheapest-that-fits", 2, {"machine_type": "n2", "mem_mb": 20000}, False,
+     "n2-highmem-4", None),
+    ("prefix-with-shape", 8, {"machine_type": "n1-highcpu", "mem_mb": 6000}, True,
+     "n1-highcpu-8", None),
+    ("exact-type", 2, {"machine_type": "c2-standard-8", "mem_mb": 4000}, False,
+     "c2-standard-8", None),
+    ("exact-type-unknown-here", 4, {"machine_type": "c3-standard-8", "mem_mb": 4000}, False,
+     "c3-standard-8", None),
+    ("no-mem-mb", 4, {}, False, "e2-standard-4", None),  # a standard shape
+    ("preemptible-resource", 1, {"preemptible": True, "mem_mb": 1000}, False,
+     "n1-standard-1", None),
+]
+
+
+@pytest.mark.parametrize(("threads", "resources", "preemptible_rule", "machine", "gpus"),
+                         [m[1:] for m in MATRIX], ids=[m[0] for m in MATRIX])
+def test_job_field_by_field(tmp_path, threads, resources, preemptible_rule, machine, gpus):
+    job = spec(threads=threads, spot_rule=preemptible_rule, env=("SNAKEMAKE_STORAGE_GCS_PROJECT",),
+               disk_mb=resources.pop("disk_mb", 20000), runtime=90, **resources)
+    req = request(tmp_path, job)
+    task, runnable, instance, policy = parts(req)
+    known = machines.exact(machine)
+
+    assert req.parent == "projects/example-project/locations/us-central1"
+    assert req.job_id == f"cfw-{RUN}-7-align-a1"
+    # the container runnable: image, Snakemake's command through bash, env by reference
+    assert runnable.container.image_uri == "snakemake/snakemake:v9.27.1"
+    assert runnable.container.entrypoint == "/bin/bash"
+    assert list(runnable.container.commands) == ["-c", "python -m snakemake --x"]
+    assert runnable.container.options.split()[:2] == ["--workdir", tr.WORKDIR]
+    assert ("--gpus all" in runnable.container.options) == bool(gpus)
+    assert dict(runnable.environment.secret_variables) == {
+        "SNAKEMAKE_STORAGE_GCS_PROJECT": "projects/example-project/secrets/"
+        f"gcp-batch-0a1b2c-{RUN}-SNAKEMAKE_STORAGE_GCS_PROJECT/versions/latest"}
+    # compute resources from threads and mem_mb
+    vcpus = known.vcpus if known else threads
+    assert task.compute_resource.cpu_milli == min(threads, vcpus) * 1000
+    if job.mem_mb:
+        assert task.compute_resource.memory_mib == job.mem_mb
+    elif known:  # no mem_mb: the job gets what the VM can give
+        assert task.compute_resource.memory_mib == int(known.memory_mib * machines.USABLE_MEMORY)
+    assert task.compute_resource.boot_disk_mib == 20000
+    assert policy.boot_disk.size_gb == 30 + 20  # OS and image, plus disk_mb
+    assert policy.boot_disk.type_ == "pd-balanced" and policy.boot_disk.image == "batch-debian"
+    assert task.max_run_duration.total_seconds() == 90 * 60
+    # the machine: the exact type, or the cheapest of the prefix that fits
+    assert policy.machine_type == machine
+    if known and known.price:
+        assert known.vcpus >= min(threads, known.vcpus)
+        assert job.mem_mb is None or known.usable_mib >= job.mem_mb
+    # GPUs: accelerators and the driver
+    if gpus:
+        assert [(a.type_, a.count) for a in policy.accelerators] == [gpus]
+        assert instance.install_gpu_drivers is True
+    else:
+        assert not policy.accelerators and instance.install_gpu_drivers is False
+    # spot and retries on preemption only
+    spot = job.preemptible
+    assert policy.provisioning_model == (POLICY.ProvisioningModel.SPOT if spot
+                                         else POLICY.ProvisioningModel.STANDARD)
+    if spot:
+        assert task.max_retry_count == 3
+        (lifecycle,) = task.lifecycle_policies
+        assert lifecycle.action == batch_v1.LifecyclePolicy.Action.RETRY_TASK
+        assert list(lifecycle.action_condition.exit_codes) == [50001]
+    else:
+        assert task.max_retry_count == 0 and not task.lifecycle_policies
+    # where, as whom, on which network, labelled how
+    alloc = req.job.allocation_policy
+    assert list(alloc.location.allowed_locations) == ["regions/us-central1"]
+    assert alloc.service_account.email == "gcp-batch-0a1b2c@example-project.iam.gserviceaccount.com"
+    (nic,) = alloc.network.network_interfaces
+    assert nic.network == "projects/example-project/global/networks/gcp-batch-0a1b2c"
+    assert nic.subnetwork.endswith("/regions/us-central1/subnetworks/gcp-batch-0a1b2c")
+    assert nic.no_external_ip_address is True
+    assert list(alloc.tags) == ["gcp-batch-0a1b2c"]
+    for labels in (req.job.labels, alloc.labels):
+        assert labels["cfw-id"] == "google-batch-0a1b2c" and labels["cfw-env"] == "google-batch"
+        assert labels["cfw-run"] == RUN and labels["cfw-job"] == "7"
+        assert all(LABEL_KEY.match(k) and LABEL_VALUE.match(v) for k, v in labels.items())
+    assert req.job.logs_policy.destination == batch_v1.LogsPolicy.Destination.CLOUD_LOGGING
+    assert req.job.task_groups[0].task_count == 1
+
+
+def test_json_mapping_round_trips_to_the_same_message(tmp_path):
+    job = spec(threads=4, spot_rule=True, gpu_model="nvidia-l4", mem_mb=12000, runtime=5)
+    ctx = context(tmp_path)
+    payload = tr.translate(job, ctx)
+    json.dumps(payload)  # plain JSON
+    assert payload["jobId"] == f"cfw-{RUN}-7-align-a1"  # camelCase: the REST JSON mapping
+    policy = payload["job"]["allocationPolicy"]["instances"][0]["policy"]
+    assert policy["provisioningModel"] == "SPOT"
+    assert tr.from_json(payload) == tr.build_request(job, ctx)
+
+
+def test_cheapest_type_of_a_prefix_is_the_cheapest_that_fits():
+    """Independently of the chooser: scan the catalogue for the prefix."""
+    for prefix, threads, mem in (("n2", 2, 20000), ("e2", 3, 3000), ("n2d", 16, 200000)):
+        fits = [m for name, m in machines.CATALOGUE.items() if machines.matches(name, prefix)
+                and m.vcpus >= threads and m.usable_mib >= mem and not m.shared_core]
+        choice = machines.choose(threads=threads, mem_mb=mem, machine_type=prefix, gpus=0,
+                                 gpu_model=None)
+        assert choice.machine_type == min(fits, key=lambda m: m.price).name
+
+
+def test_defaults_and_config_settings_shape_the_job(tmp_path):
+    job = spec(threads=2, spot_rule=True, mem_mb=3000)
+    req = request(tmp_path, job, "machine_type=n2d", "zones=[us-central1-a, us-central1-c]",
+                  "preemption_retries=5", "external_ip=true", "boot_disk_type=pd-ssd")
+    task, runnable, _, policy = parts(req)
+    assert policy.machine_type.startswith("n2d-")
+    assert list(req.job.allocation_policy.location.allowed_locations) == [
+        "zones/us-central1-a", "zones/us-central1-c"]
+    assert task.max_retry_count == 5
+    assert req.job.allocation_policy.network.network_interfaces[0].no_external_ip_address is False
+    assert policy.boot_disk.type_ == "pd-ssd"
+    assert not runnable.environment.secret_variables
+    no_runtime = parts(request(tmp_path, spec(mem_mb=100)))[0]
+    assert not no_runtime.max_run_duration  # no runtime: no limit set
+
+
+def test_job_ids_are_valid_and_differ_per_attempt(tmp_path):
+    long = spec(rule="a_very_long_rule_name_that_goes_on_and_on_and_on_and_on", jobid=12345)
+    first, again = tr.job_id(long), tr.job_id(spec(rule=long.rule, jobid=12345, attempt=2))
+    for jid in (first, again):
+        assert re.match(r"^[a-z]([a-z0-9-]{0,61}[a-z0-9])?$", jid), jid
+    assert first != again and first.endswith("-a1") and again.endswith("-a2")
+
+
+def test_secret_values_never_reach_the_payload(tmp_path):
+    """translate never sees values; the payload holds Secret Manager references only."""
+    job = spec(env=("API_TOKEN", "SNAKEMAKE_STORAGE_GCS_PROJECT"))
+    text = json.dumps(tr.translate(job, context(tmp_path)))
+    refs = json.loads(text)["job"]["taskGroups"][0]["taskSpec"]["runnables"][0]["environment"]
+    assert set(refs["secretVariables"]) == {"API_TOKEN", "SNAKEMAKE_STORAGE_GCS_PROJECT"}
+    assert "variables" not in refs or "API_TOKEN" not in refs["variables"]
+
+
+def test_placeholders_before_up(tmp_path):
+    payload = tr.translate(spec(gpu=1), context(tmp_path, up=False))
+    alloc = payload["job"]["allocationPolicy"]
+    assert alloc["serviceAccount"]["email"] == "ENV_ID@example-project.iam.gserviceaccount.com"
+    assert alloc["labels"]["cfw-id"] == "ENV_ID"
+
+
+@pytest.mark.parametrize(("resources", "threads", "fragment"), [
+    ({"gpu_model": "nvidia-tesla-t4", "gpu": 3}, 1, "counts of 1, 2, 4, not 3"),
+    ({"machine_type": "e2-standard-2", "mem_mb": 16000}, 1, "less than the rule's mem_mb=16000"),
+    ({}, 400, "no machine type of the general-purpose families has 400 vCPUs"),
+    ({"machine_type": "e2"}, 64, "no machine type of prefix e2 has 64 vCPUs"),
+])
+def test_impossible_requests_are_one_line_user_errors(tmp_path, resources, threads, fragment):
+    with pytest.raises(UserError) as caught:
+        request(tmp_path, spec(threads=threads, **resources))
+    assert fragment in str(caught.value) and "\n" not in str(caught.value)
+
+
+MISTAKES = [
+    ("machine_type: m9\n", ["field 'machine_type'", "neither a machine type", "families:"]),
+    ("region: Europe\n", ["field 'region'", "us-central1"]),
+    ("zones: [europe-west4-a]\n", ["zone 'europe-west4-a' is not a zone of region us-central1"]),
+    ("bucket: my-google-bucket\n", ["field 'bucket'", "not containing 'goog'"]),
+    ("boot_disk_type: hyperdisk\n", ["field 'boot_disk_type'", "'pd-balanced'"]),
+    ("preemption_retries: 11\n", ["field 'preemption_retries'", "less than or equal to 10"]),
+    ("project: My_Project\n", ["field 'project'", "project id"]),
+]
+
+
+@pytest.mark.parametrize(("text", "fragments"), MISTAKES,
+                         ids=[m[0].split(":")[0] for m in MISTAKES])
+def test_config_mistakes_name_field_and_allowed_values(tmp_path, text, fragments):
+    (tmp_path / "environments").mkdir()
+    (tmp_path / "environments" / "gb.yaml").write_text("kind: google-batch\n" + text)
+    with pytest.raises(UserError) as caught:
+        resolve(tmp_path, "gb", environ={})
+    for fragment in fragments:
+        assert fragment in str(caught.value), str(caught.value)
