@@ -216,6 +216,7 @@ class Runner:
             out = Path(tmp) / "jobs.jsonl"
             out.touch()
             env[explain_mod.OUT_VAR] = str(out)
+            env[explain_mod.ENV_VAR] = name
             env[explain_mod.CORES_VAR] = flag_value(req.snakemake_args, ("--cores", "-c")) or "all"
             if not storage.on_this_machine and not has_flag(req.snakemake_args, _STORAGE):
                 # a remote storage (perhaps not even created yet): the DAG is computed from

@@ -31,6 +31,7 @@ OUT_VAR = "CFW_EXPLAIN_OUT"
 STORAGE_VAR = "CFW_EXPLAIN_STORAGE"  # JSON {provider, prefix}: what a real run would use
 CORES_VAR = "CFW_EXPLAIN_CORES"
 COLLECT_VAR = "CFW_COLLECT_OUT"  # write {inputs, targets} of the DAG there, then stop
+ENV_VAR = "CFW_EXPLAIN_ENV"  # the environment asked for (a dry-run has no executor settings)
 
 
 def redact(value: Any, secrets: list[str]) -> Any:
@@ -50,7 +51,7 @@ class ExplainExecutor(CfwExecutor):
     def __post_init__(self) -> None:
         settings = self.workflow.executor_settings
         self.project = Path.cwd()
-        env = getattr(settings, "env", None) if settings else None
+        env = (getattr(settings, "env", None) if settings else None) or os.environ.get(ENV_VAR)
         name, _ = pick_environment(self.project, env)
         self.run_id = getattr(settings, "run_id", None) or "explain"
         self.kind, self.ctx = open_context(self.project, name, self.run_id, explain=True)
