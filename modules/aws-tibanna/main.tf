@@ -122,6 +122,21 @@ locals {
   buckets = { data = aws_s3_bucket.data.id, log = aws_s3_bucket.log.id }
 }
 
+# Snakemake's S3 storage plugin deletes a bucket that it has just emptied (after removing
+# the uploaded workflow sources, say): this object keeps the data bucket from ever being
+# empty, and says whose it is. force_destroy removes it with the bucket.
+resource "aws_s3_object" "marker" {
+  bucket       = aws_s3_bucket.data.id
+  key          = ".cfw-unicorn.json"
+  content_type = "application/json"
+  content = jsonencode({
+    what      = "data bucket of the Tibanna unicorn tibanna_unicorn_${var.usergroup}"
+    usergroup = var.usergroup
+    tags      = var.tags
+  })
+  tags = var.tags
+}
+
 # deploy_unicorn deletes this block; this module keeps every public access blocked
 resource "aws_s3_bucket_public_access_block" "bucket" {
   for_each = local.buckets
