@@ -28,6 +28,8 @@ UPDATE = os.environ.get("CFW_UPDATE_GOLDEN") == "1"
 # machine-specific values pinned so that a golden render is the same everywhere
 GOLDEN_OVERRIDES: dict[str, list[str]] = {
     "local": ["sandbox_root=/var/tmp/cfw-sandboxes"],
+    # the Lambda zips' hashes depend on the tibanna packages the test extra pins
+    "tibanna": ["lambda_dir=/tmp/cfw-golden/tibanna-lambda"],
 }
 
 

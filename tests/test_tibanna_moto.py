@@ -94,9 +94,14 @@ def test_up_jobs_users_run_down_against_moto(cfw, tmp_path, tib_env):
     run_task = definition["States"]["RunTaskAwsem"]
     assert run_task["Resource"].endswith(f":function:run_task_awsem_{env_id}")
     assert [r["ErrorEquals"][0] for r in run_task["Retry"]] == [
-        "DependencyStillRunningException", "EC2InstanceLimitWaitException", "Lambda.ServiceException"]
+        "DependencyStillRunningException",
+        "EC2InstanceLimitWaitException",
+        "Lambda.ServiceException",
+    ]
     check = definition["States"]["CheckTaskAwsem"]
-    assert {r["ErrorEquals"][0]: r["MaxAttempts"] for r in check["Retry"]}["StillRunningException"] == 100000
+    assert {r["ErrorEquals"][0]: r["MaxAttempts"] for r in check["Retry"]}[
+        "StillRunningException"
+    ] == 100000
     lam = sess.client("lambda")
     zips = lambda_zip.build_all(tmp_path / "zips")
     for fn in lambda_zip.FUNCTIONS:
@@ -104,29 +109,49 @@ def test_up_jobs_users_run_down_against_moto(cfw, tmp_path, tib_env):
         assert conf["Handler"] == "service.handler"
         assert conf["Environment"]["Variables"]["TIBANNA_VERSION"] == lambda_zip.tibanna_version()
         assert conf["CodeSha256"] == zips[fn].sha256_b64
-    run_env = lam.get_function(FunctionName=f"run_task_awsem_{env_id}")["Configuration"]["Environment"]
+    run_env = lam.get_function(FunctionName=f"run_task_awsem_{env_id}")["Configuration"][
+        "Environment"
+    ]
     assert run_env["Variables"]["AWS_S3_ROLE_NAME"] == f"tibanna_{env_id}_for_ec2"
     s3 = sess.client("s3")
     for bucket in (outputs["data_bucket"], outputs["log_bucket"]):
         block = s3.get_public_access_block(Bucket=bucket)["PublicAccessBlockConfiguration"]
         assert all(block.values()) and len(block) == 4, block
     iam = sess.client("iam")
-    assert iam.get_group(GroupName=outputs["user_group"])["Group"]["GroupName"] == f"tibanna_{env_id}"
+    assert (
+        iam.get_group(GroupName=outputs["user_group"])["Group"]["GroupName"] == f"tibanna_{env_id}"
+    )
     attached = iam.list_attached_role_policies(RoleName=f"tibanna_{env_id}_run_task_awsem")
     assert not any(":aws:policy/" in p["PolicyArn"] for p in attached["AttachedPolicies"])
-    assert sess.client("dynamodb").describe_table(TableName="tibanna-master")["Table"]["KeySchema"][0][
-        "AttributeName"] == "Job Id"
+    assert (
+        sess.client("dynamodb").describe_table(TableName="tibanna-master")["Table"]["KeySchema"][0][
+            "AttributeName"
+        ]
+        == "Job Id"
+    )
     no_secret_in(proj / ".cfw")
 
     # -- jobs on the real state machine: submit, batched status, cancel, logs -------------
     kind, ctx = open_context(proj, "tib", "r1")
     backend = kind.backend_class()(ctx)
     calls = Calls(backend.sfn)
-    specs = [build_spec(rule="count", jobid=i, run_id="r1", command=f"python -m snakemake --job {i}",
-                        image="snakemake/snakemake:v9.27.1", threads=2, resources={"mem_mb": 2000},
-                        env_names=["SNAKEMAKE_STORAGE_S3_SECRET_KEY", "SNAKEMAKE_STORAGE_S3_REGION"])
-             for i in range(3)]
-    secrets = {"SNAKEMAKE_STORAGE_S3_SECRET_KEY": SECRET, "SNAKEMAKE_STORAGE_S3_REGION": "us-east-1"}
+    specs = [
+        build_spec(
+            rule="count",
+            jobid=i,
+            run_id="r1",
+            command=f"python -m snakemake --job {i}",
+            image="snakemake/snakemake:v9.27.1",
+            threads=2,
+            resources={"mem_mb": 2000},
+            env_names=["SNAKEMAKE_STORAGE_S3_SECRET_KEY", "SNAKEMAKE_STORAGE_S3_REGION"],
+        )
+        for i in range(3)
+    ]
+    secrets = {
+        "SNAKEMAKE_STORAGE_S3_SECRET_KEY": SECRET,
+        "SNAKEMAKE_STORAGE_S3_REGION": "us-east-1",
+    }
     ids = [backend.submit(s, backend.translate(s, ctx), secrets) for s in specs]
     assert calls.take() == ["StartExecution"] * 3
     for jobid in ids:
@@ -135,7 +160,9 @@ def test_up_jobs_users_run_down_against_moto(cfw, tmp_path, tib_env):
         document = json.loads(execution["input"])
         assert SECRET not in execution["input"]
         assert document["args"]["input_env"] == {"SNAKEMAKE_STORAGE_S3_REGION": "us-east-1"}
-    row = sess.client("dynamodb").get_item(TableName="tibanna-master", Key={"Job Id": {"S": ids[0]}})
+    row = sess.client("dynamodb").get_item(
+        TableName="tibanna-master", Key={"Job Id": {"S": ids[0]}}
+    )
     assert row["Item"]["Log Bucket"]["S"] == outputs["log_bucket"]
 
     statuses = backend.poll(ids)
@@ -144,12 +171,25 @@ def test_up_jobs_users_run_down_against_moto(cfw, tmp_path, tib_env):
 
     ec2 = sess.client("ec2")
     image = ec2.describe_images()["Images"][0]["ImageId"]
-    instance = ec2.run_instances(ImageId=image, MinCount=1, MaxCount=1, TagSpecifications=[{
-        "ResourceType": "instance", "Tags": [{"Key": "Name", "Value": f"awsem-{ids[0]}"},
-                                             {"Key": "Type", "Value": "awsem"}]}])["Instances"][0]
+    instance = ec2.run_instances(
+        ImageId=image,
+        MinCount=1,
+        MaxCount=1,
+        TagSpecifications=[
+            {
+                "ResourceType": "instance",
+                "Tags": [
+                    {"Key": "Name", "Value": f"awsem-{ids[0]}"},
+                    {"Key": "Type", "Value": "awsem"},
+                ],
+            }
+        ],
+    )["Instances"][0]
     backend.cancel([ids[0]])
     backend.cancel([ids[0]])  # idempotent
-    state = ec2.describe_instances(InstanceIds=[instance["InstanceId"]])["Reservations"][0]["Instances"][0]
+    state = ec2.describe_instances(InstanceIds=[instance["InstanceId"]])["Reservations"][0][
+        "Instances"
+    ][0]
     assert state["State"]["Name"] in ("shutting-down", "terminated")
     calls.take()
     statuses = backend.poll(ids)
@@ -159,9 +199,13 @@ def test_up_jobs_users_run_down_against_moto(cfw, tmp_path, tib_env):
     assert calls.take() == ["ListExecutions"]  # a finished job is not asked about again
 
     assert "has not written" in backend.logs(ids[1])
-    s3.put_object(Bucket=outputs["log_bucket"], Key=f"{ids[1]}.log", Body=b"## job started\nhello\n")
+    s3.put_object(
+        Bucket=outputs["log_bucket"], Key=f"{ids[1]}.log", Body=b"## job started\nhello\n"
+    )
     assert backend.logs(ids[1]) == "## job started\nhello\n"
-    RunLog(ctx.run_dir, "tib", "r1").job_event("submitted", jobid=1, rule="count", external_id=ids[1])
+    RunLog(ctx.run_dir, "tib", "r1").job_event(
+        "submitted", jobid=1, rule="count", external_id=ids[1]
+    )
     logs = cfw(["logs", "tib", "1"], proj)
     assert logs.code == 0 and logs.stdout == "## job started\nhello\n", logs.output
 
@@ -182,8 +226,14 @@ def test_up_jobs_users_run_down_against_moto(cfw, tmp_path, tib_env):
 
     # -- a workflow through the executor, until Ctrl-C ------------------------------------
     env = {**os.environ, "CFW_DEBUG": ""}
-    run = subprocess.Popen([sys.executable, "-m", "cfw", "run", "--env", "tib"], cwd=proj, env=env,
-                           stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    run = subprocess.Popen(
+        [sys.executable, "-m", "cfw", "run", "--env", "tib"],
+        cwd=proj,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
     started = set()
     deadline = time.monotonic() + 120
     while not started and time.monotonic() < deadline and run.poll() is None:
@@ -199,7 +249,9 @@ def test_up_jobs_users_run_down_against_moto(cfw, tmp_path, tib_env):
     assert execution["status"] == "ABORTED"
     assert SECRET not in execution["input"]
     assert json.loads(execution["input"])["args"]["input_env"].keys() <= {
-        "SNAKEMAKE_STORAGE_S3_REGION", "SNAKEMAKE_STORAGE_S3_ENDPOINT_URL"}
+        "SNAKEMAKE_STORAGE_S3_REGION",
+        "SNAKEMAKE_STORAGE_S3_ENDPOINT_URL",
+    }
     # Snakemake removed the sources it uploaded; its S3 plugin then deletes an emptied
     # bucket: the unicorn's marker object keeps the data bucket alive
     keys = [o["Key"] for o in s3.list_objects_v2(Bucket=outputs["data_bucket"])["Contents"]]
@@ -210,7 +262,10 @@ def test_up_jobs_users_run_down_against_moto(cfw, tmp_path, tib_env):
     assert down.code == 0, down.output
     assert "destroyed, verified, forgotten" in down.stderr
     assert SECRET not in down.output
-    assert tclient.leftovers(sess, env_id, env_id, [outputs["data_bucket"], outputs["log_bucket"]]) == []
+    assert (
+        tclient.leftovers(sess, env_id, env_id, [outputs["data_bucket"], outputs["log_bucket"]])
+        == []
+    )
     assert not any(env_id in r["RoleName"] for r in iam.list_roles()["Roles"])
     assert not any(env_id in f["FunctionName"] for f in lam.list_functions()["Functions"])
     assert iam.list_groups_for_user(UserName="alice")["Groups"] == []
@@ -224,9 +279,21 @@ def test_down_after_an_up_that_failed_half_way(cfw, tmp_path, tib_env):
     usergroup): apply fails part-way, with resources made; `down` removes exactly those."""
     proj = project(tmp_path, "half", CONFIG + "usergroup: halfway\n")
     iam = boto3.client("iam")
-    iam.create_role(RoleName="tibanna_halfway_for_ec2", AssumeRolePolicyDocument=json.dumps({
-        "Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "sts:AssumeRole",
-                                                "Principal": {"Service": "ec2.amazonaws.com"}}]}))
+    iam.create_role(
+        RoleName="tibanna_halfway_for_ec2",
+        AssumeRolePolicyDocument=json.dumps(
+            {
+                "Version": "2012-10-17",
+                "Statement": [
+                    {
+                        "Effect": "Allow",
+                        "Action": "sts:AssumeRole",
+                        "Principal": {"Service": "ec2.amazonaws.com"},
+                    }
+                ],
+            }
+        ),
+    )
     try:
         up = cfw(["up", "half", "--yes"], proj)
         assert up.code == 1, up.output
@@ -240,8 +307,10 @@ def test_down_after_an_up_that_failed_half_way(cfw, tmp_path, tib_env):
         assert down.code == 0, down.output
         sess = boto3.session.Session(region_name="us-east-1")
         env_id = meta["env_id"]
-        assert tclient.leftovers(sess, env_id, "halfway",
-                                 [f"cfw-{env_id}-data", f"cfw-{env_id}-logs"]) == []
+        assert (
+            tclient.leftovers(sess, env_id, "halfway", [f"cfw-{env_id}-data", f"cfw-{env_id}-logs"])
+            == []
+        )
         assert iam.get_role(RoleName="tibanna_halfway_for_ec2")  # not ours: left alone
         assert cfw(["down", "half", "--yes"], proj).code == 0
     finally:

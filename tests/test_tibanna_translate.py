@@ -34,16 +34,34 @@ SECRET = "wJalrXUtnFEMI-K7MDENG-bPxRfiCYEXAMPLEKEY"
 def context(**config) -> EnvContext:
     cfg = TibannaConfig(name="tib", region="us-east-1", **config)
     outputs = KIND.output_placeholders(cfg, None)
-    return EnvContext(name="tib", kind="tibanna", config=cfg, outputs=outputs, env_id="adhoc",
-                      state_dir=Path("/nonexistent"), run_id="r1", explain=True)
+    return EnvContext(
+        name="tib",
+        kind="tibanna",
+        config=cfg,
+        outputs=outputs,
+        env_id="adhoc",
+        state_dir=Path("/nonexistent"),
+        run_id="r1",
+        explain=True,
+    )
 
 
 def spec(**resources):
     threads = resources.pop("threads", 1)
-    return build_spec(rule="align", jobid=7, run_id="r1", command="python -m snakemake --target-jobs x",
-                      image="snakemake/snakemake:v9.27.1", threads=threads, resources=resources,
-                      env_names=["SNAKEMAKE_STORAGE_S3_ACCESS_KEY", "SNAKEMAKE_STORAGE_S3_SECRET_KEY",
-                                 "SNAKEMAKE_STORAGE_S3_REGION"])
+    return build_spec(
+        rule="align",
+        jobid=7,
+        run_id="r1",
+        command="python -m snakemake --target-jobs x",
+        image="snakemake/snakemake:v9.27.1",
+        threads=threads,
+        resources=resources,
+        env_names=[
+            "SNAKEMAKE_STORAGE_S3_ACCESS_KEY",
+            "SNAKEMAKE_STORAGE_S3_SECRET_KEY",
+            "SNAKEMAKE_STORAGE_S3_REGION",
+        ],
+    )
 
 
 MATRIX = [
@@ -67,8 +85,9 @@ def test_tibanna_accepts_the_input_for_every_resource_combination(resources):
     accepted = validate_input(payload)  # tibanna.ec2_utils.UnicornInput + its launch checks
     assert accepted["jobid"] == payload["jobid"]
     assert accepted["args"]["language"] == "shell"
-    assert accepted["args"]["command"].endswith("python -m snakemake --target-jobs x" + (
-        "'" if resources.get("runtime") else ""))
+    assert accepted["args"]["command"].endswith(
+        "python -m snakemake --target-jobs x" + ("'" if resources.get("runtime") else "")
+    )
     assert accepted["config"]["log_bucket"] == payload["config"]["log_bucket"]
 
 
@@ -78,7 +97,9 @@ def test_resources_map_to_tibanna_config():
     assert "instance_type" not in cfg  # Tibanna picks the cheapest fitting types itself
     assert cfg["spot_instance"] is False and cfg["behavior_on_capacity_limit"] == "wait_and_retry"
     spot = translate(spec(preemptible=True), context())["config"]
-    assert spot["spot_instance"] is True and spot["behavior_on_capacity_limit"] == "retry_without_spot"
+    assert (
+        spot["spot_instance"] is True and spot["behavior_on_capacity_limit"] == "retry_without_spot"
+    )
     waiting = translate(spec(preemptible=True), context(spot_fallback=False))["config"]
     assert waiting["behavior_on_capacity_limit"] == "wait_and_retry"
 
@@ -106,7 +127,9 @@ def test_family_prefix_resolves_to_the_cheapest_fitting_type():
 
 def test_runtime_becomes_a_time_limit_and_precommand_runs_first():
     args = translate(spec(runtime=30), context(precommand="export X=1"))["args"]
-    assert args["command"].startswith("export X=1 && timeout --signal=TERM --kill-after=60 1800 sh -c ")
+    assert args["command"].startswith(
+        "export X=1 && timeout --signal=TERM --kill-after=60 1800 sh -c "
+    )
 
 
 def test_gpu_jobs_are_refused_with_a_hint():
@@ -132,15 +155,18 @@ def test_jobid_is_a_valid_execution_name_per_attempt():
     assert len(jobid_of(long)) <= 80
 
 
-@pytest.mark.parametrize("broken", [
-    lambda p: p["config"].pop("log_bucket"),
-    lambda p: p["args"].pop("output_S3_bucket"),
-    lambda p: p["args"].pop("command"),
-    lambda p: p["args"].update(input_files={"x": "not-an-s3-url"}),
-    lambda p: p["config"].update(behavior_on_capacity_limit="retry_without_spot"),
-    lambda p: p["config"].update(ebs_size=20000),
-    lambda p: [p["config"].pop(k) for k in ("cpu", "mem")],
-])
+@pytest.mark.parametrize(
+    "broken",
+    [
+        lambda p: p["config"].pop("log_bucket"),
+        lambda p: p["args"].pop("output_S3_bucket"),
+        lambda p: p["args"].pop("command"),
+        lambda p: p["args"].update(input_files={"x": "not-an-s3-url"}),
+        lambda p: p["config"].update(behavior_on_capacity_limit="retry_without_spot"),
+        lambda p: p["config"].update(ebs_size=20000),
+        lambda p: [p["config"].pop(k) for k in ("cpu", "mem")],
+    ],
+)
 def test_tibanna_validation_rejects_broken_inputs(broken):
     payload = translate(spec(), context())
     broken(payload)
@@ -158,13 +184,21 @@ def _execution_statuses() -> list[str]:
 @pytest.mark.parametrize("status", _execution_statuses())
 def test_every_step_functions_status_maps_to_a_snakemake_outcome(status):
     expected = {
-        "RUNNING": JobState.RUNNING, "PENDING_REDRIVE": JobState.PENDING,
-        "SUCCEEDED": JobState.SUCCEEDED, "FAILED": JobState.FAILED,
-        "TIMED_OUT": JobState.FAILED, "ABORTED": JobState.CANCELLED,
+        "RUNNING": JobState.RUNNING,
+        "PENDING_REDRIVE": JobState.PENDING,
+        "SUCCEEDED": JobState.SUCCEEDED,
+        "FAILED": JobState.FAILED,
+        "TIMED_OUT": JobState.FAILED,
+        "ABORTED": JobState.CANCELLED,
     }
     assert status in EXECUTION_STATES, f"status {status} has no mapping"
-    got = status_of({"status": status, "error": "AWSEMJobErrorException",
-                     "cause": json.dumps({"errorMessage": "Job encountered an error"})})
+    got = status_of(
+        {
+            "status": status,
+            "error": "AWSEMJobErrorException",
+            "cause": json.dumps({"errorMessage": "Job encountered an error"}),
+        }
+    )
     assert got.state == expected[status]
     if got.state == JobState.FAILED:
         assert "AWSEMJobErrorException" in got.reason and "Job encountered an error" in got.reason
@@ -188,19 +222,24 @@ def test_lambda_zip_is_deterministic_and_has_the_handler(tmp_path):
             assert names == sorted(names)
             assert {i.date_time for i in archive.infolist()} == {(1980, 1, 1, 0, 0, 0)}
             service = archive.read("service.py").decode()
-            assert "def handler(event, context)" in service and f"'function_name': '{fn}'" in service
+            assert (
+                "def handler(event, context)" in service and f"'function_name': '{fn}'" in service
+            )
             assert "tibanna/ec2_utils.py" in names and "Benchmark/classes.py" in names
             assert not any(n.endswith(".pyc") for n in names)
     assert len({first[fn].sha256_b64 for fn in lambda_zip.FUNCTIONS}) == 3
 
 
-@pytest.mark.parametrize(("setting", "message"), [
-    ("region=mars-1", "field 'region': 'mars-1' is not valid"),
-    ("data_bucket=Bad_Bucket", "field 'data_bucket'"),
-    ("log_retention_days=8", "expected one of 0, 1, 3"),
-    ("on_capacity_limit=retry", "field 'on_capacity_limit'"),
-    ("colour=blue", "unknown field 'colour'"),
-])
+@pytest.mark.parametrize(
+    ("setting", "message"),
+    [
+        ("region=mars-1", "field 'region': 'mars-1' is not valid"),
+        ("data_bucket=Bad_Bucket", "field 'data_bucket'"),
+        ("log_retention_days=8", "expected one of 0, 1, 3"),
+        ("on_capacity_limit=retry", "field 'on_capacity_limit'"),
+        ("colour=blue", "unknown field 'colour'"),
+    ],
+)
 def test_config_mistakes_are_one_line_and_create_nothing(cfw, tmp_path, setting, message):
     (tmp_path / "environments").mkdir()
     (tmp_path / "environments" / "tib.yaml").write_text("kind: tibanna\nregion: us-east-1\n")

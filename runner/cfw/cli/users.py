@@ -20,8 +20,9 @@ from cfw.core.config import validate
 from cfw.core.errors import UserError
 from cfw.core.state import PHASE_UP, EnvState
 
-users_app = typer.Typer(help="Who may use an environment (kinds with users, e.g. tibanna).",
-                        no_args_is_help=True)
+users_app = typer.Typer(
+    help="Who may use an environment (kinds with users, e.g. tibanna).", no_args_is_help=True
+)
 app.add_typer(users_app, name="users")
 
 ENV_ARG = typer.Argument(..., help="Environment name.", autocompletion=_complete_env)
@@ -34,8 +35,10 @@ def _users(name: str):
         raise UserError(f"environment {name!r} is not up here", f"bring it up with `cfw up {name}`")
     kind = get_kind(meta.kind)
     if not kind.capabilities.users:
-        raise UserError(f"environment {name} (kind {kind.name}) has no users to manage",
-                        "`cfw users` works on kinds with users, such as tibanna")
+        raise UserError(
+            f"environment {name} (kind {kind.name}) has no users to manage",
+            "`cfw users` works on kinds with users, such as tibanna",
+        )
     config = validate(kind.config_model, dict(meta.config), f"saved config of {name}")
     return kind.users(config, state.outputs(), dict(os.environ))
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import json
 from collections.abc import Mapping, Sequence
@@ -37,7 +38,9 @@ def status_of(desc: Mapping[str, Any] | None) -> JobStatus:
     if state == JobState.FAILED:
         what = "timed out" if status == "TIMED_OUT" else "failed"
         detail = ": ".join(p for p in (desc.get("error"), _short(desc.get("cause"))) if p)
-        return JobStatus(state, reason=f"Tibanna execution {what}" + (f" ({detail})" if detail else ""))
+        return JobStatus(
+            state, reason=f"Tibanna execution {what}" + (f" ({detail})" if detail else "")
+        )
     if state == JobState.CANCELLED:
         return JobStatus(state, reason="Tibanna execution aborted")
     return JobStatus(state)
@@ -46,10 +49,8 @@ def status_of(desc: Mapping[str, Any] | None) -> JobStatus:
 def _short(cause: str | None, limit: int = 300) -> str | None:
     if not cause:
         return None
-    try:  # Lambda errors arrive as JSON {"errorMessage": ...}
+    with contextlib.suppress(ValueError, AttributeError):  # Lambda errors: {"errorMessage": ...}
         cause = json.loads(cause).get("errorMessage", cause)
-    except (ValueError, AttributeError):
-        pass
     cause = " ".join(str(cause).split())
     return cause if len(cause) <= limit else cause[: limit - 3] + "..."
 
@@ -89,26 +90,40 @@ class TibannaBackend(Backend):
             self.withheld_warned = True
             import sys
 
-            print(f"cfw: tibanna jobs do not get {', '.join(withheld)}: Tibanna keeps a job's "
-                  "environment in plain text; jobs reach S3 with their instance role",
-                  file=sys.stderr)
+            print(
+                f"cfw: tibanna jobs do not get {', '.join(withheld)}: Tibanna keeps a job's "
+                "environment in plain text; jobs reach S3 with their instance role",
+                file=sys.stderr,
+            )
         validate_input(document, self.outputs.get("region"), self.outputs.get("account_id"))
         jobid = document["jobid"]
         arn = client.start_execution(self.sfn, self.outputs["state_machine_arn"], jobid, document)
         self.arns[jobid] = arn
-        client.record_job(self.ddb, self.outputs.get("dynamodb_table", "tibanna-master"), jobid, jobid,
-                          self.outputs.get("state_machine_name", ""), self.outputs["log_bucket"])
+        client.record_job(
+            self.ddb,
+            self.outputs.get("dynamodb_table", "tibanna-master"),
+            jobid,
+            jobid,
+            self.outputs.get("state_machine_name", ""),
+            self.outputs["log_bucket"],
+        )
         return jobid
 
     def _arn(self, jobid: str) -> str:
-        return self.arns.get(jobid) or client.execution_arn_for(self.outputs["state_machine_arn"], jobid)
+        return self.arns.get(jobid) or client.execution_arn_for(
+            self.outputs["state_machine_arn"], jobid
+        )
 
     def poll(self, external_ids: Sequence[str]) -> dict[str, JobStatus]:
         """One ListExecutions(RUNNING) per 1000 running executions; DescribeExecution only
         for a job seen not running (once: its final status is remembered)."""
         result: dict[str, JobStatus] = {}
         todo = [i for i in external_ids if i not in self.finished]
-        running = client.running_executions(self.sfn, self.outputs["state_machine_arn"]) if todo else set()
+        running = (
+            client.running_executions(self.sfn, self.outputs["state_machine_arn"])
+            if todo
+            else set()
+        )
         for jobid in external_ids:
             if jobid in self.finished:
                 result[jobid] = self.finished[jobid]
@@ -136,6 +151,9 @@ class TibannaBackend(Backend):
             return text
         desc = client.describe_execution(self.sfn, self._arn(external_id))
         status = status_of(desc)
-        return (f"Tibanna has not written s3://{self.outputs['log_bucket']}/{external_id}.log "
-                f"(yet); the execution is {status.state.value}"
-                + (f": {status.reason}" if status.reason else "") + "\n")
+        return (
+            f"Tibanna has not written s3://{self.outputs['log_bucket']}/{external_id}.log "
+            f"(yet); the execution is {status.state.value}"
+            + (f": {status.reason}" if status.reason else "")
+            + "\n"
+        )

@@ -5,6 +5,7 @@ Imported lazily: only when a tibanna environment is used.
 
 from __future__ import annotations
 
+import contextlib
 import json
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
@@ -34,8 +35,10 @@ def require_credentials(environ: Mapping[str, str]) -> None:
     except BotoCoreError:
         creds = None
     if creds is None:
-        raise UserError("no AWS credentials were found",
-                        "set AWS_PROFILE, or AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY")
+        raise UserError(
+            "no AWS credentials were found",
+            "set AWS_PROFILE, or AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY",
+        )
 
 
 def _code(exc: ClientError) -> str:
@@ -45,11 +48,14 @@ def _code(exc: ClientError) -> str:
 # -- executions ------------------------------------------------------------------------------
 def start_execution(sfn, state_machine_arn: str, name: str, document: dict[str, Any]) -> str:
     try:
-        resp = sfn.start_execution(stateMachineArn=state_machine_arn, name=name,
-                                   input=json.dumps(document))
+        resp = sfn.start_execution(
+            stateMachineArn=state_machine_arn, name=name, input=json.dumps(document)
+        )
     except ClientError as exc:
         if _code(exc) == "ExecutionAlreadyExists":
-            raise WorkFailed(f"an execution named {name} already exists on {state_machine_arn}") from exc
+            raise WorkFailed(
+                f"an execution named {name} already exists on {state_machine_arn}"
+            ) from exc
         raise WorkFailed(f"could not start the Tibanna execution {name}: {exc}") from exc
     return resp["executionArn"]
 
@@ -57,12 +63,15 @@ def start_execution(sfn, state_machine_arn: str, name: str, document: dict[str, 
 def record_job(ddb, table: str, jobid: str, name: str, sfn_name: str, log_bucket: str) -> None:
     """The row Tibanna's run_workflow writes, so Tibanna's own CLI finds the job."""
     stamp = datetime.now(UTC).strftime("%Y%m%d-%H:%M:%S-UTC")
-    item = {"Job Id": {"S": jobid}, "Execution Name": {"S": name}, "Step Function": {"S": sfn_name},
-            "Log Bucket": {"S": log_bucket}, "Time Stamp": {"S": stamp}}
-    try:
+    item = {
+        "Job Id": {"S": jobid},
+        "Execution Name": {"S": name},
+        "Step Function": {"S": sfn_name},
+        "Log Bucket": {"S": log_bucket},
+        "Time Stamp": {"S": stamp},
+    }
+    with contextlib.suppress(ClientError):  # the table is optional to Tibanna as well
         ddb.put_item(TableName=table, Item=item)
-    except ClientError:
-        pass  # the table is optional to Tibanna as well
 
 
 def running_executions(sfn, state_machine_arn: str) -> set[str]:
@@ -70,8 +79,11 @@ def running_executions(sfn, state_machine_arn: str) -> set[str]:
     arns: set[str] = set()
     token = None
     while True:
-        kwargs = {"stateMachineArn": state_machine_arn, "statusFilter": "RUNNING",
-                  "maxResults": LIST_PAGE}
+        kwargs = {
+            "stateMachineArn": state_machine_arn,
+            "statusFilter": "RUNNING",
+            "maxResults": LIST_PAGE,
+        }
         if token:
             kwargs["nextToken"] = token
         resp = sfn.list_executions(**kwargs)
@@ -107,9 +119,14 @@ def job_instances(ec2, jobids: Sequence[str]) -> dict[str, str]:
     """Instance id per Tibanna job id (run_task tags its instance Name=awsem-<jobid>)."""
     found: dict[str, str] = {}
     for start in range(0, len(jobids), DESCRIBE_FILTER_VALUES):
-        chunk = [f"awsem-{j}" for j in jobids[start:start + DESCRIBE_FILTER_VALUES]]
-        filters = [{"Name": "tag:Name", "Values": chunk},
-                   {"Name": "instance-state-name", "Values": ["pending", "running", "stopping", "stopped"]}]
+        chunk = [f"awsem-{j}" for j in jobids[start : start + DESCRIBE_FILTER_VALUES]]
+        filters = [
+            {"Name": "tag:Name", "Values": chunk},
+            {
+                "Name": "instance-state-name",
+                "Values": ["pending", "running", "stopping", "stopped"],
+            },
+        ]
         for page in ec2.get_paginator("describe_instances").paginate(Filters=filters):
             for reservation in page.get("Reservations", []):
                 for inst in reservation.get("Instances", []):
@@ -140,17 +157,6 @@ def read_log(s3, bucket: str, jobid: str) -> str | None:
     return body.decode("utf-8", "replace")
 
 
-def marker(s3, bucket: str, jobid: str) -> str | None:
-    """Which of Tibanna's end markers (<jobid>.success/.error/.aborted) exists."""
-    for suffix in ("error", "aborted", "success"):
-        try:
-            s3.head_object(Bucket=bucket, Key=f"{jobid}.{suffix}")
-            return suffix
-        except ClientError:
-            continue
-    return None
-
-
 # -- users ------------------------------------------------------------------------------------
 @dataclass
 class GroupUsers:
@@ -171,8 +177,10 @@ class GroupUsers:
             return sorted(users)
         except ClientError as exc:
             if _code(exc) == "NoSuchEntity":
-                raise UserError(f"the IAM group {self.group} does not exist",
-                                "is the environment up? (`cfw status`)") from exc
+                raise UserError(
+                    f"the IAM group {self.group} does not exist",
+                    "is the environment up? (`cfw status`)",
+                ) from exc
             raise
 
     def add(self, user: str) -> None:
@@ -180,8 +188,10 @@ class GroupUsers:
             self.iam.add_user_to_group(GroupName=self.group, UserName=user)
         except ClientError as exc:
             if _code(exc) == "NoSuchEntity":
-                raise UserError(f"no IAM user {user!r} (or no group {self.group})",
-                                "give the name of an existing IAM user") from exc
+                raise UserError(
+                    f"no IAM user {user!r} (or no group {self.group})",
+                    "give the name of an existing IAM user",
+                ) from exc
             raise
 
     def remove(self, user: str) -> bool:
@@ -210,12 +220,15 @@ def empty_group(sess: boto3.session.Session, group: str) -> None:
 def _tags_match(tags: Iterable[Mapping[str, str]] | Mapping[str, str], env_id: str) -> bool:
     if isinstance(tags, Mapping):
         return tags.get("cfw-id") == env_id
-    return any((t.get("Key") or t.get("key")) == "cfw-id" and (t.get("Value") or t.get("value")) == env_id
-               for t in tags)
+    return any(
+        (t.get("Key") or t.get("key")) == "cfw-id" and (t.get("Value") or t.get("value")) == env_id
+        for t in tags
+    )
 
 
-def leftovers(sess: boto3.session.Session, env_id: str, usergroup: str,
-              buckets: Iterable[str]) -> list[str]:
+def leftovers(
+    sess: boto3.session.Session, env_id: str, usergroup: str, buckets: Iterable[str]
+) -> list[str]:
     """Everything that still carries cfw-id=<env_id> (and the untaggable IAM group)."""
     left: list[str] = []
     prefix = f"tibanna_{usergroup}"
@@ -234,7 +247,9 @@ def leftovers(sess: boto3.session.Session, env_id: str, usergroup: str,
                     left.append(f"IAM policy {pol['PolicyName']}")
     for page in iam.get_paginator("list_instance_profiles").paginate():
         for prof in page["InstanceProfiles"]:
-            if prof["InstanceProfileName"].startswith(prefix) and _tags_match(prof.get("Tags", []), env_id):
+            if prof["InstanceProfileName"].startswith(prefix) and _tags_match(
+                prof.get("Tags", []), env_id
+            ):
                 left.append(f"IAM instance profile {prof['InstanceProfileName']}")
     try:
         iam.get_group(GroupName=prefix)
@@ -253,11 +268,15 @@ def leftovers(sess: boto3.session.Session, env_id: str, usergroup: str,
     for page in sfn.get_paginator("list_state_machines").paginate():
         for machine in page["stateMachines"]:
             if usergroup in machine["name"]:
-                tags = sfn.list_tags_for_resource(resourceArn=machine["stateMachineArn"]).get("tags", [])
+                tags = sfn.list_tags_for_resource(resourceArn=machine["stateMachineArn"]).get(
+                    "tags", []
+                )
                 if _tags_match(tags, env_id):
                     left.append(f"state machine {machine['name']}")
     logs = sess.client("logs")
-    for page in logs.get_paginator("describe_log_groups").paginate(logGroupNamePrefix="/aws/lambda/"):
+    for page in logs.get_paginator("describe_log_groups").paginate(
+        logGroupNamePrefix="/aws/lambda/"
+    ):
         for group in page["logGroups"]:
             if group["logGroupName"].endswith(f"_{usergroup}"):
                 arn = group["arn"].removesuffix(":*")
@@ -281,7 +300,6 @@ def leftovers(sess: boto3.session.Session, env_id: str, usergroup: str,
             if _tags_match(tags, env_id):
                 left.append(f"DynamoDB table {table}")
     return left
-
 
 
 def execution_arn_for(state_machine_arn: str, name: str) -> str:

@@ -36,7 +36,9 @@ class TibannaConfig(EnvConfig):
         description="existing buckets jobs may read and write (like deploy_unicorn -b); "
         "they are not created, changed or deleted",
     )
-    cost_updater: bool = Field(False, description="also deploy Tibanna's cost-updater state machine")
+    cost_updater: bool = Field(
+        False, description="also deploy Tibanna's cost-updater state machine"
+    )
     create_dynamodb_table: bool = Field(
         True, description="create the tibanna-master job table (false if the account has one)"
     )
@@ -111,14 +113,39 @@ class TibannaConfig(EnvConfig):
     def _buckets(cls, value: list[str]) -> list[str]:
         for bucket in value:
             if not BUCKET_RE.match(bucket):
-                raise ValueError(f"{bucket!r} is not an S3 bucket name (give names, not s3:// URLs)")
+                raise ValueError(
+                    f"{bucket!r} is not an S3 bucket name (give names, not s3:// URLs)"
+                )
         return value
 
     @field_validator("log_retention_days")
     @classmethod
     def _retention(cls, value: int) -> int:
-        allowed = (0, 1, 3, 5, 7, 14, 30, 60, 90, 120, 150, 180, 365, 400, 545, 731, 1096,
-                   1827, 2192, 2557, 2922, 3288, 3653)
+        allowed = (
+            0,
+            1,
+            3,
+            5,
+            7,
+            14,
+            30,
+            60,
+            90,
+            120,
+            150,
+            180,
+            365,
+            400,
+            545,
+            731,
+            1096,
+            1827,
+            2192,
+            2557,
+            2922,
+            3288,
+            3653,
+        )
         if value not in allowed:
             raise ValueError(f"expected one of {', '.join(map(str, allowed))}")
         return value

@@ -13,8 +13,11 @@ from cfw.backends.tibanna.config import TibannaConfig
 from cfw.core.config import EnvConfig
 from cfw.core.errors import UserError, WorkFailed
 
-AWS_CREDENTIAL_ENV = (("ACCESS_KEY", "AWS_ACCESS_KEY_ID"), ("SECRET_KEY", "AWS_SECRET_ACCESS_KEY"),
-                      ("TOKEN", "AWS_SESSION_TOKEN"))
+AWS_CREDENTIAL_ENV = (
+    ("ACCESS_KEY", "AWS_ACCESS_KEY_ID"),
+    ("SECRET_KEY", "AWS_SECRET_ACCESS_KEY"),
+    ("TOKEN", "AWS_SESSION_TOKEN"),
+)
 
 
 def region_of(config: TibannaConfig, environ: Mapping[str, str]) -> str | None:
@@ -35,8 +38,15 @@ class TibannaKind(Kind):
     summary = "a Tibanna unicorn on AWS: IAM, Lambdas, step function, buckets; a job per execution"
     config_model = TibannaConfig
     modules = ("aws-tibanna",)
-    capabilities = Capabilities(gpu=False, spot=True, secrets=False, needs_up=True,
-                                machine_types=True, env_is_secret=False, users=True)
+    capabilities = Capabilities(
+        gpu=False,
+        spot=True,
+        secrets=False,
+        needs_up=True,
+        machine_types=True,
+        env_is_secret=False,
+        users=True,
+    )
     backend_path = "cfw.backends.tibanna.backend:TibannaBackend"
     translate_path = "cfw.backends.tibanna.translate:translate"
     extra = "aws"
@@ -50,8 +60,10 @@ class TibannaKind(Kind):
     def preflight(self, config: EnvConfig, environ: Mapping[str, str]) -> None:
         assert isinstance(config, TibannaConfig)
         if not region_of(config, environ):
-            raise UserError("the tibanna environment has no AWS region",
-                            "set region: in its config, or AWS_REGION")
+            raise UserError(
+                "the tibanna environment has no AWS region",
+                "set region: in its config, or AWS_REGION",
+            )
         from cfw.backends.tibanna import client
 
         client.require_credentials(environ)
@@ -102,8 +114,14 @@ class TibannaKind(Kind):
         }
 
     # -- running ----------------------------------------------------------------------------
-    def storage(self, config: EnvConfig, outputs: Mapping[str, Any], workdir: Path,
-                environ: Mapping[str, str], scratch: Path) -> StorageSpec:
+    def storage(
+        self,
+        config: EnvConfig,
+        outputs: Mapping[str, Any],
+        workdir: Path,
+        environ: Mapping[str, str],
+        scratch: Path,
+    ) -> StorageSpec:
         """Sources and files go through the data bucket. This machine's Snakemake uses the
         AWS credentials of the environment; jobs use their instance role."""
         assert isinstance(config, TibannaConfig)
@@ -120,8 +138,9 @@ class TibannaKind(Kind):
         return StorageSpec(provider="s3", prefix=f"s3://{outputs['data_bucket']}/cfw", env=env)
 
     # -- teardown and status ----------------------------------------------------------------
-    def before_destroy(self, config: EnvConfig, outputs: Mapping[str, Any],
-                       environ: Mapping[str, str]) -> None:
+    def before_destroy(
+        self, config: EnvConfig, outputs: Mapping[str, Any], environ: Mapping[str, str]
+    ) -> None:
         """IAM refuses to delete a group with members: take the users out first."""
         assert isinstance(config, TibannaConfig)
         group = outputs.get("user_group")
@@ -133,14 +152,23 @@ class TibannaKind(Kind):
             except (client.ClientError, client.BotoCoreError) as exc:
                 raise WorkFailed(f"could not take the users out of {group}: {exc}") from exc
 
-    def leftovers(self, config: EnvConfig, ident: Identity, outputs: Mapping[str, Any],
-                  environ: Mapping[str, str]) -> list[str]:
+    def leftovers(
+        self,
+        config: EnvConfig,
+        ident: Identity,
+        outputs: Mapping[str, Any],
+        environ: Mapping[str, str],
+    ) -> list[str]:
         assert isinstance(config, TibannaConfig)
         from cfw.backends.tibanna import client
 
         known = names(config, ident.env_id)
-        return client.leftovers(client.session(config, environ), ident.env_id, known["usergroup"],
-                               [known["data_bucket"], known["log_bucket"]])
+        return client.leftovers(
+            client.session(config, environ),
+            ident.env_id,
+            known["usergroup"],
+            [known["data_bucket"], known["log_bucket"]],
+        )
 
     def status_details(self, config: EnvConfig, outputs: Mapping[str, Any]) -> dict[str, Any]:
         assert isinstance(config, TibannaConfig)
@@ -148,8 +176,11 @@ class TibannaKind(Kind):
 
         sfn = client.session(config, os.environ).client("stepfunctions")
         running = client.count_running(sfn, outputs["state_machine_arn"])
-        return {"state machine": outputs.get("state_machine_name"), "executions running": running,
-                "log bucket": outputs.get("log_bucket")}
+        return {
+            "state machine": outputs.get("state_machine_name"),
+            "executions running": running,
+            "log bucket": outputs.get("log_bucket"),
+        }
 
     def users(self, config: EnvConfig, outputs: Mapping[str, Any], environ: Mapping[str, str]):
         assert isinstance(config, TibannaConfig)

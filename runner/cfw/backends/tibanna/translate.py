@@ -32,7 +32,9 @@ def jobid_of(spec: JobSpec) -> str:
     return _NAME_RE.sub("-", f"{spec.name}-a{spec.attempt}")[:80]
 
 
-def forwarded_env(names: tuple[str, ...] | list[str], extra: list[str]) -> tuple[list[str], list[str]]:
+def forwarded_env(
+    names: tuple[str, ...] | list[str], extra: list[str]
+) -> tuple[list[str], list[str]]:
     """(names whose values go into the job's environment, names withheld as secrets)."""
     keep, withheld = [], []
     for name in sorted(set(names) | set(extra)):
@@ -82,8 +84,10 @@ def ebs_size_gb(spec: JobSpec, config: Any) -> int:
     if spec.disk_mb:
         return max(1, math.ceil(spec.disk_mb / 1024))
     if spec.input_size_mb:
-        return max(config.default_ebs_gb,
-                   math.ceil(config.ebs_input_multiplier * spec.input_size_mb / 1024))
+        return max(
+            config.default_ebs_gb,
+            math.ceil(config.ebs_input_multiplier * spec.input_size_mb / 1024),
+        )
     return config.default_ebs_gb
 
 
@@ -91,7 +95,8 @@ def job_command(spec: JobSpec, config: Any) -> str:
     command = spec.command
     if spec.runtime:
         # Tibanna has no per-job time limit; the job's runtime (minutes) becomes one
-        command = f"timeout --signal=TERM --kill-after=60 {spec.runtime * 60} sh -c {shlex.quote(command)}"
+        limit = spec.runtime * 60
+        command = f"timeout --signal=TERM --kill-after=60 {limit} sh -c {shlex.quote(command)}"
     if config.precommand:
         command = f"{config.precommand} && {command}"
     return command
@@ -122,7 +127,8 @@ def translate(spec: JobSpec, ctx: EnvContext) -> dict[str, Any]:
         "root_ebs_size": config.root_ebs_gb,
         "spot_instance": spec.preemptible,
         "behavior_on_capacity_limit": (
-            "retry_without_spot" if spec.preemptible and config.spot_fallback
+            "retry_without_spot"
+            if spec.preemptible and config.spot_fallback
             else config.on_capacity_limit
         ),
         "shutdown_min": config.shutdown_min,
@@ -133,8 +139,11 @@ def translate(spec: JobSpec, ctx: EnvContext) -> dict[str, Any]:
         run_config["instance_type"] = resolve_instance_type(spec.machine_type, cpu, mem_gb)
     if config.subnets:
         run_config["subnet"] = list(config.subnets)
-    for key, value in (("security_group", config.security_group), ("key_name", config.key_name),
-                       ("ami_id", config.ami_id)):
+    for key, value in (
+        ("security_group", config.security_group),
+        ("key_name", config.key_name),
+        ("ami_id", config.ami_id),
+    ):
         if value:
             run_config[key] = value
     return {

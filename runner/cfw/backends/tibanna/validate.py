@@ -43,9 +43,14 @@ def import_tibanna(region: str | None = None, account: str | None = None) -> Any
     if "tibanna.ec2_utils" in sys.modules:
         return sys.modules["tibanna.ec2_utils"]
     values = {
-        "AWS_ACCOUNT_NUMBER": os.environ.get("AWS_ACCOUNT_NUMBER") or account or _PLACEHOLDER_ACCOUNT,
-        "TIBANNA_AWS_REGION": os.environ.get("TIBANNA_AWS_REGION") or region
-        or os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION") or "us-east-1",
+        "AWS_ACCOUNT_NUMBER": os.environ.get("AWS_ACCOUNT_NUMBER")
+        or account
+        or _PLACEHOLDER_ACCOUNT,
+        "TIBANNA_AWS_REGION": os.environ.get("TIBANNA_AWS_REGION")
+        or region
+        or os.environ.get("AWS_REGION")
+        or os.environ.get("AWS_DEFAULT_REGION")
+        or "us-east-1",
     }
     try:
         import boto3
@@ -61,8 +66,9 @@ def import_tibanna(region: str | None = None, account: str | None = None) -> Any
     return ec2_utils
 
 
-def validate_input(payload: dict[str, Any], region: str | None = None,
-                   account: str | None = None) -> dict[str, Any]:
+def validate_input(
+    payload: dict[str, Any], region: str | None = None, account: str | None = None
+) -> dict[str, Any]:
     """Run Tibanna's validation; return the input as its Lambda would see it.
 
     Raises UserError naming Tibanna's complaint when the input is not valid.
@@ -72,9 +78,12 @@ def validate_input(payload: dict[str, Any], region: str | None = None,
 
     try:
         unicorn = ec2_utils.UnicornInput(copy.deepcopy(payload))
-    except (exceptions.MissingFieldInInputJsonException,
-            exceptions.MalFormattedInputJsonException,
-            exceptions.UnsupportedCWLVersionException, TypeError) as exc:
+    except (
+        exceptions.MissingFieldInInputJsonException,
+        exceptions.MalFormattedInputJsonException,
+        exceptions.UnsupportedCWLVersionException,
+        TypeError,
+    ) as exc:
         raise UserError(f"Tibanna rejects the job's input: {exc}") from exc
     cfg = unicorn.cfg
     problems = []
