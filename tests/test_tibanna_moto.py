@@ -257,6 +257,8 @@ def test_up_jobs_users_run_down_against_moto(cfw, tmp_path, tib_env):
     keys = [o["Key"] for o in s3.list_objects_v2(Bucket=outputs["data_bucket"])["Contents"]]
     assert ".cfw-unicorn.json" in keys
 
+    no_secret_in(proj)  # rendered files, state, run records, saved logs, Snakemake's logs
+
     # -- down: destroy, verify by cfw-id, forget; then again ---------------------------------
     down = cfw(["down", "tib", "--yes"], proj)
     assert down.code == 0, down.output
