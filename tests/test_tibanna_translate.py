@@ -258,10 +258,16 @@ def test_users_on_a_kind_without_users_is_a_user_mistake(cfw, tmp_path):
 def test_up_without_credentials_stops_before_anything_is_created(cfw, tmp_path):
     (tmp_path / "environments").mkdir()
     (tmp_path / "environments" / "tib.yaml").write_text("kind: tibanna\nregion: us-east-1\n")
-    env = {"AWS_ACCESS_KEY_ID": "", "AWS_SECRET_ACCESS_KEY": "", "AWS_PROFILE": "",
-           "AWS_SHARED_CREDENTIALS_FILE": str(tmp_path / "none"),
-           "AWS_CONFIG_FILE": str(tmp_path / "none"), "AWS_EC2_METADATA_DISABLED": "true",
-           "AWS_CONTAINER_CREDENTIALS_FULL_URI": "", "AWS_WEB_IDENTITY_TOKEN_FILE": ""}
+    env = {
+        "AWS_ACCESS_KEY_ID": "",
+        "AWS_SECRET_ACCESS_KEY": "",
+        "AWS_PROFILE": "",
+        "AWS_SHARED_CREDENTIALS_FILE": str(tmp_path / "none"),
+        "AWS_CONFIG_FILE": str(tmp_path / "none"),
+        "AWS_EC2_METADATA_DISABLED": "true",
+        "AWS_CONTAINER_CREDENTIALS_FULL_URI": "",
+        "AWS_WEB_IDENTITY_TOKEN_FILE": "",
+    }
     result = cfw(["up", "tib", "--yes"], tmp_path, env=env)
     assert result.code == 2, result.output
     assert "no AWS credentials were found" in result.stderr
