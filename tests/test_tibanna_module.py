@@ -7,7 +7,7 @@ import re
 import subprocess
 from pathlib import Path
 
-from tests.test_render import render_example
+from test_render import render_example
 
 MODULE = Path(__file__).resolve().parent.parent / "modules" / "aws-tibanna"
 
