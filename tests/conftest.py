@@ -102,9 +102,12 @@ def moto_endpoint() -> Iterator[str]:
     except ImportError:
         pytest.fail("moto's server is not installed: pip install 'moto[server]'")
     port = _free_port()
-    # moto plus the Step Functions actions it lacks (tests/support/moto_plus.py)
+    # moto plus the Step Functions actions it lacks (tests/support/moto_plus.py), run by
+    # path: tibanna's dependency python-lambda-4dn installs a top-level `tests` package
+    # that would shadow `-m tests.support.moto_plus`
     proc = subprocess.Popen(
-        [sys.executable, "-m", "tests.support.moto_plus", "-H", "127.0.0.1", "-p", str(port)],
+        [sys.executable, str(REPO / "tests" / "support" / "moto_plus.py"), "-H", "127.0.0.1",
+         "-p", str(port)],
         cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     endpoint = f"http://127.0.0.1:{port}"
     try:

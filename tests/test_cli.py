@@ -89,7 +89,7 @@ def test_shell_completion_of_commands_and_environment_names(tmp_path: Path):
                               capture_output=True, text=True, check=False)
         return proc.stdout.split()
 
-    assert complete("cfw u", 1) == ["up"]
+    assert complete("cfw u", 1) == ["up", "users"]
     assert complete("cfw up my", 2) == ["mylocal"]
     assert "google-batch" in complete("cfw init goo", 2)
 

@@ -7,7 +7,7 @@ as AWS documents them:
 - ListStateMachineVersions: the published versions of a state machine, newest first,
   paginated with nextToken; StateMachineDoesNotExist for an unknown ARN.
 
-Run it like moto_server: ``python -m tests.support.moto_plus -H 127.0.0.1 -p PORT``.
+Run it like moto_server: ``python tests/support/moto_plus.py -H 127.0.0.1 -p PORT``.
 """
 
 from __future__ import annotations

@@ -11,11 +11,11 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Protocol
 
 from cfw.backends.base import Backend, Capabilities, EnvContext, JobSpec, StorageSpec
 from cfw.core.config import EnvConfig
-from cfw.core.errors import missing_sdk
+from cfw.core.errors import UserError, missing_sdk
 
 
 @dataclass(frozen=True)
@@ -36,6 +36,16 @@ class Identity:
             "cfw-id": self.env_id,
             "cfw-expires-at": expires,
         }
+
+
+class Users(Protocol):
+    """Who may use a shared environment (`cfw users`), where a kind has users."""
+
+    def list(self) -> list[str]: ...
+
+    def add(self, user: str) -> None: ...
+
+    def remove(self, user: str) -> bool: ...  # False: was not a member
 
 
 class Kind:
@@ -105,6 +115,10 @@ class Kind:
         return getattr(module, attr)
 
     # -- teardown ---------------------------------------------------------------------------
+    def before_destroy(self, config: EnvConfig, outputs: Mapping[str, Any],
+                       environ: Mapping[str, str]) -> None:
+        """Undo what was added beside Terraform (users of a group, ...) so destroy succeeds."""
+
     def leftovers(self, config: EnvConfig, ident: Identity, outputs: Mapping[str, Any],
                   environ: Mapping[str, str]) -> list[str]:
         """Resources still carrying this environment's id after destroy (empty = clean)."""
@@ -113,3 +127,9 @@ class Kind:
     def status_details(self, config: EnvConfig, outputs: Mapping[str, Any]) -> dict[str, Any]:
         """Extra facts for `cfw status` (pool allocation, node counts, ...)."""
         return {}
+
+    def users(self, config: EnvConfig, outputs: Mapping[str, Any],
+              environ: Mapping[str, str]) -> Users:
+        """The environment's users (kinds whose capabilities say ``users``)."""
+        raise UserError(f"kind {self.name} has no users to manage",
+                        "`cfw users` works on kinds with users, such as tibanna")

@@ -294,6 +294,8 @@ class Lifecycle:
             previous = meta.phase
             state.set_phase(PHASE_DESTROYING)
             try:
+                if outputs:
+                    resolved.kind.before_destroy(resolved.config, outputs, self.environ)
                 tf.destroy()
             except UserError:  # e.g. the state is locked: nothing was destroyed
                 state.set_phase(previous)

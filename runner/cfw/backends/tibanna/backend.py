@@ -1,0 +1,159 @@
+"""The tibanna backend: each job a Tibanna execution on the unicorn's state machine."""
+
+from __future__ import annotations
+
+import contextlib
+import copy
+import json
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from cfw.backends.base import Backend, EnvContext, JobSpec, JobState, JobStatus
+from cfw.backends.tibanna import client
+from cfw.backends.tibanna.kind import KIND
+from cfw.backends.tibanna.translate import PENDING_VALUE, forwarded_env, translate
+from cfw.backends.tibanna.validate import validate_input
+
+# Step Functions execution status -> what Snakemake is told
+EXECUTION_STATES = {
+    "RUNNING": JobState.RUNNING,
+    "PENDING_REDRIVE": JobState.PENDING,
+    "SUCCEEDED": JobState.SUCCEEDED,
+    "FAILED": JobState.FAILED,
+    "TIMED_OUT": JobState.FAILED,
+    "ABORTED": JobState.CANCELLED,
+}
+
+
+def status_of(desc: Mapping[str, Any] | None) -> JobStatus:
+    """A DescribeExecution answer as a JobStatus (None: the execution does not exist)."""
+    if desc is None:
+        return JobStatus(JobState.FAILED, reason="the Tibanna execution does not exist")
+    status = desc.get("status", "")
+    state = EXECUTION_STATES.get(status)
+    if state is None:
+        return JobStatus(JobState.FAILED, reason=f"unknown execution status {status!r}")
+    if state == JobState.SUCCEEDED:
+        return JobStatus(state, exit_code=0)
+    if state == JobState.FAILED:
+        what = "timed out" if status == "TIMED_OUT" else "failed"
+        detail = ": ".join(p for p in (desc.get("error"), _short(desc.get("cause"))) if p)
+        return JobStatus(
+            state, reason=f"Tibanna execution {what}" + (f" ({detail})" if detail else "")
+        )
+    if state == JobState.CANCELLED:
+        return JobStatus(state, reason="Tibanna execution aborted")
+    return JobStatus(state)
+
+
+def _short(cause: str | None, limit: int = 300) -> str | None:
+    if not cause:
+        return None
+    with contextlib.suppress(ValueError, AttributeError):  # Lambda errors: {"errorMessage": ...}
+        cause = json.loads(cause).get("errorMessage", cause)
+    cause = " ".join(str(cause).split())
+    return cause if len(cause) <= limit else cause[: limit - 3] + "..."
+
+
+class TibannaBackend(Backend):
+    capabilities = KIND.capabilities
+
+    def __init__(self, ctx: EnvContext):
+        super().__init__(ctx)
+        import os
+
+        sess = client.session(ctx.config, os.environ)
+        self.sfn = sess.client("stepfunctions")
+        self.s3 = sess.client("s3")
+        self.ec2 = sess.client("ec2")
+        self.ddb = sess.client("dynamodb")
+        self.outputs = ctx.outputs
+        self.arns: dict[str, str] = {}  # external id (Tibanna job id) -> execution ARN
+        self.finished: dict[str, JobStatus] = {}
+        self.withheld_warned = False
+
+    @staticmethod
+    def translate(spec: JobSpec, ctx: EnvContext) -> dict[str, Any]:
+        return translate(spec, ctx)
+
+    def submit(self, spec: JobSpec, payload: dict[str, Any], secrets: Mapping[str, str]) -> str:
+        document = copy.deepcopy(payload)
+        env = document["args"]["input_env"]
+        for name, value in list(env.items()):
+            if value == PENDING_VALUE:
+                if name in secrets:
+                    env[name] = secrets[name]
+                else:
+                    del env[name]
+        _, withheld = forwarded_env(spec.env, self.ctx.config.pass_env)
+        if withheld and not self.withheld_warned:
+            self.withheld_warned = True
+            import sys
+
+            print(
+                f"cfw: tibanna jobs do not get {', '.join(withheld)}: Tibanna keeps a job's "
+                "environment in plain text; jobs reach S3 with their instance role",
+                file=sys.stderr,
+            )
+        validate_input(document, self.outputs.get("region"), self.outputs.get("account_id"))
+        jobid = document["jobid"]
+        arn = client.start_execution(self.sfn, self.outputs["state_machine_arn"], jobid, document)
+        self.arns[jobid] = arn
+        client.record_job(
+            self.ddb,
+            self.outputs.get("dynamodb_table", "tibanna-master"),
+            jobid,
+            jobid,
+            self.outputs.get("state_machine_name", ""),
+            self.outputs["log_bucket"],
+        )
+        return jobid
+
+    def _arn(self, jobid: str) -> str:
+        return self.arns.get(jobid) or client.execution_arn_for(
+            self.outputs["state_machine_arn"], jobid
+        )
+
+    def poll(self, external_ids: Sequence[str]) -> dict[str, JobStatus]:
+        """One ListExecutions(RUNNING) per 1000 running executions; DescribeExecution only
+        for a job seen not running (once: its final status is remembered)."""
+        result: dict[str, JobStatus] = {}
+        todo = [i for i in external_ids if i not in self.finished]
+        running = (
+            client.running_executions(self.sfn, self.outputs["state_machine_arn"])
+            if todo
+            else set()
+        )
+        for jobid in external_ids:
+            if jobid in self.finished:
+                result[jobid] = self.finished[jobid]
+                continue
+            arn = self._arn(jobid)
+            if arn in running:
+                result[jobid] = JobStatus(JobState.RUNNING)
+                continue
+            status = status_of(client.describe_execution(self.sfn, arn))
+            if status.state.finished:
+                self.finished[jobid] = status
+            result[jobid] = status
+        return result
+
+    def cancel(self, external_ids: Sequence[str]) -> None:
+        """Stop each execution and terminate its instance; gone already is fine."""
+        ids = list(external_ids)
+        for jobid in ids:
+            client.stop_execution(self.sfn, self._arn(jobid))
+        client.terminate(self.ec2, client.job_instances(self.ec2, ids).values())
+
+    def logs(self, external_id: str) -> str:
+        text = client.read_log(self.s3, self.outputs["log_bucket"], external_id)
+        if text is not None:
+            return text
+        desc = client.describe_execution(self.sfn, self._arn(external_id))
+        status = status_of(desc)
+        return (
+            f"Tibanna has not written s3://{self.outputs['log_bucket']}/{external_id}.log "
+            f"(yet); the execution is {status.state.value}"
+            + (f": {status.reason}" if status.reason else "")
+            + "\n"
+        )

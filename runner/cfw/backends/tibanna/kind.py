@@ -1,0 +1,192 @@
+"""Kind `tibanna` as the core sees it. Imports no AWS SDK at import time."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from cfw.backends.base import Capabilities, StorageSpec
+from cfw.backends.kind import Identity, Kind
+from cfw.backends.tibanna.config import TibannaConfig
+from cfw.core.config import EnvConfig
+from cfw.core.errors import UserError, WorkFailed
+
+AWS_CREDENTIAL_ENV = (
+    ("ACCESS_KEY", "AWS_ACCESS_KEY_ID"),
+    ("SECRET_KEY", "AWS_SECRET_ACCESS_KEY"),
+    ("TOKEN", "AWS_SESSION_TOKEN"),
+)
+
+
+def region_of(config: TibannaConfig, environ: Mapping[str, str]) -> str | None:
+    return config.region or environ.get("AWS_REGION") or environ.get("AWS_DEFAULT_REGION")
+
+
+def names(config: TibannaConfig, env_id: str) -> dict[str, str]:
+    """The unicorn's names, derived from the environment's unique id unless configured."""
+    return {
+        "usergroup": config.usergroup or env_id,
+        "data_bucket": config.data_bucket or f"cfw-{env_id}-data",
+        "log_bucket": config.log_bucket or f"cfw-{env_id}-logs",
+    }
+
+
+class TibannaKind(Kind):
+    name = "tibanna"
+    summary = "a Tibanna unicorn on AWS: IAM, Lambdas, step function, buckets; a job per execution"
+    config_model = TibannaConfig
+    modules = ("aws-tibanna",)
+    capabilities = Capabilities(
+        gpu=False,
+        spot=True,
+        secrets=False,
+        needs_up=True,
+        machine_types=True,
+        env_is_secret=False,
+        users=True,
+    )
+    backend_path = "cfw.backends.tibanna.backend:TibannaBackend"
+    translate_path = "cfw.backends.tibanna.translate:translate"
+    extra = "aws"
+    default_jobs = 100
+
+    # -- config -----------------------------------------------------------------------------
+    def defaults(self, environ: Mapping[str, str]) -> dict[str, Any]:
+        region = environ.get("AWS_REGION") or environ.get("AWS_DEFAULT_REGION")
+        return {"region": region} if region else {}
+
+    def preflight(self, config: EnvConfig, environ: Mapping[str, str]) -> None:
+        assert isinstance(config, TibannaConfig)
+        if not region_of(config, environ):
+            raise UserError(
+                "the tibanna environment has no AWS region",
+                "set region: in its config, or AWS_REGION",
+            )
+        from cfw.backends.tibanna import client
+
+        client.require_credentials(environ)
+        from cfw.backends.tibanna.lambda_zip import tibanna_version
+
+        tibanna_version()  # the Lambdas are built from the installed package
+
+    # -- rendering --------------------------------------------------------------------------
+    def tfvars(self, config: EnvConfig, ident: Identity, workdir: Path) -> dict[str, Any]:
+        assert isinstance(config, TibannaConfig)
+        from cfw.backends.tibanna import lambda_zip
+
+        lambda_dir = Path(config.lambda_dir or Path(workdir) / ".cfw" / ident.name / "lambda")
+        packages = lambda_zip.build_all(lambda_dir.expanduser().absolute())
+        return {
+            "name": ident.name,
+            "env_id": ident.env_id,
+            "labels": ident.labels(config.labels),
+            "region": config.region,
+            **names(config, ident.env_id),
+            "extra_bucket_names": list(config.extra_buckets),
+            "lambda_packages": {
+                fn: {"filename": str(p.path), "source_code_hash": p.sha256_b64}
+                for fn, p in packages.items()
+            },
+            "tibanna_version": lambda_zip.tibanna_version(),
+            "cost_updater": config.cost_updater,
+            "create_dynamodb_table": config.create_dynamodb_table,
+            "log_retention_days": config.log_retention_days,
+            "log_object_expiration_days": config.log_expiration_days,
+            "awsf_repo": {"name": config.awsf_repo, "branch": config.awsf_branch},
+        }
+
+    def output_placeholders(self, config: EnvConfig, ident: Identity | None) -> dict[str, Any]:
+        assert isinstance(config, TibannaConfig)
+        env_id = ident.env_id if ident else "<env-id>"
+        known = names(config, env_id)
+        region = config.region or "<region>"
+        sfn = f"tibanna_unicorn_{known['usergroup']}"
+        return {
+            **known,
+            "state_machine_name": sfn,
+            "state_machine_arn": f"arn:aws:states:{region}:<account>:stateMachine:{sfn}",
+            "user_group": f"tibanna_{known['usergroup']}",
+            "region": region,
+            "account_id": "<account>",
+            "dynamodb_table": "tibanna-master",
+        }
+
+    # -- running ----------------------------------------------------------------------------
+    def storage(
+        self,
+        config: EnvConfig,
+        outputs: Mapping[str, Any],
+        workdir: Path,
+        environ: Mapping[str, str],
+        scratch: Path,
+    ) -> StorageSpec:
+        """Sources and files go through the data bucket. This machine's Snakemake uses the
+        AWS credentials of the environment; jobs use their instance role."""
+        assert isinstance(config, TibannaConfig)
+        env = {}
+        endpoint = environ.get("AWS_ENDPOINT_URL_S3") or environ.get("AWS_ENDPOINT_URL")
+        if endpoint:
+            env["SNAKEMAKE_STORAGE_S3_ENDPOINT_URL"] = endpoint
+        for ours, theirs in AWS_CREDENTIAL_ENV:
+            if environ.get(theirs):
+                env[f"SNAKEMAKE_STORAGE_S3_{ours}"] = environ[theirs]
+        region = region_of(config, environ) or outputs.get("region")
+        if region:
+            env["SNAKEMAKE_STORAGE_S3_REGION"] = str(region)
+        return StorageSpec(provider="s3", prefix=f"s3://{outputs['data_bucket']}/cfw", env=env)
+
+    # -- teardown and status ----------------------------------------------------------------
+    def before_destroy(
+        self, config: EnvConfig, outputs: Mapping[str, Any], environ: Mapping[str, str]
+    ) -> None:
+        """IAM refuses to delete a group with members: take the users out first."""
+        assert isinstance(config, TibannaConfig)
+        group = outputs.get("user_group")
+        if group:
+            from cfw.backends.tibanna import client
+
+            try:
+                client.empty_group(client.session(config, environ), group)
+            except (client.ClientError, client.BotoCoreError) as exc:
+                raise WorkFailed(f"could not take the users out of {group}: {exc}") from exc
+
+    def leftovers(
+        self,
+        config: EnvConfig,
+        ident: Identity,
+        outputs: Mapping[str, Any],
+        environ: Mapping[str, str],
+    ) -> list[str]:
+        assert isinstance(config, TibannaConfig)
+        from cfw.backends.tibanna import client
+
+        known = names(config, ident.env_id)
+        return client.leftovers(
+            client.session(config, environ),
+            ident.env_id,
+            known["usergroup"],
+            [known["data_bucket"], known["log_bucket"]],
+        )
+
+    def status_details(self, config: EnvConfig, outputs: Mapping[str, Any]) -> dict[str, Any]:
+        assert isinstance(config, TibannaConfig)
+        from cfw.backends.tibanna import client
+
+        sfn = client.session(config, os.environ).client("stepfunctions")
+        running = client.count_running(sfn, outputs["state_machine_arn"])
+        return {
+            "state machine": outputs.get("state_machine_name"),
+            "executions running": running,
+            "log bucket": outputs.get("log_bucket"),
+        }
+
+    def users(self, config: EnvConfig, outputs: Mapping[str, Any], environ: Mapping[str, str]):
+        assert isinstance(config, TibannaConfig)
+        from cfw.backends.tibanna import client
+
+        return client.GroupUsers(client.session(config, environ), outputs["user_group"])
+
+
+KIND = TibannaKind()

@@ -1,0 +1,102 @@
+"""Tibanna's own validation of an input JSON, usable offline.
+
+`tibanna.ec2_utils` reads AWS settings when it is imported (`tibanna/vars.py`: it exits
+without credentials, and asks STS for the account unless AWS_ACCOUNT_NUMBER is set). The
+import here gives it the account and region it would ask for (and placeholder credentials
+only when there are none), restores the environment, and then runs Tibanna's
+``UnicornInput`` — the parsing and defaulting its run_task Lambda applies — plus the checks
+its launch makes before it calls EC2.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import copy
+import os
+from collections.abc import Iterator
+from typing import Any
+
+from cfw.core.errors import UserError, missing_sdk
+
+CAPACITY_BEHAVIOURS = ("fail", "wait_and_retry", "retry_without_spot", "other_instance_types")
+_PLACEHOLDER_ACCOUNT = "000000000000"
+
+
+@contextlib.contextmanager
+def _environ(values: dict[str, str]) -> Iterator[None]:
+    saved = {key: os.environ.get(key) for key in values}
+    os.environ.update(values)
+    try:
+        yield
+    finally:
+        for key, value in saved.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
+
+
+def import_tibanna(region: str | None = None, account: str | None = None) -> Any:
+    """`tibanna.ec2_utils`, imported without network access."""
+    import sys
+
+    if "tibanna.ec2_utils" in sys.modules:
+        return sys.modules["tibanna.ec2_utils"]
+    values = {
+        "AWS_ACCOUNT_NUMBER": os.environ.get("AWS_ACCOUNT_NUMBER")
+        or account
+        or _PLACEHOLDER_ACCOUNT,
+        "TIBANNA_AWS_REGION": os.environ.get("TIBANNA_AWS_REGION")
+        or region
+        or os.environ.get("AWS_REGION")
+        or os.environ.get("AWS_DEFAULT_REGION")
+        or "us-east-1",
+    }
+    try:
+        import boto3
+    except ModuleNotFoundError as exc:
+        raise missing_sdk("boto3", "aws") from exc
+    if boto3.session.Session().get_credentials() is None:
+        values.update({"AWS_ACCESS_KEY_ID": "offline", "AWS_SECRET_ACCESS_KEY": "offline"})
+    with _environ(values):
+        try:
+            import tibanna.ec2_utils as ec2_utils
+        except ModuleNotFoundError as exc:
+            raise missing_sdk(exc.name or "tibanna", "aws") from exc
+    return ec2_utils
+
+
+def validate_input(
+    payload: dict[str, Any], region: str | None = None, account: str | None = None
+) -> dict[str, Any]:
+    """Run Tibanna's validation; return the input as its Lambda would see it.
+
+    Raises UserError naming Tibanna's complaint when the input is not valid.
+    """
+    ec2_utils = import_tibanna(region, account)
+    from tibanna import exceptions
+
+    try:
+        unicorn = ec2_utils.UnicornInput(copy.deepcopy(payload))
+    except (
+        exceptions.MissingFieldInInputJsonException,
+        exceptions.MalFormattedInputJsonException,
+        exceptions.UnsupportedCWLVersionException,
+        TypeError,
+    ) as exc:
+        raise UserError(f"Tibanna rejects the job's input: {exc}") from exc
+    cfg = unicorn.cfg
+    problems = []
+    if unicorn.jobid != payload.get("jobid"):
+        problems.append("jobid is missing")
+    if cfg.behavior_on_capacity_limit not in CAPACITY_BEHAVIOURS:
+        problems.append(f"behavior_on_capacity_limit {cfg.behavior_on_capacity_limit!r}")
+    if cfg.behavior_on_capacity_limit == "retry_without_spot" and not cfg.spot_instance:
+        problems.append("retry_without_spot works only with spot_instance")  # run_task's check
+    if not isinstance(cfg.ebs_size, int) or cfg.ebs_size >= 16000:
+        problems.append(f"ebs_size {cfg.ebs_size!r} (an integer below 16000 GB)")
+    if not (cfg.instance_type or (cfg.cpu and cfg.mem)):
+        problems.append("neither instance_type nor cpu and mem")
+    if problems:
+        raise UserError("Tibanna rejects the job's input: " + "; ".join(problems))
+    return unicorn.as_dict()

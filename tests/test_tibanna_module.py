@@ -1,0 +1,55 @@
+"""modules/aws-tibanna as a plain module: canonical, documented, and valid to Terraform
+(init from the provider mirror, validate) as cfw renders it for the example config."""
+
+from __future__ import annotations
+
+import re
+import subprocess
+from pathlib import Path
+
+from test_render import render_example
+
+MODULE = Path(__file__).resolve().parent.parent / "modules" / "aws-tibanna"
+
+
+def test_module_is_canonical_and_documented():
+    check = subprocess.run(
+        ["terraform", "fmt", "-check", "-recursive", str(MODULE)],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert check.returncode == 0, check.stdout + check.stderr
+    for name in ("main.tf", "variables.tf", "outputs.tf", "versions.tf", "README.md"):
+        assert (MODULE / name).exists(), name
+    readme = (MODULE / "README.md").read_text()
+    assert 'source = "' in readme and "public-access block" in readme
+    variables = (MODULE / "variables.tf").read_text()
+    for block in re.findall(r'variable "[^"]+" \{\n(.*?)\n\}', variables, re.S):
+        lines = [line.strip() for line in block.splitlines() if line.strip()]
+        assert lines[0].startswith("type"), block
+        assert any(line.startswith("description") for line in lines), block
+
+
+def test_module_never_removes_a_public_access_block():
+    text = "\n".join(p.read_text() for p in MODULE.glob("*.tf"))
+    for setting in (
+        "block_public_acls",
+        "block_public_policy",
+        "ignore_public_acls",
+        "restrict_public_buckets",
+    ):
+        assert re.search(rf"{setting}\s*=\s*true", text), setting
+    assert "AmazonEC2FullAccess" not in re.sub(r"#.*", "", text)  # least privilege
+
+
+def test_rendered_root_validates_with_the_mirror(tmp_path):
+    out = render_example("tibanna", tmp_path / "tibanna")
+    for args in (
+        ["init", "-backend=false", "-input=false", "-no-color"],
+        ["validate", "-no-color"],
+    ):
+        proc = subprocess.run(
+            ["terraform", *args], cwd=out, capture_output=True, text=True, check=False
+        )
+        assert proc.returncode == 0, proc.stdout + proc.stderr

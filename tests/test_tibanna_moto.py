@@ -1,0 +1,319 @@
+"""Kind tibanna against moto on 127.0.0.1, with real Terraform and the aws provider from
+the mirror: `cfw up` (init, apply), what the unicorn holds, jobs started on its real state
+machine (batched status, cancel, logs), `cfw users`, a workflow run through the executor
+until Ctrl-C, `cfw down` (destroy, verify by the environment's cfw-id), a second `down`,
+and `down` after an `up` that failed half-way.
+
+Where emulation stops: moto runs no Lambda, so executions stay RUNNING until stopped;
+no EC2 instance is started by Tibanna here (the test starts one with Tibanna's tags to
+check that cancel terminates it).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import boto3
+import pytest
+
+from cfw.backends.tibanna import client as tclient
+from cfw.backends.tibanna import lambda_zip
+from cfw.core.runs import RunLog
+from cfw.executor.session import open_context
+from cfw.executor.spec import build_spec
+
+pytestmark = [pytest.mark.moto, pytest.mark.timeout(900)]
+
+SECRET = "moto-SECRET-access-key-never-shown-0001"
+CONFIG = """kind: tibanna
+region: us-east-1
+log_retention_days: 7
+"""
+SNAKEFILE = """
+rule hello:
+    output: "hello.txt"
+    resources: mem_mb=1000
+    shell: "echo hello > {output}"
+"""
+
+
+@pytest.fixture
+def tib_env(aws_env, monkeypatch):
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", SECRET)
+    return {**aws_env, "AWS_SECRET_ACCESS_KEY": SECRET}
+
+
+def project(tmp_path: Path, name: str, config: str) -> Path:
+    (tmp_path / "environments").mkdir(parents=True)
+    (tmp_path / "environments" / f"{name}.yaml").write_text(config)
+    (tmp_path / "Snakefile").write_text(SNAKEFILE)
+    return tmp_path
+
+
+class Calls:
+    """Counts the API calls a boto3 client makes, by operation."""
+
+    def __init__(self, client):
+        self.ops: list[str] = []
+        client.meta.events.register("before-call.*.*", self._count)
+
+    def _count(self, model, **_):
+        self.ops.append(model.name)
+
+    def take(self) -> list[str]:
+        ops, self.ops = self.ops, []
+        return ops
+
+
+def no_secret_in(root: Path) -> None:
+    for path in root.rglob("*"):
+        if path.is_file() and ".terraform" not in path.parts:
+            assert SECRET.encode() not in path.read_bytes(), f"the secret key is in {path}"
+
+
+def test_up_jobs_users_run_down_against_moto(cfw, tmp_path, tib_env):
+    proj = project(tmp_path, "tib", CONFIG)
+    up = cfw(["up", "tib", "--yes"], proj)
+    assert up.code == 0, up.output
+    assert SECRET not in up.output
+    outputs = json.loads((proj / ".cfw" / "tib" / "outputs.json").read_text())
+    env_id = outputs["cfw_id"]
+    sess = boto3.session.Session(region_name="us-east-1")
+
+    # -- what deploy_unicorn would have made, and what it would have removed -------------
+    sfn = sess.client("stepfunctions")
+    machine = sfn.describe_state_machine(stateMachineArn=outputs["state_machine_arn"])
+    definition = json.loads(machine["definition"])
+    assert definition["StartAt"] == "RunTaskAwsem"
+    run_task = definition["States"]["RunTaskAwsem"]
+    assert run_task["Resource"].endswith(f":function:run_task_awsem_{env_id}")
+    assert [r["ErrorEquals"][0] for r in run_task["Retry"]] == [
+        "DependencyStillRunningException",
+        "EC2InstanceLimitWaitException",
+        "Lambda.ServiceException",
+    ]
+    check = definition["States"]["CheckTaskAwsem"]
+    assert {r["ErrorEquals"][0]: r["MaxAttempts"] for r in check["Retry"]}[
+        "StillRunningException"
+    ] == 100000
+    lam = sess.client("lambda")
+    zips = lambda_zip.build_all(tmp_path / "zips")
+    for fn in lambda_zip.FUNCTIONS:
+        conf = lam.get_function(FunctionName=f"{fn}_{env_id}")["Configuration"]
+        assert conf["Handler"] == "service.handler"
+        assert conf["Environment"]["Variables"]["TIBANNA_VERSION"] == lambda_zip.tibanna_version()
+        assert conf["CodeSha256"] == zips[fn].sha256_b64
+    run_env = lam.get_function(FunctionName=f"run_task_awsem_{env_id}")["Configuration"][
+        "Environment"
+    ]
+    assert run_env["Variables"]["AWS_S3_ROLE_NAME"] == f"tibanna_{env_id}_for_ec2"
+    s3 = sess.client("s3")
+    for bucket in (outputs["data_bucket"], outputs["log_bucket"]):
+        block = s3.get_public_access_block(Bucket=bucket)["PublicAccessBlockConfiguration"]
+        assert all(block.values()) and len(block) == 4, block
+    iam = sess.client("iam")
+    assert (
+        iam.get_group(GroupName=outputs["user_group"])["Group"]["GroupName"] == f"tibanna_{env_id}"
+    )
+    attached = iam.list_attached_role_policies(RoleName=f"tibanna_{env_id}_run_task_awsem")
+    assert not any(":aws:policy/" in p["PolicyArn"] for p in attached["AttachedPolicies"])
+    assert (
+        sess.client("dynamodb").describe_table(TableName="tibanna-master")["Table"]["KeySchema"][0][
+            "AttributeName"
+        ]
+        == "Job Id"
+    )
+    no_secret_in(proj / ".cfw")
+
+    # -- jobs on the real state machine: submit, batched status, cancel, logs -------------
+    kind, ctx = open_context(proj, "tib", "r1")
+    backend = kind.backend_class()(ctx)
+    calls = Calls(backend.sfn)
+    specs = [
+        build_spec(
+            rule="count",
+            jobid=i,
+            run_id="r1",
+            command=f"python -m snakemake --job {i}",
+            image="snakemake/snakemake:v9.27.1",
+            threads=2,
+            resources={"mem_mb": 2000},
+            env_names=["SNAKEMAKE_STORAGE_S3_SECRET_KEY", "SNAKEMAKE_STORAGE_S3_REGION"],
+        )
+        for i in range(3)
+    ]
+    secrets = {
+        "SNAKEMAKE_STORAGE_S3_SECRET_KEY": SECRET,
+        "SNAKEMAKE_STORAGE_S3_REGION": "us-east-1",
+    }
+    ids = [backend.submit(s, backend.translate(s, ctx), secrets) for s in specs]
+    assert calls.take() == ["StartExecution"] * 3
+    for jobid in ids:
+        execution = sfn.describe_execution(executionArn=backend.arns[jobid])
+        assert execution["status"] == "RUNNING"
+        document = json.loads(execution["input"])
+        assert SECRET not in execution["input"]
+        assert document["args"]["input_env"] == {"SNAKEMAKE_STORAGE_S3_REGION": "us-east-1"}
+    row = sess.client("dynamodb").get_item(
+        TableName="tibanna-master", Key={"Job Id": {"S": ids[0]}}
+    )
+    assert row["Item"]["Log Bucket"]["S"] == outputs["log_bucket"]
+
+    statuses = backend.poll(ids)
+    assert {s.state.value for s in statuses.values()} == {"running"}
+    assert calls.take() == ["ListExecutions"]  # one call for all running jobs
+
+    ec2 = sess.client("ec2")
+    image = ec2.describe_images()["Images"][0]["ImageId"]
+    instance = ec2.run_instances(
+        ImageId=image,
+        MinCount=1,
+        MaxCount=1,
+        TagSpecifications=[
+            {
+                "ResourceType": "instance",
+                "Tags": [
+                    {"Key": "Name", "Value": f"awsem-{ids[0]}"},
+                    {"Key": "Type", "Value": "awsem"},
+                ],
+            }
+        ],
+    )["Instances"][0]
+    backend.cancel([ids[0]])
+    backend.cancel([ids[0]])  # idempotent
+    state = ec2.describe_instances(InstanceIds=[instance["InstanceId"]])["Reservations"][0][
+        "Instances"
+    ][0]
+    assert state["State"]["Name"] in ("shutting-down", "terminated")
+    calls.take()
+    statuses = backend.poll(ids)
+    assert statuses[ids[0]].state.value == "cancelled"
+    assert calls.take() == ["ListExecutions", "DescribeExecution"]
+    backend.poll(ids)
+    assert calls.take() == ["ListExecutions"]  # a finished job is not asked about again
+
+    assert "has not written" in backend.logs(ids[1])
+    s3.put_object(
+        Bucket=outputs["log_bucket"], Key=f"{ids[1]}.log", Body=b"## job started\nhello\n"
+    )
+    assert backend.logs(ids[1]) == "## job started\nhello\n"
+    RunLog(ctx.run_dir, "tib", "r1").job_event(
+        "submitted", jobid=1, rule="count", external_id=ids[1]
+    )
+    logs = cfw(["logs", "tib", "1"], proj)
+    assert logs.code == 0 and logs.stdout == "## job started\nhello\n", logs.output
+
+    status = cfw(["status", "tib"], proj)
+    assert status.code == 0 and "executions running: 2" in status.output, status.output
+
+    # -- users ------------------------------------------------------------------------------
+    iam.create_user(UserName="alice")
+    assert cfw(["users", "add", "tib", "alice"], proj).code == 0
+    listed = cfw(["users", "list", "tib", "--json"], proj)
+    assert json.loads(listed.stdout) == ["alice"]
+    missing = cfw(["users", "add", "tib", "nobody"], proj)
+    assert missing.code == 2 and "no IAM user 'nobody'" in missing.stderr
+    assert cfw(["users", "remove", "tib", "alice"], proj).code == 0
+    again = cfw(["users", "remove", "tib", "alice"], proj)
+    assert again.code == 0 and "nothing to do" in again.stderr
+    assert cfw(["users", "add", "tib", "alice"], proj).code == 0  # down must cope with members
+
+    # -- a workflow through the executor, until Ctrl-C ------------------------------------
+    env = {**os.environ, "CFW_DEBUG": ""}
+    run = subprocess.Popen(
+        [sys.executable, "-m", "cfw", "run", "--env", "tib"],
+        cwd=proj,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    started = set()
+    deadline = time.monotonic() + 120
+    while not started and time.monotonic() < deadline and run.poll() is None:
+        time.sleep(1)
+        running = tclient.running_executions(sfn, outputs["state_machine_arn"])
+        started = {a for a in running if ":cfw-" in a and "-hello-a1" in a}
+    assert started, "the run started no execution"
+    run.send_signal(signal.SIGINT)
+    out, _ = run.communicate(timeout=180)
+    assert run.returncode == 130, out
+    assert SECRET not in out
+    execution = sfn.describe_execution(executionArn=started.pop())
+    assert execution["status"] == "ABORTED"
+    assert SECRET not in execution["input"]
+    assert json.loads(execution["input"])["args"]["input_env"].keys() <= {
+        "SNAKEMAKE_STORAGE_S3_REGION",
+        "SNAKEMAKE_STORAGE_S3_ENDPOINT_URL",
+    }
+    # Snakemake removed the sources it uploaded; its S3 plugin then deletes an emptied
+    # bucket: the unicorn's marker object keeps the data bucket alive
+    keys = [o["Key"] for o in s3.list_objects_v2(Bucket=outputs["data_bucket"])["Contents"]]
+    assert ".cfw-unicorn.json" in keys
+
+    no_secret_in(proj)  # rendered files, state, run records, saved logs, Snakemake's logs
+
+    # -- down: destroy, verify by cfw-id, forget; then again ---------------------------------
+    down = cfw(["down", "tib", "--yes"], proj)
+    assert down.code == 0, down.output
+    assert "destroyed, verified, forgotten" in down.stderr
+    assert SECRET not in down.output
+    assert (
+        tclient.leftovers(sess, env_id, env_id, [outputs["data_bucket"], outputs["log_bucket"]])
+        == []
+    )
+    assert not any(env_id in r["RoleName"] for r in iam.list_roles()["Roles"])
+    assert not any(env_id in f["FunctionName"] for f in lam.list_functions()["Functions"])
+    assert iam.list_groups_for_user(UserName="alice")["Groups"] == []
+    assert iam.get_user(UserName="alice")["User"]["UserName"] == "alice"  # not ours: kept
+    again = cfw(["down", "tib", "--yes"], proj)
+    assert again.code == 0 and "nothing to destroy" in again.stderr
+
+
+def test_down_after_an_up_that_failed_half_way(cfw, tmp_path, tib_env):
+    """A role with one of the unicorn's names already exists (another unicorn with the same
+    usergroup): apply fails part-way, with resources made; `down` removes exactly those."""
+    proj = project(tmp_path, "half", CONFIG + "usergroup: halfway\n")
+    iam = boto3.client("iam")
+    iam.create_role(
+        RoleName="tibanna_halfway_for_ec2",
+        AssumeRolePolicyDocument=json.dumps(
+            {
+                "Version": "2012-10-17",
+                "Statement": [
+                    {
+                        "Effect": "Allow",
+                        "Action": "sts:AssumeRole",
+                        "Principal": {"Service": "ec2.amazonaws.com"},
+                    }
+                ],
+            }
+        ),
+    )
+    try:
+        up = cfw(["up", "half", "--yes"], proj)
+        assert up.code == 1, up.output
+        assert "EntityAlreadyExists" in up.stderr and "cfw down half" in up.stderr
+        meta = json.loads((proj / ".cfw" / "half" / "cfw.json").read_text())
+        assert meta["phase"] == "failed" and meta["resources"] > 0
+        status = cfw(["status", "--json"], proj)
+        assert json.loads(status.stdout)[0]["state"] == "half-up"
+
+        down = cfw(["down", "half", "--yes"], proj)
+        assert down.code == 0, down.output
+        sess = boto3.session.Session(region_name="us-east-1")
+        env_id = meta["env_id"]
+        assert (
+            tclient.leftovers(sess, env_id, "halfway", [f"cfw-{env_id}-data", f"cfw-{env_id}-logs"])
+            == []
+        )
+        assert iam.get_role(RoleName="tibanna_halfway_for_ec2")  # not ours: left alone
+        assert cfw(["down", "half", "--yes"], proj).code == 0
+    finally:
+        iam.delete_role(RoleName="tibanna_halfway_for_ec2")

@@ -1,0 +1,275 @@
+"""Kind tibanna without AWS: translate (JobSpec -> Tibanna input), Tibanna's own validation
+of it for a matrix of resources, execution status -> Snakemake outcome, the Lambda zip,
+config mistakes, and secrets kept out of the input."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import json
+import zipfile
+from pathlib import Path
+
+import pytest
+
+from cfw.backends import get_kind
+from cfw.backends.base import EnvContext, JobState
+from cfw.backends.tibanna import lambda_zip
+from cfw.backends.tibanna.backend import EXECUTION_STATES, status_of
+from cfw.backends.tibanna.config import TibannaConfig
+from cfw.backends.tibanna.translate import (
+    PENDING_VALUE,
+    jobid_of,
+    resolve_instance_type,
+    translate,
+)
+from cfw.backends.tibanna.validate import validate_input
+from cfw.core.errors import UserError
+from cfw.executor.spec import build_spec
+
+KIND = get_kind("tibanna")
+SECRET = "wJalrXUtnFEMI-K7MDENG-bPxRfiCYEXAMPLEKEY"
+
+
+def context(**config) -> EnvContext:
+    cfg = TibannaConfig(name="tib", region="us-east-1", **config)
+    outputs = KIND.output_placeholders(cfg, None)
+    return EnvContext(
+        name="tib",
+        kind="tibanna",
+        config=cfg,
+        outputs=outputs,
+        env_id="adhoc",
+        state_dir=Path("/nonexistent"),
+        run_id="r1",
+        explain=True,
+    )
+
+
+def spec(**resources):
+    threads = resources.pop("threads", 1)
+    return build_spec(
+        rule="align",
+        jobid=7,
+        run_id="r1",
+        command="python -m snakemake --target-jobs x",
+        image="snakemake/snakemake:v9.27.1",
+        threads=threads,
+        resources=resources,
+        env_names=[
+            "SNAKEMAKE_STORAGE_S3_ACCESS_KEY",
+            "SNAKEMAKE_STORAGE_S3_SECRET_KEY",
+            "SNAKEMAKE_STORAGE_S3_REGION",
+        ],
+    )
+
+
+MATRIX = [
+    {},
+    {"threads": 4, "mem_mb": 16000},
+    {"threads": 2, "mem_mb": 3000, "machine_type": "c5"},
+    {"threads": 1, "machine_type": "r5.2xlarge"},
+    {"threads": 8, "mem_mb": 30000, "machine_type": "m5."},
+    {"disk_mb": 200_000},
+    {"disk_mb": 15_000_000, "mem_mb": 1000},
+    {"preemptible": True},
+    {"preemptible": True, "machine_type": "c5", "threads": 16},
+    {"runtime": 90, "mem_mb": 512},
+    {"threads": 96, "mem_mb": 380_000},
+]
+
+
+@pytest.mark.parametrize("resources", MATRIX, ids=lambda r: json.dumps(r, sort_keys=True))
+def test_tibanna_accepts_the_input_for_every_resource_combination(resources):
+    payload = translate(spec(**dict(resources)), context())
+    accepted = validate_input(payload)  # tibanna.ec2_utils.UnicornInput + its launch checks
+    assert accepted["jobid"] == payload["jobid"]
+    assert accepted["args"]["language"] == "shell"
+    assert accepted["args"]["command"].endswith(
+        "python -m snakemake --target-jobs x" + ("'" if resources.get("runtime") else "")
+    )
+    assert accepted["config"]["log_bucket"] == payload["config"]["log_bucket"]
+
+
+def test_resources_map_to_tibanna_config():
+    cfg = translate(spec(threads=4, mem_mb=16000, disk_mb=50_000), context())["config"]
+    assert (cfg["cpu"], cfg["mem"], cfg["ebs_size"]) == (4, 16.0, 49)
+    assert "instance_type" not in cfg  # Tibanna picks the cheapest fitting types itself
+    assert cfg["spot_instance"] is False and cfg["behavior_on_capacity_limit"] == "wait_and_retry"
+    spot = translate(spec(preemptible=True), context())["config"]
+    assert (
+        spot["spot_instance"] is True and spot["behavior_on_capacity_limit"] == "retry_without_spot"
+    )
+    waiting = translate(spec(preemptible=True), context(spot_fallback=False))["config"]
+    assert waiting["behavior_on_capacity_limit"] == "wait_and_retry"
+
+
+def test_ebs_size_from_disk_mb_else_a_multiple_of_the_inputs_else_the_default():
+    from dataclasses import replace
+
+    ctx = context(ebs_input_multiplier=3.0, default_ebs_gb=12)
+    assert translate(spec(disk_mb=2048), ctx)["config"]["ebs_size"] == 2
+    with_inputs = replace(spec(), input_size_mb=20 * 1024)
+    assert translate(with_inputs, ctx)["config"]["ebs_size"] == 60
+    assert translate(spec(), ctx)["config"]["ebs_size"] == 12
+
+
+def test_family_prefix_resolves_to_the_cheapest_fitting_type():
+    assert resolve_instance_type("c5", 2, 3.0) == "c5.large"  # 2 vCPU, 4 GiB >= 3 + 1 overhead
+    assert resolve_instance_type("c5", 4, 3.0) == "c5.xlarge"
+    assert resolve_instance_type("r5", 2, 30.0) == "r5.xlarge"  # 32 GiB
+    assert resolve_instance_type("m5.4xlarge", 99, 999) == "m5.4xlarge"  # exact stays exact
+    with pytest.raises(UserError, match="no c5 instance has 500 vCPUs"):
+        resolve_instance_type("c5", 500, 1)
+    with pytest.raises(UserError, match="neither an EC2 instance type nor a family"):
+        resolve_instance_type("zz9", 1, 1)
+
+
+def test_runtime_becomes_a_time_limit_and_precommand_runs_first():
+    args = translate(spec(runtime=30), context(precommand="export X=1"))["args"]
+    assert args["command"].startswith(
+        "export X=1 && timeout --signal=TERM --kill-after=60 1800 sh -c "
+    )
+
+
+def test_gpu_jobs_are_refused_with_a_hint():
+    with pytest.raises(UserError, match="Tibanna jobs get no GPUs"):
+        translate(spec(gpu=1), context())
+
+
+def test_credentials_never_reach_the_input():
+    payload = translate(spec(), context(pass_env=["MY_API_TOKEN", "SAMPLE_SHEET"]))
+    env = payload["args"]["input_env"]
+    assert set(env) == {"SNAKEMAKE_STORAGE_S3_REGION", "SAMPLE_SHEET"}
+    assert all(v == PENDING_VALUE for v in env.values())
+    assert "SECRET" not in json.dumps(payload) and "ACCESS_KEY" not in json.dumps(payload)
+
+
+def test_jobid_is_a_valid_execution_name_per_attempt():
+    from dataclasses import replace
+
+    one = spec()
+    assert jobid_of(one) == "cfw-r1-7-align-a1"
+    assert jobid_of(replace(one, attempt=2)) == "cfw-r1-7-align-a2"
+    long = replace(one, name="x" * 200)
+    assert len(jobid_of(long)) <= 80
+
+
+@pytest.mark.parametrize(
+    "broken",
+    [
+        lambda p: p["config"].pop("log_bucket"),
+        lambda p: p["args"].pop("output_S3_bucket"),
+        lambda p: p["args"].pop("command"),
+        lambda p: p["args"].update(input_files={"x": "not-an-s3-url"}),
+        lambda p: p["config"].update(behavior_on_capacity_limit="retry_without_spot"),
+        lambda p: p["config"].update(ebs_size=20000),
+        lambda p: [p["config"].pop(k) for k in ("cpu", "mem")],
+    ],
+)
+def test_tibanna_validation_rejects_broken_inputs(broken):
+    payload = translate(spec(), context())
+    broken(payload)
+    with pytest.raises(UserError, match="Tibanna rejects"):
+        validate_input(payload)
+
+
+def _execution_statuses() -> list[str]:
+    import botocore.session
+
+    model = botocore.session.get_session().get_service_model("stepfunctions")
+    return list(model.shape_for("ExecutionStatus").enum)
+
+
+@pytest.mark.parametrize("status", _execution_statuses())
+def test_every_step_functions_status_maps_to_a_snakemake_outcome(status):
+    expected = {
+        "RUNNING": JobState.RUNNING,
+        "PENDING_REDRIVE": JobState.PENDING,
+        "SUCCEEDED": JobState.SUCCEEDED,
+        "FAILED": JobState.FAILED,
+        "TIMED_OUT": JobState.FAILED,
+        "ABORTED": JobState.CANCELLED,
+    }
+    assert status in EXECUTION_STATES, f"status {status} has no mapping"
+    got = status_of(
+        {
+            "status": status,
+            "error": "AWSEMJobErrorException",
+            "cause": json.dumps({"errorMessage": "Job encountered an error"}),
+        }
+    )
+    assert got.state == expected[status]
+    if got.state == JobState.FAILED:
+        assert "AWSEMJobErrorException" in got.reason and "Job encountered an error" in got.reason
+    if got.state == JobState.SUCCEEDED:
+        assert got.exit_code == 0
+
+
+def test_a_vanished_execution_fails_the_job():
+    assert status_of(None).state == JobState.FAILED
+
+
+def test_lambda_zip_is_deterministic_and_has_the_handler(tmp_path):
+    first = lambda_zip.build_all(tmp_path / "a")
+    second = lambda_zip.build_all(tmp_path / "b")
+    for fn in lambda_zip.FUNCTIONS:
+        a, b = first[fn].path.read_bytes(), second[fn].path.read_bytes()
+        assert a == b
+        assert first[fn].sha256_b64 == base64.b64encode(hashlib.sha256(a).digest()).decode()
+        with zipfile.ZipFile(first[fn].path) as archive:
+            names = archive.namelist()
+            assert names == sorted(names)
+            assert {i.date_time for i in archive.infolist()} == {(1980, 1, 1, 0, 0, 0)}
+            service = archive.read("service.py").decode()
+            assert (
+                "def handler(event, context)" in service and f"'function_name': '{fn}'" in service
+            )
+            assert "tibanna/ec2_utils.py" in names and "Benchmark/classes.py" in names
+            assert not any(n.endswith(".pyc") for n in names)
+    assert len({first[fn].sha256_b64 for fn in lambda_zip.FUNCTIONS}) == 3
+
+
+@pytest.mark.parametrize(
+    ("setting", "message"),
+    [
+        ("region=mars-1", "field 'region': 'mars-1' is not valid"),
+        ("data_bucket=Bad_Bucket", "field 'data_bucket'"),
+        ("log_retention_days=8", "expected one of 0, 1, 3"),
+        ("on_capacity_limit=retry", "field 'on_capacity_limit'"),
+        ("colour=blue", "unknown field 'colour'"),
+    ],
+)
+def test_config_mistakes_are_one_line_and_create_nothing(cfw, tmp_path, setting, message):
+    (tmp_path / "environments").mkdir()
+    (tmp_path / "environments" / "tib.yaml").write_text("kind: tibanna\nregion: us-east-1\n")
+    result = cfw(["up", "tib", "--yes", "--set", setting], tmp_path)
+    assert result.code == 2, result.output
+    assert message in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1
+    assert not (tmp_path / ".cfw" / "tib").exists()
+
+
+def test_users_on_a_kind_without_users_is_a_user_mistake(cfw, tmp_path):
+    result = cfw(["users", "list", "local"], tmp_path)
+    assert result.code == 2 and "not up here" in result.stderr
+
+
+def test_up_without_credentials_stops_before_anything_is_created(cfw, tmp_path):
+    (tmp_path / "environments").mkdir()
+    (tmp_path / "environments" / "tib.yaml").write_text("kind: tibanna\nregion: us-east-1\n")
+    env = {
+        "AWS_ACCESS_KEY_ID": "",
+        "AWS_SECRET_ACCESS_KEY": "",
+        "AWS_PROFILE": "",
+        "AWS_SHARED_CREDENTIALS_FILE": str(tmp_path / "none"),
+        "AWS_CONFIG_FILE": str(tmp_path / "none"),
+        "AWS_EC2_METADATA_DISABLED": "true",
+        "AWS_CONTAINER_CREDENTIALS_FULL_URI": "",
+        "AWS_WEB_IDENTITY_TOKEN_FILE": "",
+    }
+    result = cfw(["up", "tib", "--yes"], tmp_path, env=env)
+    assert result.code == 2, result.output
+    assert "no AWS credentials were found" in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1
+    assert not (tmp_path / ".cfw" / "tib" / "terraform.tfstate").exists()
