@@ -40,6 +40,7 @@ def test_quickstart_through_s3(tmp_path: Path, bucket: str, aws_env, sandbox_bas
     assert "runs/qs/data/alpha.fa" in keys  # inputs were staged
     assert "runs/qs/results/gc/delta.txt" in keys  # intermediate outputs live in S3
     assert not any("workflow-sources" in k for k in keys)  # archive cleaned up
+    assert "runs/qs/.cfw-keep" in keys  # the S3 plugin deletes buckets that become empty
     # the requested target came back; intermediates stay in the bucket
     plain_dir = copy_workflow(EXAMPLES / "quickstart", tmp_path / "plain")
     assert plain_snakemake(plain_dir).returncode == 0

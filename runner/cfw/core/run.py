@@ -21,7 +21,7 @@ from cfw.core.errors import Interrupted, UserError, WorkFailed
 from cfw.core.lifecycle import Lifecycle
 from cfw.core.report import Reporter
 from cfw.core.runs import new_run_id, read_run
-from cfw.core.state import EnvState, private_dir
+from cfw.core.state import CFW_DIR, EnvState, private_dir
 from cfw.executor import explain as explain_mod
 from cfw.executor.session import open_context, pick_environment
 
@@ -183,14 +183,20 @@ class Runner:
             return None
 
     def _upload_inputs(self, inputs: list[str], storage: StorageSpec, env: dict[str, str]) -> None:
-        pairs = []
+        # snakemake-storage-plugin-s3 deletes a bucket that a removal leaves empty (say,
+        # the source archive's cleanup): a marker object below the prefix keeps it
+        marker = self.project / CFW_DIR / "keep-marker.txt"
+        marker.parent.mkdir(parents=True, exist_ok=True)
+        if not marker.exists():
+            marker.write_text("kept by cfw: a storage plugin deletes buckets that become empty\n")
+        pairs = [f"{marker}={storage.query('.cfw-keep')}"]
         for query in inputs:
             rel = self._relative(query)
             if rel and (self.project / rel).is_file():
                 pairs.append(f"{self.project / rel}={storage.query(rel)}")
-        if pairs:
-            self.reporter.info(f"staging {len(pairs)} input file(s) to {storage.prefix}")
-            self._transfer("put", pairs, storage, env)
+        if len(pairs) > 1:
+            self.reporter.info(f"staging {len(pairs) - 1} input file(s) to {storage.prefix}")
+        self._transfer("put", pairs, storage, env)
 
     def _download(self, targets: list[str], storage: StorageSpec, env: dict[str, str]) -> None:
         pairs = [f"{storage.query(rel)}={self.project / rel}"

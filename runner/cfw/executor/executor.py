@@ -79,6 +79,8 @@ class CfwExecutor(RemoteExecutor):
             image=remote.container_image or self.kind.default_image(self.ctx.config),
             env_names=list(self.envvars()),
             preemptible_rule=bool(remote.preemptible_rules.is_preemptible(rule_name)),
+            # measured by Snakemake's scheduler just before it hands us the job
+            input_sizes=getattr(self.workflow.scheduler, "_input_sizes", None),
         )
 
     def run_job(self, job: JobExecutorInterface) -> None:

@@ -55,6 +55,7 @@ def build_spec(
     attempt: int = 1,
     preemptible_rule: bool = False,
     wildcards: Mapping[str, Any] | None = None,
+    input_size_mb: int = 0,
 ) -> JobSpec:
     gpu = as_int(resources.get("gpu")) or as_int(resources.get("nvidia_gpu")) or 0
     gpu_model = resources.get("gpu_model") or None
@@ -79,11 +80,14 @@ def build_spec(
         env=tuple(sorted(env_names)),
         attempt=attempt,
         wildcards={k: str(v) for k, v in (wildcards or {}).items()},
+        input_size_mb=input_size_mb,
     )
 
 
 def spec_from_job(job: Any, *, run_id: str, command: str, image: str, env_names: list[str],
-                  preemptible_rule: bool) -> JobSpec:
+                  preemptible_rule: bool, input_sizes: Mapping[Any, int | None] | None = None
+                  ) -> JobSpec:
+    """``input_sizes``: bytes per input file, as Snakemake's scheduler measured them."""
     wildcards = {} if job.is_group() else dict(getattr(job, "wildcards_dict", {}) or {})
     rule = job.name if job.is_group() else job.rule.name
     return build_spec(
@@ -98,4 +102,5 @@ def spec_from_job(job: Any, *, run_id: str, command: str, image: str, env_names:
         attempt=job.attempt,
         preemptible_rule=preemptible_rule,
         wildcards=wildcards,
+        input_size_mb=round(sum((input_sizes or {}).get(f) or 0 for f in job.input) / 2**20),
     )
