@@ -151,6 +151,7 @@ class Runner:
             out = Path(tmp) / "jobs.jsonl"
             out.touch()
             env[explain_mod.OUT_VAR] = str(out)
+            env[explain_mod.ENV_VAR] = name
             env[explain_mod.CORES_VAR] = flag_value(req.snakemake_args, ("--cores", "-c")) or "all"
             if kind.capabilities.needs_up and not EnvState(self.project, name).exists:
                 # not up: the DAG is computed against an empty stand-in storage (everything

@@ -30,6 +30,10 @@ REDACTED = "<redacted>"
 OUT_VAR = "CFW_EXPLAIN_OUT"
 STORAGE_VAR = "CFW_EXPLAIN_STORAGE"  # JSON {provider, prefix}: what a real run would use
 CORES_VAR = "CFW_EXPLAIN_CORES"
+# the environment to explain for: under --dry-run Snakemake hands the executor no settings
+# (it swaps in its dry-run plugin), so --cfw-env does not reach __post_init__
+ENV_VAR = "CFW_EXPLAIN_ENV"
+UNLIMITED_CORES = 1_000_000
 
 
 def redact(value: Any, secrets: list[str]) -> Any:
@@ -49,7 +53,7 @@ class ExplainExecutor(CfwExecutor):
     def __post_init__(self) -> None:
         settings = self.workflow.executor_settings
         self.project = Path.cwd()
-        env = getattr(settings, "env", None) if settings else None
+        env = os.environ.get(ENV_VAR) or (getattr(settings, "env", None) if settings else None)
         name, _ = pick_environment(self.project, env)
         self.run_id = getattr(settings, "run_id", None) or "explain"
         self.kind, self.ctx = open_context(self.project, name, self.run_id, explain=True)
@@ -164,6 +168,10 @@ def main(argv: list[str]) -> None:
     registry = ExecutorPluginRegistry()
     dryrun = registry.get_plugin("dryrun")
     registry.plugins["dryrun"] = dataclasses.replace(dryrun, executor=ExplainExecutor)
+    if not any(a in ("--cores", "-c") or a.startswith("--cores=") for a in argv):
+        # a real run of a remote executor has no core limit, but a dry-run without --cores
+        # gets 1 and would scale every rule's threads down to 1
+        argv = [*argv, "--cores", str(UNLIMITED_CORES)]
     snakemake.cli.main([*argv, "--dry-run"])
 
 
