@@ -12,7 +12,6 @@ from pathlib import Path
 import boto3
 import pytest
 import yaml
-
 from tests.conftest import EXAMPLES
 from tests.support.tes_schema import request_errors, unknown_properties
 from tests.support.tes_server import TesServer
@@ -49,11 +48,16 @@ def project_with(tmp_path: Path, url: str, bucket: str, snakefile: str | None = 
     if snakefile is not None:
         (project / "Snakefile").write_text(snakefile)
     (project / "environments").mkdir()
-    (project / "environments" / "tes.yaml").write_text(yaml.safe_dump({
-        "kind": "tes", "url": url,
-        # no IAM role exists where these tasks run, so the S3 keys are sent (and warned of)
-        "storage": {"prefix": f"s3://{bucket}/run", "pass_credentials": True},
-    }))
+    (project / "environments" / "tes.yaml").write_text(
+        yaml.safe_dump(
+            {
+                "kind": "tes",
+                "url": url,
+                # no IAM role exists where these tasks run, so the S3 keys are sent (and warned of)
+                "storage": {"prefix": f"s3://{bucket}/run", "pass_credentials": True},
+            }
+        )
+    )
     s3 = boto3.client("s3", region_name="us-east-1")
     for path in sorted((project / "data").glob("*.fa")):  # inputs live in the storage
         s3.upload_file(str(path), bucket, f"run/data/{path.name}")
@@ -70,22 +74,34 @@ def test_workflow_runs_as_tes_tasks_and_down_forgets(tmp_path, cfw, aws_env, buc
         assert f"tes_url = {server.url}" in up.output
         assert server.requests == []  # up only records the server
         env = {"FUNNEL_SERVER_USER": "cfw", "FUNNEL_SERVER_PASSWORD": PASSWORD}
-        run = cfw(["run", "--env", "tes", *FAST], project, env=env)
+        run = cfw(
+            ["run", "--env", "tes", *FAST, "--config", "samples=[alpha,beta]"], project, env=env
+        )
         assert run.code == 0, run.output[-3000:]
-        report = boto3.client("s3", region_name="us-east-1").get_object(
-            Bucket=bucket, Key="run/results/report.tsv")["Body"].read().decode()
-        assert report.splitlines()[0] == "sample\tgc" and len(report.splitlines()) == 5
+        report = (
+            boto3.client("s3", region_name="us-east-1")
+            .get_object(Bucket=bucket, Key="run/results/report.tsv")["Body"]
+            .read()
+            .decode()
+        )
+        assert report.splitlines()[0] == "sample\tgc" and len(report.splitlines()) == 3
 
-        assert server.count("CreateTask") == 9  # 4 + 4 + 1; rule all is local
+        assert server.count("CreateTask") == 5  # 2 + 2 + 1; rule all is local
         assert server.count("GetTask") == 0  # status only through ListTasks
         listings = [r for r in server.requests if r.operation == "ListTasks"]
-        assert listings and all(r.params["view"] == ["MINIMAL"] and "cfw-run" in r.params["tag_key"]
-                                for r in listings)
+        assert listings and all(
+            r.params["view"] == ["MINIMAL"] and "cfw-run" in r.params["tag_key"] for r in listings
+        )
         assert run.output.count("environment variables are not secret on TES") == 1
         for task in server.tasks.values():
             assert task.owner == "cfw"
-            assert not request_errors({k: v for k, v in task.doc.items()
-                                       if k not in ("id", "state", "logs", "creation_time")})
+            assert not request_errors(
+                {
+                    k: v
+                    for k, v in task.doc.items()
+                    if k not in ("id", "state", "logs", "creation_time")
+                }
+            )
         secrets_absent(project, [up.output, run.output], [PASSWORD])
 
         status = cfw(["status", "tes"], project, env=env)
@@ -120,7 +136,9 @@ def test_failed_task_log_is_saved_and_shown(tmp_path, cfw, aws_env, bucket):
         assert logs.code == 0, logs.output
         assert "boom-on-stderr" in logs.stdout  # the rule's stderr, from the FULL view
         assert "EXECUTOR_ERROR" in logs.stdout and "exit code 1" in logs.stdout
-        assert [r.params.get("view") for r in server.requests if r.operation == "GetTask"] == [["FULL"]]
+        assert [r.params.get("view") for r in server.requests if r.operation == "GetTask"] == [
+            ["FULL"]
+        ]
         secrets_absent(project, [run.output, logs.output], [TOKEN])
 
 
@@ -139,11 +157,18 @@ rule make:
     shell: "echo {wildcards.n} > {output}"
 """)
     (project / "environments").mkdir()
-    shutil.copy(Path(__file__).resolve().parent.parent / "environments" / "tes.yaml",
-                project / "environments" / "tes.yaml")
-    secrets = {"TES_TOKEN": TOKEN, "FUNNEL_SERVER_USER": "cfw", "FUNNEL_SERVER_PASSWORD": PASSWORD,
-               "AWS_ACCESS_KEY_ID": "AKIAEXPLAINTEST0001", "AWS_SECRET_ACCESS_KEY": "explain-Secret-Key-55",
-               "SNAKEMAKE_STORAGE_S3_SECRET_KEY": "explain-Secret-Key-55"}
+    shutil.copy(
+        Path(__file__).resolve().parent.parent / "environments" / "tes.yaml",
+        project / "environments" / "tes.yaml",
+    )
+    secrets = {
+        "TES_TOKEN": TOKEN,
+        "FUNNEL_SERVER_USER": "cfw",
+        "FUNNEL_SERVER_PASSWORD": PASSWORD,
+        "AWS_ACCESS_KEY_ID": "AKIAEXPLAINTEST0001",
+        "AWS_SECRET_ACCESS_KEY": "explain-Secret-Key-55",
+        "SNAKEMAKE_STORAGE_S3_SECRET_KEY": "explain-Secret-Key-55",
+    }
     result = cfw(["run", "--explain", "--env", "tes"], project, env=secrets)
     assert result.code == 0, result.output[-3000:]
     lines = [json.loads(line) for line in result.stdout.splitlines()]
@@ -151,10 +176,18 @@ rule make:
     for record in lines:
         task = record["submission"]
         assert request_errors(task) == [] and unknown_properties(task) == []
-        assert task["resources"] == {"cpu_cores": 2, "ram_gb": 1.5, "disk_gb": 5.0, "preemptible": False}
+        assert task["resources"] == {
+            "cpu_cores": 2,
+            "ram_gb": 1.5,
+            "disk_gb": 5.0,
+            "preemptible": False,
+        }
         command = task["executors"][0]["command"][2]
         assert "s3://cfw-adhoc-data-known-after-up/cfw" in command  # placeholder storage
         assert "SNAKEMAKE_STORAGE_S3_SECRET_KEY" not in task["executors"][0]["env"]
-    secrets_absent(project, [result.stdout, result.stderr],
-                   [TOKEN, PASSWORD, "explain-Secret-Key-55", "AKIAEXPLAINTEST0001"])
+    secrets_absent(
+        project,
+        [result.stdout, result.stderr],
+        [TOKEN, PASSWORD, "explain-Secret-Key-55", "AKIAEXPLAINTEST0001"],
+    )
     assert not (project / ".cfw" / "tes" / "cfw.json").exists()  # nothing came up

@@ -11,6 +11,7 @@ import pytest
 import tes
 import yaml
 from tes.utils import unmarshal
+from tests.support.tes_schema import request_errors, unknown_properties
 
 from cfw.backends.base import EnvContext, JobSpec
 from cfw.backends.kind import Identity
@@ -20,10 +21,12 @@ from cfw.backends.tes.kind import KIND, funnel_names, render_user_data, resource
 from cfw.core.environments import resolve
 from cfw.core.errors import UserError
 from cfw.executor.spec import build_spec
-from tests.support.tes_schema import request_errors, unknown_properties
 
-URL_CONFIG = {"kind": "tes", "url": "https://tes.example.org",
-              "storage": {"prefix": "s3://bucket/cfw"}}
+URL_CONFIG = {
+    "kind": "tes",
+    "url": "https://tes.example.org",
+    "storage": {"prefix": "s3://bucket/cfw"},
+}
 PROVISION_CONFIG = {"kind": "tes", "region": "us-east-1", "allowed_cidrs": ["203.0.113.0/24"]}
 
 # the resource matrix (the same vocabulary every backend maps)
@@ -44,16 +47,31 @@ THREADS = [1, 4, 96]
 def ctx_for(data: dict, *, env_id: str = "tes-0a1b2c") -> EnvContext:
     config = TesConfig.model_validate(data)
     outputs = KIND.output_placeholders(config, None)
-    return EnvContext(name="tes", kind="tes", config=config, outputs=outputs, env_id=env_id,
-                      state_dir=Path("/nonexistent"), run_id="run1")
+    return EnvContext(
+        name="tes",
+        kind="tes",
+        config=config,
+        outputs=outputs,
+        env_id=env_id,
+        state_dir=Path("/nonexistent"),
+        run_id="run1",
+    )
 
 
 def spec_for(resources: dict, threads: int = 1, env: tuple[str, ...] = ()) -> JobSpec:
-    return build_spec(rule="count_bases", jobid=7, run_id="run1",
-                      command="python -m snakemake --deploy-sources 's3://b/x.tar.xz' abc && "
-                              "python -m snakemake --target-jobs 'count_bases:sample=alpha'",
-                      image="snakemake/snakemake:v9.27.1", threads=threads, resources=resources,
-                      env_names=list(env), attempt=2, wildcards={"sample": "alpha"})
+    return build_spec(
+        rule="count_bases",
+        jobid=7,
+        run_id="run1",
+        command="python -m snakemake --deploy-sources 's3://b/x.tar.xz' abc && "
+        "python -m snakemake --target-jobs 'count_bases:sample=alpha'",
+        image="snakemake/snakemake:v9.27.1",
+        threads=threads,
+        resources=resources,
+        env_names=list(env),
+        attempt=2,
+        wildcards={"sample": "alpha"},
+    )
 
 
 @pytest.mark.parametrize("threads", THREADS)
@@ -70,11 +88,24 @@ def test_task_is_valid_tes_1_1(config, resources, threads):
 
 
 def test_resources_are_mapped():
-    spec = spec_for({"mem_mb": 3500, "disk_mb": 10000, "preemptible": True,
-                     "machine_type": "m5.2xlarge", "gpu": 1}, threads=4)
+    spec = spec_for(
+        {
+            "mem_mb": 3500,
+            "disk_mb": 10000,
+            "preemptible": True,
+            "machine_type": "m5.2xlarge",
+            "gpu": 1,
+        },
+        threads=4,
+    )
     res = tr.translate(spec, ctx_for(URL_CONFIG))["resources"]
-    assert res == {"cpu_cores": 4, "ram_gb": 3.5, "disk_gb": 10.0, "preemptible": True,
-                   "backend_parameters": {"machine_type": "m5.2xlarge", "gpu": "1"}}
+    assert res == {
+        "cpu_cores": 4,
+        "ram_gb": 3.5,
+        "disk_gb": 10.0,
+        "preemptible": True,
+        "backend_parameters": {"machine_type": "m5.2xlarge", "gpu": "1"},
+    }
     bare = tr.translate(spec_for({}), ctx_for({**URL_CONFIG, "zones": ["us-east-1a"]}))["resources"]
     assert bare == {"cpu_cores": 1, "preemptible": False, "zones": ["us-east-1a"]}
 
@@ -86,14 +117,26 @@ def test_task_runs_the_job_command_with_tags_of_run_and_job():
     assert executor["image"] == "snakemake/snakemake:v9.27.1"
     assert executor["command"] == ["/bin/bash", "-c", spec.command]
     assert executor["workdir"] in task["volumes"]
-    assert task["tags"] == {"cfw-run": "run1", "cfw-job": "7", "cfw-rule": "count_bases",
-                            "cfw-attempt": "2", "cfw-env": "tes", "cfw-id": "tes-0a1b2c"}
+    assert task["tags"] == {
+        "cfw-run": "run1",
+        "cfw-job": "7",
+        "cfw-rule": "count_bases",
+        "cfw-attempt": "2",
+        "cfw-env": "tes",
+        "cfw-id": "tes-0a1b2c",
+    }
     assert task["name"] == spec.name
 
 
 def test_credentials_are_withheld_unless_asked_and_values_come_at_submission():
-    names = ("SNAKEMAKE_STORAGE_S3_ACCESS_KEY", "SNAKEMAKE_STORAGE_S3_SECRET_KEY",
-             "SNAKEMAKE_STORAGE_S3_TOKEN", "SNAKEMAKE_STORAGE_S3_REGION", "MY_DB_PASSWORD", "GREETING")
+    names = (
+        "SNAKEMAKE_STORAGE_S3_ACCESS_KEY",
+        "SNAKEMAKE_STORAGE_S3_SECRET_KEY",
+        "SNAKEMAKE_STORAGE_S3_TOKEN",
+        "SNAKEMAKE_STORAGE_S3_REGION",
+        "MY_DB_PASSWORD",
+        "GREETING",
+    )
     values = {n: f"value-of-{n}" for n in names}
     task = tr.translate(spec_for({}, env=names), ctx_for(URL_CONFIG))
     env = task["executors"][0]["env"]
@@ -107,8 +150,10 @@ def test_credentials_are_withheld_unless_asked_and_values_come_at_submission():
 
     opted = {**URL_CONFIG, "storage": {"prefix": "s3://b/p", "pass_credentials": True}}
     filled = tr.fill_env(tr.translate(spec_for({}, env=names), ctx_for(opted)), values)
-    assert filled["executors"][0]["env"]["SNAKEMAKE_STORAGE_S3_SECRET_KEY"] == \
-        "value-of-SNAKEMAKE_STORAGE_S3_SECRET_KEY"
+    assert (
+        filled["executors"][0]["env"]["SNAKEMAKE_STORAGE_S3_SECRET_KEY"]
+        == "value-of-SNAKEMAKE_STORAGE_S3_SECRET_KEY"
+    )
     # a name with no value at submission is dropped, not sent as its placeholder
     assert "GREETING" not in tr.fill_env(task, {})["executors"][0]["env"]
 
@@ -124,16 +169,31 @@ def test_translate_needs_no_network(monkeypatch):
 
 MISTAKES = [
     ({"kind": "tes", "region": "us-east-1"}, ["allowed_cidrs", "203.0.113.7/32"]),
-    ({**PROVISION_CONFIG, "allowed_cidrs": ["10.0.0.1/8"]}, ["allowed_cidrs", "10.0.0.1/8", "CIDR"]),
-    ({**URL_CONFIG, "allowed_cidrs": ["10.0.0.0/8"]}, ["url means an existing server", "allowed_cidrs"]),
+    (
+        {**PROVISION_CONFIG, "allowed_cidrs": ["10.0.0.1/8"]},
+        ["allowed_cidrs", "10.0.0.1/8", "CIDR"],
+    ),
+    (
+        {**URL_CONFIG, "allowed_cidrs": ["10.0.0.0/8"]},
+        ["url means an existing server", "allowed_cidrs"],
+    ),
     ({"kind": "tes", "url": "https://x.org"}, ["storage.prefix"]),
     ({**URL_CONFIG, "url": "ftp://x"}, ["field 'url'", "http:// or https://"]),
     ({**URL_CONFIG, "url": "https://me:pw@x.org"}, ["field 'url'", "no credentials in the URL"]),
-    ({**PROVISION_CONFIG, "credentials_store": "vault"}, ["credentials_store", "'secretsmanager' or 'ssm'"]),
+    (
+        {**PROVISION_CONFIG, "credentials_store": "vault"},
+        ["credentials_store", "'secretsmanager' or 'ssm'"],
+    ),
     ({**PROVISION_CONFIG, "users": ["Alice"]}, ["users", "lowercase"]),
     ({**PROVISION_CONFIG, "region": "mars"}, ["field 'region'", "us-east-1"]),
-    ({**PROVISION_CONFIG, "batch": {"max_vcpus": 0}}, ["batch.max_vcpus", "greater than or equal to 1"]),
-    ({**PROVISION_CONFIG, "storage": {"prefix": "s3://b"}}, ["storage.prefix applies with url only"]),
+    (
+        {**PROVISION_CONFIG, "batch": {"max_vcpus": 0}},
+        ["batch.max_vcpus", "greater than or equal to 1"],
+    ),
+    (
+        {**PROVISION_CONFIG, "storage": {"prefix": "s3://b"}},
+        ["storage.prefix applies with url only"],
+    ),
     ({**URL_CONFIG, "page_size": 5000}, ["page_size", "less than or equal to 2047"]),
 ]
 
@@ -158,24 +218,34 @@ def test_region_is_checked_before_anything_is_created():
 
 
 def test_rendered_server_config_has_no_password_and_matches_the_module_names():
-    config = TesConfig.model_validate({**PROVISION_CONFIG, "users": ["cfw", "alice"],
-                                       "credentials_store": "ssm"})
+    config = TesConfig.model_validate(
+        {**PROVISION_CONFIG, "users": ["cfw", "alice"], "credentials_store": "ssm"}
+    )
     from datetime import UTC, datetime
 
     ident = Identity("tes", "tes", "tes-0a1b2c", datetime(2026, 1, 1, tzinfo=UTC), None)
     user_data = render_user_data(config, ident)
-    assert user_data.startswith("#cloud-config\n# generated by cfw from templates/tes/cloud-init.yaml.j2")
+    assert user_data.startswith(
+        "#cloud-config\n# generated by cfw from templates/tes/cloud-init.yaml.j2"
+    )
     doc = yaml.safe_load(user_data)
     files = {f["path"]: f["content"] for f in doc["write_files"]}
     funnel = yaml.safe_load(files["/etc/funnel/funnel.yml.in"])
-    assert [u["Password"] for u in funnel["Server"]["BasicAuth"]] == \
-        ["@@PASSWORD:cfw@@", "@@PASSWORD:alice@@"]
+    assert [u["Password"] for u in funnel["Server"]["BasicAuth"]] == [
+        "@@PASSWORD:cfw@@",
+        "@@PASSWORD:alice@@",
+    ]
     names = funnel_names(config, resource_prefix("tes-0a1b2c"))
     assert funnel["DynamoDB"]["TableBasename"] == names["table_basename"] == "cfw-tes-0a1b2c-funnel"
     assert funnel["AWSBatch"]["JobQueue"] == "cfw-tes-0a1b2c-queue"
     assert funnel["AWSBatch"]["JobDefinition"] == "cfw-tes-0a1b2c-worker"
-    assert names["secret_names"] == {"cfw": "/cfw-tes-0a1b2c/funnel/users/cfw",
-                                     "alice": "/cfw-tes-0a1b2c/funnel/users/alice"}
+    assert names["secret_names"] == {
+        "cfw": "/cfw-tes-0a1b2c/funnel/users/cfw",
+        "alice": "/cfw-tes-0a1b2c/funnel/users/alice",
+    }
     compile(files["/usr/local/libexec/cfw-funnel-setup.py"], "setup", "exec")
-    assert "funnel server run --config /etc/funnel/funnel.yml" in files["/etc/systemd/system/funnel.service"]
+    assert (
+        "funnel server run --config /etc/funnel/funnel.yml"
+        in files["/etc/systemd/system/funnel.service"]
+    )
     assert len(user_data) < 16384  # EC2's limit

@@ -15,8 +15,12 @@ from typing import Any
 import yaml
 from openapi_schema_validator import OAS30ReadValidator, OAS30WriteValidator
 
-SCHEMA_FILE = Path(__file__).resolve().parent.parent / "data" / "tes" / \
-    "task_execution_service.openapi.v1.1.yaml"
+SCHEMA_FILE = (
+    Path(__file__).resolve().parent.parent
+    / "data"
+    / "tes"
+    / "task_execution_service.openapi.v1.1.yaml"
+)
 
 
 @cache
@@ -30,14 +34,18 @@ def _schema(name: str) -> dict[str, Any]:
 
 def request_errors(instance: Any, name: str = "tesTask") -> list[str]:
     validator = OAS30WriteValidator(_schema(name))
-    return [f"{'/'.join(map(str, e.absolute_path)) or '(top)'}: {e.message}"
-            for e in validator.iter_errors(instance)]
+    return [
+        f"{'/'.join(map(str, e.absolute_path)) or '(top)'}: {e.message}"
+        for e in validator.iter_errors(instance)
+    ]
 
 
 def response_errors(instance: Any, name: str) -> list[str]:
     validator = OAS30ReadValidator(_schema(name))
-    return [f"{'/'.join(map(str, e.absolute_path)) or '(top)'}: {e.message}"
-            for e in validator.iter_errors(instance)]
+    return [
+        f"{'/'.join(map(str, e.absolute_path)) or '(top)'}: {e.message}"
+        for e in validator.iter_errors(instance)
+    ]
 
 
 def _resolve(schema: dict[str, Any]) -> dict[str, Any]:

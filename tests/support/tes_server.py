@@ -68,9 +68,14 @@ class StoredTask:
 
 
 class TesServer:
-    def __init__(self, users: dict[str, str] | None = None, tokens: set[str] | None = None,
-                 run_commands: bool = False, slots: int = 4,
-                 tls: tuple[str, str] | None = None):
+    def __init__(
+        self,
+        users: dict[str, str] | None = None,
+        tokens: set[str] | None = None,
+        run_commands: bool = False,
+        slots: int = 4,
+        tls: tuple[str, str] | None = None,
+    ):
         self.users = dict(users or {})
         self.tokens = set(tokens or ())
         self.run_commands = run_commands
@@ -116,16 +121,31 @@ class TesServer:
         with self.lock:
             return sum(1 for r in self.requests if r.operation == operation)
 
-    def set_state(self, task_id: str, state: str, *, exit_code: int | None = None,
-                  stdout: str = "", stderr: str = "", system_logs: list[str] | None = None) -> None:
+    def set_state(
+        self,
+        task_id: str,
+        state: str,
+        *,
+        exit_code: int | None = None,
+        stdout: str = "",
+        stderr: str = "",
+        system_logs: list[str] | None = None,
+    ) -> None:
         with self.lock:
             doc = self.tasks[task_id].doc
             doc["state"] = state
             if exit_code is not None or system_logs:
                 log = {"logs": [], "outputs": [], "start_time": _now(), "end_time": _now()}
                 if exit_code is not None:
-                    log["logs"].append({"exit_code": exit_code, "stdout": stdout, "stderr": stderr,
-                                        "start_time": _now(), "end_time": _now()})
+                    log["logs"].append(
+                        {
+                            "exit_code": exit_code,
+                            "stdout": stdout,
+                            "stderr": stderr,
+                            "start_time": _now(),
+                            "end_time": _now(),
+                        }
+                    )
                 if system_logs:
                     log["system_logs"] = list(system_logs)
                 doc["logs"] = [log]
@@ -182,7 +202,11 @@ class TesServer:
         prefix = (params.get("name_prefix") or [""])[0]
         state = (params.get("state") or [""])[0]
         with self.lock:
-            ids = [i for i in reversed(self.order) if self._matches(self.tasks[i].doc, wanted, prefix, state)]
+            ids = [
+                i
+                for i in reversed(self.order)
+                if self._matches(self.tasks[i].doc, wanted, prefix, state)
+            ]
             token = (params.get("page_token") or [""])[0]
             start = 0
             if token:
@@ -191,10 +215,12 @@ class TesServer:
                     start = ids.index(after) + 1
                 except ValueError:
                     return 400, {"code": 3, "message": "invalid page_token"}
-            page = ids[start:start + size]
+            page = ids[start : start + size]
             body: dict[str, Any] = {"tasks": [self._view(self.tasks[i].doc, view) for i in page]}
             if start + size < len(ids):
-                body["next_page_token"] = base64.urlsafe_b64encode(f"after:{page[-1]}".encode()).decode()
+                body["next_page_token"] = base64.urlsafe_b64encode(
+                    f"after:{page[-1]}".encode()
+                ).decode()
         return 200, body
 
     def get(self, task_id: str, params: dict[str, list[str]]) -> tuple[int, dict[str, Any]]:
@@ -250,23 +276,32 @@ class TesServer:
             task.doc["state"] = "INITIALIZING"
             doc = json.loads(json.dumps(task.doc))
         root = os.path.join(self.workdir, task_id)
-        mounts = {volume: os.path.join(root, volume.strip("/").replace("/", "_"))
-                  for volume in doc.get("volumes", [])}
+        mounts = {
+            volume: os.path.join(root, volume.strip("/").replace("/", "_"))
+            for volume in doc.get("volumes", [])
+        }
         for path in mounts.values():
             os.makedirs(path, exist_ok=True)
 
         def host(path: str) -> str:
             for inside, outside in sorted(mounts.items(), key=lambda m: -len(m[0])):
                 if path == inside or path.startswith(inside.rstrip("/") + "/"):
-                    return outside + path[len(inside.rstrip("/")):]
+                    return outside + path[len(inside.rstrip("/")) :]
             return path
 
-        log: dict[str, Any] = {"logs": [], "outputs": [], "start_time": _now(),
-                               "metadata": {"host": "127.0.0.1"}}
+        log: dict[str, Any] = {
+            "logs": [],
+            "outputs": [],
+            "start_time": _now(),
+            "metadata": {"host": "127.0.0.1"},
+        }
         final = "COMPLETE"
         for executor in doc["executors"]:
-            env = {"PATH": os.pathsep.join([os.path.dirname(sys.executable),
-                                            os.environ.get("PATH", "/usr/bin:/bin")])}
+            env = {
+                "PATH": os.pathsep.join(
+                    [os.path.dirname(sys.executable), os.environ.get("PATH", "/usr/bin:/bin")]
+                )
+            }
             env.update({k: host(v) for k, v in (executor.get("env") or {}).items()})
             cwd = host(executor.get("workdir") or root)
             os.makedirs(cwd, exist_ok=True)
@@ -275,12 +310,24 @@ class TesServer:
                     return
                 task.doc["state"] = "RUNNING"
                 task.process = subprocess.Popen(
-                    executor["command"], cwd=cwd, env=env, stdout=subprocess.PIPE,
-                    stderr=subprocess.PIPE, stdin=subprocess.DEVNULL, text=True, errors="replace")
+                    executor["command"],
+                    cwd=cwd,
+                    env=env,
+                    stdout=subprocess.PIPE,
+                    stderr=subprocess.PIPE,
+                    stdin=subprocess.DEVNULL,
+                    text=True,
+                    errors="replace",
+                )
                 started = _now()
             out, err = task.process.communicate()
-            entry = {"exit_code": task.process.returncode, "start_time": started,
-                     "end_time": _now(), "stdout": out[-LOG_TAIL:], "stderr": err[-LOG_TAIL:]}
+            entry = {
+                "exit_code": task.process.returncode,
+                "start_time": started,
+                "end_time": _now(),
+                "stdout": out[-LOG_TAIL:],
+                "stderr": err[-LOG_TAIL:],
+            }
             log["logs"].append(entry)
             if task.process.returncode != 0:
                 final = "EXECUTOR_ERROR"
@@ -337,13 +384,21 @@ class TesServer:
                 if operation == "unknown":
                     return self._reply(404, {"code": 5, "message": "Not Found"})
                 if not ok:
-                    return self._reply(401, {"code": 16, "message": "Basic/Bearer authorization token missing"})
+                    return self._reply(
+                        401, {"code": 16, "message": "Basic/Bearer authorization token missing"}
+                    )
                 if operation == "GetServiceInfo":
-                    return self._reply(200, {
-                        "id": "org.cfw.tests.tes", "name": "cfw test TES", "version": "1.1.0",
-                        "type": {"group": "org.ga4gh", "artifact": "tes", "version": "1.1.0"},
-                        "organization": {"name": "cfw", "url": "https://example.org"},
-                        "storage": ["s3://"]})
+                    return self._reply(
+                        200,
+                        {
+                            "id": "org.cfw.tests.tes",
+                            "name": "cfw test TES",
+                            "version": "1.1.0",
+                            "type": {"group": "org.ga4gh", "artifact": "tes", "version": "1.1.0"},
+                            "organization": {"name": "cfw", "url": "https://example.org"},
+                            "storage": ["s3://"],
+                        },
+                    )
                 if operation == "CreateTask":
                     try:
                         body = json.loads(raw or b"null")
@@ -359,10 +414,10 @@ class TesServer:
                     return self._reply(*server.get(match.group(1), params))
                 return self._reply(*server.cancel(match.group(1)))
 
-            def do_GET(self) -> None:  # noqa: N802
+            def do_GET(self) -> None:
                 self._route("GET")
 
-            def do_POST(self) -> None:  # noqa: N802
+            def do_POST(self) -> None:
                 self._route("POST")
 
         return Handler

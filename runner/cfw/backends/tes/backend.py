@@ -27,9 +27,15 @@ STATES: dict[str, JobStatus] = {
     "RUNNING": JobStatus(JobState.RUNNING),
     "PAUSED": JobStatus(JobState.RUNNING, reason="paused by the server"),
     "COMPLETE": JobStatus(JobState.SUCCEEDED, exit_code=0),
-    "EXECUTOR_ERROR": JobStatus(JobState.FAILED, reason="the job's command failed (EXECUTOR_ERROR)"),
-    "SYSTEM_ERROR": JobStatus(JobState.FAILED, reason="the TES server failed to run it (SYSTEM_ERROR)"),
-    "PREEMPTED": JobStatus(JobState.FAILED, reason="preempted: its machine was reclaimed (PREEMPTED)"),
+    "EXECUTOR_ERROR": JobStatus(
+        JobState.FAILED, reason="the job's command failed (EXECUTOR_ERROR)"
+    ),
+    "SYSTEM_ERROR": JobStatus(
+        JobState.FAILED, reason="the TES server failed to run it (SYSTEM_ERROR)"
+    ),
+    "PREEMPTED": JobStatus(
+        JobState.FAILED, reason="preempted: its machine was reclaimed (PREEMPTED)"
+    ),
     "CANCELING": JobStatus(JobState.CANCELLED, reason="cancelled (CANCELING)"),
     "CANCELED": JobStatus(JobState.CANCELLED, reason="cancelled (CANCELED)"),
 }
@@ -44,20 +50,29 @@ def resolve_auth(config: TesConfig, outputs: Mapping[str, Any], environ: Mapping
     user, password = environ.get("FUNNEL_SERVER_USER"), environ.get("FUNNEL_SERVER_PASSWORD")
     if password:
         if not user:
-            raise UserError("FUNNEL_SERVER_PASSWORD is set but FUNNEL_SERVER_USER is not",
-                            "set both, or neither")
-        return Auth(source="FUNNEL_SERVER_USER/FUNNEL_SERVER_PASSWORD", user=user, password=password)
+            raise UserError(
+                "FUNNEL_SERVER_PASSWORD is set but FUNNEL_SERVER_USER is not",
+                "set both, or neither",
+            )
+        return Auth(
+            source="FUNNEL_SERVER_USER/FUNNEL_SERVER_PASSWORD", user=user, password=password
+        )
     names = outputs.get("basic_auth_names") or {}
     if config.provision and names:
         from cfw.backends.tes import aws
 
         user = user or outputs.get("basic_auth_user")
         if user not in names:
-            raise UserError(f"FUNNEL_SERVER_USER={user!r} is not a user of this server",
-                            f"use one of: {', '.join(names)}")
+            raise UserError(
+                f"FUNNEL_SERVER_USER={user!r} is not a user of this server",
+                f"use one of: {', '.join(names)}",
+            )
         store = outputs.get("basic_auth_store", "secretsmanager")
-        return Auth(source=f"{store} {names[user]}", user=user,
-                    password=aws.read_password(store, names[user], outputs["region"]))
+        return Auth(
+            source=f"{store} {names[user]}",
+            user=user,
+            password=aws.read_password(store, names[user], outputs["region"]),
+        )
     return Auth()
 
 
@@ -70,8 +85,10 @@ def server_verify(config: TesConfig, outputs: Mapping[str, Any], state_dir: Path
 
     pem = aws.read_certificate(outputs["tls_certificate_parameter"], outputs["region"])
     if pem is None:
-        raise UserError("the Funnel server has not published its TLS certificate yet (it is "
-                        "still starting)", "wait a minute or two and try again")
+        raise UserError(
+            "the Funnel server has not published its TLS certificate yet (it is still starting)",
+            "wait a minute or two and try again",
+        )
     path = state_dir / "tes-server.pem"
     state_dir.mkdir(parents=True, exist_ok=True)
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
@@ -80,25 +97,36 @@ def server_verify(config: TesConfig, outputs: Mapping[str, Any], state_dir: Path
     return str(path)
 
 
-def connect(config: TesConfig, outputs: Mapping[str, Any], state_dir: Path,
-            environ: Mapping[str, str] | None = None) -> TesApi:
+def connect(
+    config: TesConfig,
+    outputs: Mapping[str, Any],
+    state_dir: Path,
+    environ: Mapping[str, str] | None = None,
+) -> TesApi:
     environ = os.environ if environ is None else environ
     url = outputs["tes_url"]
     auth = resolve_auth(config, outputs, environ)
     api = TesApi(url, auth, verify=server_verify(config, outputs, state_dir))
     if auth.sends_credentials and plain_http_to_remote(url):
-        log.warning("cfw: the TES server %s is plain http: credentials (%s) cross the network "
-                    "unencrypted; use https", url, auth.source)
+        log.warning(
+            "cfw: the TES server %s is plain http: credentials (%s) cross the network "
+            "unencrypted; use https",
+            url,
+            auth.source,
+        )
     return api
 
 
 def describe_server(config: TesConfig, outputs: Mapping[str, Any]) -> dict[str, Any]:
     """For `cfw status NAME`: where the server is and whether it answers."""
-    details: dict[str, Any] = {"tes url": outputs.get("tes_url"),
-                               "storage": config.storage.prefix or outputs.get("storage_prefix")}
+    details: dict[str, Any] = {
+        "tes url": outputs.get("tes_url"),
+        "storage": config.storage.prefix or outputs.get("storage_prefix"),
+    }
     if outputs.get("basic_auth_names"):
-        details["credentials"] = (f"{outputs.get('basic_auth_store')}: "
-                                  + ", ".join(outputs["basic_auth_names"].values()))
+        details["credentials"] = f"{outputs.get('basic_auth_store')}: " + ", ".join(
+            outputs["basic_auth_names"].values()
+        )
     try:
         import tempfile
 
@@ -131,13 +159,17 @@ class TesBackend(Backend):
             return
         self._warned = True
         sent, withheld = tr.split_env(spec.env, self.config.storage.pass_credentials)
-        message = (f"cfw: environment variables are not secret on TES: the server keeps them in "
-                   f"each task, readable by whoever may read the task ({self.api.url})")
+        message = (
+            f"cfw: environment variables are not secret on TES: the server keeps them in "
+            f"each task, readable by whoever may read the task ({self.api.url})"
+        )
         if sent:
             message += f"; sent: {', '.join(sent)}"
         if withheld:
-            message += (f"; credentials withheld: {', '.join(withheld)} (jobs reach storage "
-                        "with the compute's own role; storage.pass_credentials sends them)")
+            message += (
+                f"; credentials withheld: {', '.join(withheld)} (jobs reach storage "
+                "with the compute's own role; storage.pass_credentials sends them)"
+            )
         log.warning(message)
 
     def submit(self, spec: JobSpec, payload: dict[str, Any], secrets: Mapping[str, str]) -> str:
@@ -150,15 +182,21 @@ class TesBackend(Backend):
         token = None
         try:
             while True:
-                tasks, token = self.api.list_page(tags=self.tags, view="MINIMAL",
-                                                  page_size=self.config.page_size, page_token=token)
+                tasks, token = self.api.list_page(
+                    tags=self.tags,
+                    view="MINIMAL",
+                    page_size=self.config.page_size,
+                    page_token=token,
+                )
                 states.update({t.id: t.state for t in tasks if t.id in wanted})
                 if not token or wanted <= states.keys():
                     break
         except CfwError as exc:
             log.warning("cfw: TES status check failed, trying again next time: %s", exc)
             return {}
-        result = {tid: STATES.get(state or "UNKNOWN", STATES["UNKNOWN"]) for tid, state in states.items()}
+        result = {
+            tid: STATES.get(state or "UNKNOWN", STATES["UNKNOWN"]) for tid, state in states.items()
+        }
         for tid in wanted - states.keys():
             found = self._missing(tid)
             if found is not None:
@@ -195,8 +233,9 @@ class TesBackend(Backend):
         task = self.api.get(external_id, view="FULL")
         lines = [f"TES task {task.id} ({task.name or '?'}): {task.state}"]
         for attempt, task_log in enumerate(task.logs or [], start=1):
-            lines.append(f"--- attempt {attempt}: {task_log.start_time or '?'} .. "
-                         f"{task_log.end_time or '?'}")
+            lines.append(
+                f"--- attempt {attempt}: {task_log.start_time or '?'} .. {task_log.end_time or '?'}"
+            )
             lines += [f"system: {line}" for line in task_log.system_logs or []]
             for index, executor in enumerate(task_log.logs or []):
                 lines.append(f"--- executor {index}: exit code {executor.exit_code}")

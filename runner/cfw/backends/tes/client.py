@@ -19,7 +19,7 @@ from cfw.core.errors import CfwError, UserError, WorkFailed, missing_sdk
 try:
     import requests
     import tes
-    from tes.client import append_suffixes_to_url, send_request
+    from tes.client import send_request
     from tes.utils import unmarshal
 except ModuleNotFoundError as exc:  # pragma: no cover - the kind's extra is missing
     raise missing_sdk(exc.name or "py-tes", "tes") from exc
@@ -76,8 +76,13 @@ class TesApi:
             if layout and self.url.endswith(layout):
                 self.url = self.url[: -len(layout)]
         self.auth = auth
-        self.http = _Client(url=self.url, user=auth.user if auth.password else None,
-                            password=auth.password, token=auth.token, timeout=timeout)
+        self.http = _Client(
+            url=self.url,
+            user=auth.user if auth.password else None,
+            password=auth.password,
+            token=auth.token,
+            timeout=timeout,
+        )
         self.http.cfw_verify = verify
         self.base: str | None = None
         self.calls: dict[str, int] = {}
@@ -86,9 +91,16 @@ class TesApi:
     def _count(self, name: str) -> None:
         self.calls[name] = self.calls.get(name, 0) + 1
 
-    def _request(self, name: str, paths: list[str], method: str = "get", *,
-                 params: dict[str, Any] | None = None, data: str | None = None,
-                 **path_args: str) -> requests.Response:
+    def _request(
+        self,
+        name: str,
+        paths: list[str],
+        method: str = "get",
+        *,
+        params: dict[str, Any] | None = None,
+        data: str | None = None,
+        **path_args: str,
+    ) -> requests.Response:
         self._count(name)
         kwargs = self.http._request_params(data=data, params=params)
         try:
@@ -108,19 +120,30 @@ class TesApi:
             reason = "timed out"
         else:
             reason = "no connection"
-        return WorkFailed(f"cannot reach the TES server at {self.url} ({reason})",
-                          "check the URL, the network and allowed_cidrs")
+        return WorkFailed(
+            f"cannot reach the TES server at {self.url} ({reason})",
+            "check the URL, the network and allowed_cidrs",
+        )
 
     def _error(self, name: str, response: requests.Response | None) -> CfwError:
         status = response.status_code if response is not None else 0
         if status in (401, 403):
-            what = "rejected the credentials" if self.auth.sends_credentials else "requires credentials"
-            return UserError(f"the TES server at {self.url} {what} (HTTP {status}, "
-                             f"credentials from {self.auth.source})", AUTH_HINT)
+            what = (
+                "rejected the credentials"
+                if self.auth.sends_credentials
+                else "requires credentials"
+            )
+            return UserError(
+                f"the TES server at {self.url} {what} (HTTP {status}, "
+                f"credentials from {self.auth.source})",
+                AUTH_HINT,
+            )
         if status == 404:
             return NotFound(f"{name}: not found on the TES server (HTTP 404)")
         detail = (response.text or "")[:200].strip() if response is not None else ""
-        return WorkFailed(f"TES {name} failed with HTTP {status}" + (f": {detail}" if detail else ""))
+        return WorkFailed(
+            f"TES {name} failed with HTTP {status}" + (f": {detail}" if detail else "")
+        )
 
     def _paths(self, suffix: str) -> list[str]:
         if self.base is None:
@@ -144,8 +167,10 @@ class TesApi:
                 return response.json()
             except ValueError:
                 return {}
-        raise UserError(f"no TES API found at {self.url} ({last})",
-                        "give the server's base URL, e.g. https://tes.example.org")
+        raise UserError(
+            f"no TES API found at {self.url} ({last})",
+            "give the server's base URL, e.g. https://tes.example.org",
+        )
 
     def create(self, task: dict[str, Any]) -> str:
         model = unmarshal(task, tes.Task)
@@ -155,9 +180,15 @@ class TesApi:
         response = self._request("CreateTask", self._paths("/tasks"), "post", data=model.as_json())
         return unmarshal(response.json(), tes.models.CreateTaskResponse).id
 
-    def list_page(self, *, tags: dict[str, str], view: str = "MINIMAL", page_size: int = 256,
-                  page_token: str | None = None, name_prefix: str | None = None,
-                  ) -> tuple[list[Any], str | None]:
+    def list_page(
+        self,
+        *,
+        tags: dict[str, str],
+        view: str = "MINIMAL",
+        page_size: int = 256,
+        page_token: str | None = None,
+        name_prefix: str | None = None,
+    ) -> tuple[list[Any], str | None]:
         params: dict[str, Any] = {"view": view, "page_size": page_size}
         if page_token:
             params["page_token"] = page_token
@@ -171,15 +202,17 @@ class TesApi:
         return list(parsed.tasks or []), parsed.next_page_token or None
 
     def get(self, task_id: str, view: str = "MINIMAL") -> Any:
-        response = self._request("GetTask", self._paths("/tasks/{task_id}"),
-                                 params={"view": view}, task_id=task_id)
+        response = self._request(
+            "GetTask", self._paths("/tasks/{task_id}"), params={"view": view}, task_id=task_id
+        )
         return unmarshal(response.json(), tes.Task)
 
     def cancel(self, task_id: str) -> bool:
         """CancelTask; False when the server does not know the task (already gone)."""
         try:
-            self._request("CancelTask", self._paths("/tasks/{task_id}:cancel"), "post",
-                          task_id=task_id)
+            self._request(
+                "CancelTask", self._paths("/tasks/{task_id}:cancel"), "post", task_id=task_id
+            )
         except NotFound:
             return False
         return True

@@ -15,9 +15,18 @@ _REGION_RE = re.compile(r"^[a-z]{2}(-[a-z]+)+-\d$")
 _USER_RE = re.compile(r"^[a-z][a-z0-9_-]{0,31}$")
 _VERSION_RE = re.compile(r"^\d+\.\d+\.\d+$")
 # settings that only make sense when cfw provisions the server
-PROVISIONING_FIELDS = ("allowed_cidrs", "instance_type", "ami_id", "vpc_id", "subnet_ids",
-                       "funnel_version", "users", "credentials_store", "batch",
-                       "object_expiration_days")
+PROVISIONING_FIELDS = (
+    "allowed_cidrs",
+    "instance_type",
+    "ami_id",
+    "vpc_id",
+    "subnet_ids",
+    "funnel_version",
+    "users",
+    "credentials_store",
+    "batch",
+    "object_expiration_days",
+)
 
 
 class FunnelBatch(Model):
@@ -110,8 +119,10 @@ class TesConfig(EnvConfig):
         if parsed.scheme not in ("http", "https") or not parsed.netloc:
             raise ValueError("expected an http:// or https:// URL of the TES server")
         if parsed.username or parsed.password:
-            raise ValueError("put no credentials in the URL; set TES_TOKEN or "
-                             "FUNNEL_SERVER_USER/FUNNEL_SERVER_PASSWORD")
+            raise ValueError(
+                "put no credentials in the URL; set TES_TOKEN or "
+                "FUNNEL_SERVER_USER/FUNNEL_SERVER_PASSWORD"
+            )
         return value.rstrip("/")
 
     @field_validator("region")
@@ -128,7 +139,9 @@ class TesConfig(EnvConfig):
             try:
                 ipaddress.ip_network(cidr, strict=True)
             except ValueError as exc:
-                raise ValueError(f"{cidr!r} is not a CIDR block such as 203.0.113.7/32 ({exc})") from None
+                raise ValueError(
+                    f"{cidr!r} is not a CIDR block such as 203.0.113.7/32 ({exc})"
+                ) from None
         return value
 
     @field_validator("users")
@@ -154,24 +167,36 @@ class TesConfig(EnvConfig):
     def _mode(self) -> TesConfig:
         if self.url:
             fields = type(self).model_fields
-            given = [f for f in PROVISIONING_FIELDS
-                     if getattr(self, f) != fields[f].get_default(call_default_factory=True)]
+            given = [
+                f
+                for f in PROVISIONING_FIELDS
+                if getattr(self, f) != fields[f].get_default(call_default_factory=True)
+            ]
             if given:
-                raise ValueError(f"url means an existing server; {', '.join(given)} apply only "
-                                 "when cfw provisions one (remove them, or remove url)")
+                raise ValueError(
+                    f"url means an existing server; {', '.join(given)} apply only "
+                    "when cfw provisions one (remove them, or remove url)"
+                )
             if not self.storage.prefix:
-                raise ValueError("with url, set storage.prefix: s3://BUCKET[/PATH] (where jobs "
-                                 "read and write files)")
+                raise ValueError(
+                    "with url, set storage.prefix: s3://BUCKET[/PATH] (where jobs "
+                    "read and write files)"
+                )
         else:
             if not self.allowed_cidrs:
-                raise ValueError("set allowed_cidrs: the networks that may reach the Funnel "
-                                 "server, e.g. [203.0.113.7/32] (or url: for an existing server)")
+                raise ValueError(
+                    "set allowed_cidrs: the networks that may reach the Funnel "
+                    "server, e.g. [203.0.113.7/32] (or url: for an existing server)"
+                )
             if self.storage.prefix:
-                raise ValueError("storage.prefix applies with url only; a provisioned server "
-                                 "gets its own bucket")
+                raise ValueError(
+                    "storage.prefix applies with url only; a provisioned server gets its own bucket"
+                )
             if self.ca_bundle:
-                raise ValueError("ca_bundle applies with url only; cfw pins the certificate of "
-                                 "a server it provisions")
+                raise ValueError(
+                    "ca_bundle applies with url only; cfw pins the certificate of "
+                    "a server it provisions"
+                )
         return self
 
     @property

@@ -56,11 +56,18 @@ def render_user_data(config: TesConfig, ident: Identity) -> str:
     prefix = resource_prefix(ident.env_id)
     names = funnel_names(config, prefix)
     values = {
-        "env_name": ident.name, "env_id": ident.env_id, "region": config.region,
-        "users": config.users, "store": config.credentials_store, "https_port": HTTPS_PORT,
-        "funnel_version": config.funnel_version, "table_basename": names["table_basename"],
-        "job_queue": names["job_queue"], "job_definition": names["job_definition"],
-        "secret_names": names["secret_names"], "tls_parameter": names["tls_parameter"],
+        "env_name": ident.name,
+        "env_id": ident.env_id,
+        "region": config.region,
+        "users": config.users,
+        "store": config.credentials_store,
+        "https_port": HTTPS_PORT,
+        "funnel_version": config.funnel_version,
+        "table_basename": names["table_basename"],
+        "job_queue": names["job_queue"],
+        "job_definition": names["job_definition"],
+        "secret_names": names["secret_names"],
+        "tls_parameter": names["tls_parameter"],
     }
     parts = {
         "funnel_config": render_text("tes/funnel.config.yml.j2", **values),
@@ -79,8 +86,14 @@ class TesKind(Kind):
     summary = "GA4GH TES: a Funnel server on AWS (EC2, AWS Batch, DynamoDB, S3), or a TES URL"
     config_model = TesConfig
     modules = ("aws-funnel",)
-    capabilities = Capabilities(needs_up=True, env_is_secret=False, secrets=False,
-                                gpu=False, spot=False, machine_types=False)
+    capabilities = Capabilities(
+        needs_up=True,
+        env_is_secret=False,
+        secrets=False,
+        gpu=False,
+        spot=False,
+        machine_types=False,
+    )
     backend_path = "cfw.backends.tes.backend:TesBackend"
     translate_path = "cfw.backends.tes.translate:translate"
     extra = "tes"
@@ -93,14 +106,19 @@ class TesKind(Kind):
     def preflight(self, config: EnvConfig, environ: Mapping[str, str]) -> None:
         assert isinstance(config, TesConfig)
         if config.provision and not config.region:
-            raise UserError("kind tes needs an AWS region to provision the Funnel server",
-                            "set region: in the environment's config (or AWS_REGION)")
+            raise UserError(
+                "kind tes needs an AWS region to provision the Funnel server",
+                "set region: in the environment's config (or AWS_REGION)",
+            )
 
     # -- rendering --------------------------------------------------------------------------
     def template_context(self, config: EnvConfig) -> dict[str, Any]:
         assert isinstance(config, TesConfig)
-        return {"provision": config.provision, "aws_provider_version": AWS_PROVIDER,
-                "outputs": MODULE_OUTPUTS}
+        return {
+            "provision": config.provision,
+            "aws_provider_version": AWS_PROVIDER,
+            "outputs": MODULE_OUTPUTS,
+        }
 
     def tfvars(self, config: EnvConfig, ident: Identity, workdir: Path) -> dict[str, Any]:
         assert isinstance(config, TesConfig)
@@ -140,39 +158,62 @@ class TesKind(Kind):
         }
 
     # -- running ----------------------------------------------------------------------------
-    def storage(self, config: EnvConfig, outputs: Mapping[str, Any], workdir: Path,
-                environ: Mapping[str, str], scratch: Path) -> StorageSpec:
+    def storage(
+        self,
+        config: EnvConfig,
+        outputs: Mapping[str, Any],
+        workdir: Path,
+        environ: Mapping[str, str],
+        scratch: Path,
+    ) -> StorageSpec:
         """S3 through Snakemake's s3 plugin. This machine's Snakemake finds credentials the
         usual way (AWS_* variables, profile, SSO); jobs get them only with
         storage.pass_credentials (see translate.py), else through the compute's role."""
         assert isinstance(config, TesConfig)
         prefix = config.storage.prefix or outputs.get("storage_prefix")
         if not prefix:
-            raise UserError("the environment has no storage prefix recorded",
-                            "run `cfw up` again to record it")
+            raise UserError(
+                "the environment has no storage prefix recorded", "run `cfw up` again to record it"
+            )
         env: dict[str, str] = {}
-        endpoint = (config.storage.endpoint_url or environ.get("AWS_ENDPOINT_URL_S3")
-                    or environ.get("AWS_ENDPOINT_URL"))
+        endpoint = (
+            config.storage.endpoint_url
+            or environ.get("AWS_ENDPOINT_URL_S3")
+            or environ.get("AWS_ENDPOINT_URL")
+        )
         if endpoint:
             env["SNAKEMAKE_STORAGE_S3_ENDPOINT_URL"] = endpoint
-        region = (config.region or outputs.get("region") or environ.get("AWS_REGION")
-                  or environ.get("AWS_DEFAULT_REGION"))
+        region = (
+            config.region
+            or outputs.get("region")
+            or environ.get("AWS_REGION")
+            or environ.get("AWS_DEFAULT_REGION")
+        )
         if region:
             env["SNAKEMAKE_STORAGE_S3_REGION"] = region
         if config.storage.pass_credentials:
-            for ours, theirs in (("ACCESS_KEY", "AWS_ACCESS_KEY_ID"),
-                                 ("SECRET_KEY", "AWS_SECRET_ACCESS_KEY"),
-                                 ("TOKEN", "AWS_SESSION_TOKEN")):
+            for ours, theirs in (
+                ("ACCESS_KEY", "AWS_ACCESS_KEY_ID"),
+                ("SECRET_KEY", "AWS_SECRET_ACCESS_KEY"),
+                ("TOKEN", "AWS_SESSION_TOKEN"),
+            ):
                 if environ.get(theirs):
                     env[f"SNAKEMAKE_STORAGE_S3_{ours}"] = environ[theirs]
             if "SNAKEMAKE_STORAGE_S3_ACCESS_KEY" not in env:
-                raise UserError("storage.pass_credentials is on but there are no credentials "
-                                "to pass", "set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY")
+                raise UserError(
+                    "storage.pass_credentials is on but there are no credentials to pass",
+                    "set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY",
+                )
         return StorageSpec(provider="s3", prefix=str(prefix), env=env)
 
     # -- teardown and status ----------------------------------------------------------------
-    def leftovers(self, config: EnvConfig, ident: Identity, outputs: Mapping[str, Any],
-                  environ: Mapping[str, str]) -> list[str]:
+    def leftovers(
+        self,
+        config: EnvConfig,
+        ident: Identity,
+        outputs: Mapping[str, Any],
+        environ: Mapping[str, str],
+    ) -> list[str]:
         assert isinstance(config, TesConfig)
         if not config.provision:
             return []  # nothing was created in any cloud

@@ -21,8 +21,9 @@ WORKDIR = "/cfw/work"  # a TES volume: writable even where the container's root 
 SCRATCH = "/tmp"
 # names of variables that hold credentials (Snakemake's storage plugins: *_ACCESS_KEY,
 # *_SECRET_KEY, *_TOKEN, *_PASSWORD; AWS_*; anything else that says secret/credential)
-_CREDENTIAL = re.compile(r"ACCESS_KEY|SECRET|TOKEN|PASSWORD|PASSWD|CREDENTIAL|_SAS\b|_SAS_",
-                         re.IGNORECASE)
+_CREDENTIAL = re.compile(
+    r"ACCESS_KEY|SECRET|TOKEN|PASSWORD|PASSWD|CREDENTIAL|_SAS\b|_SAS_", re.IGNORECASE
+)
 
 
 def placeholder(name: str) -> str:
@@ -86,14 +87,18 @@ def translate(spec: JobSpec, ctx: EnvContext) -> dict[str, Any]:
     env.update({name: placeholder(name) for name in sent})
     return {
         "name": spec.name,
-        "description": (f"Snakemake rule {spec.rule}, job {spec.jobid} (attempt {spec.attempt}) "
-                        f"of run {spec.run_id} in cfw environment {ctx.name}"),
-        "executors": [{
-            "image": spec.image,
-            "command": ["/bin/bash", "-c", spec.command],
-            "workdir": WORKDIR,
-            "env": env,
-        }],
+        "description": (
+            f"Snakemake rule {spec.rule}, job {spec.jobid} (attempt {spec.attempt}) "
+            f"of run {spec.run_id} in cfw environment {ctx.name}"
+        ),
+        "executors": [
+            {
+                "image": spec.image,
+                "command": ["/bin/bash", "-c", spec.command],
+                "workdir": WORKDIR,
+                "env": env,
+            }
+        ],
         "resources": resources(spec, list(config.zones)),
         "volumes": [WORKDIR, SCRATCH],
         "tags": task_tags(spec, ctx),
