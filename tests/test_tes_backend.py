@@ -383,3 +383,26 @@ def test_provisioned_credentials_and_pinned_certificate(aws_env, tmp_path, monke
         else:
             ssm.delete_parameter(Name="/cfw-tes-0a1b2c/funnel/users/cfw")
         ssm.delete_parameter(Name=parameter)
+
+
+def test_the_test_server_answers_views_and_filters_as_tes_says(server, tmp_path, creds):
+    """The stand-in itself: MINIMAL is id and state, BASIC drops logs' stdout/stderr and
+    system logs, FULL has everything; tag filters zip keys and values; bad tokens fail."""
+    backend = TesBackend(make_ctx(server.url, tmp_path))
+    task_id = submit(backend, 1)
+    server.set_state(task_id, "EXECUTOR_ERROR", exit_code=1, stdout="out", stderr="err",
+                     system_logs=["sys"])
+    api = backend.api
+    minimal = api.get(task_id, view="MINIMAL")
+    assert (minimal.id, minimal.state, minimal.executors) == (task_id, "EXECUTOR_ERROR", None)
+    basic = api.get(task_id, view="BASIC")
+    assert basic.executors and basic.logs[0].logs[0].exit_code == 1
+    assert basic.logs[0].logs[0].stdout is None and basic.logs[0].system_logs is None
+    full = api.get(task_id, view="FULL")
+    assert full.logs[0].logs[0].stderr == "err" and full.logs[0].system_logs == ["sys"]
+    tasks, _ = api.list_page(tags={"cfw-run": "run1"}, view="BASIC")
+    assert [t.id for t in tasks] == [task_id] and tasks[0].tags["cfw-job"] == "1"
+    assert api.list_page(tags={"cfw-run": "other"})[0] == []
+    assert [t.id for t in api.list_page(tags={"cfw-rule": ""})[0]] == [task_id]  # any value
+    with pytest.raises(WorkFailed, match="HTTP 400"):
+        api.list_page(tags={}, page_token="not-a-token")

@@ -178,6 +178,8 @@ class TesBackend(Backend):
 
     def poll(self, external_ids: Sequence[str]) -> dict[str, JobStatus]:
         """One ListTasks (MINIMAL, this run's tags) per page; stops once every id is seen."""
+        if not external_ids:
+            return {}
         wanted, states = set(external_ids), {}
         token = None
         try:

@@ -22,7 +22,7 @@ try:
     from tes.client import send_request
     from tes.utils import unmarshal
 except ModuleNotFoundError as exc:  # pragma: no cover - the kind's extra is missing
-    raise missing_sdk(exc.name or "py-tes", "tes") from exc
+    raise missing_sdk("py-tes" if exc.name in (None, "tes") else exc.name, "tes") from exc
 
 _LAYOUTS = ("/ga4gh/tes/v1", "/v1", "")
 AUTH_HINT = "set TES_TOKEN, or FUNNEL_SERVER_USER and FUNNEL_SERVER_PASSWORD"

@@ -7,7 +7,7 @@ import re
 from typing import Literal
 from urllib.parse import urlparse
 
-from pydantic import Field, field_validator, model_validator
+from pydantic import Field, ValidationInfo, field_validator, model_validator
 
 from cfw.core.config import EnvConfig, Model
 
@@ -85,6 +85,7 @@ class TesConfig(EnvConfig):
     region: str | None = Field(None, description="AWS region (default: AWS_REGION)")
     allowed_cidrs: list[str] = Field(
         default_factory=list,
+        validate_default=True,
         description="networks that may reach the provisioned server, e.g. [203.0.113.7/32]",
     )
     instance_type: str = Field("t3.small", description="EC2 instance type of the Funnel server")
@@ -134,7 +135,12 @@ class TesConfig(EnvConfig):
 
     @field_validator("allowed_cidrs")
     @classmethod
-    def _cidrs(cls, value: list[str]) -> list[str]:
+    def _cidrs(cls, value: list[str], info: ValidationInfo) -> list[str]:
+        if not value and not info.data.get("url"):
+            raise ValueError(
+                "set the networks that may reach the Funnel server, e.g. "
+                "[203.0.113.7/32] (or url: for an existing server)"
+            )
         for cidr in value:
             try:
                 ipaddress.ip_network(cidr, strict=True)
