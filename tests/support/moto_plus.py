@@ -8,11 +8,17 @@ as AWS documents them:
   paginated with nextToken; StateMachineDoesNotExist for an unknown ARN.
 
 Run it like moto_server: ``python tests/support/moto_plus.py -H 127.0.0.1 -p PORT``.
+
+It also loads AWS's managed IAM policies (moto leaves them out unless asked), so that a
+module may attach e.g. AWSBatchServiceRole as it would on AWS.
 """
 
 from __future__ import annotations
 
 import json
+import os
+
+os.environ.setdefault("MOTO_IAM_LOAD_MANAGED_POLICIES", "true")
 
 from moto.core.responses import ActionResult
 from moto.server import main as moto_main

@@ -184,6 +184,10 @@ def main(argv: list[str]) -> None:
     registry = ExecutorPluginRegistry()
     dryrun = registry.get_plugin("dryrun")
     registry.plugins["dryrun"] = dataclasses.replace(dryrun, executor=ExplainExecutor)
+    if not any(a in ("--cores", "-c") or a.startswith("--cores=") for a in argv):
+        # a real run of a remote executor has no core limit, but a dry-run without --cores
+        # gets 1 and would scale every rule's threads down to 1
+        argv = [*argv, "--cores", str(UNLIMITED_CORES)]
     snakemake.cli.main([*argv, "--dry-run"])
 
 

@@ -1,0 +1,232 @@
+"""Kind `tes` as the core sees it: a Funnel server on AWS that `up` provisions, or an
+existing TES server given by URL (then `up` records it and `down` forgets it)."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from cfw.backends.base import Capabilities, StorageSpec
+from cfw.backends.kind import Identity, Kind
+from cfw.backends.tes.config import TesConfig
+from cfw.core.config import EnvConfig
+from cfw.core.errors import UserError
+from cfw.core.render import header, jinja_env, render_text
+
+AWS_PROVIDER = ">= 5.90, < 6.0"
+HTTPS_PORT = 443
+# outputs of modules/aws-funnel that the root module passes on
+MODULE_OUTPUTS = {
+    "tes_url": "Base URL of the TES API.",
+    "storage_prefix": "Where Snakemake keeps sources and files.",
+    "bucket_name": "S3 bucket for run data.",
+    "region": "AWS region of the environment.",
+    "basic_auth_user": "The basic-auth user cfw uses by default.",
+    "basic_auth_store": "Where the users' passwords are: secretsmanager or ssm.",
+    "basic_auth_names": "Per user, the secret or parameter that holds the password.",
+    "tls_certificate_parameter": "SSM parameter with the server's TLS certificate.",
+    "instance_id": "EC2 instance of the Funnel server.",
+    "table_basename": "Funnel's DynamoDB TableBasename.",
+    "job_queue_name": "AWS Batch job queue Funnel submits to.",
+    "job_definition_name": "AWS Batch job definition of Funnel's worker.",
+    "compute_environment_name": "AWS Batch compute environment.",
+}
+
+
+def resource_prefix(env_id: str) -> str:
+    return f"cfw-{env_id}"
+
+
+def funnel_names(config: TesConfig, prefix: str) -> dict[str, Any]:
+    """Names of what modules/aws-funnel creates, as the server's config must spell them."""
+    ssm = config.credentials_store == "ssm"
+    return {
+        "table_basename": f"{prefix}-funnel",
+        "job_queue": f"{prefix}-queue",
+        "job_definition": f"{prefix}-worker",
+        "secret_names": {u: f"{'/' if ssm else ''}{prefix}/funnel/users/{u}" for u in config.users},
+        "tls_parameter": f"/{prefix}/funnel/tls-certificate",
+    }
+
+
+def render_user_data(config: TesConfig, ident: Identity) -> str:
+    """The server's cloud-init with Funnel's config, its systemd unit, the TLS proxy and the
+    setup script (templates/tes/); no password is in any of them."""
+    prefix = resource_prefix(ident.env_id)
+    names = funnel_names(config, prefix)
+    values = {
+        "env_name": ident.name,
+        "env_id": ident.env_id,
+        "region": config.region,
+        "users": config.users,
+        "store": config.credentials_store,
+        "https_port": HTTPS_PORT,
+        "funnel_version": config.funnel_version,
+        "table_basename": names["table_basename"],
+        "job_queue": names["job_queue"],
+        "job_definition": names["job_definition"],
+        "secret_names": names["secret_names"],
+        "tls_parameter": names["tls_parameter"],
+    }
+    parts = {
+        "funnel_config": render_text("tes/funnel.config.yml.j2", **values),
+        "funnel_service": render_text("tes/funnel.service.j2", **values),
+        "nginx_config": render_text("tes/nginx.conf.j2", **values),
+        "setup_script": render_text("tes/funnel-setup.py.j2", **values),
+    }
+    template = "tes/cloud-init.yaml.j2"
+    body = jinja_env().get_template(template).render(**values, **parts)
+    # cloud-init wants #cloud-config on the very first line, before cfw's header
+    return "#cloud-config\n" + header(template) + body
+
+
+class TesKind(Kind):
+    name = "tes"
+    summary = "GA4GH TES: a Funnel server on AWS (EC2, AWS Batch, DynamoDB, S3), or a TES URL"
+    config_model = TesConfig
+    modules = ("aws-funnel",)
+    capabilities = Capabilities(
+        needs_up=True,
+        env_is_secret=False,
+        secrets=False,
+        gpu=False,
+        spot=False,
+        machine_types=False,
+    )
+    backend_path = "cfw.backends.tes.backend:TesBackend"
+    translate_path = "cfw.backends.tes.translate:translate"
+    extra = "tes"
+    default_jobs = 100
+
+    def defaults(self, environ: Mapping[str, str]) -> dict[str, Any]:
+        region = environ.get("AWS_REGION") or environ.get("AWS_DEFAULT_REGION")
+        return {"region": region} if region else {}
+
+    def preflight(self, config: EnvConfig, environ: Mapping[str, str]) -> None:
+        assert isinstance(config, TesConfig)
+        if config.provision and not config.region:
+            raise UserError(
+                "kind tes needs an AWS region to provision the Funnel server",
+                "set region: in the environment's config (or AWS_REGION)",
+            )
+
+    # -- rendering --------------------------------------------------------------------------
+    def template_context(self, config: EnvConfig) -> dict[str, Any]:
+        assert isinstance(config, TesConfig)
+        return {
+            "provision": config.provision,
+            "aws_provider_version": AWS_PROVIDER,
+            "outputs": MODULE_OUTPUTS,
+        }
+
+    def tfvars(self, config: EnvConfig, ident: Identity, workdir: Path) -> dict[str, Any]:
+        assert isinstance(config, TesConfig)
+        common = {"name": ident.name, "env_id": ident.env_id, "labels": ident.labels(config.labels)}
+        if not config.provision:
+            return {**common, "url": config.url, "storage_prefix": config.storage.prefix}
+        return {
+            **common,
+            "region": config.region,
+            "resource_prefix": resource_prefix(ident.env_id),
+            "allowed_cidrs": config.allowed_cidrs,
+            "instance_type": config.instance_type,
+            "ami_id": config.ami_id,
+            "vpc_id": config.vpc_id,
+            "subnet_ids": config.subnet_ids,
+            "users": config.users,
+            "credentials_store": config.credentials_store,
+            "batch": config.batch.model_dump(),
+            "object_expiration_days": config.object_expiration_days,
+            "user_data": render_user_data(config, ident),
+        }
+
+    def output_placeholders(self, config: EnvConfig, ident: Identity | None) -> dict[str, Any]:
+        assert isinstance(config, TesConfig)
+        if not config.provision:
+            return {"tes_url": config.url, "storage_prefix": config.storage.prefix}
+        prefix = resource_prefix(ident.env_id if ident else "adhoc")
+        names = funnel_names(config, prefix)
+        return {
+            "tes_url": "https://funnel-server-known-after-up.invalid",
+            "storage_prefix": f"s3://{prefix}-data-known-after-up/cfw",
+            "region": config.region,
+            "basic_auth_user": config.users[0],
+            "basic_auth_store": config.credentials_store,
+            "basic_auth_names": names["secret_names"],
+            "tls_certificate_parameter": names["tls_parameter"],
+        }
+
+    # -- running ----------------------------------------------------------------------------
+    def storage(
+        self,
+        config: EnvConfig,
+        outputs: Mapping[str, Any],
+        workdir: Path,
+        environ: Mapping[str, str],
+        scratch: Path,
+    ) -> StorageSpec:
+        """S3 through Snakemake's s3 plugin. This machine's Snakemake finds credentials the
+        usual way (AWS_* variables, profile, SSO); jobs get them only with
+        storage.pass_credentials (see translate.py), else through the compute's role."""
+        assert isinstance(config, TesConfig)
+        prefix = config.storage.prefix or outputs.get("storage_prefix")
+        if not prefix:
+            raise UserError(
+                "the environment has no storage prefix recorded", "run `cfw up` again to record it"
+            )
+        env: dict[str, str] = {}
+        endpoint = (
+            config.storage.endpoint_url
+            or environ.get("AWS_ENDPOINT_URL_S3")
+            or environ.get("AWS_ENDPOINT_URL")
+        )
+        if endpoint:
+            env["SNAKEMAKE_STORAGE_S3_ENDPOINT_URL"] = endpoint
+        region = (
+            config.region
+            or outputs.get("region")
+            or environ.get("AWS_REGION")
+            or environ.get("AWS_DEFAULT_REGION")
+        )
+        if region:
+            env["SNAKEMAKE_STORAGE_S3_REGION"] = region
+        if config.storage.pass_credentials:
+            for ours, theirs in (
+                ("ACCESS_KEY", "AWS_ACCESS_KEY_ID"),
+                ("SECRET_KEY", "AWS_SECRET_ACCESS_KEY"),
+                ("TOKEN", "AWS_SESSION_TOKEN"),
+            ):
+                if environ.get(theirs):
+                    env[f"SNAKEMAKE_STORAGE_S3_{ours}"] = environ[theirs]
+            if "SNAKEMAKE_STORAGE_S3_ACCESS_KEY" not in env:
+                raise UserError(
+                    "storage.pass_credentials is on but there are no credentials to pass",
+                    "set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY",
+                )
+        return StorageSpec(provider="s3", prefix=str(prefix), env=env)
+
+    # -- teardown and status ----------------------------------------------------------------
+    def leftovers(
+        self,
+        config: EnvConfig,
+        ident: Identity,
+        outputs: Mapping[str, Any],
+        environ: Mapping[str, str],
+    ) -> list[str]:
+        assert isinstance(config, TesConfig)
+        if not config.provision:
+            return []  # nothing was created in any cloud
+        from cfw.backends.tes import aws
+
+        region = config.region or outputs.get("region")
+        return aws.leftovers(region, ident.env_id, resource_prefix(ident.env_id))
+
+    def status_details(self, config: EnvConfig, outputs: Mapping[str, Any]) -> dict[str, Any]:
+        assert isinstance(config, TesConfig)
+        from cfw.backends.tes.backend import describe_server
+
+        return describe_server(config, outputs)
+
+
+KIND = TesKind()

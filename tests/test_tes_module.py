@@ -1,0 +1,261 @@
+"""modules/aws-funnel and the `tes` root module: static checks (terraform fmt, validate,
+checkov), then `cfw up` / `cfw down` against moto — one full cycle, and a `down` after an
+`up` that failed half-way; after each `down` nothing tagged with the environment's cfw-id
+is left (listed by the tests themselves, service by service)."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+import boto3
+import pytest
+import yaml
+from tests.conftest import REPO
+from tests.support.aws_tags import tagged
+from tests.test_render import render_example
+
+from cfw.backends.kind import Identity
+from cfw.backends.tes.config import TesConfig
+from cfw.backends.tes.kind import KIND
+
+MODULE = REPO / "modules" / "aws-funnel"
+CHECKOV = "checkov==3.3.30"
+
+
+def test_module_is_canonical_and_documented():
+    proc = subprocess.run(
+        ["terraform", "fmt", "-check", "-recursive", str(MODULE)],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    for name in ("main.tf", "variables.tf", "outputs.tf", "versions.tf", "README.md"):
+        assert (MODULE / name).exists(), name
+    assert 'module "funnel"' in (MODULE / "README.md").read_text()
+
+
+def test_rendered_root_validates_with_the_aws_provider(tmp_path):
+    out = render_example("tes", tmp_path / "tes")
+    for args in (
+        ["init", "-backend=false", "-input=false", "-no-color"],
+        ["validate", "-no-color"],
+    ):
+        proc = subprocess.run(
+            ["terraform", *args], cwd=out, capture_output=True, text=True, check=False
+        )
+        assert proc.returncode == 0, proc.stdout + proc.stderr
+
+
+def test_url_mode_root_needs_no_provider(tmp_path):
+    from cfw.core.lifecycle import Lifecycle
+
+    project = tmp_path / "p"
+    (project / "environments").mkdir(parents=True)
+    (project / "environments" / "tes.yaml").write_text(
+        yaml.safe_dump(
+            {"kind": "tes", "url": "https://tes.example.org", "storage": {"prefix": "s3://b/p"}}
+        )
+    )
+    lifecycle = Lifecycle(project, environ={})
+    from cfw.core.environments import resolve
+
+    out = lifecycle.render_to(resolve(project, "tes", environ={}), tmp_path / "root")
+    main = (out / "main.tf").read_text()
+    assert 'provider "' not in main and "required_providers" not in main and 'module "' not in main
+    values = json.loads((out / "terraform.tfvars.json").read_text())
+    assert values["url"] == "https://tes.example.org" and "user_data" not in values
+    for args in (
+        ["init", "-backend=false", "-input=false", "-no-color"],
+        ["validate", "-no-color"],
+    ):
+        proc = subprocess.run(
+            ["terraform", *args], cwd=out, capture_output=True, text=True, check=False
+        )
+        assert proc.returncode == 0, proc.stdout + proc.stderr
+
+
+@pytest.fixture(scope="session")
+def checkov() -> str:
+    """checkov in a virtualenv of its own (its pins conflict with Snakemake's), made once."""
+    venv = Path(
+        os.environ.get("CFW_CHECKOV_VENV") or Path(tempfile.gettempdir()) / "cfw-checkov-venv"
+    )
+    binary = venv / "bin" / "checkov"
+    if not binary.exists():
+        subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
+        proc = subprocess.run(
+            [str(venv / "bin" / "pip"), "install", "--quiet", CHECKOV],
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+        if proc.returncode != 0:
+            pytest.fail(f"could not install {CHECKOV} into {venv}: {proc.stderr[-2000:]}")
+    return str(binary)
+
+
+def test_checkov_is_clean_with_reasoned_skips(checkov):
+    proc = subprocess.run(
+        [
+            checkov,
+            "-d",
+            str(MODULE),
+            "--framework",
+            "terraform",
+            "--compact",
+            "--skip-download",
+            "-o",
+            "json",
+        ],
+        capture_output=True,
+        text=True,
+        check=False,
+        env={**os.environ, "BC_SKIP_MAPPING": "TRUE"},
+    )
+    report = json.loads(proc.stdout)
+    failed = [f"{c['check_id']} {c['resource']}" for c in report["results"]["failed_checks"]]
+    assert failed == []
+    skipped = report["results"]["skipped_checks"]
+    assert skipped and all(len(c["check_result"]["suppress_comment"].strip()) > 20 for c in skipped)
+
+
+# -- against moto ---------------------------------------------------------------------------
+def project_for(tmp_path: Path, **extra) -> Path:
+    project = tmp_path / "project"
+    (project / "environments").mkdir(parents=True)
+    config = {
+        "kind": "tes",
+        "region": "us-east-1",
+        "allowed_cidrs": ["203.0.113.0/24", "2001:db8::/64"],
+        **extra,
+    }
+    (project / "environments" / "tes.yaml").write_text(yaml.safe_dump(config))
+    return project
+
+
+def env_id_of(project: Path) -> str:
+    return json.loads((project / ".cfw" / "tes" / "cfw.json").read_text())["env_id"]
+
+
+@pytest.mark.moto
+def test_up_and_down_against_moto(tmp_path, cfw, aws_env):
+    project = project_for(tmp_path)
+    up = cfw(["up", "tes", "--yes"], project)
+    assert up.code == 0, up.output[-4000:]
+    env_id = env_id_of(project)
+    state = project / ".cfw" / "tes"
+    outputs = json.loads((state / "outputs.json").read_text())
+    assert outputs["tes_url"].startswith("https://")
+    assert f"tes_url = {outputs['tes_url']}" in up.output
+    assert "basic_auth_names" in up.output  # where the credentials are
+
+    # the generated password exists in Secrets Manager and nowhere cfw wrote or printed
+    secret = outputs["basic_auth_names"]["cfw"]
+    password = boto3.client("secretsmanager", region_name="us-east-1").get_secret_value(
+        SecretId=secret
+    )["SecretString"]
+    assert len(password) == 32
+    assert password not in up.output
+    for path in state.rglob("*"):
+        if path.is_file() and ".terraform" not in path.parts:
+            assert password.encode() not in path.read_bytes(), path
+
+    # the server's rendered config names what the module made
+    user_data = yaml.safe_load(
+        json.loads((state / "terraform.tfvars.json").read_text())["user_data"]
+    )
+    funnel = yaml.safe_load(
+        next(
+            f["content"]
+            for f in user_data["write_files"]
+            if f["path"] == "/etc/funnel/funnel.yml.in"
+        )
+    )
+    assert funnel["DynamoDB"]["TableBasename"] == outputs["table_basename"]
+    assert funnel["AWSBatch"]["JobQueue"] == outputs["job_queue_name"]
+    assert funnel["AWSBatch"]["JobDefinition"] == outputs["job_definition_name"]
+
+    # what the issue asks of the resources
+    batch = boto3.client("batch", region_name="us-east-1")
+    ce = batch.describe_compute_environments(
+        computeEnvironments=[outputs["compute_environment_name"]]
+    )["computeEnvironments"][0]
+    assert ce["computeResources"]["minvCpus"] == 0 and ce["computeResources"]["maxvCpus"] == 64
+    ec2 = boto3.client("ec2", region_name="us-east-1")
+    instance = ec2.describe_instances(InstanceIds=[outputs["instance_id"]])["Reservations"][0][
+        "Instances"
+    ][0]
+    group_ids = [
+        g["GroupId"]
+        for g in instance.get("SecurityGroups") or instance["NetworkInterfaces"][0]["Groups"]
+    ]
+    assert len(group_ids) == 1
+    group = ec2.describe_security_groups(GroupIds=group_ids)["SecurityGroups"][0]
+    assert [(p["FromPort"], p["ToPort"]) for p in group["IpPermissions"]] == [(443, 443)] * len(
+        group["IpPermissions"]
+    )
+    opened = {r["CidrIp"] for p in group["IpPermissions"] for r in p.get("IpRanges", [])} | {
+        r["CidrIpv6"] for p in group["IpPermissions"] for r in p.get("Ipv6Ranges", [])
+    }
+    assert opened == {"203.0.113.0/24", "2001:db8::/64"}
+    assert instance["MetadataOptions"]["HttpTokens"] == "required"
+    assert instance.get("IamInstanceProfile")
+
+    # every resource carries the id; cfw's own check sees each kind of resource
+    before = tagged(env_id)
+    kinds = {item.split()[0] for item in before}
+    assert kinds >= {
+        "instance",
+        "security-group",
+        "launch-template",
+        "bucket",
+        "table",
+        "compute-environment",
+        "job-queue",
+        "job-definition",
+        "role",
+        "instance-profile",
+        "secret",
+        "parameter",
+    }, before
+    config = TesConfig.model_validate(
+        yaml.safe_load((project / "environments" / "tes.yaml").read_text())
+    )
+    ident = Identity("tes", "tes", env_id, None, None)
+    seen = KIND.leftovers(config, ident, outputs, os.environ)
+    assert len(seen) >= len(before) - 1, (seen, before)  # (the root volume dies with the instance)
+
+    status = cfw(["status", "tes"], project)
+    assert status.code == 0 and "up" in status.output
+    assert "not published its TLS certificate" in status.output  # no Funnel boots in moto
+
+    down = cfw(["down", "tes", "--yes"], project)
+    assert down.code == 0, down.output[-4000:]
+    assert tagged(env_id) == []
+    assert not state.exists()
+    again = cfw(["down", "tes", "--yes"], project)
+    assert again.code == 0 and "nothing to destroy" in again.output
+
+
+@pytest.mark.moto
+def test_down_after_a_half_failed_up(tmp_path, cfw, aws_env):
+    # a typo only AWS notices: the compute environment fails after much else exists
+    project = project_for(
+        tmp_path, batch={"instance_types": ["m9.notatype"]}, credentials_store="ssm"
+    )
+    up = cfw(["up", "tes", "--yes"], project)
+    assert up.code == 1, up.output[-4000:]
+    assert "cfw down tes" in up.output
+    env_id = env_id_of(project)
+    assert tagged(env_id), "the failed up created nothing: the test does not test a half-up"
+    status = cfw(["status", "tes", "--json"], project)
+    assert json.loads(status.stdout)[0]["state"] == "half-up"
+    down = cfw(["down", "tes", "--yes"], project)
+    assert down.code == 0, down.output[-4000:]
+    assert tagged(env_id) == []
