@@ -20,7 +20,7 @@ from cfw.core.environments import resolve
 from cfw.core.errors import Interrupted, UserError, WorkFailed
 from cfw.core.lifecycle import Lifecycle
 from cfw.core.report import Reporter
-from cfw.core.runs import new_run_id, read_run
+from cfw.core.runs import new_run_id, read_run, startup_error
 from cfw.core.state import CFW_DIR, EnvState, private_dir
 from cfw.executor import explain as explain_mod
 from cfw.executor.session import open_context, pick_environment
@@ -137,7 +137,12 @@ class Runner:
         proc = subprocess.Popen([sys.executable, "-m", "snakemake", *argv], cwd=self.project,
                                 env=env, start_new_session=True)
         code = _wait_forwarding_signals(proc)
-        run = read_run(EnvState(self.project, name).runs_dir / run_id)
+        run_dir = EnvState(self.project, name).runs_dir / run_id
+        failed_start = startup_error(run_dir)
+        if code != 0 and failed_start:
+            error = UserError if failed_start["type"] == "UserError" else WorkFailed
+            raise error(failed_start["message"], failed_start.get("hint"))
+        run = read_run(run_dir)
         if run:
             self.reporter.info(
                 f"run {run_id}: {run.done} jobs done, {run.failed} failed"

@@ -89,6 +89,21 @@ class RunLog:
         self.save()
 
 
+def record_startup_error(run_dir: Path, error: Exception) -> None:
+    """The executor could not start (a user mistake, say): keep it for `cfw run`."""
+    private_dir(run_dir)
+    record = {"type": type(error).__name__, "message": getattr(error, "message", str(error)),
+              "hint": getattr(error, "hint", None)}
+    write_private(run_dir / "startup-error.json", json.dumps(record) + "\n")
+
+
+def startup_error(run_dir: Path) -> dict[str, Any] | None:
+    try:
+        return json.loads((run_dir / "startup-error.json").read_text())
+    except (OSError, json.JSONDecodeError):
+        return None
+
+
 def read_run(run_dir: Path) -> RunInfo | None:
     try:
         return RunInfo(**json.loads((run_dir / "run.json").read_text()))

@@ -17,7 +17,8 @@ from snakemake_interface_executor_plugins.utils import join_cli_args
 
 from cfw.backends.base import Backend, JobSpec, JobState
 from cfw.core.errors import CfwError
-from cfw.core.runs import RunLog, new_run_id
+from cfw.core.runs import RunLog, new_run_id, record_startup_error
+from cfw.core.state import EnvState
 from cfw.executor.session import open_context, pick_environment
 from cfw.executor.spec import spec_from_job
 
@@ -53,6 +54,8 @@ class CfwExecutor(RemoteExecutor):
         except CfwError as exc:
             from snakemake_interface_common.exceptions import WorkflowError
 
+            # `cfw run` reads this back and exits as the error says (2 for a user mistake)
+            record_startup_error(EnvState(self.project, name).runs_dir / self.run_id, exc)
             raise WorkflowError(f"cfw: {exc}") from None
         self.run_log = RunLog(self.ctx.run_dir, name, self.run_id)
         self.specs: dict[str, JobSpec] = {}
