@@ -10,7 +10,7 @@ import math
 from pathlib import Path
 
 import pytest
-from tests.support.tes_server import TesServer
+from support.tes_server import TesServer
 
 from cfw.backends.base import EnvContext, JobState
 from cfw.backends.tes import backend as tes_backend

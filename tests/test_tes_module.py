@@ -8,23 +8,21 @@ from __future__ import annotations
 import json
 import os
 import subprocess
-import sys
-import tempfile
 from pathlib import Path
 
 import boto3
 import pytest
 import yaml
-from tests.conftest import REPO
-from tests.support.aws_tags import tagged
-from tests.test_render import render_example
+from conftest import REPO
+from support.aws_tags import tagged
+from support.checkov import checkov_executable
+from test_render import render_example
 
 from cfw.backends.kind import Identity
 from cfw.backends.tes.config import TesConfig
 from cfw.backends.tes.kind import KIND
 
 MODULE = REPO / "modules" / "aws-funnel"
-CHECKOV = "checkov==3.3.30"
 
 
 def test_module_is_canonical_and_documented():
@@ -82,22 +80,8 @@ def test_url_mode_root_needs_no_provider(tmp_path):
 
 @pytest.fixture(scope="session")
 def checkov() -> str:
-    """checkov in a virtualenv of its own (its pins conflict with Snakemake's), made once."""
-    venv = Path(
-        os.environ.get("CFW_CHECKOV_VENV") or Path(tempfile.gettempdir()) / "cfw-checkov-venv"
-    )
-    binary = venv / "bin" / "checkov"
-    if not binary.exists():
-        subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
-        proc = subprocess.run(
-            [str(venv / "bin" / "pip"), "install", "--quiet", CHECKOV],
-            capture_output=True,
-            text=True,
-            check=False,
-        )
-        if proc.returncode != 0:
-            pytest.fail(f"could not install {CHECKOV} into {venv}: {proc.stderr[-2000:]}")
-    return str(binary)
+    """checkov from the virtualenv the module tests share (tests/support/checkov.py)."""
+    return checkov_executable()
 
 
 def test_checkov_is_clean_with_reasoned_skips(checkov):

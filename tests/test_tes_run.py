@@ -12,9 +12,9 @@ from pathlib import Path
 import boto3
 import pytest
 import yaml
-from tests.conftest import EXAMPLES
-from tests.support.tes_schema import request_errors, unknown_properties
-from tests.support.tes_server import TesServer
+from conftest import EXAMPLES
+from support.tes_schema import request_errors, unknown_properties
+from support.tes_server import TesServer
 
 PASSWORD = "Funnel-pw-7Gd2kQ"
 TOKEN = "tes-token-Zr81vB"

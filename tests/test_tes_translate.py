@@ -11,7 +11,7 @@ import pytest
 import tes
 import yaml
 from tes.utils import unmarshal
-from tests.support.tes_schema import request_errors, unknown_properties
+from support.tes_schema import request_errors, unknown_properties
 
 from cfw.backends.base import EnvContext, JobSpec
 from cfw.backends.kind import Identity
