@@ -230,9 +230,6 @@ class Runner:
             env[explain_mod.OUT_VAR] = str(out)
             env[explain_mod.ENV_VAR] = name
             env[explain_mod.CORES_VAR] = flag_value(req.snakemake_args, ("--cores", "-c")) or "all"
-            if not has_flag(req.snakemake_args, ("--cores", "-c")):
-                # a dry run caps threads at its cores (1 by default); a remote run does not
-                argv = [*argv, "--cores", str(2**20)]
             if not storage.on_this_machine and not has_flag(req.snakemake_args, _STORAGE):
                 # a remote storage (perhaps not even created yet): the DAG is computed from
                 # the workflow directory, as `cfw run` stages it; the commands show the

@@ -31,6 +31,7 @@ OUT_VAR = "CFW_EXPLAIN_OUT"
 STORAGE_VAR = "CFW_EXPLAIN_STORAGE"  # JSON {provider, prefix}: what a real run would use
 CORES_VAR = "CFW_EXPLAIN_CORES"
 COLLECT_VAR = "CFW_COLLECT_OUT"  # write {inputs, targets} of the DAG there, then stop
+UNLIMITED_CORES = 2**20  # what a dry-run gets instead of a remote run's "no core limit"
 ENV_VAR = "CFW_EXPLAIN_ENV"  # the environment: the dry-run executor gets no --cfw-* settings
 
 
