@@ -56,7 +56,12 @@ class AzureBatchBackend(Backend):
         if fresh:
             labels = {"cfw-env": self.ctx.name, "cfw-id": self.ctx.env_id,
                       "cfw-run": self.ctx.run_id}
-            self.service.ensure_job(job_id, payload["pool_id"], labels)
+            try:
+                self.service.ensure_job(job_id, payload["pool_id"], labels)
+            except Exception:
+                with self._lock:
+                    self.jobs.discard(job_id)
+                raise
         task = self.fill(payload["task"], secrets)
         self.service.add_task(job_id, task)
         external_id = f"{job_id}/{task['id']}"

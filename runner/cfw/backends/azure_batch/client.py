@@ -68,14 +68,14 @@ class BatchService:
         job = bm.BatchJobCreateOptions(
             id=job_id,
             pool_info=bm.BatchPoolInfo(pool_id=pool_id),
-            on_all_tasks_complete="noaction",
+            all_tasks_complete_mode="noaction",
             metadata=[bm.BatchMetadataItem(name=k, value=v) for k, v in sorted(labels.items())],
         )
         try:
             self.client.create_job(job)
-        except ResourceExistsError:
-            pass  # a resumed run, or another submit of the same run
-        except HttpResponseError as exc:
+        except HttpResponseError as exc:  # 409 is JobExists, but also PoolNotFound
+            if error_code(exc) == "JobExists":
+                return  # a resumed run, or another submit of the same run
             if error_code(exc) == "PoolNotFound":
                 raise UserError(f"Batch pool {pool_id} does not exist",
                                 "run `cfw up` for this environment") from exc
@@ -84,9 +84,9 @@ class BatchService:
     def add_task(self, job_id: str, task: Mapping[str, Any]) -> None:
         try:
             self.client.create_task(job_id, bm.BatchTaskCreateOptions(dict(task)))
-        except ResourceExistsError:
-            pass  # the same attempt submitted twice: the task is there
         except HttpResponseError as exc:
+            if error_code(exc) == "TaskExists":
+                return  # the same attempt submitted twice: the task is there
             raise WorkFailed(f"Batch refused task {task.get('id')}: {error_code(exc)}") from exc
 
     def task_states(self, job_id: str, since: datetime | None) -> list[TaskState]:
@@ -127,6 +127,11 @@ class BatchService:
             self.client.close()
 
 
+def _text(value: Any) -> str | None:
+    """An SDK enum (or the plain string the service sent) as its wire value."""
+    return None if value is None else str(getattr(value, "value", value))
+
+
 def _task_state(task: Any) -> TaskState:
     info = task.execution_info
     failure = None
@@ -134,9 +139,9 @@ def _task_state(task: Any) -> TaskState:
         failure = f"{info.failure_info.code}: {info.failure_info.message}"
     return TaskState(
         id=task.id,
-        state=str(task.state),
+        state=_text(task.state) or "active",
         transition=task.state_transition_time,
-        result=str(info.result) if info is not None and info.result else None,
+        result=_text(info.result) if info is not None else None,
         exit_code=info.exit_code if info is not None else None,
         failure=failure,
         node=task.node_info.node_id if task.node_info else None,
@@ -236,17 +241,19 @@ def pool_details(config: Any, outputs: Mapping[str, Any], environ: Mapping[str, 
 def describe_pool(pool: Any) -> str:
     parts = [
         f"{pool.vm_size}",
-        f"allocation {pool.allocation_state or '?'}",
+        f"allocation {_text(pool.allocation_state) or '?'}",
         f"nodes {pool.current_dedicated_nodes or 0} dedicated + "
         f"{pool.current_low_priority_nodes or 0} low-priority",
     ]
     scale = pool.scale_settings.auto_scale if pool.scale_settings else None
-    if scale is not None:
-        parts.append(f"autoscale every {scale.evaluation_interval}")
+    if scale is not None and scale.evaluation_interval is not None:
+        minutes = int(scale.evaluation_interval.total_seconds() // 60)
+        parts.append(f"autoscale every {minutes} min")
     run = pool.auto_scale_run
     if run is not None and run.error is not None:
         parts.append(f"autoscale error {run.error.code}: {run.error.message}")
-    for error in pool.resize_operation_status.errors or [] if pool.resize_operation_status else []:
+    resize = pool.resize_operation_status
+    for error in (resize.errors or []) if resize is not None else []:
         parts.append(f"resize error {error.code}: {error.message}")
     return "; ".join(parts)
 

@@ -55,7 +55,8 @@ def choose_pool(config: AzureBatchConfig, spec: JobSpec) -> PoolConfig:
     """The pool that fits the job: machine type, slots for threads, memory, GPUs.
 
     Among fitting pools the smallest (fewest slots) wins, so small jobs leave big nodes
-    alone; a preemptible job prefers pools with low-priority nodes."""
+    alone; a job without GPUs avoids GPU pools; a preemptible job prefers pools with
+    low-priority nodes, another job pools with dedicated ones."""
     fits = []
     for pool in config.pools:
         if spec.machine_type and not _matches_type(pool, spec.machine_type):
@@ -86,6 +87,7 @@ def choose_pool(config: AzureBatchConfig, spec: JobSpec) -> PoolConfig:
         )
     order = {id(p): i for i, p in enumerate(config.pools)}
     return min(fits, key=lambda p: (
+        not spec.gpu and p.gpus > 0,
         spec.preemptible and p.max_low_priority_nodes == 0,
         not spec.preemptible and p.max_dedicated_nodes == 0,
         config.slots(p),
