@@ -113,7 +113,6 @@ resource "azurerm_role_assignment" "acr_pull" {
 
 resource "azurerm_batch_account" "this" {
   #checkov:skip=CKV_AZURE_76:Batch encrypts with Microsoft-managed keys; a Key Vault CMK is a platform choice
-  #checkov:skip=CKV_AZURE_247:users submit from their machines and CI; access is Entra ID or keys, no VNet
   name                                = var.batch_account_name
   resource_group_name                 = azurerm_resource_group.env.name
   location                            = azurerm_resource_group.env.location
