@@ -7,11 +7,11 @@ from __future__ import annotations
 import json
 
 import pytest
-from support.batch_formula import Call, Evaluator, FormulaError, Method, parse
 
 from cfw.backends.azure_batch.config import AzureBatchConfig
 from cfw.backends.azure_batch.kind import KIND, autoscale_formula
 from cfw.backends.kind import Identity
+from support.batch_formula import Call, Evaluator, FormulaError, Method, parse
 
 SAMPLES_PER_MIN = 2  # Batch samples metrics every 30 s
 
@@ -92,14 +92,14 @@ def test_caps_hold_under_any_load(pool):
 
 def test_nodes_follow_slots_per_node():
     cfg = config(task_slots_per_node=4, max_dedicated_nodes=10)
-    assert targets(cfg, [9] + idle(10)) == (3, 0)  # ceil(9 / 4)
-    assert targets(cfg, [8] + idle(10)) == (2, 0)
-    assert targets(cfg, [1] + idle(10)) == (1, 0)
+    assert targets(cfg, [9, *idle(10)]) == (3, 0)  # ceil(9 / 4)
+    assert targets(cfg, [8, *idle(10)]) == (2, 0)
+    assert targets(cfg, [1, *idle(10)]) == (1, 0)
 
 
 def test_scale_up_is_immediate_and_shrink_waits_for_the_window():
     cfg = config(max_dedicated_nodes=20)
-    burst = [12] + idle(10)  # 12 tasks arrived in the latest sample
+    burst = [12, *idle(10)]  # 12 tasks arrived in the latest sample
     assert targets(cfg, burst) == (12, 0)
     # demand fell to 2 after 10 busy minutes: the window's average keeps nodes
     after = [2] * 2 + [12] * 18
@@ -113,7 +113,7 @@ def test_running_tasks_are_a_floor():
     """Even when the pending samples lag, the target never drops below the running tasks;
     nodes that do go are drained first ($NodeDeallocationOption = taskcompletion)."""
     cfg = config(max_dedicated_nodes=10)
-    assert targets(cfg, idle(10), running=[4] + idle(10)) == (4, 0)
+    assert targets(cfg, idle(10), running=[4, *idle(10)]) == (4, 0)
 
 
 def test_dedicated_first_or_low_priority_first():

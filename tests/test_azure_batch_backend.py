@@ -11,7 +11,6 @@ from urllib.parse import parse_qs, urlparse
 
 import pytest
 from azure.core.credentials import AccessToken
-from support.azure import AZURITE_KEY, BATCH_KEY, azurite, fake_batch, fake_batch_cert  # noqa: F401
 
 from cfw.backends.azure_batch import client
 from cfw.backends.azure_batch.backend import WATERMARK_SLACK, AzureBatchBackend
@@ -21,6 +20,9 @@ from cfw.backends.base import EnvContext, JobState
 from cfw.core.errors import UserError
 from cfw.executor.spec import build_spec
 
+pytest_plugins = ["support.azure"]  # the azurite and fake_batch fixtures
+
+BATCH_KEY = "ZmFrZS1iYXRjaC1hY2NvdW50LWtleS1mb3ItdGVzdHMtb25seQ=="
 SECRET = "s3cr3t-value-that-must-stay-off-the-command-line"
 POOLS = [{"vm_size": "Standard_D4s_v3", "task_slots_per_node": 4},
          {"vm_size": "Standard_E16s_v3", "task_slots_per_node": 16}]
@@ -28,7 +30,7 @@ TASKS = "/jobs/{job}/tasks"
 
 
 def make_backend(fake, tmp_path: Path, blob_endpoint: str = "https://acct.blob.core.windows.net",
-                 **config) -> AzureBatchBackend:
+                 storage_key: str = "", **config) -> AzureBatchBackend:
     cfg = AzureBatchConfig(name="ab", region="westeurope", pools=POOLS, **config)
     outputs = KIND.output_placeholders(cfg, None)
     outputs.update(batch_account_url=fake.base_url, storage_blob_endpoint=blob_endpoint,
@@ -39,7 +41,7 @@ def make_backend(fake, tmp_path: Path, blob_endpoint: str = "https://acct.blob.c
                      env_id="ab-0a1b2c", state_dir=tmp_path, run_id="run1")
     return AzureBatchBackend(ctx, environ={"AZ_BATCH_ACCOUNT_KEY": BATCH_KEY,
                                            "AZ_BATCH_ACCOUNT_NAME": "acct",
-                                           "AZURE_STORAGE_KEY": AZURITE_KEY})
+                                           "AZURE_STORAGE_KEY": storage_key})
 
 
 def submit(backend: AzureBatchBackend, jobid: int, threads: int = 1) -> str:
@@ -184,7 +186,7 @@ def test_sas_output_files_upload_and_logs_come_back(fake_batch, azurite, tmp_pat
         if not service.get_container_client(name).exists():
             service.create_container(name)
     backend = make_backend(fake_batch, tmp_path, blob_endpoint=azurite["endpoint"],
-                           output_files_auth="sas")
+                           storage_key=azurite["key"], output_files_auth="sas")
     ext = submit(backend, 1)
     body = fake_batch.task(*task_of(ext)).body
     url = body["outputFiles"][0]["destination"]["container"]["containerUrl"]
@@ -192,8 +194,8 @@ def test_sas_output_files_upload_and_logs_come_back(fake_batch, azurite, tmp_pat
     assert url.startswith(f"{azurite['endpoint']}/logs?")
     assert query["sp"] == ["cw"] and "sig" in query and "se" in query
     # the SAS is scoped to writing: reading the container with it is refused
-    from azure.storage.blob import ContainerClient
     from azure.core.exceptions import HttpResponseError
+    from azure.storage.blob import ContainerClient
 
     with pytest.raises(HttpResponseError):
         list(ContainerClient.from_container_url(url).list_blobs())
@@ -224,7 +226,7 @@ def test_resource_file_read_sas_against_azurite(fake_batch, azurite, tmp_path):
         box.create_container()
     box.upload_blob("ref/genome.fa", b">chr1\nACGT\n", overwrite=True)
     backend = make_backend(fake_batch, tmp_path, blob_endpoint=azurite["endpoint"],
-                           output_files_auth="sas",
+                           storage_key=azurite["key"], output_files_auth="sas",
                            resource_files=[{"source": "az://data/ref/genome.fa",
                                             "file_path": "genome.fa"}])
     ext = submit(backend, 1)

@@ -93,7 +93,8 @@ def test_module_follows_the_issue():
     assert re.search(r'variable "start_task_sas_url" \{[^}]*sensitive   = true', variables)
     assert re.search(r'variable "registry_password" \{[^}]*sensitive   = true', variables)
     for resource in re.findall(r'resource "(azurerm_[a-z_]+)" "(\w+)" \{', main):
-        block = main.split(f'resource "{resource[0]}" "{resource[1]}"', 1)[1].split("\nresource ")[0]
+        header = f'resource "{resource[0]}" "{resource[1]}"'
+        block = main.split(header, 1)[1].split("\nresource ")[0]
         if resource[0] in ("azurerm_resource_group", "azurerm_storage_account",
                            "azurerm_batch_account", "azurerm_user_assigned_identity",
                            "azurerm_container_registry"):

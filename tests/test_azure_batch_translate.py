@@ -59,7 +59,8 @@ MATRIX = [
 ]
 
 
-@pytest.mark.parametrize("resources", MATRIX, ids=lambda r: ",".join(f"{k}={v}" for k, v in r.items()))
+@pytest.mark.parametrize("resources", MATRIX,
+                         ids=lambda r: ",".join(f"{k}={v}" for k, v in r.items()))
 def test_task_matrix_is_a_valid_sdk_task(resources):
     ctx = make_ctx()
     job = spec(**{k: v for k, v in resources.items() if v is not None})

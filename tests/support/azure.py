@@ -16,6 +16,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+
 from support.fake_batch import FakeBatch, FakeBatchServer, make_certificate
 
 REPO = Path(__file__).resolve().parents[2]
@@ -23,7 +24,6 @@ AZURITE_ACCOUNT = "devstoreaccount1"
 # Azurite's published development key (not a secret)
 AZURITE_KEY = ("Eby8vdM02xNOcqFlqUwJPLlmEtlCDXJ1OUzFT50uSRZ6IFsuFq2UVErCz4I6tq/K1SZFPTOtr/KBHBe"
                "ksoGMGw==")
-BATCH_KEY = "ZmFrZS1iYXRjaC1hY2NvdW50LWtleS1mb3ItdGVzdHMtb25seQ=="
 
 
 def azurite_binary() -> str | None:

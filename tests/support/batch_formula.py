@@ -167,7 +167,8 @@ def parse(text: str) -> Formula:
 class Evaluator:
     """Evaluates a parsed formula against sample histories (newest first)."""
 
-    def __init__(self, samples: dict[str, Sequence[float]], current: dict[str, float] | None = None):
+    def __init__(self, samples: dict[str, Sequence[float]],
+                 current: dict[str, float] | None = None):
         self.samples = samples
         self.env: dict[str, Any] = dict(current or {})
 

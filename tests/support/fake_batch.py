@@ -176,7 +176,8 @@ class FakeBatch:
         if path.startswith("/subscriptions/"):
             return self._arm(method, path, query, headers)
         if not headers.get("authorization", "").startswith("SharedKey "):
-            raise ServiceError(401, "AuthenticationFailed", "Server failed to authenticate the request.")
+            raise ServiceError(401, "AuthenticationFailed",
+                               "Server failed to authenticate the request.")
         with self.lock:
             return self._route(method, path, query, body)
 
@@ -205,15 +206,17 @@ class FakeBatch:
                     raise ServiceError(404, "TaskNotFound", "The specified task does not exist.")
                 if len(parts) == 5 and parts[4] == "terminate" and method == "POST":
                     if task.state == "completed":
-                        raise ServiceError(409, "TaskCompleted", "The specified task is already completed.")
+                        raise ServiceError(409, "TaskCompleted",
+                                           "The specified task is already completed.")
                     self._complete(task, -1, {"category": "usererror", "code": "TaskEnded",
                                               "message": "Task Was Ended by User Request"})
                     return 204, None, {}
                 if len(parts) == 6 and parts[4] == "files" and method == "GET":
                     if parts[5] not in task.files:
-                        raise ServiceError(404, "NodeNotFound" if task.node is None else "FileNotFound",
-                                           "The specified file does not exist.")
-                    return 200, task.files[parts[5]].encode(), {"content-type": "application/octet-stream"}
+                        code = "NodeNotFound" if task.node is None else "FileNotFound"
+                        raise ServiceError(404, code, "The specified file does not exist.")
+                    data = task.files[parts[5]].encode()
+                    return 200, data, {"content-type": "application/octet-stream"}
         raise ServiceError(400, "InvalidUri", f"{method} {path} is not a Batch API this fake knows")
 
     def _add_job(self, body: dict[str, Any]):
@@ -293,7 +296,8 @@ def _parse_filter(text: str):
         elif when:
             op, value = when.groups()
             moment = dt.datetime.fromisoformat(value.replace("Z", "+00:00"))
-            matches.append(lambda t, op=op, m=moment: t.transition >= m if op == "ge" else t.transition > m)
+            matches.append(lambda t, op=op, m=moment:
+                           t.transition >= m if op == "ge" else t.transition > m)
         else:
             raise ServiceError(400, "InvalidQueryParameterValue", f"unsupported $filter: {clause}")
     return matches

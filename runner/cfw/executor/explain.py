@@ -177,9 +177,8 @@ class ExplainExecutor(CfwExecutor):
 
 
 def main(argv: list[str]) -> None:
-    from snakemake_interface_executor_plugins.registry import ExecutorPluginRegistry
-
     import snakemake.cli
+    from snakemake_interface_executor_plugins.registry import ExecutorPluginRegistry
 
     registry = ExecutorPluginRegistry()
     dryrun = registry.get_plugin("dryrun")

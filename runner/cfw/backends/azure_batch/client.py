@@ -35,7 +35,7 @@ def token_credential(environ: Mapping[str, str]) -> TokenCredential:
 
 
 def error_code(exc: HttpResponseError) -> str:
-    return str(getattr(exc, "error", None) and exc.error.code or exc.status_code or "error")
+    return str((getattr(exc, "error", None) and exc.error.code) or exc.status_code or "error")
 
 
 # -- Batch ------------------------------------------------------------------------------------
@@ -94,7 +94,8 @@ class BatchService:
         only those that changed since ``since`` when given."""
         clauses = ["state ne 'active'"]
         if since is not None:
-            clauses.append(f"stateTransitionTime ge datetime'{since.strftime('%Y-%m-%dT%H:%M:%SZ')}'")
+            stamp = since.strftime("%Y-%m-%dT%H:%M:%SZ")
+            clauses.append(f"stateTransitionTime ge datetime'{stamp}'")
         pages = self.client.list_tasks(job_id, filter=" and ".join(clauses), select=TASK_FIELDS)
         return [_task_state(t) for t in pages]
 
@@ -164,7 +165,8 @@ def blob_service(blob_endpoint: str, environ: Mapping[str, str]) -> Any:
     key = account_key(environ)
     if key:
         name = _connection_values(environ).get("AccountName") or storage_account_of(blob_endpoint)
-        return BlobServiceClient(blob_endpoint, credential={"account_name": name, "account_key": key})
+        shared_key = {"account_name": name, "account_key": key}
+        return BlobServiceClient(blob_endpoint, credential=shared_key)
     return BlobServiceClient(blob_endpoint, credential=token_credential(environ))
 
 
@@ -172,7 +174,7 @@ def storage_account_of(blob_endpoint: str) -> str:
     """The account name of https://NAME.blob.core.windows.net or http://host:port/NAME."""
     parsed = urlparse(blob_endpoint)
     host = parsed.hostname or ""
-    if host.endswith(".blob.core.windows.net") or "." in host and not host[0].isdigit():
+    if host.endswith(".blob.core.windows.net") or ("." in host and not host[0].isdigit()):
         return host.split(".")[0]
     return parsed.path.strip("/").split("/")[0]
 

@@ -143,7 +143,8 @@ class ResourceFileConfig(Model):
 class AzureBatchConfig(EnvConfig):
     kind: Literal["azure-batch"] = "azure-batch"
     subscription_id: str | None = Field(
-        None, description="Azure subscription (default: AZURE_SUBSCRIPTION_ID / ARM_SUBSCRIPTION_ID)"
+        None,
+        description="Azure subscription (default: AZURE_SUBSCRIPTION_ID / ARM_SUBSCRIPTION_ID)",
     )
     tenant_id: str | None = Field(
         None, description="Entra tenant (default: AZURE_TENANT_ID / ARM_TENANT_ID)"
