@@ -350,7 +350,9 @@ class Lifecycle:
         )
         if meta.phase == PHASE_UP:
             label = "up"
-        elif meta.phase in (PHASE_DESTROYING, PHASE_DESTROY_FAILED) or meta.phase in (PHASE_APPLYING, PHASE_FAILED):
+        elif meta.phase in (PHASE_DESTROYING, PHASE_DESTROY_FAILED):
+            label = "half-up" if resources else "failed"
+        elif meta.phase in (PHASE_APPLYING, PHASE_FAILED):
             label = "half-up" if resources else "failed"
         else:
             label = "failed" if meta.last_error else "down"

@@ -177,8 +177,9 @@ class ExplainExecutor(CfwExecutor):
 
 
 def main(argv: list[str]) -> None:
-    import snakemake.cli
     from snakemake_interface_executor_plugins.registry import ExecutorPluginRegistry
+
+    import snakemake.cli
 
     registry = ExecutorPluginRegistry()
     dryrun = registry.get_plugin("dryrun")
