@@ -295,3 +295,30 @@ def test_leftovers_lists_what_still_carries_the_id(fake_batch, monkeypatch):
                if u.startswith("/subscriptions/sub1/")]
     assert all(q["$filter"] == ["tagName eq 'cfw-id' and tagValue eq 'ab-0a1b2c'"]
                for q in queries) and len(queries) == 2
+
+
+class NoCredential:
+    def get_token(self, *scopes, **kwargs):
+        from azure.identity import CredentialUnavailableError
+
+        raise CredentialUnavailableError("no credential in this environment")
+
+    get_token_info = get_token
+
+
+def test_status_and_leftovers_without_credentials_say_so(fake_batch, monkeypatch):
+    from datetime import UTC, datetime
+
+    from cfw.backends.kind import Identity
+    from cfw.core.errors import WorkFailed
+
+    monkeypatch.setattr(client, "token_credential", lambda environ: NoCredential())
+    cfg = AzureBatchConfig(name="ab", region="westeurope", arm_endpoint=fake_batch.base_url)
+    outputs = {"subscription_id": "sub1", "resource_group_name": "cfw-ab",
+               "batch_account_name": "acct", "batch_pool_ids": ["standard-d4s-v3"]}
+    details = KIND.status_details(cfg, outputs)
+    assert details == {"pools": details["pools"]} and "az login" in details["pools"]
+    ident = Identity("ab", "azure-batch", "ab-0a1b2c", datetime.now(UTC), None)
+    with pytest.raises(WorkFailed, match="could not list what is left of ab-0a1b2c"):
+        KIND.leftovers(cfg, ident, outputs, {})
+    assert fake_batch.count("GET", "arm") == 0

@@ -19,7 +19,14 @@ from urllib.parse import urlparse
 from azure.batch import BatchClient
 from azure.batch import models as bm
 from azure.core.credentials import AzureNamedKeyCredential, TokenCredential
-from azure.core.exceptions import HttpResponseError, ResourceExistsError, ResourceNotFoundError
+from azure.core.exceptions import (
+    AzureError,
+    ClientAuthenticationError,
+    HttpResponseError,
+    ResourceExistsError,
+    ResourceNotFoundError,
+)
+from azure.identity import CredentialUnavailableError
 
 from cfw.core.errors import UserError, WorkFailed
 
@@ -233,9 +240,14 @@ def pool_details(config: Any, outputs: Mapping[str, Any], environ: Mapping[str, 
         except ResourceNotFoundError:
             details[f"pool {pool_id}"] = "missing (deleted outside Terraform?)"
             continue
+        except (ClientAuthenticationError, CredentialUnavailableError) as exc:
+            return {"pools": f"unknown: no usable Azure credentials ({type(exc).__name__}); "
+                             "run `az login` or set AZURE_CLIENT_ID/AZURE_CLIENT_SECRET"}
         except HttpResponseError as exc:
             details[f"pool {pool_id}"] = f"could not read it: {error_code(exc)}"
             continue
+        except AzureError as exc:
+            return {"pools": f"unknown: Azure Resource Manager did not answer ({exc})"}
         details[f"pool {pool_id}"] = describe_pool(pool)
     return details
 
@@ -265,6 +277,17 @@ def tagged_resources(subscription_id: str, env_id: str, config: Any,
     """Resource groups and resources that still carry cfw-id=ENV_ID."""
     if not subscription_id:
         return []
+    try:
+        return _tagged(subscription_id, env_id, config, environ)
+    except (AzureError, CredentialUnavailableError) as exc:
+        raise WorkFailed(
+            f"could not list what is left of {env_id} in subscription {subscription_id}: {exc}",
+            "check the Azure credentials (az login), then run `cfw down` again",
+        ) from exc
+
+
+def _tagged(subscription_id: str, env_id: str, config: Any,
+            environ: Mapping[str, str]) -> list[str]:
     client = mgmt_client(subscription_id, config.arm_endpoint, environ)
     pipeline = client._client  # the ARM pipeline: generic GETs with the same auth and retries
     found: list[str] = []

@@ -257,8 +257,8 @@ class AzureBatchKind(Kind):
                   environ: Mapping[str, str]) -> list[str]:
         assert isinstance(config, AzureBatchConfig)
         client = _client()
-        subscription = config.subscription_id or first(environ, "AZURE_SUBSCRIPTION_ID",
-                                                       "ARM_SUBSCRIPTION_ID")
+        subscription = (outputs.get("subscription_id") or config.subscription_id
+                        or first(environ, "AZURE_SUBSCRIPTION_ID", "ARM_SUBSCRIPTION_ID"))
         return client.tagged_resources(subscription or "", ident.env_id, config, environ)
 
     def status_details(self, config: EnvConfig, outputs: Mapping[str, Any]) -> dict[str, Any]:
