@@ -15,7 +15,7 @@ from collections.abc import Mapping, Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
-from azure.core.exceptions import ResourceNotFoundError
+from azure.core.exceptions import AzureError, ResourceNotFoundError
 
 from cfw.backends.azure_batch import client
 from cfw.backends.azure_batch.kind import KIND
@@ -125,6 +125,8 @@ class AzureBatchBackend(Backend):
                 self.last[ext] = JobStatus(JobState.FAILED,
                                            reason=f"the run's Batch job {job_id} is gone")
             return
+        except AzureError:
+            return  # no answer this cycle (throttled, network): ask again next cycle
         newest = self.since.get(job_id)
         for task in states:
             ext = f"{job_id}/{task.id}"

@@ -87,6 +87,8 @@ class BatchService:
                 raise UserError(f"Batch pool {pool_id} does not exist",
                                 "run `cfw up` for this environment") from exc
             raise WorkFailed(f"could not create Batch job {job_id}: {error_code(exc)}") from exc
+        except AzureError as exc:  # no answer: network, DNS, TLS
+            raise WorkFailed(f"could not reach Batch at {self.account_url}: {exc}") from exc
 
     def add_task(self, job_id: str, task: Mapping[str, Any]) -> None:
         try:
@@ -95,6 +97,8 @@ class BatchService:
             if error_code(exc) == "TaskExists":
                 return  # the same attempt submitted twice: the task is there
             raise WorkFailed(f"Batch refused task {task.get('id')}: {error_code(exc)}") from exc
+        except AzureError as exc:
+            raise WorkFailed(f"could not reach Batch at {self.account_url}: {exc}") from exc
 
     def task_states(self, job_id: str, since: datetime | None) -> list[TaskState]:
         """One list call (following odata.nextLink pages): tasks that left `active`,
