@@ -92,7 +92,8 @@ class Job:
 class FakeBatch:
     """The service's state plus the test's controls (start, finish, remove a node)."""
 
-    def __init__(self, pools: dict[str, int], page_size: int = 2, blob_put=None):
+    def __init__(self, pools: dict[str, int], page_size: int = 2, blob_put=None,
+                 node_agent: NodeAgent | None = None):
         self.pools = dict(pools)  # pool id -> task slots per node
         self.page_size = page_size
         self.jobs: dict[str, Job] = {}
@@ -103,6 +104,7 @@ class FakeBatch:
         self.blob_put = blob_put or _http_put
         self.upload_errors: list[str] = []
         self._clock = dt.datetime.now(dt.UTC)
+        self.node_agent = node_agent
 
     # -- the test's controls ---------------------------------------------------------------
     def tick(self) -> dt.datetime:
@@ -252,6 +254,8 @@ class FakeBatch:
             raise ServiceError(400, "InvalidPropertyValue",
                                "requiredSlots is larger than the pool's taskSlotsPerNode.")
         job.tasks[task.id] = Task(body=body, transition=self.tick())
+        if self.node_agent is not None:
+            self.node_agent.schedule(self, job.body["id"], task.id)
         return 201, None, {}
 
     def _list_tasks(self, job_id: str, job: Job, query: dict[str, str]):
@@ -329,6 +333,41 @@ def _http_put(url: str, data: bytes) -> None:
                                      headers={"x-ms-blob-type": "BlockBlob",
                                               "Content-Type": "text/plain"})
     urllib.request.urlopen(request, timeout=10).read()
+
+
+class NodeAgent:
+    """Runs tasks the way a pool node would, but on this machine and without a container
+    (no Docker engine here): `commandLine` under bash in a fresh working directory, with
+    the task's environment settings plus ``node_env`` (what the node's identity and image
+    provide), stdout/stderr captured, then output files uploaded at completion."""
+
+    def __init__(self, node_env: dict[str, str], root: Path):
+        self.node_env, self.root = dict(node_env), root
+        self.threads: list[threading.Thread] = []
+
+    def schedule(self, service: FakeBatch, job_id: str, task_id: str) -> None:
+        thread = threading.Thread(target=self._run, args=(service, job_id, task_id), daemon=True)
+        self.threads.append(thread)
+        thread.start()
+
+    def _run(self, service: FakeBatch, job_id: str, task_id: str) -> None:
+        import shlex
+        import subprocess
+
+        with service.lock:
+            body = service.task(job_id, task_id).body
+        workdir = self.root / job_id / task_id / "wd"
+        workdir.mkdir(parents=True)
+        env = {**self.node_env, "HOME": str(workdir.parent),
+               **{e["name"]: e.get("value", "") for e in body.get("environmentSettings") or []}}
+        service.start(job_id, task_id, node=f"tvm-{task_id}")
+        proc = subprocess.run(shlex.split(body["commandLine"]), cwd=workdir, env=env,
+                              capture_output=True, text=True, errors="replace", check=False)
+        with service.lock:
+            if service.task(job_id, task_id).state == "completed":
+                return  # terminated meanwhile
+        service.finish(job_id, task_id, exit_code=proc.returncode, stdout=proc.stdout,
+                       stderr=proc.stderr)
 
 
 class _Handler(BaseHTTPRequestHandler):
