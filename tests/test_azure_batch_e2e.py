@@ -20,11 +20,11 @@ from pathlib import Path
 from urllib.parse import urlparse
 
 import pytest
-from support.fake_batch import NodeAgent
 
 from cfw import __version__
 from cfw.core.environments import dump_config, resolve
 from cfw.core.state import PHASE_UP, EnvState, Meta
+from support.fake_batch import NodeAgent
 
 pytest_plugins = ["support.azure"]
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(600)]
@@ -111,9 +111,9 @@ def test_two_runs_share_the_pool(tmp_path, fake_batch, azurite, fake_batch_cert)
     for name in runs:
         assert (tmp_path / name / "results" / "report.tsv").read_text() == expected
     # each run made its own Batch job on the one pool, 9 tasks each, and deleted it at the end
-    jobs = {url.split("?")[0] for method, url, body in fake_batch.requests
-            if method == "POST" and url.split("?")[0] == "/jobs"}
-    assert jobs == {"/jobs"} and fake_batch.count("POST", "/jobs") == 2
+    made = [json.loads(b) for m, u, b in fake_batch.requests if m == "POST" and urlparse(u).path == "/jobs"]
+    assert len({j["id"] for j in made}) == 2 and fake_batch.count("POST", "/jobs") == 2
+    assert {j["poolInfo"]["poolId"] for j in made} == {"standard-d2s-v3"}
     assert fake_batch.count("POST", "/jobs/{job}/tasks") == 18
     assert fake_batch.count("DELETE", "/jobs/{job}") == 2
     assert fake_batch.jobs == {}
