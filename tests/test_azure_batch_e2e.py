@@ -111,7 +111,8 @@ def test_two_runs_share_the_pool(tmp_path, fake_batch, azurite, fake_batch_cert)
     for name in runs:
         assert (tmp_path / name / "results" / "report.tsv").read_text() == expected
     # each run made its own Batch job on the one pool, 9 tasks each, and deleted it at the end
-    made = [json.loads(b) for m, u, b in fake_batch.requests if m == "POST" and urlparse(u).path == "/jobs"]
+    made = [json.loads(b) for m, u, b in fake_batch.requests
+            if m == "POST" and urlparse(u).path == "/jobs"]
     assert len({j["id"] for j in made}) == 2 and fake_batch.count("POST", "/jobs") == 2
     assert {j["poolInfo"]["poolId"] for j in made} == {"standard-d2s-v3"}
     assert fake_batch.count("POST", "/jobs/{job}/tasks") == 18
