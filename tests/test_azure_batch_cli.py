@@ -37,7 +37,10 @@ def clean_env(**extra: str) -> dict[str, str]:
     ({"AZURE_SUBSCRIPTION_ID": "sub", "AZURE_LOCATION": "westeurope"},
      "no Azure credentials"),
     ({"AZURE_SUBSCRIPTION_ID": "sub", "AZURE_LOCATION": "westeurope", "AZURE_CLIENT_ID": "c",
+      "AZURE_CLIENT_SECRET": "s"}, "needs a job image with Snakemake and snakemake-storage"),
+    ({"AZURE_SUBSCRIPTION_ID": "sub", "AZURE_LOCATION": "westeurope", "AZURE_CLIENT_ID": "c",
       "AZURE_CLIENT_SECRET": "s", "BATCH_CONTAINER_REGISTRY": "r.azurecr.io",
+      "BATCH_POOL_VM_CONTAINER_IMAGE": "r.azurecr.io/cfw-job:0.1.0",
       "BATCH_CONTAINER_REGISTRY_USER": "puller"},
      "BATCH_CONTAINER_REGISTRY_PASS is empty"),
 ])

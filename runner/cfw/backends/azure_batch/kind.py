@@ -94,6 +94,7 @@ class AzureBatchKind(Kind):
             ("batch_account_name", ("AZ_BATCH_ACCOUNT_NAME",)),
             ("tasks_per_node", ("BATCH_TASKS_PER_NODE",)),
             ("node_fill_type", ("BATCH_NODE_FILL_TYPE",)),
+            ("image", ("BATCH_POOL_VM_CONTAINER_IMAGE",)),
         ):
             value = first(environ, *names_)
             if value:
@@ -128,6 +129,12 @@ class AzureBatchKind(Kind):
             raise UserError(
                 "no Azure credentials for Terraform's azurerm provider",
                 "run `az login`, or set AZURE_CLIENT_ID, AZURE_CLIENT_SECRET and AZURE_TENANT_ID",
+            )
+        if not config.image:
+            raise UserError(
+                "azure-batch needs a job image with Snakemake and snakemake-storage-plugin-azure",
+                "build images/Dockerfile, push it to your registry and set image: (or "
+                "--set image=REGISTRY/cfw-job:TAG)",
             )
         start = config.start_task
         sas = environ.get(start.sas_url_env)
