@@ -43,6 +43,10 @@ def clean_env(**extra: str) -> dict[str, str]:
       "BATCH_POOL_VM_CONTAINER_IMAGE": "r.azurecr.io/cfw-job:0.1.0",
       "BATCH_CONTAINER_REGISTRY_USER": "puller"},
      "BATCH_CONTAINER_REGISTRY_PASS is empty"),
+    ({"AZURE_SUBSCRIPTION_ID": "sub", "AZURE_LOCATION": "westeurope", "AZURE_CLIENT_ID": "c",
+      "AZURE_CLIENT_SECRET": "s", "BATCH_CONTAINER_REGISTRY": "r.azurecr.io",
+      "BATCH_POOL_VM_CONTAINER_IMAGE": "r.azurecr.io/cfw-job:0.1.0"},
+     "can pull only with AcrPull"),
 ])
 def test_up_stops_before_creating_anything(cfw, tmp_path, extra, fragment):
     if shutil.which("az"):

@@ -150,6 +150,12 @@ class AzureBatchKind(Kind):
             raise UserError(f"{start.sas_url_env} is not an https:// URL",
                             "give the blob's SAS URL (https://ACCOUNT.blob.core.windows.net/...)")
         reg = config.registry
+        if reg.server and not (reg.username or reg.acr_id):
+            raise UserError(
+                f"registry {reg.server}: the pool's identity can pull only with AcrPull on it",
+                "set registry.acr_id (its resource id), or registry.username with "
+                f"{reg.password_env}",
+            )
         if reg.username and not environ.get(reg.password_env):
             raise UserError(
                 f"registry user {reg.username!r} is set but {reg.password_env} is empty",
