@@ -3,19 +3,14 @@ checkov (no failure without an inline reasoned skip), the golden render (tests/t
 and secrets that reach Terraform only through its environment, never a rendered file.
 
 The azurerm provider cannot be downloaded here, so `terraform validate` cannot run.
-checkov pins its own versions of many libraries (boto3 among them), so it lives in a
-virtualenv of its own: $CFW_CHECKOV, `checkov` on PATH, or .cache/checkov-venv, which
-the first run creates with pip.
+checkov runs from its own virtualenv (tests/support/checkov.py).
 """
 
 from __future__ import annotations
 
 import json
-import os
 import re
-import shutil
 import subprocess
-import sys
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -25,27 +20,17 @@ from cfw.backends.azure_batch.kind import KIND
 from cfw.backends.kind import Identity
 from cfw.core.environments import resolve
 from cfw.core.lifecycle import Lifecycle
+from support.checkov import checkov_executable, run_checkov
 
 REPO = Path(__file__).resolve().parent.parent
 MODULE = REPO / "modules" / "azure-batch"
-CHECKOV_VENV = REPO / ".cache" / "checkov-venv"
 SAS = "https://sa.blob.core.windows.net/s/start.sh?sv=2024&sig=TOPSECRETSIGNATURE"
 PASSWORD = "registry-password-never-in-files"
 
 
 @pytest.fixture(scope="session")
 def checkov() -> str:
-    given = os.environ.get("CFW_CHECKOV") or shutil.which("checkov")
-    if given:
-        return given
-    binary = CHECKOV_VENV / "bin" / "checkov"
-    if not binary.exists():
-        subprocess.run([sys.executable, "-m", "venv", str(CHECKOV_VENV)], check=True)
-        proc = subprocess.run([str(CHECKOV_VENV / "bin" / "pip"), "install", "--quiet",
-                               "checkov>=3.2,<4"], capture_output=True, text=True, check=False)
-        if proc.returncode != 0:
-            pytest.fail(f"could not install checkov: {proc.stderr[-2000:]}")
-    return str(binary)
+    return checkov_executable()
 
 
 def test_module_is_formatted_and_every_file_parses():
@@ -61,11 +46,8 @@ def test_module_is_formatted_and_every_file_parses():
                                                    "versions.tf", "README.md"}
 
 
-def test_checkov_passes_with_only_reasoned_skips(checkov, tmp_path):
-    proc = subprocess.run([checkov, "-d", str(MODULE), "--framework", "terraform", "-o", "json"],
-                          capture_output=True, text=True, check=False, cwd=tmp_path)
-    report = json.loads(proc.stdout)
-    report = report[0] if isinstance(report, list) else report
+def test_checkov_passes_with_only_reasoned_skips(checkov):
+    report = run_checkov(checkov, MODULE)
     summary = report["summary"]
     failed = [(c["check_id"], c["resource"]) for c in report["results"]["failed_checks"]]
     assert failed == [] and summary["parsing_errors"] == 0, failed

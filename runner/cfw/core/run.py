@@ -169,7 +169,6 @@ class Runner:
         with tempfile.TemporaryDirectory(prefix="cfw-collect-") as tmp:
             out = Path(tmp) / "collect.json"
             env[explain_mod.COLLECT_VAR] = str(out)
-            env[explain_mod.ENV_VAR] = name
             env[explain_mod.OUT_VAR] = os.devnull
             env[explain_mod.ENV_VAR] = name
             proc = subprocess.run([sys.executable, "-m", "cfw.executor.explain", *argv],
