@@ -139,6 +139,15 @@ resource "azurerm_storage_container" "scripts" {
   container_access_type = "private"
 }
 
+# The provider writes blobs with Entra ID (storage_use_azuread): whoever applies needs
+# data access to upload the start script.
+resource "azurerm_role_assignment" "deployer_blob" {
+  count                = local.uses_script ? 1 : 0
+  scope                = azurerm_storage_container.scripts[0].id
+  role_definition_name = "Storage Blob Data Contributor"
+  principal_id         = data.azurerm_client_config.current.object_id
+}
+
 resource "azurerm_storage_blob" "start_task" {
   count                  = local.uses_script ? 1 : 0
   name                   = "start-task.sh"
@@ -147,6 +156,8 @@ resource "azurerm_storage_blob" "start_task" {
   type                   = "Block"
   source_content         = var.start_task.script
   content_type           = "text/x-shellscript"
+
+  depends_on = [azurerm_role_assignment.deployer_blob]
 }
 
 resource "azurerm_batch_pool" "pool" {
