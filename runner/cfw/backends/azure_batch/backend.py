@@ -11,6 +11,7 @@ from __future__ import annotations
 import copy
 import os
 import threading
+import time
 from collections.abc import Mapping, Sequence
 from datetime import datetime, timedelta
 from typing import Any
@@ -40,7 +41,7 @@ class AzureBatchBackend(Backend):
         self.last: dict[str, JobStatus] = {}  # last known status per external id
         self.since: dict[str, datetime] = {}  # per Batch job: newest transition seen
         self.cancelled: set[str] = set()
-        self.sas: dict[tuple[str, str], str] = {}
+        self.sas: dict[tuple[str, str], tuple[str, float]] = {}  # token, when minted
         self._lock = threading.Lock()
 
     @staticmethod
@@ -50,19 +51,13 @@ class AzureBatchBackend(Backend):
     # -- submit -----------------------------------------------------------------------------
     def submit(self, spec: JobSpec, payload: dict[str, Any], secrets: Mapping[str, str]) -> str:
         job_id = payload["job_id"]
-        with self._lock:
-            fresh = job_id not in self.jobs
-            self.jobs.add(job_id)
-        if fresh:
-            labels = {"cfw-env": self.ctx.name, "cfw-id": self.ctx.env_id,
-                      "cfw-run": self.ctx.run_id}
-            try:
+        with self._lock:  # the job exists before any task is added to it
+            if job_id not in self.jobs:
+                labels = {"cfw-env": self.ctx.name, "cfw-id": self.ctx.env_id,
+                          "cfw-run": self.ctx.run_id}
                 self.service.ensure_job(job_id, payload["pool_id"], labels)
-            except Exception:
-                with self._lock:
-                    self.jobs.discard(job_id)
-                raise
-        task = self.fill(payload["task"], secrets)
+                self.jobs.add(job_id)
+            task = self.fill(payload["task"], secrets)
         self.service.add_task(job_id, task)
         external_id = f"{job_id}/{task['id']}"
         self.last[external_id] = JobStatus(JobState.PENDING)
@@ -94,10 +89,13 @@ class AzureBatchBackend(Backend):
         endpoint = str(self.ctx.outputs["storage_blob_endpoint"]).rstrip("/")
         container = base[len(endpoint) + 1:].split("/")[0]
         key = (container, permission)
-        if key not in self.sas:
-            self.sas[key] = client.container_sas(endpoint, container, permission,
-                                                 self.ctx.config.sas_hours, self.environ)
-        return f"{base}?{self.sas[key]}"
+        hours = self.ctx.config.sas_hours
+        token, minted = self.sas.get(key, ("", 0.0))
+        if not token or time.monotonic() - minted > hours * 1800:  # half its lifetime
+            token, minted = client.container_sas(endpoint, container, permission, hours,
+                                                 self.environ), time.monotonic()
+            self.sas[key] = (token, minted)
+        return f"{base}?{token}"
 
     # -- status -----------------------------------------------------------------------------
     def poll(self, external_ids: Sequence[str]) -> dict[str, JobStatus]:
