@@ -57,15 +57,17 @@ def test_up_stops_before_creating_anything(cfw, tmp_path, extra, fragment):
     assert len(errors) == 1 and fragment in errors[0], result.output
     assert "Traceback" not in result.output
     assert not (tmp_path / ".cfw" / "azure-batch").exists()
+    assert not (tmp_path / "environments").exists()
 
 
 def test_up_flags_fill_the_config(cfw, tmp_path):
-    """--region and --set subscription_id reach the config (then credentials are missing)."""
+    """--region and --set subscription_id satisfy the checks that AZURE_* would; the next
+    missing piece (the job image) is what stops it."""
     result = cfw(["up", "azure-batch", "--yes", "--region", "northeurope",
-                  "--set", "subscription_id=sub-from-flag"], cwd=tmp_path, env=clean_env())
-    assert result.code == 2 and "no Azure credentials" in result.stderr, result.output
-    written = (tmp_path / "environments" / "azure-batch.yaml").read_text()
-    assert "region: northeurope" in written and "subscription_id: sub-from-flag" in written
+                  "--set", "subscription_id=sub-from-flag"], cwd=tmp_path,
+                 env=clean_env(AZURE_CLIENT_ID="c", AZURE_CLIENT_SECRET="s"))
+    assert result.code == 2 and "needs a job image" in result.stderr, result.output
+    assert not (tmp_path / "environments").exists()  # nothing written when preflight stops
 
 
 SNAKEFILE = """
