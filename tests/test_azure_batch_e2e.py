@@ -130,8 +130,12 @@ def test_two_runs_share_the_pool(tmp_path, fake_batch, azurite, fake_batch_cert)
     names = {b.name for b in blobs.get_container_client("data").list_blobs()}
     assert any(n.endswith("wf1/data/alpha.fa") for n in names)
     assert any(n.endswith("wf2/results/gc/delta.txt") for n in names)
-    logs = [b.name for b in blobs.get_container_client("logs").list_blobs()]
-    assert len([n for n in logs if n.endswith("/stdout.txt")]) == 18
+    logs = {b.name for b in blobs.get_container_client("logs").list_blobs()}
+    bodies = [json.loads(b) for m, u, b in fake_batch.requests
+              if m == "POST" and urlparse(u).path.endswith("/tasks")]
+    uploaded = {f"{t['outputFiles'][0]['destination']['container']['path']}/{name}"
+                for t in bodies for name in ("stdout.txt", "stderr.txt")}
+    assert len(uploaded) == 36 and uploaded <= logs
     # the Batch key and the storage key are in no record cfw wrote, nor in any task
     for secret in (BATCH_KEY, azurite["key"]):
         for name in runs:
@@ -139,6 +143,4 @@ def test_two_runs_share_the_pool(tmp_path, fake_batch, azurite, fake_batch_cert)
                 if path.is_file():
                     assert secret not in path.read_text(errors="replace"), path
         assert not [b for _, _, b in fake_batch.requests if secret in b]
-    bodies = [json.loads(b) for m, u, b in fake_batch.requests
-              if m == "POST" and urlparse(u).path.endswith("/tasks")]
     assert all("sig=" not in t["commandLine"] for t in bodies)
