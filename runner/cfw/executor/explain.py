@@ -32,6 +32,7 @@ STORAGE_VAR = "CFW_EXPLAIN_STORAGE"  # JSON {provider, prefix}: what a real run 
 CORES_VAR = "CFW_EXPLAIN_CORES"
 COLLECT_VAR = "CFW_COLLECT_OUT"  # write {inputs, targets} of the DAG there, then stop
 ENV_VAR = "CFW_EXPLAIN_ENV"  # the environment: the dry-run executor gets no --cfw-* settings
+UNLIMITED_CORES = 2**20  # --cores for the dry-run: no local limit on threads, as in a real run
 
 
 def redact(value: Any, secrets: list[str]) -> Any:
