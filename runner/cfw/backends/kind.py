@@ -71,6 +71,11 @@ class Kind:
     def preflight(self, config: EnvConfig, environ: Mapping[str, str]) -> None:
         """Raise UserError, before anything is created, when something required is missing."""
 
+    def terraform_env(self, config: EnvConfig, environ: Mapping[str, str]) -> dict[str, str]:
+        """Extra environment for Terraform: provider credentials and secret variables
+        (``TF_VAR_*``), which must never be written to terraform.tfvars.json."""
+        return {}
+
     # -- rendering --------------------------------------------------------------------------
     def template_context(self, config: EnvConfig) -> dict[str, Any]:
         return {}

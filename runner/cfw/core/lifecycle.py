@@ -86,10 +86,11 @@ class Lifecycle:
     # -- helpers ----------------------------------------------------------------------------
     def terraform(self, resolved: Resolved, workdir: Path, lock_timeout: float = 60.0) -> Terraform:
         settings = resolved.config.terraform
+        env = {**self.environ, **resolved.kind.terraform_env(resolved.config, self.environ)}
         return Terraform(
             workdir,
             binary=settings.binary,
-            env=self.environ,
+            env=env,
             plugin_mirror=settings.plugin_mirror,
             progress=self.reporter,
             lock_timeout=max(lock_timeout, 1.0),

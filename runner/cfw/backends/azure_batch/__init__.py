@@ -1,0 +1,1 @@
+"""Kind `azure-batch`: autoscaling Azure Batch pools; each job a Batch task."""

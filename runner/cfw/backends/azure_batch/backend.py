@@ -1,0 +1,195 @@
+"""The azure-batch backend: each job a task on the run's Batch job for the pool that fits.
+
+The pools are Terraform's: this backend never creates or deletes a pool. A run gets one
+Batch job per pool it uses (``cfw-RUN-POOL``), made at its first task and deleted by
+``close()``. Status is one ``list_tasks`` call per job per cycle (paged), filtered to
+tasks that left ``active`` and changed since the last cycle.
+"""
+
+from __future__ import annotations
+
+import copy
+import os
+import threading
+import time
+from collections.abc import Mapping, Sequence
+from datetime import datetime, timedelta
+from typing import Any
+
+from azure.core.exceptions import AzureError, ResourceNotFoundError
+
+from cfw.backends.azure_batch import client
+from cfw.backends.azure_batch.kind import KIND
+from cfw.backends.azure_batch.translate import SAS_READ, SAS_WRITE, env_placeholder
+from cfw.backends.azure_batch.translate import translate as _translate
+from cfw.backends.base import Backend, EnvContext, JobSpec, JobState, JobStatus
+
+# the service's clock and ours may differ; re-read transitions this far back
+WATERMARK_SLACK = timedelta(minutes=2)
+
+
+class AzureBatchBackend(Backend):
+    capabilities = KIND.capabilities
+
+    def __init__(self, ctx: EnvContext, environ: Mapping[str, str] | None = None,
+                 service: client.BatchService | None = None):
+        super().__init__(ctx)
+        self.environ = dict(os.environ if environ is None else environ)
+        self.service = service or client.BatchService(str(ctx.outputs["batch_account_url"]),
+                                                      self.environ)
+        self.jobs: set[str] = set()  # per-run Batch jobs this backend made
+        self.last: dict[str, JobStatus] = {}  # last known status per external id
+        self.since: dict[str, datetime] = {}  # per Batch job: newest transition seen
+        self.cancelled: set[str] = set()
+        self.sas: dict[tuple[str, str], tuple[str, float]] = {}  # token, when minted
+        self._lock = threading.Lock()
+
+    @staticmethod
+    def translate(spec: JobSpec, ctx: EnvContext) -> dict[str, Any]:
+        return _translate(spec, ctx)
+
+    # -- submit -----------------------------------------------------------------------------
+    def submit(self, spec: JobSpec, payload: dict[str, Any], secrets: Mapping[str, str]) -> str:
+        job_id = payload["job_id"]
+        with self._lock:  # the job exists before any task is added to it
+            if job_id not in self.jobs:
+                labels = {"cfw-env": self.ctx.name, "cfw-id": self.ctx.env_id,
+                          "cfw-run": self.ctx.run_id}
+                self.service.ensure_job(job_id, payload["pool_id"], labels)
+                self.jobs.add(job_id)
+            task = self.fill(payload["task"], secrets)
+        self.service.add_task(job_id, task)
+        external_id = f"{job_id}/{task['id']}"
+        self.last[external_id] = JobStatus(JobState.PENDING)
+        return external_id
+
+    def fill(self, task: Mapping[str, Any], secrets: Mapping[str, str]) -> dict[str, Any]:
+        """The task with its placeholders replaced: env values and SAS tokens."""
+        task = copy.deepcopy(dict(task))
+        settings = []
+        for item in task.get("environmentSettings") or []:
+            name = item["name"]
+            if item.get("value") == env_placeholder(name):
+                if name not in secrets:
+                    continue
+                item = {"name": name, "value": secrets[name]}
+            settings.append(item)
+        task["environmentSettings"] = settings
+        for out in task.get("outputFiles") or []:
+            dest = out["destination"]["container"]
+            dest["containerUrl"] = self._signed(dest["containerUrl"], SAS_WRITE, "cw")
+        for res in task.get("resourceFiles") or []:
+            res["httpUrl"] = self._signed(res["httpUrl"], SAS_READ, "r")
+        return task
+
+    def _signed(self, url: str, placeholder: str, permission: str) -> str:
+        if not url.endswith(f"?{placeholder}"):
+            return url
+        base = url[: -len(placeholder) - 1]
+        endpoint = str(self.ctx.outputs["storage_blob_endpoint"]).rstrip("/")
+        container = base[len(endpoint) + 1:].split("/")[0]
+        key = (container, permission)
+        hours = self.ctx.config.sas_hours
+        token, minted = self.sas.get(key, ("", 0.0))
+        if not token or time.monotonic() - minted > hours * 1800:  # half its lifetime
+            token, minted = client.container_sas(endpoint, container, permission, hours,
+                                                 self.environ), time.monotonic()
+            self.sas[key] = (token, minted)
+        return f"{base}?{token}"
+
+    # -- status -----------------------------------------------------------------------------
+    def poll(self, external_ids: Sequence[str]) -> dict[str, JobStatus]:
+        by_job: dict[str, list[str]] = {}
+        for ext in external_ids:
+            by_job.setdefault(ext.split("/", 1)[0], []).append(ext)
+        result: dict[str, JobStatus] = {}
+        for job_id, ids in by_job.items():
+            open_ids = [i for i in ids if not self._finished(i)]
+            if open_ids:
+                self._refresh(job_id, open_ids)
+            for ext in ids:
+                result[ext] = self.last.get(ext, JobStatus(JobState.PENDING))
+        return result
+
+    def _finished(self, ext: str) -> bool:
+        status = self.last.get(ext)
+        return status is not None and status.state.finished
+
+    def _refresh(self, job_id: str, open_ids: list[str]) -> None:
+        try:
+            states = self.service.task_states(job_id, self.since.get(job_id))
+        except ResourceNotFoundError:
+            for ext in open_ids:
+                self.last[ext] = JobStatus(JobState.FAILED,
+                                           reason=f"the run's Batch job {job_id} is gone")
+            return
+        except AzureError:
+            return  # no answer this cycle (throttled, network): ask again next cycle
+        newest = self.since.get(job_id)
+        for task in states:
+            ext = f"{job_id}/{task.id}"
+            if ext in self.last and not self._finished(ext):
+                self.last[ext] = self._status(ext, task)
+            if task.transition is not None:
+                mark = task.transition - WATERMARK_SLACK
+                newest = mark if newest is None or mark > newest else newest
+        if newest is not None:
+            self.since[job_id] = newest
+
+    def _status(self, ext: str, task: client.TaskState) -> JobStatus:
+        if task.state in ("active", "preparing"):
+            return JobStatus(JobState.PENDING)
+        if task.state == "running":
+            return JobStatus(JobState.RUNNING)
+        if ext in self.cancelled:
+            return JobStatus(JobState.CANCELLED, reason="cancelled", exit_code=task.exit_code)
+        if task.result == "success":
+            return JobStatus(JobState.SUCCEEDED, exit_code=task.exit_code)
+        reason = task.failure or (f"exit code {task.exit_code}" if task.exit_code is not None
+                                  else "failed")
+        if task.failure and "MaxWallClockTimeExpiry" in task.failure:
+            reason = "exceeded its runtime (maxWallClockTime)"
+        if task.node:
+            reason += f" on node {task.node}"
+        return JobStatus(JobState.FAILED, reason=reason, exit_code=task.exit_code)
+
+    # -- cancel, logs, close ----------------------------------------------------------------
+    def cancel(self, external_ids: Sequence[str]) -> None:
+        for ext in external_ids:
+            job_id, _, task_id = ext.partition("/")
+            if not task_id or self._finished(ext):
+                continue
+            self.cancelled.add(ext)
+            self.service.terminate(job_id, task_id)
+
+    def logs(self, external_id: str) -> str:
+        """stdout and stderr of a task: from its node, else from the uploaded output files."""
+        job_id, _, task_id = external_id.partition("/")
+        parts = {}
+        for name in ("stdout.txt", "stderr.txt"):
+            text = self.service.task_file(job_id, task_id, name)
+            if text is not None:
+                parts[name] = text
+        if not parts:
+            parts = self._uploaded_logs(task_id)
+        if not parts:
+            return f"no log of {external_id}: its node is gone and nothing was uploaded\n"
+        return "".join(f"== {name} ==\n{text}" + ("" if text.endswith("\n") else "\n")
+                       for name, text in sorted(parts.items(), reverse=True))
+
+    def _uploaded_logs(self, task_id: str) -> dict[str, str]:
+        config = self.ctx.config
+        prefix = f"{self.ctx.run_id}/{task_id}/"
+        try:
+            return {name.rsplit("/", 1)[-1]: text for name, text in client.read_blobs(
+                str(self.ctx.outputs["storage_blob_endpoint"]), config.logs_container, prefix,
+                self.environ)}
+        except Exception:  # a log we cannot read must not hide the failure itself
+            return {}
+
+    def close(self) -> None:
+        """Delete the run's Batch jobs (and with them their tasks); pools stay."""
+        for job_id in sorted(self.jobs):
+            self.service.delete_job(job_id)
+        self.jobs.clear()
+        self.service.close()

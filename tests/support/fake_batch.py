@@ -1,0 +1,427 @@
+"""A stand-in for the Azure Batch service (and the few Resource Manager calls cfw makes),
+served over HTTPS on 127.0.0.1 so that the real azure-batch / azure-mgmt-batch clients talk
+to it exactly as they talk to Azure: real requests, status codes, error bodies, paging.
+
+No emulator of Azure Batch exists, so this fake follows the REST reference where cfw
+depends on it: jobs bound to existing pools; tasks that go active -> running -> completed
+when the test says so; `list tasks` with `$filter` (state eq/ne, stateTransitionTime
+ge/gt, joined by `and`; anything else is a 400 like the service's), `$select`,
+`maxresults` and `odata.nextLink` paging; `terminate` (409 on a completed task); job
+delete (`deleting`, then 404); task files that vanish with their node; output-file upload
+to blob storage on completion (through the task's SAS URL, as the node agent does).
+Every request is counted by (method, route).
+"""
+
+from __future__ import annotations
+
+import collections
+import datetime as dt
+import ipaddress
+import json
+import re
+import ssl
+import threading
+import urllib.request
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+from urllib.parse import parse_qs, quote, urlparse
+
+from azure.batch import models as bm
+
+API_PREFIX = "/jobs"
+
+
+def make_certificate(directory: Path) -> tuple[Path, Path]:
+    """A self-signed certificate for 127.0.0.1 (clients trust it via REQUESTS_CA_BUNDLE)."""
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "127.0.0.1")])
+    now = dt.datetime.now(dt.UTC)
+    cert = (
+        x509.CertificateBuilder().subject_name(name).issuer_name(name)
+        .public_key(key.public_key()).serial_number(x509.random_serial_number())
+        .not_valid_before(now - dt.timedelta(minutes=5)).not_valid_after(now + dt.timedelta(days=1))
+        .add_extension(x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]),
+                       critical=False)
+        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+        .sign(key, hashes.SHA256())
+    )
+    cert_path, key_path = directory / "fake-batch.pem", directory / "fake-batch.key"
+    cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    key_path.write_bytes(key.private_bytes(serialization.Encoding.PEM,
+                                           serialization.PrivateFormat.PKCS8,
+                                           serialization.NoEncryption()))
+    return cert_path, key_path
+
+
+def now_iso(when: dt.datetime) -> str:
+    return when.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+class ServiceError(Exception):
+    def __init__(self, status: int, code: str, message: str):
+        super().__init__(message)
+        self.status, self.code, self.message = status, code, message
+
+
+@dataclass
+class Task:
+    body: dict[str, Any]
+    state: str = "active"
+    transition: dt.datetime = field(default_factory=lambda: dt.datetime.now(dt.UTC))
+    exit_code: int | None = None
+    result: str | None = None
+    failure: dict[str, str] | None = None
+    node: str | None = None
+    files: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass
+class Job:
+    body: dict[str, Any]
+    state: str = "active"
+    tasks: dict[str, Task] = field(default_factory=dict)
+
+
+class FakeBatch:
+    """The service's state plus the test's controls (start, finish, remove a node)."""
+
+    def __init__(self, pools: dict[str, int], page_size: int = 2, blob_put=None,
+                 node_agent: NodeAgent | None = None):
+        self.pools = dict(pools)  # pool id -> task slots per node
+        self.page_size = page_size
+        self.jobs: dict[str, Job] = {}
+        self.calls: collections.Counter[tuple[str, str]] = collections.Counter()
+        self.requests: list[tuple[str, str, str]] = []  # method, path with query, body
+        self.arm: dict[str, Any] = {}  # ARM path -> JSON body
+        self.lock = threading.RLock()
+        self.blob_put = blob_put or _http_put
+        self.upload_errors: list[str] = []
+        self._clock = dt.datetime.now(dt.UTC)
+        self.node_agent = node_agent
+
+    # -- the test's controls ---------------------------------------------------------------
+    def tick(self) -> dt.datetime:
+        self._clock += dt.timedelta(seconds=1)
+        return self._clock
+
+    def wait(self, minutes: float) -> None:
+        """Time passes on the service's clock."""
+        self._clock += dt.timedelta(minutes=minutes)
+
+    def task(self, job_id: str, task_id: str) -> Task:
+        return self.jobs[job_id].tasks[task_id]
+
+    def start(self, job_id: str, task_id: str, node: str = "tvm-1") -> None:
+        with self.lock:
+            task = self.task(job_id, task_id)
+            task.state, task.node, task.transition = "running", node, self.tick()
+
+    def finish(self, job_id: str, task_id: str, exit_code: int = 0, stdout: str = "",
+               stderr: str = "", failure: dict[str, str] | None = None) -> None:
+        with self.lock:
+            task = self.task(job_id, task_id)
+            task.files = {"stdout.txt": stdout, "stderr.txt": stderr}
+            self._complete(task, exit_code, failure)
+
+    def remove_node(self, node: str) -> None:
+        """Autoscale took the node away: its task files are gone."""
+        with self.lock:
+            for job in self.jobs.values():
+                for task in job.tasks.values():
+                    if task.node == node:
+                        task.files = {}
+                        task.node = None
+
+    def count(self, method: str, route: str) -> int:
+        return self.calls[(method, route)]
+
+    def _complete(self, task: Task, exit_code: int, failure: dict[str, str] | None) -> None:
+        task.state, task.transition, task.exit_code = "completed", self.tick(), exit_code
+        failed = exit_code != 0 or failure is not None
+        task.result = "failure" if failed else "success"
+        if failure is None and exit_code != 0:
+            failure = {"category": "usererror", "code": "FailureExitCode",
+                       "message": "The task exited with an exit code representing a failure"}
+        task.failure = failure
+        self._upload_outputs(task)
+
+    def _upload_outputs(self, task: Task) -> None:
+        """What the node agent does at task completion: upload matching files via SAS."""
+        for out in task.body.get("outputFiles") or []:
+            if out["filePattern"] != "../std*.txt":
+                continue
+            dest = out["destination"]["container"]
+            if "identityReference" in dest:
+                continue  # a managed identity does not exist here
+            base, _, sas = dest["containerUrl"].partition("?")
+            for name, text in task.files.items():
+                url = f"{base}/{quote(dest['path'])}/{name}?{sas}"
+                try:
+                    self.blob_put(url, text.encode())
+                except Exception as exc:  # the service records upload failures on the task
+                    self.upload_errors.append(f"{name}: {exc}")
+
+    # -- the REST API --------------------------------------------------------------------------
+    def handle(self, method: str, url: str, body: bytes, headers: dict[str, str]
+               ) -> tuple[int, Any, dict[str, str]]:
+        parsed = urlparse(url)
+        query = {k: v[0] for k, v in parse_qs(parsed.query).items()}
+        path = parsed.path
+        self.requests.append((method, url, body.decode(errors="replace")))
+        if path.startswith("/subscriptions/"):
+            return self._arm(method, path, query, headers)
+        if not headers.get("authorization", "").startswith("SharedKey "):
+            raise ServiceError(401, "AuthenticationFailed",
+                               "Server failed to authenticate the request.")
+        with self.lock:
+            return self._route(method, path, query, body)
+
+    def _route(self, method: str, path: str, query: dict[str, str], body: bytes):
+        parts = [p for p in path.split("/") if p]
+        if parts == ["jobs"] and method == "POST":
+            return self._add_job(json.loads(body))
+        if len(parts) >= 2 and parts[0] == "jobs":
+            job = self.jobs.get(parts[1])
+            route = "/jobs/{job}" + "".join(
+                "/" + (p if i % 2 == 0 else "{" + ("task" if i == 1 else "file") + "}")
+                for i, p in enumerate(parts[2:]))
+            self.calls[(method, route)] += 1
+            if job is None or (job.state == "deleting" and method != "GET"):
+                raise ServiceError(404, "JobNotFound", "The specified job does not exist.")
+            if len(parts) == 2:
+                return self._job(method, parts[1], job)
+            if parts[2] == "tasks" and len(parts) == 3:
+                if method == "POST":
+                    return self._add_task(job, json.loads(body))
+                if method == "GET":
+                    return self._list_tasks(parts[1], job, query)
+            if parts[2] == "tasks" and len(parts) >= 4:
+                task = job.tasks.get(parts[3])
+                if task is None:
+                    raise ServiceError(404, "TaskNotFound", "The specified task does not exist.")
+                if len(parts) == 5 and parts[4] == "terminate" and method == "POST":
+                    if task.state == "completed":
+                        raise ServiceError(409, "TaskCompleted",
+                                           "The specified task is already completed.")
+                    self._complete(task, -1, {"category": "usererror", "code": "TaskEnded",
+                                              "message": "Task Was Ended by User Request"})
+                    return 204, None, {}
+                if len(parts) == 6 and parts[4] == "files" and method == "GET":
+                    if parts[5] not in task.files:
+                        code = "NodeNotFound" if task.node is None else "FileNotFound"
+                        raise ServiceError(404, code, "The specified file does not exist.")
+                    data = task.files[parts[5]].encode()
+                    return 200, data, {"content-type": "application/octet-stream"}
+        raise ServiceError(400, "InvalidUri", f"{method} {path} is not a Batch API this fake knows")
+
+    def _add_job(self, body: dict[str, Any]):
+        self.calls[("POST", "/jobs")] += 1
+        job = bm.BatchJobCreateOptions(body)  # the SDK's own model must read it back
+        pool = body.get("poolInfo", {}).get("poolId")
+        if pool not in self.pools:
+            raise ServiceError(409, "PoolNotFound", f"The specified pool {pool} does not exist.")
+        if job.id in self.jobs:
+            raise ServiceError(409, "JobExists", "The specified job already exists.")
+        self.jobs[job.id] = Job(body=body)
+        return 201, None, {}
+
+    def _job(self, method: str, job_id: str, job: Job):
+        if method == "GET":
+            if job.state == "deleting":  # a delete finishes after the first look
+                del self.jobs[job_id]
+                return 200, {"id": job_id, "state": "deleting"}, {}
+            return 200, {"id": job_id, "state": job.state, "poolInfo": job.body["poolInfo"]}, {}
+        if method == "DELETE":
+            job.state = "deleting"
+            return 202, None, {}
+        raise ServiceError(400, "InvalidUri", "unsupported")
+
+    def _add_task(self, job: Job, body: dict[str, Any]):
+        task = bm.BatchTaskCreateOptions(body)
+        if not re.fullmatch(r"[A-Za-z0-9_-]{1,64}", task.id or ""):
+            raise ServiceError(400, "InvalidPropertyValue", "The task id is invalid.")
+        if task.id in job.tasks:
+            raise ServiceError(409, "TaskExists", "The specified task already exists.")
+        slots = self.pools[job.body["poolInfo"]["poolId"]]
+        if (task.required_slots or 1) > slots:
+            raise ServiceError(400, "InvalidPropertyValue",
+                               "requiredSlots is larger than the pool's taskSlotsPerNode.")
+        job.tasks[task.id] = Task(body=body, transition=self.tick())
+        if self.node_agent is not None:
+            self.node_agent.schedule(self, job.body["id"], task.id)
+        return 201, None, {}
+
+    def _list_tasks(self, job_id: str, job: Job, query: dict[str, str]):
+        matches = _parse_filter(query.get("$filter", ""))
+        tasks = [(tid, t) for tid, t in job.tasks.items() if all(m(t) for m in matches)]
+        skip = int(query.get("$skiptoken", "0"))
+        size = min(int(query.get("maxresults", "1000")), self.page_size)
+        page = tasks[skip: skip + size]
+        select = [s for s in query.get("$select", "").split(",") if s]
+        value = [_select(_task_json(tid, t), select) for tid, t in page]
+        body: dict[str, Any] = {"value": value}
+        if skip + size < len(tasks):
+            rest = {k: v for k, v in query.items() if k not in ("$skiptoken", "api-version")}
+            rest["$skiptoken"] = str(skip + size)
+            body["odata.nextLink"] = (f"{self.base_url}/jobs/{job_id}/tasks?"
+                                      + "&".join(f"{k}={quote(v)}" for k, v in rest.items()))
+        return 200, body, {}
+
+    def _arm(self, method: str, path: str, query: dict[str, str], headers: dict[str, str]):
+        if not headers.get("authorization", "").startswith("Bearer "):
+            raise ServiceError(401, "AuthenticationFailed", "no bearer token")
+        key = path.lower()
+        self.calls[(method, "arm")] += 1
+        for stored, value in self.arm.items():
+            if stored.lower() == key:
+                return 200, value, {}
+        if key.endswith("/resourcegroups") or key.endswith("/resources"):
+            return 200, {"value": []}, {}
+        raise ServiceError(404, "ResourceNotFound", f"{path} was not found")
+
+    base_url = ""
+
+
+def _parse_filter(text: str):
+    matches = []
+    for clause in [c.strip() for c in text.split(" and ") if c.strip()]:
+        state = re.fullmatch(r"state (eq|ne) '(\w+)'", clause)
+        when = re.fullmatch(r"stateTransitionTime (ge|gt) datetime'([0-9T:\-.]+Z)'", clause)
+        if state:
+            op, value = state.groups()
+            matches.append(lambda t, op=op, v=value: (t.state == v) == (op == "eq"))
+        elif when:
+            op, value = when.groups()
+            moment = dt.datetime.fromisoformat(value.replace("Z", "+00:00"))
+            matches.append(lambda t, op=op, m=moment:
+                           t.transition >= m if op == "ge" else t.transition > m)
+        else:
+            raise ServiceError(400, "InvalidQueryParameterValue", f"unsupported $filter: {clause}")
+    return matches
+
+
+def _task_json(task_id: str, task: Task) -> dict[str, Any]:
+    out = dict(task.body)
+    out.update({"id": task_id, "state": task.state, "stateTransitionTime": now_iso(task.transition),
+                "url": f"/jobs/x/tasks/{task_id}"})
+    if task.state == "completed":
+        info: dict[str, Any] = {"retryCount": 0, "requeueCount": 0, "exitCode": task.exit_code,
+                                "result": task.result}
+        if task.failure:
+            info["failureInfo"] = task.failure
+        out["executionInfo"] = info
+    elif task.state == "running":
+        out["executionInfo"] = {"retryCount": 0, "requeueCount": 0}
+    if task.node:
+        out["nodeInfo"] = {"nodeId": task.node, "poolId": "p"}
+    return out
+
+
+def _select(item: dict[str, Any], fields: list[str]) -> dict[str, Any]:
+    return {k: v for k, v in item.items() if k in fields} if fields else item
+
+
+def _http_put(url: str, data: bytes) -> None:
+    request = urllib.request.Request(url, data=data, method="PUT",
+                                     headers={"x-ms-blob-type": "BlockBlob",
+                                              "Content-Type": "text/plain"})
+    urllib.request.urlopen(request, timeout=10).read()
+
+
+class NodeAgent:
+    """Runs tasks the way a pool node would, but on this machine and without a container
+    (no Docker engine here): `commandLine` under bash in a fresh working directory, with
+    the task's environment settings plus ``node_env`` (what the node's identity and image
+    provide), stdout/stderr captured, then output files uploaded at completion."""
+
+    def __init__(self, node_env: dict[str, str], root: Path):
+        self.node_env, self.root = dict(node_env), root
+        self.threads: list[threading.Thread] = []
+
+    def schedule(self, service: FakeBatch, job_id: str, task_id: str) -> None:
+        thread = threading.Thread(target=self._run, args=(service, job_id, task_id), daemon=True)
+        self.threads.append(thread)
+        thread.start()
+
+    def _run(self, service: FakeBatch, job_id: str, task_id: str) -> None:
+        import shlex
+        import subprocess
+
+        with service.lock:
+            body = service.task(job_id, task_id).body
+        workdir = self.root / job_id / task_id / "wd"
+        workdir.mkdir(parents=True)
+        env = {**self.node_env, "HOME": str(workdir.parent),
+               **{e["name"]: e.get("value", "") for e in body.get("environmentSettings") or []}}
+        service.start(job_id, task_id, node=f"tvm-{task_id}")
+        proc = subprocess.run(shlex.split(body["commandLine"]), cwd=workdir, env=env,
+                              capture_output=True, text=True, errors="replace", check=False)
+        with service.lock:
+            if service.task(job_id, task_id).state == "completed":
+                return  # terminated meanwhile
+        service.finish(job_id, task_id, exit_code=proc.returncode, stdout=proc.stdout,
+                       stderr=proc.stderr)
+
+
+class _Handler(BaseHTTPRequestHandler):
+    service: FakeBatch
+
+    def log_message(self, *args) -> None:  # quiet
+        pass
+
+    def _serve(self) -> None:
+        length = int(self.headers.get("content-length") or 0)
+        body = self.rfile.read(length) if length else b""
+        headers = {k.lower(): v for k, v in self.headers.items()}
+        try:
+            status, payload, extra = self.service.handle(self.command, self.path, body, headers)
+        except ServiceError as exc:
+            status, extra = exc.status, {}
+            payload = {"code": exc.code, "message": {"lang": "en-US", "value": exc.message}}
+            if self.path.startswith("/subscriptions/"):
+                payload = {"error": {"code": exc.code, "message": exc.message}}
+        data = b""
+        if isinstance(payload, bytes):
+            data = payload
+        elif payload is not None:
+            data = json.dumps(payload).encode()
+            extra.setdefault("content-type", "application/json; odata=minimalmetadata")
+        self.send_response(status)
+        for key, value in extra.items():
+            self.send_header(key, value)
+        self.send_header("request-id", "00000000-0000-0000-0000-000000000000")
+        self.send_header("content-length", str(len(data)))
+        self.end_headers()
+        if data:
+            self.wfile.write(data)
+
+    do_GET = do_POST = do_PUT = do_DELETE = do_PATCH = _serve
+
+
+class FakeBatchServer:
+    """FakeBatch served over HTTPS on 127.0.0.1 in a thread."""
+
+    def __init__(self, service: FakeBatch, cert: Path, key: Path):
+        handler = type("Handler", (_Handler,), {"service": service})
+        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+        context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        context.load_cert_chain(cert, key)
+        self.httpd.socket = context.wrap_socket(self.httpd.socket, server_side=True)
+        self.url = f"https://127.0.0.1:{self.httpd.server_address[1]}"
+        service.base_url = self.url
+        self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
+
+    def __enter__(self) -> FakeBatchServer:
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.httpd.shutdown()
+        self.httpd.server_close()

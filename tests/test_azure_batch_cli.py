@@ -1,0 +1,121 @@
+"""The CLI with kind azure-batch: `cfw up` stops with one line (exit 2) before anything is
+created when the subscription, location, credentials or a registry password are missing;
+`cfw run --explain` (not up) prints each job's Batch task with placeholders and no secret."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+from pathlib import Path
+
+import pytest
+from azure.batch import models as bm
+
+REPO = Path(__file__).resolve().parent.parent
+SAS = "https://sa.blob.core.windows.net/s/start.sh?sv=2024&sig=STARTTASKSIGNATURE"
+SECRETS = {
+    "AZ_BATCH_ACCOUNT_KEY": "YmF0Y2gta2V5LXRoYXQtbXVzdC1uZXZlci1zaG93",
+    "AZURE_STORAGE_KEY": "c3RvcmFnZS1rZXktdGhhdC1tdXN0LW5ldmVyLXNob3c=",
+    "AZURE_CLIENT_SECRET": "client-secret-that-must-never-show",
+    "BATCH_NODE_START_TASK_SAS_URL": SAS,
+    "BATCH_CONTAINER_REGISTRY_PASS": "registry-password-that-must-never-show",
+}
+
+
+def clean_env(**extra: str) -> dict[str, str]:
+    """The caller's environment without any Azure setting, plus ``extra``."""
+    env = {k: v for k, v in os.environ.items()
+           if not k.startswith(("AZURE_", "ARM_", "AZ_BATCH_", "BATCH_"))}
+    env.update(extra)
+    return env
+
+
+@pytest.mark.parametrize(("extra", "fragment"), [
+    ({}, "no Azure subscription"),
+    ({"AZURE_SUBSCRIPTION_ID": "sub"}, "no Azure location"),
+    ({"AZURE_SUBSCRIPTION_ID": "sub", "AZURE_LOCATION": "westeurope"},
+     "no Azure credentials"),
+    ({"AZURE_SUBSCRIPTION_ID": "sub", "AZURE_LOCATION": "westeurope", "AZURE_CLIENT_ID": "c",
+      "AZURE_CLIENT_SECRET": "s"}, "needs a job image with Snakemake and snakemake-storage"),
+    ({"AZURE_SUBSCRIPTION_ID": "sub", "AZURE_LOCATION": "westeurope", "AZURE_CLIENT_ID": "c",
+      "AZURE_CLIENT_SECRET": "s", "BATCH_CONTAINER_REGISTRY": "r.azurecr.io",
+      "BATCH_POOL_VM_CONTAINER_IMAGE": "r.azurecr.io/cfw-job:0.1.0",
+      "BATCH_CONTAINER_REGISTRY_USER": "puller"},
+     "BATCH_CONTAINER_REGISTRY_PASS is empty"),
+    ({"AZURE_SUBSCRIPTION_ID": "sub", "AZURE_LOCATION": "westeurope", "AZURE_CLIENT_ID": "c",
+      "AZURE_CLIENT_SECRET": "s", "BATCH_CONTAINER_REGISTRY": "r.azurecr.io",
+      "BATCH_POOL_VM_CONTAINER_IMAGE": "r.azurecr.io/cfw-job:0.1.0"},
+     "can pull only with AcrPull"),
+])
+def test_up_stops_before_creating_anything(cfw, tmp_path, extra, fragment):
+    if shutil.which("az"):
+        pytest.fail("an `az` CLI on PATH would count as credentials; this test needs it absent")
+    result = cfw(["up", "azure-batch", "--yes"], cwd=tmp_path, env=clean_env(**extra))
+    assert result.code == 2, result.output
+    errors = [line for line in result.stderr.splitlines() if line.startswith("error:")]
+    assert len(errors) == 1 and fragment in errors[0], result.output
+    assert "Traceback" not in result.output
+    assert not (tmp_path / ".cfw" / "azure-batch").exists()
+    assert not (tmp_path / "environments").exists()
+
+
+def test_up_flags_fill_the_config(cfw, tmp_path):
+    """--region and --set subscription_id satisfy the checks that AZURE_* would; the next
+    missing piece (the job image) is what stops it."""
+    result = cfw(["up", "azure-batch", "--yes", "--region", "northeurope",
+                  "--set", "subscription_id=sub-from-flag"], cwd=tmp_path,
+                 env=clean_env(AZURE_CLIENT_ID="c", AZURE_CLIENT_SECRET="s"))
+    assert result.code == 2 and "needs a job image" in result.stderr, result.output
+    assert not (tmp_path / "environments").exists()  # nothing written when preflight stops
+
+
+SNAKEFILE = """
+rule all:
+    input: expand("results/{s}.txt", s=["a", "b"]), "results/big.txt"
+
+rule small:
+    output: "results/{s}.txt"
+    resources: mem_mb=2000, runtime=30
+    shell: "echo {wildcards.s} > {output}"
+
+rule big:
+    output: "results/big.txt"
+    threads: 12
+    resources: mem_mb=64000
+    shell: "echo big > {output}"
+"""
+
+
+def test_explain_prints_tasks_with_placeholders_and_no_secret(cfw, tmp_path):
+    project = tmp_path / "wf"
+    (project / "environments").mkdir(parents=True)
+    (project / "Snakefile").write_text(SNAKEFILE)
+    config = (REPO / "environments" / "azure-batch.yaml").read_text()
+    config += ("resource_files:\n  - source: az://data/ref/genome.fa\n    file_path: genome.fa\n")
+    (project / "environments" / "azure-batch.yaml").write_text(
+        config.replace("output_files_auth: identity", "output_files_auth: sas"))
+    result = cfw(["run", "--explain", "--env", "azure-batch"], cwd=project,
+                 env=clean_env(**SECRETS))
+    assert result.code == 0, result.output
+    records = [json.loads(line) for line in result.stdout.splitlines() if line.startswith("{")]
+    assert sorted(r["rule"] for r in records) == ["big", "small", "small"]
+    assert {r["kind"] for r in records} == {"azure-batch"}
+    for record in records:
+        submission = record["submission"]
+        task = submission["task"]
+        bm.BatchTaskCreateOptions(task)  # the SDK's model reads it
+        assert submission["account_url"] == "https://cfwbaazurebatchadhoc.<region>.batch.azure.com"
+        pool = "standard-e16s-v3" if record["rule"] == "big" else "standard-d4s-v3"
+        assert submission["job_id"] == f"cfw-explain-{pool}"
+        assert task["requiredSlots"] == (12 if record["rule"] == "big" else 1)
+        assert task["commandLine"].startswith("/bin/bash -c ")
+        assert "--deploy-sources" in task["commandLine"]
+        dest = task["outputFiles"][0]["destination"]["container"]
+        assert dest["containerUrl"].endswith("/logs?<sas:write>")
+        assert task["resourceFiles"][0]["httpUrl"].endswith("/data/ref/genome.fa?<sas:read>")
+        env = {e["name"]: e["value"] for e in task["environmentSettings"]}
+        assert env["AZURE_CLIENT_ID"] == "<identity-client-id>"
+    everything = result.stdout + result.stderr
+    for secret in [*SECRETS.values(), "STARTTASKSIGNATURE", "sig="]:
+        assert secret not in everything
