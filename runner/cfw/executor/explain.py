@@ -33,7 +33,6 @@ CORES_VAR = "CFW_EXPLAIN_CORES"
 COLLECT_VAR = "CFW_COLLECT_OUT"  # write {inputs, targets} of the DAG there, then stop
 UNLIMITED_CORES = 2**20  # what a dry-run gets instead of a remote run's "no core limit"
 ENV_VAR = "CFW_EXPLAIN_ENV"  # the environment: the dry-run executor gets no --cfw-* settings
-UNLIMITED_CORES = 2**20  # --cores for the dry-run: no local limit on threads, as in a real run
 
 
 def redact(value: Any, secrets: list[str]) -> Any:
