@@ -73,7 +73,8 @@ def main() -> None:
         cfw_dir = make_workflow(base / "cfw", args.jobs)
         (cfw_dir / "environments").mkdir()
         (cfw_dir / "environments" / "local.yaml").write_text(
-            f"kind: local\nlauncher: {args.launcher}\njobs: 2\n")
+            f"kind: local\nlauncher: {args.launcher}\njobs: 2\n"
+        )
 
         print(f"fan-out of {args.jobs} jobs (+1 gather), 2 in parallel, launcher {args.launcher}")
         plain = timed([sys.executable, "-m", "snakemake", "--cores", "2", "--quiet"], plain_dir)
@@ -82,11 +83,14 @@ def main() -> None:
         print(f"cfw run (local)           : {cfw:8.1f} s")
 
         same = (plain_dir / "results/gathered.txt").read_bytes() == (
-            cfw_dir / "results/gathered.txt").read_bytes()
+            cfw_dir / "results/gathered.txt"
+        ).read_bytes()
         extra = (cfw - plain) / args.jobs
         print(f"outputs identical         : {same}")
-        print(f"cfw extra cost per job    : {extra:8.3f} s   (target <= {TARGET_S} s: "
-              f"{'met' if extra <= TARGET_S else 'NOT met'})")
+        print(
+            f"cfw extra cost per job    : {extra:8.3f} s   (target <= {TARGET_S} s: "
+            f"{'met' if extra <= TARGET_S else 'NOT met'})"
+        )
         print(f"cfw wall time per job     : {cfw / args.jobs:8.3f} s")
         if not same:
             raise SystemExit("outputs differ")

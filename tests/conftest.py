@@ -54,9 +54,7 @@ def terraform_env(tmp_path_factory) -> dict[str, str]:
         pytest.fail("no Terraform provider mirror found: set CFW_TF_PLUGIN_MIRROR")
     rc = tmp_path_factory.mktemp("terraform") / "terraform.rc"
     rc.write_text(
-        "provider_installation {\n"
-        f'  filesystem_mirror {{\n    path = "{mirror}"\n  }}\n'
-        "}\n"
+        f'provider_installation {{\n  filesystem_mirror {{\n    path = "{mirror}"\n  }}\n}}\n'
     )
     return {"TF_CLI_CONFIG_FILE": str(rc), "CHECKPOINT_DISABLE": "1"}
 
@@ -106,9 +104,18 @@ def moto_endpoint() -> Iterator[str]:
     # path: tibanna's dependency python-lambda-4dn installs a top-level `tests` package
     # that would shadow `-m tests.support.moto_plus`
     proc = subprocess.Popen(
-        [sys.executable, str(REPO / "tests" / "support" / "moto_plus.py"), "-H", "127.0.0.1",
-         "-p", str(port)],
-        cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        [
+            sys.executable,
+            str(REPO / "tests" / "support" / "moto_plus.py"),
+            "-H",
+            "127.0.0.1",
+            "-p",
+            str(port),
+        ],
+        cwd=REPO,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     endpoint = f"http://127.0.0.1:{port}"
     try:
         _wait_http(f"{endpoint}/moto-api/")
@@ -147,14 +154,20 @@ class Result:
         return self.stdout + self.stderr
 
 
-def run_cfw(args: list[str], cwd: Path, env: dict[str, str] | None = None,
-            timeout: float = 600) -> Result:
+def run_cfw(
+    args: list[str], cwd: Path, env: dict[str, str] | None = None, timeout: float = 600
+) -> Result:
     """Run the cfw CLI in a subprocess, exactly as a user would."""
     full_env = {**os.environ, **(env or {})}
     full_env.pop("CFW_DEBUG", None)
     proc = subprocess.run(
-        [sys.executable, "-m", "cfw", *args], cwd=cwd, env=full_env,
-        capture_output=True, text=True, timeout=timeout, check=False,
+        [sys.executable, "-m", "cfw", *args],
+        cwd=cwd,
+        env=full_env,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
     )
     return Result(proc.returncode, proc.stdout, proc.stderr)
 
@@ -165,8 +178,9 @@ def cfw():
 
 
 def copy_workflow(source: Path, dest: Path) -> Path:
-    shutil.copytree(source, dest, ignore=shutil.ignore_patterns(
-        ".snakemake", ".cfw", "results", "__pycache__"))
+    shutil.copytree(
+        source, dest, ignore=shutil.ignore_patterns(".snakemake", ".cfw", "results", "__pycache__")
+    )
     return dest
 
 

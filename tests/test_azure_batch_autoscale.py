@@ -17,10 +17,15 @@ SAMPLES_PER_MIN = 2  # Batch samples metrics every 30 s
 
 
 def config(**pool) -> AzureBatchConfig:
-    settings = {"vm_size": "Standard_D4s_v3", "max_dedicated_nodes": 3,
-                "max_low_priority_nodes": 0, **pool}
-    return AzureBatchConfig(name="t", region="westeurope", pools=[settings],
-                            autoscale={"window_minutes": 10})
+    settings = {
+        "vm_size": "Standard_D4s_v3",
+        "max_dedicated_nodes": 3,
+        "max_low_priority_nodes": 0,
+        **pool,
+    }
+    return AzureBatchConfig(
+        name="t", region="westeurope", pools=[settings], autoscale={"window_minutes": 10}
+    )
 
 
 def targets(cfg: AzureBatchConfig, pending, running=None) -> tuple[int, int]:
@@ -134,8 +139,14 @@ def test_evaluator_rejects_what_batch_would_reject():
 
 
 def test_module_gets_a_five_minute_interval_and_each_pool_its_formula(tmp_path):
-    cfg = AzureBatchConfig(name="t", region="westeurope", pools=[
-        {"vm_size": "Standard_D4s_v3"}, {"vm_size": "Standard_E16s_v3", "task_slots_per_node": 16}])
+    cfg = AzureBatchConfig(
+        name="t",
+        region="westeurope",
+        pools=[
+            {"vm_size": "Standard_D4s_v3"},
+            {"vm_size": "Standard_E16s_v3", "task_slots_per_node": 16},
+        ],
+    )
     from datetime import UTC, datetime
 
     ident = Identity("t", "azure-batch", "t-0a1b2c", datetime(2026, 1, 1, tzinfo=UTC), None)

@@ -24,33 +24,63 @@ pytest_plugins = ["support.azure"]  # the azurite and fake_batch fixtures
 
 BATCH_KEY = "ZmFrZS1iYXRjaC1hY2NvdW50LWtleS1mb3ItdGVzdHMtb25seQ=="
 SECRET = "s3cr3t-value-that-must-stay-off-the-command-line"
-POOLS = [{"vm_size": "Standard_D4s_v3", "task_slots_per_node": 4},
-         {"vm_size": "Standard_E16s_v3", "task_slots_per_node": 16}]
+POOLS = [
+    {"vm_size": "Standard_D4s_v3", "task_slots_per_node": 4},
+    {"vm_size": "Standard_E16s_v3", "task_slots_per_node": 16},
+]
 TASKS = "/jobs/{job}/tasks"
 
 
-def make_backend(fake, tmp_path: Path, blob_endpoint: str = "https://acct.blob.core.windows.net",
-                 storage_key: str = "", **config) -> AzureBatchBackend:
+def make_backend(
+    fake,
+    tmp_path: Path,
+    blob_endpoint: str = "https://acct.blob.core.windows.net",
+    storage_key: str = "",
+    **config,
+) -> AzureBatchBackend:
     cfg = AzureBatchConfig(name="ab", region="westeurope", pools=POOLS, **config)
     outputs = KIND.output_placeholders(cfg, None)
-    outputs.update(batch_account_url=fake.base_url, storage_blob_endpoint=blob_endpoint,
-                   storage_container_urls={c: f"{blob_endpoint}/{c}" for c in ("data", "logs")},
-                   identity_id="/subscriptions/s/resourceGroups/g/providers/x/nodes",
-                   identity_client_id="11111111-2222-3333-4444-555555555555")
-    ctx = EnvContext(name="ab", kind="azure-batch", config=cfg, outputs=outputs,
-                     env_id="ab-0a1b2c", state_dir=tmp_path, run_id="run1")
-    return AzureBatchBackend(ctx, environ={"AZ_BATCH_ACCOUNT_KEY": BATCH_KEY,
-                                           "AZ_BATCH_ACCOUNT_NAME": "acct",
-                                           "AZURE_STORAGE_KEY": storage_key})
+    outputs.update(
+        batch_account_url=fake.base_url,
+        storage_blob_endpoint=blob_endpoint,
+        storage_container_urls={c: f"{blob_endpoint}/{c}" for c in ("data", "logs")},
+        identity_id="/subscriptions/s/resourceGroups/g/providers/x/nodes",
+        identity_client_id="11111111-2222-3333-4444-555555555555",
+    )
+    ctx = EnvContext(
+        name="ab",
+        kind="azure-batch",
+        config=cfg,
+        outputs=outputs,
+        env_id="ab-0a1b2c",
+        state_dir=tmp_path,
+        run_id="run1",
+    )
+    return AzureBatchBackend(
+        ctx,
+        environ={
+            "AZ_BATCH_ACCOUNT_KEY": BATCH_KEY,
+            "AZ_BATCH_ACCOUNT_NAME": "acct",
+            "AZURE_STORAGE_KEY": storage_key,
+        },
+    )
 
 
 def submit(backend: AzureBatchBackend, jobid: int, threads: int = 1) -> str:
-    spec = build_spec(rule="step", jobid=jobid, run_id="run1", command=f"echo job {jobid}",
-                      image="img", threads=threads, resources={},
-                      env_names=["MY_TOKEN", "SNAKEMAKE_STORAGE_AZURE_ACCOUNT_NAME"])
+    spec = build_spec(
+        rule="step",
+        jobid=jobid,
+        run_id="run1",
+        command=f"echo job {jobid}",
+        image="img",
+        threads=threads,
+        resources={},
+        env_names=["MY_TOKEN", "SNAKEMAKE_STORAGE_AZURE_ACCOUNT_NAME"],
+    )
     payload = backend.translate(spec, backend.ctx)
-    return backend.submit(spec, payload, {"MY_TOKEN": SECRET,
-                                          "SNAKEMAKE_STORAGE_AZURE_ACCOUNT_NAME": "acct"})
+    return backend.submit(
+        spec, payload, {"MY_TOKEN": SECRET, "SNAKEMAKE_STORAGE_AZURE_ACCOUNT_NAME": "acct"}
+    )
 
 
 def task_of(ext: str) -> tuple[str, str]:
@@ -59,8 +89,11 @@ def task_of(ext: str) -> tuple[str, str]:
 
 
 def list_requests(fake) -> list[dict[str, list[str]]]:
-    return [parse_qs(urlparse(url).query) for method, url, _ in fake.requests
-            if method == "GET" and re.fullmatch(r"/jobs/[^/]+/tasks", urlparse(url).path)]
+    return [
+        parse_qs(urlparse(url).query)
+        for method, url, _ in fake.requests
+        if method == "GET" and re.fullmatch(r"/jobs/[^/]+/tasks", urlparse(url).path)
+    ]
 
 
 def test_submit_one_job_per_pool_env_settings_not_command_line(fake_batch, tmp_path):
@@ -92,8 +125,11 @@ def test_status_is_one_paged_list_call_per_job_per_cycle(fake_batch, tmp_path):
         fake_batch.start(*task_of(ext))
     fake_batch.finish(*task_of(ids[0]), exit_code=0)
     fake_batch.finish(*task_of(ids[1]), exit_code=3, stderr="boom\n")
-    fake_batch.finish(*task_of(ids[2]), exit_code=-1, failure={
-        "category": "usererror", "code": "MaxWallClockTimeExpiry", "message": "too long"})
+    fake_batch.finish(
+        *task_of(ids[2]),
+        exit_code=-1,
+        failure={"category": "usererror", "code": "MaxWallClockTimeExpiry", "message": "too long"},
+    )
 
     before = len(list_requests(fake_batch))
     statuses = backend.poll(ids)
@@ -185,8 +221,13 @@ def test_sas_output_files_upload_and_logs_come_back(fake_batch, azurite, tmp_pat
     for name in ("data", "logs"):
         if not service.get_container_client(name).exists():
             service.create_container(name)
-    backend = make_backend(fake_batch, tmp_path, blob_endpoint=azurite["endpoint"],
-                           storage_key=azurite["key"], output_files_auth="sas")
+    backend = make_backend(
+        fake_batch,
+        tmp_path,
+        blob_endpoint=azurite["endpoint"],
+        storage_key=azurite["key"],
+        output_files_auth="sas",
+    )
     ext = submit(backend, 1)
     body = fake_batch.task(*task_of(ext)).body
     url = body["outputFiles"][0]["destination"]["container"]["containerUrl"]
@@ -225,10 +266,14 @@ def test_resource_file_read_sas_against_azurite(fake_batch, azurite, tmp_path):
     if not box.exists():
         box.create_container()
     box.upload_blob("ref/genome.fa", b">chr1\nACGT\n", overwrite=True)
-    backend = make_backend(fake_batch, tmp_path, blob_endpoint=azurite["endpoint"],
-                           storage_key=azurite["key"], output_files_auth="sas",
-                           resource_files=[{"source": "az://data/ref/genome.fa",
-                                            "file_path": "genome.fa"}])
+    backend = make_backend(
+        fake_batch,
+        tmp_path,
+        blob_endpoint=azurite["endpoint"],
+        storage_key=azurite["key"],
+        output_files_auth="sas",
+        resource_files=[{"source": "az://data/ref/genome.fa", "file_path": "genome.fa"}],
+    )
     ext = submit(backend, 1)
     (res,) = fake_batch.task(*task_of(ext)).body["resourceFiles"]
     assert parse_qs(urlparse(res["httpUrl"]).query)["sp"] == ["r"]
@@ -247,25 +292,39 @@ class StaticToken:
 
 def test_status_details_show_pool_state_and_autoscale_errors(fake_batch, monkeypatch):
     monkeypatch.setattr(client, "token_credential", lambda environ: StaticToken())
-    base = ("/subscriptions/sub1/resourceGroups/cfw-ab/providers/Microsoft.Batch/"
-            "batchAccounts/acct/pools")
+    base = (
+        "/subscriptions/sub1/resourceGroups/cfw-ab/providers/Microsoft.Batch/"
+        "batchAccounts/acct/pools"
+    )
     fake_batch.arm[f"{base}/standard-d4s-v3"] = {
-        "id": f"{base}/standard-d4s-v3", "name": "standard-d4s-v3",
+        "id": f"{base}/standard-d4s-v3",
+        "name": "standard-d4s-v3",
         "properties": {
-            "vmSize": "STANDARD_D4S_V3", "allocationState": "Resizing",
-            "currentDedicatedNodes": 2, "currentLowPriorityNodes": 0,
+            "vmSize": "STANDARD_D4S_V3",
+            "allocationState": "Resizing",
+            "currentDedicatedNodes": 2,
+            "currentLowPriorityNodes": 0,
             "scaleSettings": {"autoScale": {"formula": "x", "evaluationInterval": "PT5M"}},
-            "autoScaleRun": {"evaluationTime": "2026-01-01T00:00:00Z",
-                             "error": {"code": "AutoScaleFormulaEvaluationError",
-                                       "message": "formula failed"}},
-            "resizeOperationStatus": {"errors": [{"code": "AccountCoreQuotaReached",
-                                                  "message": "core quota of 20 reached"}]},
-        }}
-    cfg = AzureBatchConfig(name="ab", region="westeurope", pools=POOLS,
-                           arm_endpoint=fake_batch.base_url)
-    outputs = {"subscription_id": "sub1", "resource_group_name": "cfw-ab",
-               "batch_account_name": "acct",
-               "batch_pool_ids": ["standard-d4s-v3", "standard-e16s-v3"]}
+            "autoScaleRun": {
+                "evaluationTime": "2026-01-01T00:00:00Z",
+                "error": {"code": "AutoScaleFormulaEvaluationError", "message": "formula failed"},
+            },
+            "resizeOperationStatus": {
+                "errors": [
+                    {"code": "AccountCoreQuotaReached", "message": "core quota of 20 reached"}
+                ]
+            },
+        },
+    }
+    cfg = AzureBatchConfig(
+        name="ab", region="westeurope", pools=POOLS, arm_endpoint=fake_batch.base_url
+    )
+    outputs = {
+        "subscription_id": "sub1",
+        "resource_group_name": "cfw-ab",
+        "batch_account_name": "acct",
+        "batch_pool_ids": ["standard-d4s-v3", "standard-e16s-v3"],
+    }
     details = KIND.status_details(cfg, outputs)
     d4 = details["pool standard-d4s-v3"]
     assert "allocation Resizing" in d4 and "nodes 2 dedicated + 0 low-priority" in d4
@@ -282,19 +341,31 @@ def test_leftovers_lists_what_still_carries_the_id(fake_batch, monkeypatch):
     from cfw.backends.kind import Identity
 
     monkeypatch.setattr(client, "token_credential", lambda environ: StaticToken())
-    fake_batch.arm["/subscriptions/sub1/resources"] = {"value": [
-        {"id": "/subscriptions/sub1/resourceGroups/cfw-ab/providers/Microsoft.Batch/"
-               "batchAccounts/acct"}]}
-    cfg = AzureBatchConfig(name="ab", region="westeurope", subscription_id="sub1",
-                           arm_endpoint=fake_batch.base_url)
+    fake_batch.arm["/subscriptions/sub1/resources"] = {
+        "value": [
+            {
+                "id": "/subscriptions/sub1/resourceGroups/cfw-ab/providers/Microsoft.Batch/"
+                "batchAccounts/acct"
+            }
+        ]
+    }
+    cfg = AzureBatchConfig(
+        name="ab", region="westeurope", subscription_id="sub1", arm_endpoint=fake_batch.base_url
+    )
     ident = Identity("ab", "azure-batch", "ab-0a1b2c", datetime.now(UTC), None)
     left = KIND.leftovers(cfg, ident, {}, {})
-    assert left == ["/subscriptions/sub1/resourceGroups/cfw-ab/providers/Microsoft.Batch/"
-                    "batchAccounts/acct"]
-    queries = [parse_qs(urlparse(u).query) for m, u, _ in fake_batch.requests
-               if u.startswith("/subscriptions/sub1/")]
-    assert all(q["$filter"] == ["tagName eq 'cfw-id' and tagValue eq 'ab-0a1b2c'"]
-               for q in queries) and len(queries) == 2
+    assert left == [
+        "/subscriptions/sub1/resourceGroups/cfw-ab/providers/Microsoft.Batch/batchAccounts/acct"
+    ]
+    queries = [
+        parse_qs(urlparse(u).query)
+        for m, u, _ in fake_batch.requests
+        if u.startswith("/subscriptions/sub1/")
+    ]
+    assert (
+        all(q["$filter"] == ["tagName eq 'cfw-id' and tagValue eq 'ab-0a1b2c'"] for q in queries)
+        and len(queries) == 2
+    )
 
 
 class NoCredential:
@@ -314,8 +385,12 @@ def test_status_and_leftovers_without_credentials_say_so(fake_batch, monkeypatch
 
     monkeypatch.setattr(client, "token_credential", lambda environ: NoCredential())
     cfg = AzureBatchConfig(name="ab", region="westeurope", arm_endpoint=fake_batch.base_url)
-    outputs = {"subscription_id": "sub1", "resource_group_name": "cfw-ab",
-               "batch_account_name": "acct", "batch_pool_ids": ["standard-d4s-v3"]}
+    outputs = {
+        "subscription_id": "sub1",
+        "resource_group_name": "cfw-ab",
+        "batch_account_name": "acct",
+        "batch_pool_ids": ["standard-d4s-v3"],
+    }
     details = KIND.status_details(cfg, outputs)
     assert details == {"pools": details["pools"]} and "az login" in details["pools"]
     ident = Identity("ab", "azure-batch", "ab-0a1b2c", datetime.now(UTC), None)

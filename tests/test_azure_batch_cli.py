@@ -25,29 +25,55 @@ SECRETS = {
 
 def clean_env(**extra: str) -> dict[str, str]:
     """The caller's environment without any Azure setting, plus ``extra``."""
-    env = {k: v for k, v in os.environ.items()
-           if not k.startswith(("AZURE_", "ARM_", "AZ_BATCH_", "BATCH_"))}
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith(("AZURE_", "ARM_", "AZ_BATCH_", "BATCH_"))
+    }
     env.update(extra)
     return env
 
 
-@pytest.mark.parametrize(("extra", "fragment"), [
-    ({}, "no Azure subscription"),
-    ({"AZURE_SUBSCRIPTION_ID": "sub"}, "no Azure location"),
-    ({"AZURE_SUBSCRIPTION_ID": "sub", "AZURE_LOCATION": "westeurope"},
-     "no Azure credentials"),
-    ({"AZURE_SUBSCRIPTION_ID": "sub", "AZURE_LOCATION": "westeurope", "AZURE_CLIENT_ID": "c",
-      "AZURE_CLIENT_SECRET": "s"}, "needs a job image with Snakemake and snakemake-storage"),
-    ({"AZURE_SUBSCRIPTION_ID": "sub", "AZURE_LOCATION": "westeurope", "AZURE_CLIENT_ID": "c",
-      "AZURE_CLIENT_SECRET": "s", "BATCH_CONTAINER_REGISTRY": "r.azurecr.io",
-      "BATCH_POOL_VM_CONTAINER_IMAGE": "r.azurecr.io/cfw-job:0.1.0",
-      "BATCH_CONTAINER_REGISTRY_USER": "puller"},
-     "BATCH_CONTAINER_REGISTRY_PASS is empty"),
-    ({"AZURE_SUBSCRIPTION_ID": "sub", "AZURE_LOCATION": "westeurope", "AZURE_CLIENT_ID": "c",
-      "AZURE_CLIENT_SECRET": "s", "BATCH_CONTAINER_REGISTRY": "r.azurecr.io",
-      "BATCH_POOL_VM_CONTAINER_IMAGE": "r.azurecr.io/cfw-job:0.1.0"},
-     "can pull only with AcrPull"),
-])
+@pytest.mark.parametrize(
+    ("extra", "fragment"),
+    [
+        ({}, "no Azure subscription"),
+        ({"AZURE_SUBSCRIPTION_ID": "sub"}, "no Azure location"),
+        ({"AZURE_SUBSCRIPTION_ID": "sub", "AZURE_LOCATION": "westeurope"}, "no Azure credentials"),
+        (
+            {
+                "AZURE_SUBSCRIPTION_ID": "sub",
+                "AZURE_LOCATION": "westeurope",
+                "AZURE_CLIENT_ID": "c",
+                "AZURE_CLIENT_SECRET": "s",
+            },
+            "needs a job image with Snakemake and snakemake-storage",
+        ),
+        (
+            {
+                "AZURE_SUBSCRIPTION_ID": "sub",
+                "AZURE_LOCATION": "westeurope",
+                "AZURE_CLIENT_ID": "c",
+                "AZURE_CLIENT_SECRET": "s",
+                "BATCH_CONTAINER_REGISTRY": "r.azurecr.io",
+                "BATCH_POOL_VM_CONTAINER_IMAGE": "r.azurecr.io/cfw-job:0.1.0",
+                "BATCH_CONTAINER_REGISTRY_USER": "puller",
+            },
+            "BATCH_CONTAINER_REGISTRY_PASS is empty",
+        ),
+        (
+            {
+                "AZURE_SUBSCRIPTION_ID": "sub",
+                "AZURE_LOCATION": "westeurope",
+                "AZURE_CLIENT_ID": "c",
+                "AZURE_CLIENT_SECRET": "s",
+                "BATCH_CONTAINER_REGISTRY": "r.azurecr.io",
+                "BATCH_POOL_VM_CONTAINER_IMAGE": "r.azurecr.io/cfw-job:0.1.0",
+            },
+            "can pull only with AcrPull",
+        ),
+    ],
+)
 def test_up_stops_before_creating_anything(cfw, tmp_path, extra, fragment):
     if shutil.which("az"):
         pytest.fail("an `az` CLI on PATH would count as credentials; this test needs it absent")
@@ -63,9 +89,19 @@ def test_up_stops_before_creating_anything(cfw, tmp_path, extra, fragment):
 def test_up_flags_fill_the_config(cfw, tmp_path):
     """--region and --set subscription_id satisfy the checks that AZURE_* would; the next
     missing piece (the job image) is what stops it."""
-    result = cfw(["up", "azure-batch", "--yes", "--region", "northeurope",
-                  "--set", "subscription_id=sub-from-flag"], cwd=tmp_path,
-                 env=clean_env(AZURE_CLIENT_ID="c", AZURE_CLIENT_SECRET="s"))
+    result = cfw(
+        [
+            "up",
+            "azure-batch",
+            "--yes",
+            "--region",
+            "northeurope",
+            "--set",
+            "subscription_id=sub-from-flag",
+        ],
+        cwd=tmp_path,
+        env=clean_env(AZURE_CLIENT_ID="c", AZURE_CLIENT_SECRET="s"),
+    )
     assert result.code == 2 and "needs a job image" in result.stderr, result.output
     assert not (tmp_path / "environments").exists()  # nothing written when preflight stops
 
@@ -92,11 +128,13 @@ def test_explain_prints_tasks_with_placeholders_and_no_secret(cfw, tmp_path):
     (project / "environments").mkdir(parents=True)
     (project / "Snakefile").write_text(SNAKEFILE)
     config = (REPO / "environments" / "azure-batch.yaml").read_text()
-    config += ("resource_files:\n  - source: az://data/ref/genome.fa\n    file_path: genome.fa\n")
+    config += "resource_files:\n  - source: az://data/ref/genome.fa\n    file_path: genome.fa\n"
     (project / "environments" / "azure-batch.yaml").write_text(
-        config.replace("output_files_auth: identity", "output_files_auth: sas"))
-    result = cfw(["run", "--explain", "--env", "azure-batch"], cwd=project,
-                 env=clean_env(**SECRETS))
+        config.replace("output_files_auth: identity", "output_files_auth: sas")
+    )
+    result = cfw(
+        ["run", "--explain", "--env", "azure-batch"], cwd=project, env=clean_env(**SECRETS)
+    )
     assert result.code == 0, result.output
     records = [json.loads(line) for line in result.stdout.splitlines() if line.startswith("{")]
     assert sorted(r["rule"] for r in records) == ["big", "small", "small"]

@@ -51,28 +51,46 @@ def fake_up(project: Path, fake_url: str, azurite: dict[str, str]) -> None:
     resolved = resolve(project, "azure-batch", environ={})
     state = EnvState(project, "azure-batch")
     created = datetime.now(UTC).isoformat()
-    state.save_meta(Meta(name="azure-batch", kind="azure-batch", env_id="azure-batch-0a1b2c",
-                         phase=PHASE_UP, created_at=created, updated_at=created,
-                         config=dump_config(resolved.config), cfw_version=__version__))
+    state.save_meta(
+        Meta(
+            name="azure-batch",
+            kind="azure-batch",
+            env_id="azure-batch-0a1b2c",
+            phase=PHASE_UP,
+            created_at=created,
+            updated_at=created,
+            config=dump_config(resolved.config),
+            cfw_version=__version__,
+        )
+    )
     endpoint = azurite["endpoint"]
-    state.save_outputs({
-        "batch_account_url": fake_url, "batch_account_name": "acct",
-        "batch_pool_ids": ["standard-d2s-v3"], "storage_account_name": azurite["account"],
-        "storage_blob_endpoint": f"{endpoint}/",
-        "storage_container_urls": {c: f"{endpoint}/{c}" for c in ("data", "logs")},
-        "identity_id": "/subscriptions/sub1/resourceGroups/cfw-azure-batch/providers/"
-                       "Microsoft.ManagedIdentity/userAssignedIdentities/nodes",
-        "identity_client_id": "00000000-0000-0000-0000-000000000001",
-        "resource_group_name": "cfw-azure-batch", "subscription_id": "sub1",
-        "cfw_id": "azure-batch-0a1b2c",
-    })
+    state.save_outputs(
+        {
+            "batch_account_url": fake_url,
+            "batch_account_name": "acct",
+            "batch_pool_ids": ["standard-d2s-v3"],
+            "storage_account_name": azurite["account"],
+            "storage_blob_endpoint": f"{endpoint}/",
+            "storage_container_urls": {c: f"{endpoint}/{c}" for c in ("data", "logs")},
+            "identity_id": "/subscriptions/sub1/resourceGroups/cfw-azure-batch/providers/"
+            "Microsoft.ManagedIdentity/userAssignedIdentities/nodes",
+            "identity_client_id": "00000000-0000-0000-0000-000000000001",
+            "resource_group_name": "cfw-azure-batch",
+            "subscription_id": "sub1",
+            "cfw_id": "azure-batch-0a1b2c",
+        }
+    )
 
 
 def plain_report(tmp_path: Path) -> str:
     workdir = tmp_path / "plain"
     subprocess.run(["cp", "-r", str(QUICKSTART), str(workdir)], check=True)
-    subprocess.run([sys.executable, "-m", "snakemake", "--cores", "2", "--quiet"], cwd=workdir,
-                   check=True, capture_output=True)
+    subprocess.run(
+        [sys.executable, "-m", "snakemake", "--cores", "2", "--quiet"],
+        cwd=workdir,
+        check=True,
+        capture_output=True,
+    )
     return (workdir / "results" / "report.tsv").read_text()
 
 
@@ -86,13 +104,22 @@ def test_two_runs_share_the_pool(tmp_path, fake_batch, azurite, fake_batch_cert)
     fake_batch.pools = {"standard-d2s-v3": 2}
     python_dir = str(Path(sys.executable).parent)
     fake_batch.node_agent = NodeAgent(
-        {"PATH": f"{python_dir}:/usr/bin:/bin", "AZURITE_CONNECTION_STRING":
-         azurite["connection_string"], "LANG": "C.UTF-8"}, tmp_path / "nodes")
+        {
+            "PATH": f"{python_dir}:/usr/bin:/bin",
+            "AZURITE_CONNECTION_STRING": azurite["connection_string"],
+            "LANG": "C.UTF-8",
+        },
+        tmp_path / "nodes",
+    )
 
-    env = {**os.environ, "AZ_BATCH_ACCOUNT_KEY": BATCH_KEY, "AZ_BATCH_ACCOUNT_NAME": "acct",
-           "REQUESTS_CA_BUNDLE": str(fake_batch_cert[0]),
-           "AZURITE_CONNECTION_STRING": azurite["connection_string"],
-           "AZURE_STORAGE_CONNECTION_STRING": azurite["connection_string"]}
+    env = {
+        **os.environ,
+        "AZ_BATCH_ACCOUNT_KEY": BATCH_KEY,
+        "AZ_BATCH_ACCOUNT_NAME": "acct",
+        "REQUESTS_CA_BUNDLE": str(fake_batch_cert[0]),
+        "AZURITE_CONNECTION_STRING": azurite["connection_string"],
+        "AZURE_STORAGE_CONNECTION_STRING": azurite["connection_string"],
+    }
     env.pop("CFW_DEBUG", None)
     runs = {}
     for name in ("wf1", "wf2"):
@@ -100,9 +127,23 @@ def test_two_runs_share_the_pool(tmp_path, fake_batch, azurite, fake_batch_cert)
         subprocess.run(["cp", "-r", str(QUICKSTART), str(project)], check=True)
         fake_up(project, fake_batch.base_url, azurite)
         runs[name] = subprocess.Popen(
-            [sys.executable, "-m", "cfw", "run", "--env", "azure-batch", "--download",
-             "--seconds-between-status-checks", "2"],
-            cwd=project, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+            [
+                sys.executable,
+                "-m",
+                "cfw",
+                "run",
+                "--env",
+                "azure-batch",
+                "--download",
+                "--seconds-between-status-checks",
+                "2",
+            ],
+            cwd=project,
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+        )
     outputs = {name: proc.communicate(timeout=540)[0] for name, proc in runs.items()}
     for name, proc in runs.items():
         assert proc.returncode == 0, outputs[name][-4000:]
@@ -111,8 +152,11 @@ def test_two_runs_share_the_pool(tmp_path, fake_batch, azurite, fake_batch_cert)
     for name in runs:
         assert (tmp_path / name / "results" / "report.tsv").read_text() == expected
     # each run made its own Batch job on the one pool, 9 tasks each, and deleted it at the end
-    made = [json.loads(b) for m, u, b in fake_batch.requests
-            if m == "POST" and urlparse(u).path == "/jobs"]
+    made = [
+        json.loads(b)
+        for m, u, b in fake_batch.requests
+        if m == "POST" and urlparse(u).path == "/jobs"
+    ]
     assert len({j["id"] for j in made}) == 2 and fake_batch.count("POST", "/jobs") == 2
     assert {j["poolInfo"]["poolId"] for j in made} == {"standard-d2s-v3"}
     assert fake_batch.count("POST", "/jobs/{job}/tasks") == 18
@@ -120,21 +164,34 @@ def test_two_runs_share_the_pool(tmp_path, fake_batch, azurite, fake_batch_cert)
     assert fake_batch.jobs == {}
     assert not [u for _, u, _ in fake_batch.requests if "/pools" in u]
     # status: list calls, never one call per task (18 tasks finished)
-    lists = [u for m, u, _ in fake_batch.requests
-             if m == "GET" and re.fullmatch(r"/jobs/[^/]+/tasks", urlparse(u).path)
-             and "skiptoken" not in u]
-    task_gets = [u for m, u, _ in fake_batch.requests
-                 if m == "GET" and re.fullmatch(r"/jobs/[^/]+/tasks/[^/]+", urlparse(u).path)]
+    lists = [
+        u
+        for m, u, _ in fake_batch.requests
+        if m == "GET"
+        and re.fullmatch(r"/jobs/[^/]+/tasks", urlparse(u).path)
+        and "skiptoken" not in u
+    ]
+    task_gets = [
+        u
+        for m, u, _ in fake_batch.requests
+        if m == "GET" and re.fullmatch(r"/jobs/[^/]+/tasks/[^/]+", urlparse(u).path)
+    ]
     assert lists and task_gets == []
     # data went through the storage: inputs staged, intermediates there, logs uploaded
     names = {b.name for b in blobs.get_container_client("data").list_blobs()}
     assert any(n.endswith("wf1/data/alpha.fa") for n in names)
     assert any(n.endswith("wf2/results/gc/delta.txt") for n in names)
     logs = {b.name for b in blobs.get_container_client("logs").list_blobs()}
-    bodies = [json.loads(b) for m, u, b in fake_batch.requests
-              if m == "POST" and urlparse(u).path.endswith("/tasks")]
-    uploaded = {f"{t['outputFiles'][0]['destination']['container']['path']}/{name}"
-                for t in bodies for name in ("stdout.txt", "stderr.txt")}
+    bodies = [
+        json.loads(b)
+        for m, u, b in fake_batch.requests
+        if m == "POST" and urlparse(u).path.endswith("/tasks")
+    ]
+    uploaded = {
+        f"{t['outputFiles'][0]['destination']['container']['path']}/{name}"
+        for t in bodies
+        for name in ("stdout.txt", "stderr.txt")
+    }
     assert len(uploaded) == 36 and uploaded <= logs
     # the Batch key and the storage key are in no record cfw wrote, nor in any task
     for secret in (BATCH_KEY, azurite["key"]):

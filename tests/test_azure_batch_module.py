@@ -34,16 +34,29 @@ def checkov() -> str:
 
 
 def test_module_is_formatted_and_every_file_parses():
-    proc = subprocess.run(["terraform", "fmt", "-check", "-diff", "-recursive", str(MODULE)],
-                          capture_output=True, text=True, check=False)
+    proc = subprocess.run(
+        ["terraform", "fmt", "-check", "-diff", "-recursive", str(MODULE)],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
     assert proc.returncode == 0, proc.stdout + proc.stderr
     for path in sorted(MODULE.glob("*.tf")):
         # fmt parses the whole file: a syntax error fails it
-        parsed = subprocess.run(["terraform", "fmt", "-write=false", str(path)],
-                                capture_output=True, text=True, check=False)
+        parsed = subprocess.run(
+            ["terraform", "fmt", "-write=false", str(path)],
+            capture_output=True,
+            text=True,
+            check=False,
+        )
         assert parsed.returncode == 0, f"{path.name}: {parsed.stderr}"
-    assert {p.name for p in MODULE.iterdir()} >= {"main.tf", "variables.tf", "outputs.tf",
-                                                   "versions.tf", "README.md"}
+    assert {p.name for p in MODULE.iterdir()} >= {
+        "main.tf",
+        "variables.tf",
+        "outputs.tf",
+        "versions.tf",
+        "README.md",
+    }
 
 
 def test_checkov_passes_with_only_reasoned_skips(checkov):
@@ -52,8 +65,9 @@ def test_checkov_passes_with_only_reasoned_skips(checkov):
     failed = [(c["check_id"], c["resource"]) for c in report["results"]["failed_checks"]]
     assert failed == [] and summary["parsing_errors"] == 0, failed
     assert summary["passed"] > 0 and summary["resource_count"] >= 10
-    skips = re.findall(r"#checkov:skip=([A-Z0-9_]+)(:?)(.*)", "\n".join(
-        p.read_text() for p in MODULE.glob("*.tf")))
+    skips = re.findall(
+        r"#checkov:skip=([A-Z0-9_]+)(:?)(.*)", "\n".join(p.read_text() for p in MODULE.glob("*.tf"))
+    )
     assert skips
     for check, colon, reason in skips:
         assert colon and len(reason.strip()) > 20, f"{check} is skipped without a reason"
@@ -67,8 +81,9 @@ def test_module_follows_the_issue():
     assert "is_hns_enabled                  = false" in main
     assert 'storage_account_authentication_mode = "BatchAccountManagedIdentity"' in main
     assert '"Storage Blob Data Contributor"' in main and '"AcrPull"' in main
-    assert re.search(r"auto_scale \{\s+evaluation_interval = var\.autoscale_evaluation_interval",
-                     main)
+    assert re.search(
+        r"auto_scale \{\s+evaluation_interval = var\.autoscale_evaluation_interval", main
+    )
     assert 'default     = "PT5M"' in variables
     assert "max_tasks_per_node  = each.value.task_slots_per_node" in main
     assert 'type                  = "DockerCompatible"' in main
@@ -77,9 +92,13 @@ def test_module_follows_the_issue():
     for resource in re.findall(r'resource "(azurerm_[a-z_]+)" "(\w+)" \{', main):
         header = f'resource "{resource[0]}" "{resource[1]}"'
         block = main.split(header, 1)[1].split("\nresource ")[0]
-        if resource[0] in ("azurerm_resource_group", "azurerm_storage_account",
-                           "azurerm_batch_account", "azurerm_user_assigned_identity",
-                           "azurerm_container_registry"):
+        if resource[0] in (
+            "azurerm_resource_group",
+            "azurerm_storage_account",
+            "azurerm_batch_account",
+            "azurerm_user_assigned_identity",
+            "azurerm_container_registry",
+        ):
             assert "tags" in block, f"{resource} has no tags"
     assert "metadata            = local.metadata" in main  # pools carry the labels too
 
@@ -89,16 +108,22 @@ def test_secrets_reach_terraform_only_through_its_environment(tmp_path):
     environ = {
         "BATCH_NODE_START_TASK_SAS_URL": SAS,
         "BATCH_CONTAINER_REGISTRY_PASS": PASSWORD,
-        "AZURE_CLIENT_ID": "cid", "AZURE_CLIENT_SECRET": "client-secret-value",
+        "AZURE_CLIENT_ID": "cid",
+        "AZURE_CLIENT_SECRET": "client-secret-value",
         "AZURE_TENANT_ID": "tid",
     }
-    resolved = resolve(project, "azure-batch", overrides=["registry.username=puller"],
-                       environ=environ)
+    resolved = resolve(
+        project, "azure-batch", overrides=["registry.username=puller"], environ=environ
+    )
     lifecycle = Lifecycle(project, environ=environ)
     tf = lifecycle.terraform(resolved, tmp_path / "out")
     created = datetime(2026, 1, 1, tzinfo=UTC)
-    lifecycle.render(resolved, Identity("azure-batch", "azure-batch", "azure-batch-0a1b2c",
-                                        created, None), tmp_path / "out", tf)
+    lifecycle.render(
+        resolved,
+        Identity("azure-batch", "azure-batch", "azure-batch-0a1b2c", created, None),
+        tmp_path / "out",
+        tf,
+    )
     rendered = "".join(p.read_text() for p in (tmp_path / "out").rglob("*") if p.is_file())
     for secret in (SAS, "TOPSECRETSIGNATURE", PASSWORD, "client-secret-value"):
         assert secret not in rendered
@@ -113,9 +138,9 @@ def test_secrets_reach_terraform_only_through_its_environment(tmp_path):
 def test_start_task_script_is_uploaded_by_the_module(tmp_path):
     script = tmp_path / "setup.sh"
     script.write_text("#!/bin/bash\napt-get install -y pigz\n")
-    resolved = resolve(REPO, "azure-batch", overrides=[f"start_task.script={script}"],
-                       environ={})
-    ident = Identity("azure-batch", "azure-batch", "azure-batch-0a1b2c",
-                     datetime(2026, 1, 1, tzinfo=UTC), None)
+    resolved = resolve(REPO, "azure-batch", overrides=[f"start_task.script={script}"], environ={})
+    ident = Identity(
+        "azure-batch", "azure-batch", "azure-batch-0a1b2c", datetime(2026, 1, 1, tzinfo=UTC), None
+    )
     values = KIND.tfvars(resolved.config, ident, REPO)
     assert values["start_task"]["script"] == script.read_text()

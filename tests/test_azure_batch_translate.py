@@ -23,44 +23,78 @@ from cfw.core.errors import UserError
 from cfw.executor.spec import build_spec
 
 POOLS = [
-    {"vm_size": "Standard_D4s_v3", "task_slots_per_node": 4, "memory_mb": 16000,
-     "max_low_priority_nodes": 4},
-    {"vm_size": "Standard_E16s_v3", "task_slots_per_node": 16, "memory_mb": 128000,
-     "max_low_priority_nodes": 0},
-    {"vm_size": "Standard_NC6s_v3", "task_slots_per_node": 6, "gpus": 1, "gpu_model": "V100",
-     "memory_mb": 112000},
+    {
+        "vm_size": "Standard_D4s_v3",
+        "task_slots_per_node": 4,
+        "memory_mb": 16000,
+        "max_low_priority_nodes": 4,
+    },
+    {
+        "vm_size": "Standard_E16s_v3",
+        "task_slots_per_node": 16,
+        "memory_mb": 128000,
+        "max_low_priority_nodes": 0,
+    },
+    {
+        "vm_size": "Standard_NC6s_v3",
+        "task_slots_per_node": 6,
+        "gpus": 1,
+        "gpu_model": "V100",
+        "memory_mb": 112000,
+    },
 ]
-COMMAND = ("python -m snakemake --deploy-sources 'az://data/u/w/src.tar.xz' abc "
-           "&& python -m snakemake --target-jobs 'all:' --cores 'all' --default-resources "
-           "'mem_mb=min(1000, 2*input.size_mb)'")
+COMMAND = (
+    "python -m snakemake --deploy-sources 'az://data/u/w/src.tar.xz' abc "
+    "&& python -m snakemake --target-jobs 'all:' --cores 'all' --default-resources "
+    "'mem_mb=min(1000, 2*input.size_mb)'"
+)
 
 
 def make_ctx(**overrides) -> EnvContext:
-    config = AzureBatchConfig(name="ab", region="westeurope", pools=POOLS,
-                              image="reg.example/snakemake-azure:9", **overrides)
-    return EnvContext(name="ab", kind="azure-batch", config=config,
-                      outputs=KIND.output_placeholders(config, None), env_id="ab-adhoc",
-                      state_dir=Path("/nonexistent"), run_id="r20260101", explain=True)
+    config = AzureBatchConfig(
+        name="ab",
+        region="westeurope",
+        pools=POOLS,
+        image="reg.example/snakemake-azure:9",
+        **overrides,
+    )
+    return EnvContext(
+        name="ab",
+        kind="azure-batch",
+        config=config,
+        outputs=KIND.output_placeholders(config, None),
+        env_id="ab-adhoc",
+        state_dir=Path("/nonexistent"),
+        run_id="r20260101",
+        explain=True,
+    )
 
 
 def spec(**resources):
     threads = resources.pop("threads", 1)
-    return build_spec(rule="align", jobid=7, run_id="r20260101", command=COMMAND,
-                      image="reg.example/snakemake-azure:9", threads=threads,
-                      resources=resources,
-                      env_names=["SNAKEMAKE_STORAGE_AZURE_ACCOUNT_NAME", "MY_TOKEN"])
+    return build_spec(
+        rule="align",
+        jobid=7,
+        run_id="r20260101",
+        command=COMMAND,
+        image="reg.example/snakemake-azure:9",
+        threads=threads,
+        resources=resources,
+        env_names=["SNAKEMAKE_STORAGE_AZURE_ACCOUNT_NAME", "MY_TOKEN"],
+    )
 
 
 MATRIX = [
-    dict(zip(("threads", "mem_mb", "runtime", "machine_type", "preemptible"), combo,
-             strict=True))
-    for combo in itertools.product((1, 4, 12), (None, 2000, 60000), (None, 90),
-                                   (None, "Standard_E"), (False, True))
+    dict(zip(("threads", "mem_mb", "runtime", "machine_type", "preemptible"), combo, strict=True))
+    for combo in itertools.product(
+        (1, 4, 12), (None, 2000, 60000), (None, 90), (None, "Standard_E"), (False, True)
+    )
 ]
 
 
-@pytest.mark.parametrize("resources", MATRIX,
-                         ids=lambda r: ",".join(f"{k}={v}" for k, v in r.items()))
+@pytest.mark.parametrize(
+    "resources", MATRIX, ids=lambda r: ",".join(f"{k}={v}" for k, v in r.items())
+)
 def test_task_matrix_is_a_valid_sdk_task(resources):
     ctx = make_ctx()
     job = spec(**{k: v for k, v in resources.items() if v is not None})
@@ -69,9 +103,18 @@ def test_task_matrix_is_a_valid_sdk_task(resources):
     # the SDK reads the body back and writes exactly the same JSON: it is the REST shape
     model = bm.BatchTaskCreateOptions(body)
     assert json.loads(json.dumps(model, cls=SdkJSONEncoder, exclude_readonly=True)) == body
-    assert set(body) <= {"id", "displayName", "commandLine", "containerSettings",
-                         "environmentSettings", "resourceFiles", "outputFiles", "constraints",
-                         "requiredSlots", "userIdentity"}
+    assert set(body) <= {
+        "id",
+        "displayName",
+        "commandLine",
+        "containerSettings",
+        "environmentSettings",
+        "resourceFiles",
+        "outputFiles",
+        "constraints",
+        "requiredSlots",
+        "userIdentity",
+    }
     assert re.fullmatch(r"[A-Za-z0-9_-]{1,64}", body["id"])
     assert shlex.split(body["commandLine"]) == ["/bin/bash", "-c", COMMAND]
     assert body["requiredSlots"] == job.threads
@@ -104,16 +147,19 @@ def test_task_matrix_is_a_valid_sdk_task(resources):
     assert dest["path"] == f"r20260101/{body['id']}"
 
 
-@pytest.mark.parametrize(("resources", "pool"), [
-    ({}, "standard-d4s-v3"),
-    ({"threads": 8}, "standard-e16s-v3"),
-    ({"mem_mb": 20000}, "standard-e16s-v3"),
-    ({"machine_type": "Standard_E16s_v3"}, "standard-e16s-v3"),
-    ({"machine_type": "NC"}, "standard-nc6s-v3"),
-    ({"gpu": 1}, "standard-nc6s-v3"),
-    ({"gpu_model": "v100"}, "standard-nc6s-v3"),
-    ({"nvidia_gpu": 1, "threads": 6}, "standard-nc6s-v3"),
-])
+@pytest.mark.parametrize(
+    ("resources", "pool"),
+    [
+        ({}, "standard-d4s-v3"),
+        ({"threads": 8}, "standard-e16s-v3"),
+        ({"mem_mb": 20000}, "standard-e16s-v3"),
+        ({"machine_type": "Standard_E16s_v3"}, "standard-e16s-v3"),
+        ({"machine_type": "NC"}, "standard-nc6s-v3"),
+        ({"gpu": 1}, "standard-nc6s-v3"),
+        ({"gpu_model": "v100"}, "standard-nc6s-v3"),
+        ({"nvidia_gpu": 1, "threads": 6}, "standard-nc6s-v3"),
+    ],
+)
 def test_pool_that_fits(resources, pool):
     assert choose_pool(make_ctx().config, spec(**resources)).pool_id == pool
 
@@ -124,15 +170,21 @@ def test_gpu_task_asks_docker_for_gpus():
 
 
 def test_preemptible_prefers_a_pool_with_low_priority_nodes():
-    config = AzureBatchConfig(name="ab", region="westeurope", pools=[
-        {"vm_size": "Standard_D4s_v3", "max_low_priority_nodes": 0},
-        {"vm_size": "Standard_D4as_v5", "max_dedicated_nodes": 0, "max_low_priority_nodes": 9}])
+    config = AzureBatchConfig(
+        name="ab",
+        region="westeurope",
+        pools=[
+            {"vm_size": "Standard_D4s_v3", "max_low_priority_nodes": 0},
+            {"vm_size": "Standard_D4as_v5", "max_dedicated_nodes": 0, "max_low_priority_nodes": 9},
+        ],
+    )
     assert choose_pool(config, spec(preemptible=True)).pool_id == "standard-d4as-v5"
     assert choose_pool(config, spec()).pool_id == "standard-d4s-v3"
 
 
-@pytest.mark.parametrize("resources", [{"threads": 32}, {"mem_mb": 500000},
-                                       {"machine_type": "Standard_M"}, {"gpu": 4}])
+@pytest.mark.parametrize(
+    "resources", [{"threads": 32}, {"mem_mb": 500000}, {"machine_type": "Standard_M"}, {"gpu": 4}]
+)
 def test_no_pool_fits_is_a_user_error_naming_the_pools(resources):
     with pytest.raises(UserError) as caught:
         translate(spec(**resources), make_ctx())
@@ -142,8 +194,10 @@ def test_no_pool_fits_is_a_user_error_naming_the_pools(resources):
 
 
 def test_sas_mode_and_resource_files_use_placeholders_until_submit():
-    ctx = make_ctx(output_files_auth="sas",
-                   resource_files=[{"source": "az://data/ref/genome.fa", "file_path": "genome.fa"}])
+    ctx = make_ctx(
+        output_files_auth="sas",
+        resource_files=[{"source": "az://data/ref/genome.fa", "file_path": "genome.fa"}],
+    )
     body = translate(spec(), ctx)["task"]
     dest = body["outputFiles"][0]["destination"]["container"]
     assert dest["containerUrl"].endswith(f"/logs?{SAS_WRITE}")
@@ -158,7 +212,16 @@ def test_long_rule_names_make_valid_unique_task_ids():
     ctx = make_ctx()
     ids = set()
     for attempt in (1, 2):
-        job = build_spec(rule="r" * 80, jobid=123456, run_id="r1", command="true", image="i",
-                         threads=1, resources={}, env_names=[], attempt=attempt)
+        job = build_spec(
+            rule="r" * 80,
+            jobid=123456,
+            run_id="r1",
+            command="true",
+            image="i",
+            threads=1,
+            resources={},
+            env_names=[],
+            attempt=attempt,
+        )
         ids.add(translate(job, ctx)["task"]["id"])
     assert len(ids) == 2 and all(len(i) <= 64 for i in ids)

@@ -38,20 +38,23 @@ def test_version(tmp_path: Path):
     assert result.code == 0 and result.stdout.strip() == f"cfw {__version__}"
 
 
-@pytest.mark.parametrize(("args", "fragment"), [
-    (["nosuch"], "No such command 'nosuch'"),
-    (["up"], "Missing argument 'name'"),
-    (["up", "local", "--bogus"], "No such option: --bogus"),
-    (["up", "nosuchenv", "--yes"], "no environment named 'nosuchenv'"),
-    (["up", "Bad_Name", "--yes"], "not a valid environment name"),
-    (["up", "local", "--yes", "--ttl", "forever"], "field 'ttl'"),
-    (["up", "local", "--yes", "--set", "nokey"], "expected KEY=VALUE"),
-    (["status", "nosuch"], "environment 'nosuch' is not up here"),
-    (["logs", "local", "42"], "no job '42'"),
-    (["run", "--executor", "slurm"], "does not take --executor"),
-    (["run", "--env", "nosuchenv"], "no environment named 'nosuchenv'"),
-    (["init", "k8s"], "'k8s' is not a known kind"),
-])
+@pytest.mark.parametrize(
+    ("args", "fragment"),
+    [
+        (["nosuch"], "No such command 'nosuch'"),
+        (["up"], "Missing argument 'name'"),
+        (["up", "local", "--bogus"], "No such option: --bogus"),
+        (["up", "nosuchenv", "--yes"], "no environment named 'nosuchenv'"),
+        (["up", "Bad_Name", "--yes"], "not a valid environment name"),
+        (["up", "local", "--yes", "--ttl", "forever"], "field 'ttl'"),
+        (["up", "local", "--yes", "--set", "nokey"], "expected KEY=VALUE"),
+        (["status", "nosuch"], "environment 'nosuch' is not up here"),
+        (["logs", "local", "42"], "no job '42'"),
+        (["run", "--executor", "slurm"], "does not take --executor"),
+        (["run", "--env", "nosuchenv"], "no environment named 'nosuchenv'"),
+        (["init", "k8s"], "'k8s' is not a known kind"),
+    ],
+)
 def test_user_mistakes_exit_2_with_one_line(args, fragment, tmp_path: Path):
     result = run_cfw(args, cwd=tmp_path)
     assert result.code == 2, result.output
@@ -61,8 +64,14 @@ def test_user_mistakes_exit_2_with_one_line(args, fragment, tmp_path: Path):
 
 def test_debug_shows_the_traceback(tmp_path: Path):
     env = {**os.environ, "CFW_DEBUG": "1"}
-    proc = subprocess.run([sys.executable, "-m", "cfw", "up", "nosuchenv", "--yes"],
-                          cwd=tmp_path, env=env, capture_output=True, text=True, check=False)
+    proc = subprocess.run(
+        [sys.executable, "-m", "cfw", "up", "nosuchenv", "--yes"],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
     assert proc.returncode != 0
     assert "Traceback" in proc.stderr and "UserError" in proc.stderr
 
@@ -84,9 +93,14 @@ def test_shell_completion_of_commands_and_environment_names(tmp_path: Path):
     env = {**os.environ, "_CFW_COMPLETE": "complete_bash"}
 
     def complete(words: str, index: int) -> list[str]:
-        proc = subprocess.run([str(Path(sys.executable).parent / "cfw")], cwd=tmp_path, env={**env, "COMP_WORDS": words,
-                                                 "COMP_CWORD": str(index)},
-                              capture_output=True, text=True, check=False)
+        proc = subprocess.run(
+            [str(Path(sys.executable).parent / "cfw")],
+            cwd=tmp_path,
+            env={**env, "COMP_WORDS": words, "COMP_CWORD": str(index)},
+            capture_output=True,
+            text=True,
+            check=False,
+        )
         return proc.stdout.split()
 
     assert complete("cfw u", 1) == ["up", "users"]
@@ -94,7 +108,7 @@ def test_shell_completion_of_commands_and_environment_names(tmp_path: Path):
     assert "google-batch" in complete("cfw init goo", 2)
 
 
-BLOCKER = '''
+BLOCKER = """
 import importlib.abc, sys
 BLOCKED = ("kubernetes", "google", "azure", "boto3", "botocore", "tes", "tibanna")
 class Blocker(importlib.abc.MetaPathFinder):
@@ -103,13 +117,15 @@ class Blocker(importlib.abc.MetaPathFinder):
             raise ModuleNotFoundError(f"No module named {name!r}", name=name)
         return None
 sys.meta_path.insert(0, Blocker())
-'''
+"""
 
 
 def test_core_needs_no_cloud_sdk(tmp_path: Path):
     """--help, init, status and local's translation work with every cloud SDK missing;
     a cloud kind's backend says which extra to install."""
-    script = BLOCKER + '''
+    script = (
+        BLOCKER
+        + """
 from cfw.cli import main
 import cfw.backends.local.backend  # the local backend imports no SDK
 from cfw.backends import get_kind, kind_names
@@ -119,8 +135,14 @@ try:
     main(sys.argv[1:])
 except SystemExit as exc:
     sys.exit(exc.code)
-'''
+"""
+    )
     for args in (["--help"], ["init", "local"], ["status"]):
-        proc = subprocess.run([sys.executable, "-c", script, *args], cwd=tmp_path,
-                              capture_output=True, text=True, check=False)
+        proc = subprocess.run(
+            [sys.executable, "-c", script, *args],
+            cwd=tmp_path,
+            capture_output=True,
+            text=True,
+            check=False,
+        )
         assert proc.returncode == 0, proc.stderr

@@ -14,22 +14,37 @@ from cfw.core.errors import UserError
 MISTAKES = [
     # (config text, fragments the one-line message must contain)
     ("kind: local\nttl: 8x\n", ["field 'ttl'", "'8x'", "30m, 8h, 2d or 1w"]),
-    ("kind: locl\n", ["field 'kind'", "'locl'", "local, gke, tibanna, tes, azure-batch, google-batch"]),
-    ("kind: local\nteardown: sometimes\n", ["field 'teardown'", "'sometimes'", "'manual' or 'after-run'"]),
+    (
+        "kind: locl\n",
+        ["field 'kind'", "'locl'", "local, gke, tibanna, tes, azure-batch, google-batch"],
+    ),
+    (
+        "kind: local\nteardown: sometimes\n",
+        ["field 'teardown'", "'sometimes'", "'manual' or 'after-run'"],
+    ),
     ("kind: local\nstorage: {provider: s3}\n", ["field 'storage'", "prefix: s3://BUCKET"]),
     ("kind: local\ncolour: red\n", ["unknown field 'colour'", "allowed fields here:", "storage"]),
     ("ttl: 8h\n", ["field 'kind' is required", "add kind:"]),
     ("kind: local\nlabels: {Team: x}\n", ["field 'labels'", "'Team'", "lowercase"]),
     ("kind: local\nlabels: {cfw-id: x}\n", ["field 'labels'", "reserved"]),
     ("kind: local\njobs: 0\n", ["field 'jobs'", "0", "greater than or equal to 1"]),
-    ("kind: local\nstorage: {provider: disk, prefix: 's3://x'}\n", ["field 'storage'", "provider s3 only"]),
+    (
+        "kind: local\nstorage: {provider: disk, prefix: 's3://x'}\n",
+        ["field 'storage'", "provider s3 only"],
+    ),
     ("kind: local\nstate: {backend: s3}\n", ["field 'state'", "needs bucket, key"]),
     ("kind: local\nstate: {backend: consul}\n", ["field 'state.backend'", "'consul'", "'s3'"]),
     ("kind: local\nname: other\n", ["'other'", "file is named 't'", "rename the file"]),
     ("kind: [local\n", ["environments/t.yaml: line 2", "fix the YAML syntax"]),
     ("- a\n- b\n", ["expected a mapping of settings, got list"]),
-    ("kind: local\nkeep_sandboxes: sometimes\n", ["field 'keep_sandboxes'", "'never', 'on-failure' or 'always'"]),
-    ("kind: local\nstorage: {provider: disk, extra: 1}\n", ["unknown field 'storage.extra'", "root"]),
+    (
+        "kind: local\nkeep_sandboxes: sometimes\n",
+        ["field 'keep_sandboxes'", "'never', 'on-failure' or 'always'"],
+    ),
+    (
+        "kind: local\nstorage: {provider: disk, extra: 1}\n",
+        ["unknown field 'storage.extra'", "root"],
+    ),
 ]
 
 
@@ -72,10 +87,16 @@ def test_set_override_must_be_key_value(tmp_path: Path):
         resolve(tmp_path, "local", overrides=["ttl"], environ={})
 
 
-@pytest.mark.parametrize(("text", "expected"), [
-    ("30m", timedelta(minutes=30)), ("8h", timedelta(hours=8)), ("2d", timedelta(days=2)),
-    ("1w", timedelta(weeks=1)), (90, timedelta(seconds=90)),
-])
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("30m", timedelta(minutes=30)),
+        ("8h", timedelta(hours=8)),
+        ("2d", timedelta(days=2)),
+        ("1w", timedelta(weeks=1)),
+        (90, timedelta(seconds=90)),
+    ],
+)
 def test_durations(text, expected):
     assert parse_duration(text) == expected
 

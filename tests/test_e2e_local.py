@@ -21,8 +21,13 @@ IGNORED = {".snakemake", ".cfw", "environments"}
 
 
 def plain_snakemake(workdir: Path, *args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "snakemake", "--cores", "2", "--quiet", *args],
-                          cwd=workdir, capture_output=True, text=True, check=False)
+    return subprocess.run(
+        [sys.executable, "-m", "snakemake", "--cores", "2", "--quiet", *args],
+        cwd=workdir,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
 
 
 def tree(root: Path) -> dict[str, bytes]:
@@ -66,17 +71,31 @@ def run_both(source: Path, tmp_path: Path, *args: str, cfw_args: tuple[str, ...]
     return cfw_dir, plain_dir, result, plain
 
 
-@pytest.mark.parametrize(("workflow", "args"), [
-    (EXAMPLES / "quickstart", ()),
-    (WORKFLOWS / "wildcards", ()),
-    (WORKFLOWS / "checkpoint", ()),
-    (WORKFLOWS / "temp", ()),
-    (WORKFLOWS / "retry", ("--retries", "1")),
-    (WORKFLOWS / "resources", ("--default-resources", "mem_mb=300", "runtime=7",
-                               "--set-resources", "heavy:mem_mb=500", "heavy:runtime=5")),
-], ids=["quickstart", "wildcards", "checkpoint", "temp", "retry", "resources"])
-def test_outputs_equal_plain_snakemake(workflow: Path, args: tuple[str, ...], tmp_path: Path,
-                                       sandbox_base: Path):
+@pytest.mark.parametrize(
+    ("workflow", "args"),
+    [
+        (EXAMPLES / "quickstart", ()),
+        (WORKFLOWS / "wildcards", ()),
+        (WORKFLOWS / "checkpoint", ()),
+        (WORKFLOWS / "temp", ()),
+        (WORKFLOWS / "retry", ("--retries", "1")),
+        (
+            WORKFLOWS / "resources",
+            (
+                "--default-resources",
+                "mem_mb=300",
+                "runtime=7",
+                "--set-resources",
+                "heavy:mem_mb=500",
+                "heavy:runtime=5",
+            ),
+        ),
+    ],
+    ids=["quickstart", "wildcards", "checkpoint", "temp", "retry", "resources"],
+)
+def test_outputs_equal_plain_snakemake(
+    workflow: Path, args: tuple[str, ...], tmp_path: Path, sandbox_base: Path
+):
     cfw_dir, plain_dir, result, plain = run_both(workflow, tmp_path, *args)
     assert plain.returncode == 0, plain.stderr
     assert result.code == 0, result.output[-3000:]
@@ -128,8 +147,9 @@ def test_failed_job_log_is_saved_and_path_printed(tmp_path: Path, sandbox_base: 
     assert str(logs[0]) in result.output  # the path is printed
     assert oct(logs[0].stat().st_mode & 0o777) == "0o600"
     # and `cfw logs` finds it by the job id Snakemake printed
-    records = [json.loads(line) for line in
-               (logs[0].parent.parent / "jobs.jsonl").read_text().splitlines()]
+    records = [
+        json.loads(line) for line in (logs[0].parent.parent / "jobs.jsonl").read_text().splitlines()
+    ]
     failed = next(r for r in records if r["event"] == "failed")
     shown = run_cfw(["logs", "local", str(failed["jobid"])], cwd=workdir)
     assert shown.code == 0 and "MARKER-broken-rule-stderr" in shown.stdout
@@ -137,8 +157,18 @@ def test_failed_job_log_is_saved_and_path_printed(tmp_path: Path, sandbox_base: 
 
 def test_resources_reach_the_submission(tmp_path: Path, sandbox_base: Path):
     workdir = copy_workflow(WORKFLOWS / "resources", tmp_path / "res")
-    result = run_cfw(["run", "--explain", "--default-resources", "mem_mb=300",
-                      "--set-resources", "heavy:mem_mb=500", "heavy:runtime=5"], cwd=workdir)
+    result = run_cfw(
+        [
+            "run",
+            "--explain",
+            "--default-resources",
+            "mem_mb=300",
+            "--set-resources",
+            "heavy:mem_mb=500",
+            "heavy:runtime=5",
+        ],
+        cwd=workdir,
+    )
     assert result.code == 0, result.output[-2000:]
     jobs = {j["rule"]: j for j in map(json.loads, result.stdout.splitlines())}
     assert jobs["light"]["submission"]["limits"]["mem_mb"] == 300
@@ -168,25 +198,42 @@ def test_memory_limit_is_enforced(tmp_path: Path, sandbox_base: Path):
 
 
 def test_shell_launcher_gives_the_same_outputs(tmp_path: Path, sandbox_base: Path):
-    cfw_dir, plain_dir, result, plain = run_both(
-        WORKFLOWS / "wildcards", tmp_path, cfw_args=())
+    cfw_dir, plain_dir, result, _ = run_both(WORKFLOWS / "wildcards", tmp_path, cfw_args=())
+    assert result.code == 0, result.output[-2000:]
     shell_dir = copy_workflow(WORKFLOWS / "wildcards", tmp_path / "shell")
     (shell_dir / "environments").mkdir()
     (shell_dir / "environments" / "local.yaml").write_text("kind: local\nlauncher: shell\n")
     shell = run_cfw(["run"], cwd=shell_dir)
     assert shell.code == 0, shell.output[-2000:]
-    assert filecmp.cmp(shell_dir / "results/s1/merged.txt", plain_dir / "results/s1/merged.txt",
-                       shallow=False)
+    assert filecmp.cmp(
+        shell_dir / "results/s1/merged.txt", plain_dir / "results/s1/merged.txt", shallow=False
+    )
     assert_same_outputs(cfw_dir, plain_dir)
 
 
 def test_snakemake_executor_flag_works_directly(tmp_path: Path, sandbox_base: Path):
     workdir = copy_workflow(WORKFLOWS / "wildcards", tmp_path / "direct")
     proc = subprocess.run(
-        [sys.executable, "-m", "snakemake", "--executor", "cfw", "--cfw-env", "local",
-         "--default-storage-provider", "cfw", "--default-storage-prefix", str(workdir),
-         "--jobs", "2"],
-        cwd=workdir, capture_output=True, text=True, check=False)
+        [
+            sys.executable,
+            "-m",
+            "snakemake",
+            "--executor",
+            "cfw",
+            "--cfw-env",
+            "local",
+            "--default-storage-provider",
+            "cfw",
+            "--default-storage-prefix",
+            str(workdir),
+            "--jobs",
+            "2",
+        ],
+        cwd=workdir,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert (workdir / "results" / "s3" / "merged.txt").exists()
     assert "running on environment 'local'" in proc.stderr

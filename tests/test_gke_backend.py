@@ -36,26 +36,44 @@ def fake():
 @pytest.fixture
 def backend(fake, tmp_path):
     config = GkeConfig(project="my-project", name="gke")
-    outputs = {"namespace": NS, "service_account": "cfw-jobs", "project": "my-project",
-               "node_pools": {p.name: p.machine_type for p in node_pools(config)}}
-    ctx = EnvContext(name="gke", kind="gke", config=config, outputs=outputs,
-                     env_id="gke-0a1b2c", state_dir=tmp_path, run_id=RUN)
+    outputs = {
+        "namespace": NS,
+        "service_account": "cfw-jobs",
+        "project": "my-project",
+        "node_pools": {p.name: p.machine_type for p in node_pools(config)},
+    }
+    ctx = EnvContext(
+        name="gke",
+        kind="gke",
+        config=config,
+        outputs=outputs,
+        env_id="gke-0a1b2c",
+        state_dir=tmp_path,
+        run_id=RUN,
+    )
     kube = kube_client.connect(fake.url, None, lambda: fake.token)
     return GkeBackend(ctx, kube=kube)
 
 
 def spec(jobid: int, **resources) -> JobSpec:
-    return JobSpec(name=f"cfw-{RUN}-{jobid}-align", rule="align", jobid=jobid, run_id=RUN,
-                   command="python -m snakemake --target-jobs 'align:sample=a'",
-                   image="snakemake/snakemake:v9.27.1",
-                   env=("SNAKEMAKE_STORAGE_GCS_PROJECT", "API_TOKEN"), **resources)
+    return JobSpec(
+        name=f"cfw-{RUN}-{jobid}-align",
+        rule="align",
+        jobid=jobid,
+        run_id=RUN,
+        command="python -m snakemake --target-jobs 'align:sample=a'",
+        image="snakemake/snakemake:v9.27.1",
+        env=("SNAKEMAKE_STORAGE_GCS_PROJECT", "API_TOKEN"),
+        **resources,
+    )
 
 
 def submit(backend, jobid: int, **resources) -> str:
     s = spec(jobid, **resources)
     payload = backend.translate(s, backend.ctx)
-    return backend.submit(s, payload, {"SNAKEMAKE_STORAGE_GCS_PROJECT": "my-project",
-                                       "API_TOKEN": SECRET_VALUE})
+    return backend.submit(
+        s, payload, {"SNAKEMAKE_STORAGE_GCS_PROJECT": "my-project", "API_TOKEN": SECRET_VALUE}
+    )
 
 
 def test_submit_stores_env_values_only_in_the_run_secret(fake, backend):
@@ -74,7 +92,9 @@ def test_submit_stores_env_values_only_in_the_run_secret(fake, backend):
         assert SECRET_VALUE not in text and "my-project" not in text
         env = job["spec"]["template"]["spec"]["containers"][0]["env"]
         assert {e["name"]: e["valueFrom"]["secretKeyRef"]["name"] for e in env} == {
-            "API_TOKEN": f"cfw-{RUN}-env", "SNAKEMAKE_STORAGE_GCS_PROJECT": f"cfw-{RUN}-env"}
+            "API_TOKEN": f"cfw-{RUN}-env",
+            "SNAKEMAKE_STORAGE_GCS_PROJECT": f"cfw-{RUN}-env",
+        }
 
 
 @pytest.mark.parametrize("jobs", [1, 12, 120])
@@ -114,8 +134,11 @@ def test_list_pagination_follows_continue(fake, backend, monkeypatch):
 def test_other_runs_jobs_are_not_seen(fake, backend):
     mine = submit(backend, 1)
     other = dict(backend.translate(spec(2), backend.ctx)["job"])
-    other["metadata"] = {**other["metadata"], "name": "cfw-other-2-align-a1",
-                         "labels": {**other["metadata"]["labels"], "cfw-run": "otherrun"}}
+    other["metadata"] = {
+        **other["metadata"],
+        "name": "cfw-other-2-align-a1",
+        "labels": {**other["metadata"]["labels"], "cfw-run": "otherrun"},
+    }
     backend.kube.create_job(NS, other)
     fake.finish("cfw-other-2-align-a1", NS)
     assert backend.poll([mine])[mine].state == JobState.PENDING
@@ -130,8 +153,9 @@ FAILURES = [
 ]
 
 
-@pytest.mark.parametrize(("shape", "resources", "fragments", "code"), FAILURES,
-                         ids=[f[0] for f in FAILURES])
+@pytest.mark.parametrize(
+    ("shape", "resources", "fragments", "code"), FAILURES, ids=[f[0] for f in FAILURES]
+)
 def test_failure_reason_from_the_pod(fake, backend, shape, resources, fragments, code):
     ext = submit(backend, 7, **resources)
     fake.start(ext, NS)
@@ -148,8 +172,14 @@ def test_failure_reason_from_the_pod(fake, backend, shape, resources, fragments,
 def test_deadline_exceeded(fake, backend):
     ext = submit(backend, 8, runtime=30)
     fake.start(ext, NS)
-    fake.fail(ext, NS, None, reason="DeadlineExceeded",
-              message="Job was active longer than specified deadline", delete_pods=True)
+    fake.fail(
+        ext,
+        NS,
+        None,
+        reason="DeadlineExceeded",
+        message="Job was active longer than specified deadline",
+        delete_pods=True,
+    )
     status = backend.poll([ext])[ext]
     assert status.state == JobState.FAILED
     assert "deadline exceeded" in status.reason and "30 min" in status.reason
@@ -244,9 +274,12 @@ def test_runner_objects_are_created_then_updated(fake, backend):
     labels = {"app.kubernetes.io/managed-by": "cfw", "cfw-id": "gke-0a1b2c"}
     for _ in range(2):
         backend.kube.ensure_runner_objects(
-            namespace=NS, service_account="cfw-jobs",
+            namespace=NS,
+            service_account="cfw-jobs",
             gsa_email="cfwj-0a1b2c-gke@my-project.iam.gserviceaccount.com",
-            runners=["user:alice@example.com", "group:lab@example.com"], labels=labels)
+            runners=["user:alice@example.com", "group:lab@example.com"],
+            labels=labels,
+        )
     assert fake.count("create", "namespaces") == 2 and fake.count("replace", "namespaces") == 1
     ksa = fake.get("serviceaccounts", NS, "cfw-jobs")
     assert ksa["metadata"]["annotations"]["iam.gke.io/gcp-service-account"].startswith("cfwj-")
@@ -256,7 +289,9 @@ def test_runner_objects_are_created_then_updated(fake, backend):
     assert rules[("secrets",)] >= {"create", "delete"}
     binding = fake.get("rolebindings", NS, "cfw-runner")
     assert [(s["kind"], s["name"]) for s in binding["subjects"]] == [
-        ("User", "alice@example.com"), ("Group", "lab@example.com")]
+        ("User", "alice@example.com"),
+        ("Group", "lab@example.com"),
+    ]
     assert fake.get("namespaces", "", NS)["metadata"]["labels"]["cfw-id"] == "gke-0a1b2c"
 
 

@@ -30,9 +30,14 @@ from cfw.core.errors import UserError
 from cfw.core.lifecycle import Lifecycle
 from support.fake_kube import FakeKube
 
-NO_GOOGLE = {"GOOGLE_CLOUD_PROJECT": "", "CLOUDSDK_CORE_PROJECT": "", "GCLOUD_PROJECT": "",
-             "GOOGLE_APPLICATION_CREDENTIALS": "", "GCE_METADATA_HOST": "127.0.0.1:9",
-             "GCE_METADATA_IP": "127.0.0.1:9"}
+NO_GOOGLE = {
+    "GOOGLE_CLOUD_PROJECT": "",
+    "CLOUDSDK_CORE_PROJECT": "",
+    "GCLOUD_PROJECT": "",
+    "GOOGLE_APPLICATION_CREDENTIALS": "",
+    "GCE_METADATA_HOST": "127.0.0.1:9",
+    "GCE_METADATA_IP": "127.0.0.1:9",
+}
 
 
 def no_credentials_env(tmp_path: Path) -> dict[str, str]:
@@ -57,8 +62,11 @@ def test_up_without_a_project_is_one_line_and_creates_nothing(cfw, tmp_path):
 
 
 def test_up_without_credentials_is_one_line_and_creates_nothing(cfw, tmp_path):
-    result = cfw(["up", "gke", "--project", "my-project", "--yes"], cwd=tmp_path,
-                 env=no_credentials_env(tmp_path))
+    result = cfw(
+        ["up", "gke", "--project", "my-project", "--yes"],
+        cwd=tmp_path,
+        env=no_credentials_env(tmp_path),
+    )
     assert result.code == 2, result.output
     line = result.stderr.strip()
     assert "\n" not in line and "Traceback" not in result.output and line.startswith("error:")
@@ -70,8 +78,11 @@ def test_up_without_credentials_is_one_line_and_creates_nothing(cfw, tmp_path):
 
 
 def test_a_bad_project_id_is_a_config_error(cfw, tmp_path):
-    result = cfw(["up", "gke", "--project", "My_Project", "--yes"], cwd=tmp_path,
-                 env=no_credentials_env(tmp_path))
+    result = cfw(
+        ["up", "gke", "--project", "My_Project", "--yes"],
+        cwd=tmp_path,
+        env=no_credentials_env(tmp_path),
+    )
     assert result.code == 2 and "field 'project'" in result.stderr
     assert_nothing_created(tmp_path)
 
@@ -88,10 +99,14 @@ class FakeGoogle(BaseAdapter):
     def send(self, request, **kwargs):
         self.requests.append(request)
         url = request.url.split("?")[0]
-        status, body = next((v for (m, prefix), v in self.routes.items()
-                             if m == request.method and url.startswith(prefix)),
-                            (404, {"error": {"code": 404, "message": "Not Found",
-                                             "status": "NOT_FOUND"}}))
+        status, body = next(
+            (
+                v
+                for (m, prefix), v in self.routes.items()
+                if m == request.method and url.startswith(prefix)
+            ),
+            (404, {"error": {"code": 404, "message": "Not Found", "status": "NOT_FOUND"}}),
+        )
         response = requests.Response()
         response.status_code = status
         response._content = json.dumps(body(request) if callable(body) else body).encode()
@@ -110,8 +125,9 @@ def fake_google(monkeypatch):
     default login`, without a quota project); HTTP goes to a FakeGoogle adapter."""
     routes: dict = {}
     adapter = FakeGoogle(routes)
-    monkeypatch.setattr(google.auth, "default",
-                        lambda scopes=None, **kw: (Credentials(token="ya29.test"), None))
+    monkeypatch.setattr(
+        google.auth, "default", lambda scopes=None, **kw: (Credentials(token="ya29.test"), None)
+    )
     real_session = gcp.session
 
     def session(creds):
@@ -126,11 +142,18 @@ def fake_google(monkeypatch):
 def service_usage(states: dict[str, str]):
     def answer(request):
         names = parse_qs(urlparse(request.url).query)["names"]
-        return {"services": [
-            {"name": f"projects/123456789/services/{n.rsplit('/', 1)[1]}",
-             "config": {"name": n.rsplit("/", 1)[1], "title": "x"},
-             "state": states.get(n.rsplit("/", 1)[1], "ENABLED"), "parent": "projects/123456789"}
-            for n in names]}
+        return {
+            "services": [
+                {
+                    "name": f"projects/123456789/services/{n.rsplit('/', 1)[1]}",
+                    "config": {"name": n.rsplit("/", 1)[1], "title": "x"},
+                    "state": states.get(n.rsplit("/", 1)[1], "ENABLED"),
+                    "parent": "projects/123456789",
+                }
+                for n in names
+            ]
+        }
+
     return answer
 
 
@@ -143,8 +166,12 @@ def up_in(tmp_path: Path):
 
 
 def test_a_disabled_api_stops_up_before_anything(fake_google, tmp_path):
-    fake_google.routes[BATCH_GET] = (200, service_usage({"container.googleapis.com": "DISABLED",
-                                                    "iamcredentials.googleapis.com": "DISABLED"}))
+    fake_google.routes[BATCH_GET] = (
+        200,
+        service_usage(
+            {"container.googleapis.com": "DISABLED", "iamcredentials.googleapis.com": "DISABLED"}
+        ),
+    )
     with pytest.raises(UserError) as caught:
         up_in(tmp_path)
     message = str(caught.value)
@@ -159,18 +186,50 @@ def test_a_disabled_api_stops_up_before_anything(fake_google, tmp_path):
     assert len(parse_qs(urlparse(request.url).query)["names"]) == len(gcp.REQUIRED_APIS)
 
 
-@pytest.mark.parametrize(("status", "body", "fragments"), [
-    (403, {"error": {"code": 403, "status": "PERMISSION_DENIED", "message": "Service Usage API "
-     "has not been used in project 123456789 before or it is disabled.", "details": [
-         {"@type": "type.googleapis.com/google.rpc.ErrorInfo", "reason": "SERVICE_DISABLED",
-          "domain": "googleapis.com", "metadata": {"service": "serviceusage.googleapis.com"}}]}},
-     ["Service Usage API is disabled", "apiid=serviceusage.googleapis.com"]),
-    (403, {"error": {"code": 403, "status": "PERMISSION_DENIED", "message": "Permission denied "
-     "to list services for consumer container [projects/my-project]", "details": [
-         {"@type": "type.googleapis.com/google.rpc.ErrorInfo", "reason": "AUTH_PERMISSION_DENIED",
-          "domain": "serviceusage.googleapis.com"}]}},
-     ["project 'my-project' cannot be used", "Permission denied", "check the project id"]),
-])
+@pytest.mark.parametrize(
+    ("status", "body", "fragments"),
+    [
+        (
+            403,
+            {
+                "error": {
+                    "code": 403,
+                    "status": "PERMISSION_DENIED",
+                    "message": "Service Usage API "
+                    "has not been used in project 123456789 before or it is disabled.",
+                    "details": [
+                        {
+                            "@type": "type.googleapis.com/google.rpc.ErrorInfo",
+                            "reason": "SERVICE_DISABLED",
+                            "domain": "googleapis.com",
+                            "metadata": {"service": "serviceusage.googleapis.com"},
+                        }
+                    ],
+                }
+            },
+            ["Service Usage API is disabled", "apiid=serviceusage.googleapis.com"],
+        ),
+        (
+            403,
+            {
+                "error": {
+                    "code": 403,
+                    "status": "PERMISSION_DENIED",
+                    "message": "Permission denied "
+                    "to list services for consumer container [projects/my-project]",
+                    "details": [
+                        {
+                            "@type": "type.googleapis.com/google.rpc.ErrorInfo",
+                            "reason": "AUTH_PERMISSION_DENIED",
+                            "domain": "serviceusage.googleapis.com",
+                        }
+                    ],
+                }
+            },
+            ["project 'my-project' cannot be used", "Permission denied", "check the project id"],
+        ),
+    ],
+)
 def test_service_usage_errors_are_user_errors(fake_google, tmp_path, status, body, fragments):
     fake_google.routes[BATCH_GET] = (status, body)
     with pytest.raises(UserError) as caught:
@@ -188,28 +247,54 @@ def test_preflight_passes_when_every_api_is_enabled(fake_google):
 
 def test_leftovers_lists_what_still_carries_the_id(fake_google):
     env_id = "gke-0a1b2c"
-    fake_google.routes.update({
-        ("GET", "https://container.googleapis.com/v1/projects/my-project/locations/-/clusters"):
-            (200, {"clusters": [{"name": "cfw-gke-0a1b2c", "resourceLabels": {"cfw-id": env_id}},
-                                {"name": "someone-else", "resourceLabels": {"cfw-id": "x"}}]}),
-        ("GET", "https://compute.googleapis.com/compute/v1/projects/my-project/aggregated/instances"):
-            (200, {"items": {"zones/europe-west4-a": {"instances": [
-                {"name": "gke-cfw-gke-0a1b2c-od-e2-standard-4-5d1c-x2"}]},
-                "zones/europe-west4-b": {"warning": {"code": "NO_RESULTS_ON_PAGE"}}}}),
-        ("GET", "https://storage.googleapis.com/storage/v1/b"): (200, {"items": [
-            {"name": "cfw-gke-0a1b2c-my-project", "labels": {"cfw-id": env_id}}]}),
-    })
+    fake_google.routes.update(
+        {
+            (
+                "GET",
+                "https://container.googleapis.com/v1/projects/my-project/locations/-/clusters",
+            ): (
+                200,
+                {
+                    "clusters": [
+                        {"name": "cfw-gke-0a1b2c", "resourceLabels": {"cfw-id": env_id}},
+                        {"name": "someone-else", "resourceLabels": {"cfw-id": "x"}},
+                    ]
+                },
+            ),
+            (
+                "GET",
+                "https://compute.googleapis.com/compute/v1/projects/my-project/aggregated/instances",
+            ): (
+                200,
+                {
+                    "items": {
+                        "zones/europe-west4-a": {
+                            "instances": [{"name": "gke-cfw-gke-0a1b2c-od-e2-standard-4-5d1c-x2"}]
+                        },
+                        "zones/europe-west4-b": {"warning": {"code": "NO_RESULTS_ON_PAGE"}},
+                    }
+                },
+            ),
+            ("GET", "https://storage.googleapis.com/storage/v1/b"): (
+                200,
+                {"items": [{"name": "cfw-gke-0a1b2c-my-project", "labels": {"cfw-id": env_id}}]},
+            ),
+        }
+    )
     ident = Identity("gke", "gke", env_id, None, None)
     left = get_kind("gke").leftovers(GkeConfig(project="my-project"), ident, {}, {})
-    assert left == ["cluster cfw-gke-0a1b2c",
-                    "instance gke-cfw-gke-0a1b2c-od-e2-standard-4-5d1c-x2",
-                    "bucket cfw-gke-0a1b2c-my-project"]
+    assert left == [
+        "cluster cfw-gke-0a1b2c",
+        "instance gke-cfw-gke-0a1b2c-od-e2-standard-4-5d1c-x2",
+        "bucket cfw-gke-0a1b2c-my-project",
+    ]
     instances = next(r for r in fake_google.requests if "aggregated/instances" in r.url)
     assert parse_qs(urlparse(instances.url).query)["filter"] == [f"labels.cfw-id={env_id}"]
     urls = [r.url.split("?")[0] for r in fake_google.requests]
     assert any(u.endswith("/global/networks/cfw-gke-0a1b2c") for u in urls)
-    assert any("serviceAccounts/cfwj-0a1b2c-gke@my-project.iam.gserviceaccount.com" in u
-               for u in urls)
+    assert any(
+        "serviceAccounts/cfwj-0a1b2c-gke@my-project.iam.gserviceaccount.com" in u for u in urls
+    )
     fake_google.routes.clear()  # everything answers 404 now: nothing is left
     assert get_kind("gke").leftovers(GkeConfig(project="my-project"), ident, {}, {}) == []
 
@@ -229,12 +314,28 @@ def fake_gke(monkeypatch):
             seen.append(self.path)
             path = urlparse(self.path).path
             if path == "/v1/projects/my-project/locations/europe-west4/clusters/cfw-gke-0a1b2c":
-                code, body = 200, {"name": "cfw-gke-0a1b2c", "endpoint": cluster["endpoint"],
-                                   "status": 2, "masterAuth": {"clusterCaCertificate":
-                                                              base64.b64encode(cluster["ca"]).decode()}}
+                code, body = (
+                    200,
+                    {
+                        "name": "cfw-gke-0a1b2c",
+                        "endpoint": cluster["endpoint"],
+                        "status": 2,
+                        "masterAuth": {
+                            "clusterCaCertificate": base64.b64encode(cluster["ca"]).decode()
+                        },
+                    },
+                )
             else:
-                code, body = 404, {"error": {"code": 404, "status": "NOT_FOUND",
-                                             "message": "Not found: cluster"}}
+                code, body = (
+                    404,
+                    {
+                        "error": {
+                            "code": 404,
+                            "status": "NOT_FOUND",
+                            "message": "Not found: cluster",
+                        }
+                    },
+                )
             data = json.dumps(body).encode()
             self.send_response(code)
             self.send_header("Content-Type", "application/json")
@@ -246,9 +347,15 @@ def fake_gke(monkeypatch):
     threading.Thread(target=server.serve_forever, daemon=True).start()
     from google.cloud import container_v1
 
-    monkeypatch.setattr(gcp, "cluster_manager", lambda creds: container_v1.ClusterManagerClient(
-        credentials=creds, transport="rest",
-        client_options={"api_endpoint": f"http://127.0.0.1:{server.server_address[1]}"}))
+    monkeypatch.setattr(
+        gcp,
+        "cluster_manager",
+        lambda creds: container_v1.ClusterManagerClient(
+            credentials=creds,
+            transport="rest",
+            client_options={"api_endpoint": f"http://127.0.0.1:{server.server_address[1]}"},
+        ),
+    )
     yield ca, seen, cluster
     server.shutdown()
     server.server_close()
@@ -268,10 +375,14 @@ def test_cluster_access_from_the_gke_api(fake_gke):
 
 
 def test_connect_writes_the_ca_privately(fake_gke, monkeypatch):
-    monkeypatch.setattr(google.auth, "default",
-                        lambda scopes=None, **kw: (Credentials(token="ya29.test"), None))
-    outputs = {"project": "my-project", "cluster_name": "cfw-gke-0a1b2c",
-               "cluster_location": "europe-west4"}
+    monkeypatch.setattr(
+        google.auth, "default", lambda scopes=None, **kw: (Credentials(token="ya29.test"), None)
+    )
+    outputs = {
+        "project": "my-project",
+        "cluster_name": "cfw-gke-0a1b2c",
+        "cluster_location": "europe-west4",
+    }
     kube = gke_backend.connect(GkeConfig(project="my-project"), outputs)
     config = kube.api.configuration
     assert config.host == "https://34.90.1.2"
@@ -283,26 +394,40 @@ def test_connect_writes_the_ca_privately(fake_gke, monkeypatch):
 def test_after_apply_creates_the_runner_objects(monkeypatch):
     fake = FakeKube()
     try:
-        monkeypatch.setattr(gke_backend, "connect", lambda config, outputs: kube_client.connect(
-            fake.url, None, lambda: fake.token))
+        monkeypatch.setattr(
+            gke_backend,
+            "connect",
+            lambda config, outputs: kube_client.connect(fake.url, None, lambda: fake.token),
+        )
         config = GkeConfig(project="my-project", runners=["user:alice@example.com"])
         email = "cfwj-0a1b2c-gke@my-project.iam.gserviceaccount.com"
-        outputs = {"namespace": "cfw-jobs", "service_account": "cfw-jobs",
-                   "jobs_service_account_email": email,
-                   "cfw_labels": {"cfw-env": "gke", "cfw-id": "gke-0a1b2c", "team": "x"}}
+        outputs = {
+            "namespace": "cfw-jobs",
+            "service_account": "cfw-jobs",
+            "jobs_service_account_email": email,
+            "cfw_labels": {"cfw-env": "gke", "cfw-id": "gke-0a1b2c", "team": "x"},
+        }
         for _ in range(2):  # a repeated `up` repairs, it does not fail
             get_kind("gke").after_apply(config, outputs, {})
         ksa = fake.get("serviceaccounts", "cfw-jobs", "cfw-jobs")
         assert ksa["metadata"]["annotations"] == {
-            "iam.gke.io/gcp-service-account": outputs["jobs_service_account_email"]}
-        assert ksa["metadata"]["labels"] == {"app.kubernetes.io/managed-by": "cfw",
-                                             "cfw-env": "gke", "cfw-id": "gke-0a1b2c"}
+            "iam.gke.io/gcp-service-account": outputs["jobs_service_account_email"]
+        }
+        assert ksa["metadata"]["labels"] == {
+            "app.kubernetes.io/managed-by": "cfw",
+            "cfw-env": "gke",
+            "cfw-id": "gke-0a1b2c",
+        }
         import kubernetes_validate
+
         for resource in ("namespaces", "serviceaccounts", "roles", "rolebindings"):
             for obj in fake.all(resource):
                 manifest = {k: v for k, v in obj.items()}
-                manifest["metadata"] = {k: v for k, v in obj["metadata"].items()
-                                        if k in ("name", "namespace", "labels", "annotations")}
+                manifest["metadata"] = {
+                    k: v
+                    for k, v in obj["metadata"].items()
+                    if k in ("name", "namespace", "labels", "annotations")
+                }
                 kubernetes_validate.validate(manifest, "1.30", strict=True)
     finally:
         fake.close()
@@ -313,22 +438,40 @@ def test_status_details_count_nodes_per_pool_and_jobs(monkeypatch):
     try:
         kube = kube_client.connect(fake.url, None, lambda: fake.token)
         monkeypatch.setattr(gke_backend, "connect", lambda config, outputs: kube)
-        for name, pool in (("n1", "od-e2-standard-4"), ("n2", "od-e2-standard-4"),
-                           ("n3", "spot-e2-highmem-8"), ("s1", "system"), ("x", None)):
+        for name, pool in (
+            ("n1", "od-e2-standard-4"),
+            ("n2", "od-e2-standard-4"),
+            ("n3", "spot-e2-highmem-8"),
+            ("s1", "system"),
+            ("x", None),
+        ):
             labels = {"cfw-pool": pool} if pool else {}
-            fake._store("nodes", "", {"apiVersion": "v1", "kind": "Node",
-                                      "metadata": {"name": name, "labels": labels}})
+            fake._store(
+                "nodes",
+                "",
+                {"apiVersion": "v1", "kind": "Node", "metadata": {"name": name, "labels": labels}},
+            )
         config = GkeConfig(project="my-project")
-        outputs = {"namespace": "cfw-jobs", "node_pools": {"od-e2-standard-4": "e2-standard-4",
-                                                           "spot-e2-highmem-8": "e2-highmem-8",
-                                                           "od-e2-highmem-8": "e2-highmem-8"}}
-        job = {"apiVersion": "batch/v1", "kind": "Job", "metadata": {
-            "name": "cfw-r-1-a-a1", "labels": {"app.kubernetes.io/managed-by": "cfw"}},
-            "spec": {"template": {"metadata": {"labels": {}}, "spec": {"containers": []}}}}
+        outputs = {
+            "namespace": "cfw-jobs",
+            "node_pools": {
+                "od-e2-standard-4": "e2-standard-4",
+                "spot-e2-highmem-8": "e2-highmem-8",
+                "od-e2-highmem-8": "e2-highmem-8",
+            },
+        }
+        job = {
+            "apiVersion": "batch/v1",
+            "kind": "Job",
+            "metadata": {"name": "cfw-r-1-a-a1", "labels": {"app.kubernetes.io/managed-by": "cfw"}},
+            "spec": {"template": {"metadata": {"labels": {}}, "spec": {"containers": []}}},
+        }
         kube.create_job("cfw-jobs", job)
         details = get_kind("gke").status_details(config, outputs)
-        assert details == {"nodes": {"od-e2-standard-4": 2, "spot-e2-highmem-8": 1,
-                                     "od-e2-highmem-8": 0}, "jobs": {"pending": 1}}
+        assert details == {
+            "nodes": {"od-e2-standard-4": 2, "spot-e2-highmem-8": 1, "od-e2-highmem-8": 0},
+            "jobs": {"pending": 1},
+        }
     finally:
         fake.close()
 
@@ -343,8 +486,7 @@ def test_a_failed_after_apply_leaves_an_environment_to_retry_or_destroy(tmp_path
         raise WorkFailed("the API server did not answer")
 
     monkeypatch.setattr(LocalKind, "after_apply", broken)
-    resolved = resolve(tmp_path, "local", overrides=[f"sandbox_root={tmp_path / 'sb'}"],
-                       environ={})
+    resolved = resolve(tmp_path, "local", overrides=[f"sandbox_root={tmp_path / 'sb'}"], environ={})
     lifecycle = Lifecycle(tmp_path, environ={})
     with pytest.raises(WorkFailed) as caught:
         lifecycle.up(resolved)
@@ -356,7 +498,8 @@ def test_a_failed_after_apply_leaves_an_environment_to_retry_or_destroy(tmp_path
 
 
 def test_the_runner_reaches_the_cluster_over_tls_with_the_gke_api_credentials(
-        fake_gke, monkeypatch, tmp_path):
+    fake_gke, monkeypatch, tmp_path
+):
     """GKE API -> endpoint + CA -> kubernetes client verifying TLS with that CA -> Jobs."""
     from cfw.backends.base import EnvContext, JobState
     from cfw.core.errors import WorkFailed
@@ -364,13 +507,25 @@ def test_the_runner_reaches_the_cluster_over_tls_with_the_gke_api_credentials(
     kube = FakeKube(token="ya29.test", tls=True)
     try:
         fake_gke[2].update(endpoint=kube.endpoint, ca=kube.ca_pem)
-        monkeypatch.setattr(google.auth, "default",
-                            lambda scopes=None, **kw: (Credentials(token="ya29.test"), None))
+        monkeypatch.setattr(
+            google.auth, "default", lambda scopes=None, **kw: (Credentials(token="ya29.test"), None)
+        )
         config = GkeConfig(project="my-project", name="gke")
-        outputs = {"project": "my-project", "cluster_name": "cfw-gke-0a1b2c",
-                   "cluster_location": "europe-west4", "namespace": "cfw-jobs"}
-        ctx = EnvContext(name="gke", kind="gke", config=config, outputs=outputs,
-                         env_id="gke-0a1b2c", state_dir=tmp_path, run_id="r1")
+        outputs = {
+            "project": "my-project",
+            "cluster_name": "cfw-gke-0a1b2c",
+            "cluster_location": "europe-west4",
+            "namespace": "cfw-jobs",
+        }
+        ctx = EnvContext(
+            name="gke",
+            kind="gke",
+            config=config,
+            outputs=outputs,
+            env_id="gke-0a1b2c",
+            state_dir=tmp_path,
+            run_id="r1",
+        )
         backend = gke_backend.GkeBackend(ctx)  # connects as a run does
         assert backend.poll(["cfw-r1-1-x-a1"])["cfw-r1-1-x-a1"].state == JobState.FAILED
         assert kube.calls == [("list", "jobs")]

@@ -7,7 +7,7 @@ import json
 
 import kubernetes_validate
 
-SNAKEFILE = '''
+SNAKEFILE = """
 rule all:
     input: expand("results/{s}.txt", s=["a", "b"])
 
@@ -22,19 +22,26 @@ rule summarise:
     threads: 2
     resources: mem_mb=6000, disk_mb=20000
     shell: "wc -c {input} > {output}"
-'''
+"""
 SECRET = "s3cr3t-token-for-explain-9f2e"
 
 
 def test_explain_prints_valid_jobs_and_no_secret(cfw, tmp_path):
     (tmp_path / "Snakefile").write_text(SNAKEFILE)
-    result = cfw(["run", "--explain", "--env", "gke", "--envvars", "RUN_TOKEN"], cwd=tmp_path,
-                 env={"GOOGLE_CLOUD_PROJECT": "my-project", "RUN_TOKEN": SECRET})
+    result = cfw(
+        ["run", "--explain", "--env", "gke", "--envvars", "RUN_TOKEN"],
+        cwd=tmp_path,
+        env={"GOOGLE_CLOUD_PROJECT": "my-project", "RUN_TOKEN": SECRET},
+    )
     assert result.code == 0, result.output
     assert SECRET not in result.output
     records = [json.loads(line) for line in result.stdout.splitlines()]
     assert sorted((r["rule"], r["wildcards"]["s"]) for r in records) == [
-        ("simulate", "a"), ("simulate", "b"), ("summarise", "a"), ("summarise", "b")]
+        ("simulate", "a"),
+        ("simulate", "b"),
+        ("summarise", "a"),
+        ("summarise", "b"),
+    ]
     for record in records:
         assert record["kind"] == "gke" and record["env"] == "gke"
         job = record["submission"]["job"]
@@ -51,5 +58,8 @@ def test_explain_prints_valid_jobs_and_no_secret(cfw, tmp_path):
             assert job["spec"]["activeDeadlineSeconds"] == 1200
         else:
             assert pod["containers"][0]["resources"]["requests"] == {
-                "cpu": "2", "memory": "6000Mi", "ephemeral-storage": "20000Mi"}
+                "cpu": "2",
+                "memory": "6000Mi",
+                "ephemeral-storage": "20000Mi",
+            }
     assert not (tmp_path / ".cfw" / "gke" / "terraform.tfstate").exists()

@@ -29,24 +29,44 @@ QUALIFIED = re.compile(r"^([a-z0-9.-]+/)?[A-Za-z0-9]([-A-Za-z0-9_.]*[A-Za-z0-9])
 RUN = "03021200beef"
 
 CONFIG = GkeConfig(
-    project="my-project", name="gke",
+    project="my-project",
+    name="gke",
     machine_types=["e2-standard-4", "e2-standard-16", "e2-highmem-8", "n2d-highcpu-32"],
-    gpu_pools=[{"accelerator": "nvidia-l4", "count": 1, "machine_type": "g2-standard-8"},
-               {"accelerator": "nvidia-tesla-t4", "count": 2, "machine_type": "n1-standard-8",
-                "spot": True}],
+    gpu_pools=[
+        {"accelerator": "nvidia-l4", "count": 1, "machine_type": "g2-standard-8"},
+        {
+            "accelerator": "nvidia-tesla-t4",
+            "count": 2,
+            "machine_type": "n1-standard-8",
+            "spot": True,
+        },
+    ],
 )
 
 
 def context(config: GkeConfig = CONFIG, outputs: dict | None = None) -> EnvContext:
-    return EnvContext(name="gke", kind="gke", config=config, outputs=outputs or {},
-                      env_id="gke-0a1b2c", state_dir=Path("/nonexistent"), run_id=RUN)
+    return EnvContext(
+        name="gke",
+        kind="gke",
+        config=config,
+        outputs=outputs or {},
+        env_id="gke-0a1b2c",
+        state_dir=Path("/nonexistent"),
+        run_id=RUN,
+    )
 
 
 def make_spec(jobid: int = 1, rule: str = "call_variants", **resources) -> JobSpec:
-    return JobSpec(name=f"cfw-{RUN}-{jobid}-{rule.replace('_', '-')}", rule=rule, jobid=jobid,
-                   run_id=RUN, command="python -m snakemake --deploy-sources 'gcs://b/x' && "
-                   "python -m snakemake --target-jobs 'call_variants:sample=NA12878'",
-                   image="snakemake/snakemake:v9.27.1", **resources)
+    return JobSpec(
+        name=f"cfw-{RUN}-{jobid}-{rule.replace('_', '-')}",
+        rule=rule,
+        jobid=jobid,
+        run_id=RUN,
+        command="python -m snakemake --deploy-sources 'gcs://b/x' && "
+        "python -m snakemake --target-jobs 'call_variants:sample=NA12878'",
+        image="snakemake/snakemake:v9.27.1",
+        **resources,
+    )
 
 
 PLACEMENTS = [
@@ -62,11 +82,24 @@ PLACEMENTS = [
     {"gpu": 1, "machine_type": "g2-standard-8"},
 ]
 MATRIX = [
-    dict(placement, threads=threads, mem_mb=mem, disk_mb=disk, runtime=runtime, env=env,
-         attempt=attempt)
+    dict(
+        placement,
+        threads=threads,
+        mem_mb=mem,
+        disk_mb=disk,
+        runtime=runtime,
+        env=env,
+        attempt=attempt,
+    )
     for placement, threads, mem, disk, runtime, env, attempt in itertools.product(
-        PLACEMENTS, [1, 3], [None, 30000], [None, 100000], [None, 90],
-        [(), ("SNAKEMAKE_STORAGE_GCS_PROJECT", "TOKEN")], [1, 2])
+        PLACEMENTS,
+        [1, 3],
+        [None, 30000],
+        [None, 100000],
+        [None, 90],
+        [(), ("SNAKEMAKE_STORAGE_GCS_PROJECT", "TOKEN")],
+        [1, 2],
+    )
 ]
 
 
@@ -109,13 +142,17 @@ def pod_spec(**resources) -> dict:
 
 def pools_of(spec: dict) -> list[str]:
     terms = spec["affinity"]["nodeAffinity"]["requiredDuringSchedulingIgnoredDuringExecution"]
-    return next(e["values"] for e in terms["nodeSelectorTerms"][0]["matchExpressions"]
-                if e["key"] == "cfw-pool")
+    return next(
+        e["values"]
+        for e in terms["nodeSelectorTerms"][0]["matchExpressions"]
+        if e["key"] == "cfw-pool"
+    )
 
 
 def test_job_shape():
-    job = translate(make_spec(threads=4, mem_mb=16000, disk_mb=50000, runtime=90,
-                              env=("TOKEN",)), context())
+    job = translate(
+        make_spec(threads=4, mem_mb=16000, disk_mb=50000, runtime=90, env=("TOKEN",)), context()
+    )
     spec = job["job"]["spec"]
     assert spec["backoffLimit"] == 0
     assert spec["ttlSecondsAfterFinished"] == 3600
@@ -130,12 +167,17 @@ def test_job_shape():
     assert container["command"][:2] == ["/bin/sh", "-c"]
     expected = {"cpu": "4", "memory": "16000Mi", "ephemeral-storage": "50000Mi"}
     assert container["resources"] == {"requests": expected, "limits": expected}
-    assert container["env"] == [{"name": "TOKEN", "valueFrom": {"secretKeyRef": {
-        "name": f"cfw-{RUN}-env", "key": "TOKEN"}}}]
+    assert container["env"] == [
+        {"name": "TOKEN", "valueFrom": {"secretKeyRef": {"name": f"cfw-{RUN}-env", "key": "TOKEN"}}}
+    ]
     assert job["secret"] == {"name": f"cfw-{RUN}-env", "namespace": "cfw-jobs", "keys": ["TOKEN"]}
     assert "tolerations" not in pod and "nodeSelector" not in pod
-    assert pools_of(pod) == ["od-e2-highmem-8", "od-e2-standard-16", "od-e2-standard-4",
-                             "od-n2d-highcpu-32"]
+    assert pools_of(pod) == [
+        "od-e2-highmem-8",
+        "od-e2-standard-16",
+        "od-e2-standard-4",
+        "od-n2d-highcpu-32",
+    ]
 
 
 def test_defaults_without_mem_and_disk():
@@ -146,10 +188,15 @@ def test_defaults_without_mem_and_disk():
 
 def test_machine_type_exact_and_prefix():
     assert pools_of(pod_spec(machine_type="e2-standard-16")) == ["od-e2-standard-16"]
-    assert pools_of(pod_spec(machine_type="e2-standard")) == ["od-e2-standard-16",
-                                                              "od-e2-standard-4"]
-    assert pools_of(pod_spec(machine_type="e2")) == ["od-e2-highmem-8", "od-e2-standard-16",
-                                                     "od-e2-standard-4"]
+    assert pools_of(pod_spec(machine_type="e2-standard")) == [
+        "od-e2-standard-16",
+        "od-e2-standard-4",
+    ]
+    assert pools_of(pod_spec(machine_type="e2")) == [
+        "od-e2-highmem-8",
+        "od-e2-standard-16",
+        "od-e2-standard-4",
+    ]
 
 
 def test_no_pool_fits_names_the_available_types():
@@ -165,8 +212,14 @@ def test_no_pool_fits_names_the_available_types():
 def test_spot_selection_and_toleration():
     spec = pod_spec(preemptible=True, machine_type="e2-standard-4")
     assert spec["nodeSelector"] == {"cloud.google.com/gke-spot": "true"}
-    assert spec["tolerations"] == [{"key": "cloud.google.com/gke-spot", "operator": "Equal",
-                                    "value": "true", "effect": "NoSchedule"}]
+    assert spec["tolerations"] == [
+        {
+            "key": "cloud.google.com/gke-spot",
+            "operator": "Equal",
+            "value": "true",
+            "effect": "NoSchedule",
+        }
+    ]
     assert pools_of(spec) == ["spot-e2-standard-4"]
 
 
@@ -174,7 +227,8 @@ def test_preemptible_falls_back_to_on_demand_without_spot_pools():
     config = CONFIG.model_copy(update={"spot": False})
     spec = translate(make_spec(preemptible=True), context(config))["job"]["spec"]["template"]
     assert "tolerations" not in spec["spec"] and all(
-        p.startswith("od-") for p in pools_of(spec["spec"]))
+        p.startswith("od-") for p in pools_of(spec["spec"])
+    )
 
 
 def test_gpu_limit_selector_and_toleration():
@@ -183,21 +237,29 @@ def test_gpu_limit_selector_and_toleration():
     assert "nvidia.com/gpu" not in spec["containers"][0]["resources"]["requests"]
     assert spec["nodeSelector"] == {"cloud.google.com/gke-accelerator": "nvidia-l4"}
     assert {"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoSchedule"} in spec[
-        "tolerations"]
+        "tolerations"
+    ]
     assert pools_of(spec) == ["gpu-l4-g2-standard-8"]
     spot_gpu = pod_spec(gpu=2, gpu_model="tesla-t4", preemptible=True)
-    assert spot_gpu["nodeSelector"] == {"cloud.google.com/gke-spot": "true",
-                                        "cloud.google.com/gke-accelerator": "nvidia-tesla-t4"}
+    assert spot_gpu["nodeSelector"] == {
+        "cloud.google.com/gke-spot": "true",
+        "cloud.google.com/gke-accelerator": "nvidia-tesla-t4",
+    }
     assert len(spot_gpu["tolerations"]) == 2
 
 
-@pytest.mark.parametrize(("resources", "fragments"), [
-    ({"gpu": 1, "gpu_model": "nvidia-a100-80gb"}, ["gpu_model 'nvidia-a100-80gb'",
-                                                   "nvidia-l4, nvidia-tesla-t4"]),
-    ({"gpu": 4}, ["asks for 4 GPUs", "at most 2 per node"]),
-    ({"gpu": 2, "gpu_model": "t4"}, ["not preemptible", "only Spot pools"]),
-    ({"threads": 16, "machine_type": "e2-standard-16"}, ["16 threads", "16 vCPUs"]),
-])
+@pytest.mark.parametrize(
+    ("resources", "fragments"),
+    [
+        (
+            {"gpu": 1, "gpu_model": "nvidia-a100-80gb"},
+            ["gpu_model 'nvidia-a100-80gb'", "nvidia-l4, nvidia-tesla-t4"],
+        ),
+        ({"gpu": 4}, ["asks for 4 GPUs", "at most 2 per node"]),
+        ({"gpu": 2, "gpu_model": "t4"}, ["not preemptible", "only Spot pools"]),
+        ({"threads": 16, "machine_type": "e2-standard-16"}, ["16 threads", "16 vCPUs"]),
+    ],
+)
 def test_impossible_requests_are_user_errors(resources, fragments):
     with pytest.raises(UserError) as caught:
         translate(make_spec(**resources), context())
@@ -213,8 +275,10 @@ def test_gpu_without_gpu_pools():
 
 def test_only_pools_that_exist_are_used():
     made = {p.name: p.machine_type for p in node_pools(CONFIG) if p.name != "od-e2-standard-4"}
-    spec = translate(make_spec(machine_type="e2-standard"), context(outputs={
-        "node_pools": made, "namespace": "team-a", "service_account": "runner"}))
+    spec = translate(
+        make_spec(machine_type="e2-standard"),
+        context(outputs={"node_pools": made, "namespace": "team-a", "service_account": "runner"}),
+    )
     assert pools_of(spec["job"]["spec"]["template"]["spec"]) == ["od-e2-standard-16"]
     assert spec["job"]["metadata"]["namespace"] == "team-a"
     assert spec["job"]["spec"]["template"]["spec"]["serviceAccountName"] == "runner"
@@ -231,10 +295,11 @@ def test_kind_and_translate_import_no_cloud_sdk():
     import subprocess
     import sys
 
-    code = ("import sys; from cfw.backends import get_kind; k = get_kind('gke'); "
-            "import cfw.backends.gke.translate; "
-            "bad = [m for m in sys.modules if m.split('.')[0] in ('kubernetes', 'google')]; "
-            "print(bad); sys.exit(1 if bad else 0)")
-    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                          check=False)
+    code = (
+        "import sys; from cfw.backends import get_kind; k = get_kind('gke'); "
+        "import cfw.backends.gke.translate; "
+        "bad = [m for m in sys.modules if m.split('.')[0] in ('kubernetes', 'google')]; "
+        "print(bad); sys.exit(1 if bad else 0)"
+    )
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=False)
     assert proc.returncode == 0, proc.stdout + proc.stderr

@@ -37,8 +37,12 @@ def checkov() -> Path:
 def parsed(checkov) -> dict[str, dict]:
     """Every .tf file of the module, parsed by python-hcl2 (checkov's own parser)."""
     files = sorted(str(p) for p in MODULE.glob("*.tf"))
-    proc = subprocess.run([str(checkov / "bin" / "python"), "-c", _PARSE, *files],
-                          capture_output=True, text=True, check=False)
+    proc = subprocess.run(
+        [str(checkov / "bin" / "python"), "-c", _PARSE, *files],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
     assert proc.returncode == 0, proc.stderr
     return {Path(k).name: v for k, v in json.loads(proc.stdout).items()}
 
@@ -46,15 +50,23 @@ def parsed(checkov) -> dict[str, dict]:
 def test_module_files_and_fmt():
     for name in ("main.tf", "variables.tf", "outputs.tf", "versions.tf", "README.md"):
         assert (MODULE / name).exists(), name
-    check = subprocess.run(["terraform", "fmt", "-check", "-recursive", "-diff", str(MODULE)],
-                           capture_output=True, text=True, check=False)
+    check = subprocess.run(
+        ["terraform", "fmt", "-check", "-recursive", "-diff", str(MODULE)],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
     assert check.returncode == 0, check.stdout + check.stderr
 
 
 def test_every_file_parses_and_references_resolve(parsed):
     variables = {name for block in parsed["variables.tf"]["variable"] for name in block}
-    resources = {f"{kind}.{name}" for block in parsed["main.tf"]["resource"]
-                 for kind, named in block.items() for name in named}
+    resources = {
+        f"{kind}.{name}"
+        for block in parsed["main.tf"]["resource"]
+        for kind, named in block.items()
+        for name in named
+    }
     locals_ = {k for block in parsed["main.tf"]["locals"] for k in block}
     text = (MODULE / "main.tf").read_text() + (MODULE / "outputs.tf").read_text()
     used_vars = set(re.findall(r"\bvar\.([a-z_]+)", text))
@@ -78,10 +90,16 @@ def test_teardown_friendly_and_labelled(parsed):
     main = (MODULE / "main.tf").read_text()
     assert "deletion_protection = false" in main
     assert re.search(r"force_destroy\s+=\s+true", main)
-    blocks = {f"{kind}.{name}": body for block in parsed["main.tf"]["resource"]
-              for kind, named in block.items() for name, body in named.items()}
-    labelled = {"google_container_cluster.this": "resource_labels",
-                "google_storage_bucket.data": "labels"}
+    blocks = {
+        f"{kind}.{name}": body
+        for block in parsed["main.tf"]["resource"]
+        for kind, named in block.items()
+        for name, body in named.items()
+    }
+    labelled = {
+        "google_container_cluster.this": "resource_labels",
+        "google_storage_bucket.data": "labels",
+    }
     for address, key in labelled.items():
         assert one(blocks[address][key]) == "${var.labels}", address
     for pool in ("google_container_node_pool.system", "google_container_node_pool.jobs"):
@@ -94,14 +112,28 @@ def test_teardown_friendly_and_labelled(parsed):
     assert one(one(jobs["autoscaling"])["total_min_node_count"]) == 0
     cluster = blocks["google_container_cluster.this"]
     assert one(one(cluster["workload_identity_config"])["workload_pool"]) == (
-        "${local.workload_pool}")
+        "${local.workload_pool}"
+    )
 
 
 def test_checkov_passes_with_reasoned_skips(checkov, tmp_path):
     proc = subprocess.run(
-        [str(checkov / "bin" / "checkov"), "-d", str(MODULE), "--framework", "terraform",
-         "--compact", "--skip-download", "-o", "json"],
-        capture_output=True, text=True, check=False, cwd=tmp_path)
+        [
+            str(checkov / "bin" / "checkov"),
+            "-d",
+            str(MODULE),
+            "--framework",
+            "terraform",
+            "--compact",
+            "--skip-download",
+            "-o",
+            "json",
+        ],
+        capture_output=True,
+        text=True,
+        check=False,
+        cwd=tmp_path,
+    )
     report = json.loads(proc.stdout)
     results = report["results"]
     failed = [(c["check_id"], c["resource"]) for c in results["failed_checks"]]
@@ -118,14 +150,15 @@ def test_root_module_calls_the_module_with_its_variables(tmp_path, parsed):
     main = (out / "main.tf").read_text()
     call = re.search(r'module "gke_cluster" \{(.*?)\n\}', main, re.S).group(1)
     passed = set(re.findall(r"^\s+([a-z_]+)\s+=", call, re.M)) - {"source"}
-    declared = {name: body for block in parsed["variables.tf"]["variable"]
-                for name, body in block.items()}
+    declared = {
+        name: body for block in parsed["variables.tf"]["variable"] for name, body in block.items()
+    }
     required = {name for name, body in declared.items() if "default" not in body}
     assert required <= passed <= set(declared), (required - passed, passed - set(declared))
     values = json.loads((out / "terraform.tfvars.json").read_text())
     root_vars = set(re.findall(r'^variable "([a-z_]+)"', main, re.M))
     assert set(values) == root_vars
-    assert "provider \"google\"" in main and "default_labels = var.labels" in main
+    assert 'provider "google"' in main and "default_labels = var.labels" in main
     for name, pool in values["node_pools"].items():
         assert re.match(r"^[a-z][a-z0-9-]{0,38}[a-z0-9]$", name)
         assert pool["spot"] == name.startswith("spot-")

@@ -36,13 +36,17 @@ def fake():
 
 
 def context(tmp_path: Path, run_id: str = RUN) -> EnvContext:
-    config = resolve(tmp_path, "google-batch", overrides=[f"project={PROJECT}"],
-                     environ={}).config
-    ident = Identity("google-batch", "google-batch", ENV_ID, datetime(2026, 1, 1, tzinfo=UTC),
-                     None)
-    return EnvContext(name="google-batch", kind="google-batch", config=config,
-                      outputs=KIND.output_placeholders(config, ident), env_id=ENV_ID,
-                      state_dir=tmp_path / ".cfw", run_id=run_id)
+    config = resolve(tmp_path, "google-batch", overrides=[f"project={PROJECT}"], environ={}).config
+    ident = Identity("google-batch", "google-batch", ENV_ID, datetime(2026, 1, 1, tzinfo=UTC), None)
+    return EnvContext(
+        name="google-batch",
+        kind="google-batch",
+        config=config,
+        outputs=KIND.output_placeholders(config, ident),
+        env_id=ENV_ID,
+        state_dir=tmp_path / ".cfw",
+        run_id=run_id,
+    )
 
 
 @pytest.fixture
@@ -53,9 +57,16 @@ def backend(fake, tmp_path):
 
 
 def spec(jobid: int, run_id: str = RUN, env=("API_TOKEN",), **resources):
-    return build_spec(rule="count", jobid=jobid, run_id=run_id, command="python -m snakemake",
-                      image="snakemake/snakemake:v9.27.1", threads=1, resources=resources,
-                      env_names=list(env))
+    return build_spec(
+        rule="count",
+        jobid=jobid,
+        run_id=run_id,
+        command="python -m snakemake",
+        image="snakemake/snakemake:v9.27.1",
+        threads=1,
+        resources=resources,
+        env_names=list(env),
+    )
 
 
 def submit(be: GoogleBatchBackend, n: int, start: int = 0, **resources) -> list[str]:
@@ -104,8 +115,14 @@ def test_status_is_one_paged_list_call_per_cycle(fake, backend, tmp_path):
     ids = submit(backend, 250)
     other = GoogleBatchBackend(context(tmp_path, run_id="01011300ffff"), clients=fake.clients())
     submit(other, 120, start=1000)  # another run of the same environment
-    states = {0: ("SCHEDULED", None), 1: ("RUNNING", None), 2: ("SUCCEEDED", 0),
-              3: ("FAILED", 1), 149: ("FAILED", 50001), 249: ("FAILED", 50005)}
+    states = {
+        0: ("SCHEDULED", None),
+        1: ("RUNNING", None),
+        2: ("SUCCEEDED", 0),
+        3: ("FAILED", 1),
+        149: ("FAILED", 50001),
+        249: ("FAILED", 50005),
+    }
     for i, (state, code) in states.items():
         fake.batch.advance(short(ids[i]), state, exit_code=code)
     before = dict(fake.rpcs)

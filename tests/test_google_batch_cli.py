@@ -13,7 +13,7 @@ from google.cloud import batch_v1
 
 from cfw.core.state import EnvState
 
-SNAKEFILE = '''
+SNAKEFILE = """
 rule all:
     input: "out/p100.txt", "out/l4.txt", "out/spot.txt", "out/plain.txt"
 
@@ -37,7 +37,7 @@ rule spot:
 rule plain:
     output: "out/plain.txt"
     shell: "echo plain > {output}"
-'''
+"""
 
 
 @pytest.fixture
@@ -69,8 +69,11 @@ def assert_nothing_created(work: Path) -> None:
 
 def test_up_without_credentials_stops_before_anything(cfw, tmp_path, no_credentials):
     work = project_dir(tmp_path)
-    result = cfw(["up", "google-batch", "--yes"], work,
-                 {**no_credentials, "GOOGLE_CLOUD_PROJECT": "example-project"})
+    result = cfw(
+        ["up", "google-batch", "--yes"],
+        work,
+        {**no_credentials, "GOOGLE_CLOUD_PROJECT": "example-project"},
+    )
     assert result.code == 2, result.output
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1, result.stderr
@@ -94,8 +97,11 @@ def test_up_without_a_project_names_the_three_ways(cfw, tmp_path, no_credentials
 def test_up_with_a_missing_key_file(cfw, tmp_path, no_credentials):
     work = project_dir(tmp_path)
     missing = tmp_path / "nope.json"
-    result = cfw(["up", "google-batch", "--yes", "--project", "example-project"], work,
-                 {**no_credentials, "GOOGLE_APPLICATION_CREDENTIALS": str(missing)})
+    result = cfw(
+        ["up", "google-batch", "--yes", "--project", "example-project"],
+        work,
+        {**no_credentials, "GOOGLE_APPLICATION_CREDENTIALS": str(missing)},
+    )
     assert result.code == 2, result.output
     (line,) = result.stderr.strip().splitlines()
     assert f"GOOGLE_APPLICATION_CREDENTIALS={missing}" in line
@@ -107,12 +113,26 @@ def test_explain_prints_batch_jobs_without_secrets(cfw, tmp_path, no_credentials
     (work / "Snakefile").write_text(SNAKEFILE)
     (work / "environments").mkdir()
     (work / "environments" / "google-batch.yaml").write_text(
-        "kind: google-batch\nproject: example-project\nregion: europe-west4\n")
+        "kind: google-batch\nproject: example-project\nregion: europe-west4\n"
+    )
     secret = "s3cr3t-Value-4b1d"
     # --cores: Snakemake's dry-run (under --explain) caps threads at its cores, 1 by default
-    result = cfw(["run", "--explain", "--env", "google-batch", "--envvars", "MY_TOKEN",
-                  "--preemptible-rules", "spot", "--cores", "64"], work,
-                 {**no_credentials, "MY_TOKEN": secret})
+    result = cfw(
+        [
+            "run",
+            "--explain",
+            "--env",
+            "google-batch",
+            "--envvars",
+            "MY_TOKEN",
+            "--preemptible-rules",
+            "spot",
+            "--cores",
+            "64",
+        ],
+        work,
+        {**no_credentials, "MY_TOKEN": secret},
+    )
     assert result.code == 0, result.output
     assert secret not in result.output
     records = {r["rule"]: r for r in map(json.loads, result.stdout.splitlines())}
@@ -132,7 +152,8 @@ def test_explain_prints_batch_jobs_without_secrets(cfw, tmp_path, no_credentials
         shell, command = runnable.container.commands
         assert shell == "-c" and "--target-jobs" in command
         assert runnable.environment.secret_variables["MY_TOKEN"] == (
-            f"projects/{project}/secrets/ENV_ID-explain-MY_TOKEN/versions/latest")
+            f"projects/{project}/secrets/ENV_ID-explain-MY_TOKEN/versions/latest"
+        )
         assert not runnable.environment.variables.get("MY_TOKEN")
         alloc = job.allocation_policy
         assert alloc.service_account.email == f"ENV_ID@{project}.iam.gserviceaccount.com"
@@ -148,18 +169,23 @@ def test_explain_prints_batch_jobs_without_secrets(cfw, tmp_path, no_credentials
     assert l4["allocationPolicy"]["instances"][0]["policy"]["machineType"] == "g2-standard-24"
     assert l4["taskGroups"][0]["taskSpec"]["maxRunDuration"] == "5400s"
     assert l4["taskGroups"][0]["taskSpec"]["computeResource"] == {
-        "cpuMilli": "4000", "memoryMib": "10000", "bootDiskMib": "50000"}
+        "cpuMilli": "4000",
+        "memoryMib": "10000",
+        "bootDiskMib": "50000",
+    }
     spot = records["spot"]["submission"]["job"]
     assert spot["allocationPolicy"]["instances"][0]["policy"]["machineType"] == "n2-highmem-4"
     assert spot["taskGroups"][0]["taskSpec"]["lifecyclePolicies"][0]["actionCondition"] == {
-        "exitCodes": [50001]}
+        "exitCodes": [50001]
+    }
     # explain brings nothing up (no environment record, no Terraform state)
     assert not EnvState(work, "google-batch").exists
     assert not list(work.rglob("*.tfstate")) and not list(work.rglob("main.tf"))
 
 
 def test_preflight_accepts_a_key_file_and_takes_the_project_from_the_environment(
-        tmp_path, no_credentials, monkeypatch):
+    tmp_path, no_credentials, monkeypatch
+):
     """With credentials present nothing is refused (and no network call is made)."""
     from cryptography.hazmat.primitives import serialization
     from cryptography.hazmat.primitives.asymmetric import rsa
@@ -168,15 +194,28 @@ def test_preflight_accepts_a_key_file_and_takes_the_project_from_the_environment
     from cfw.core.environments import resolve
 
     key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
-    pem = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
-                            serialization.NoEncryption()).decode()
+    pem = key.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+    ).decode()
     key_file = tmp_path / "key.json"
-    key_file.write_text(json.dumps({
-        "type": "service_account", "project_id": "example-project", "private_key_id": "1",
-        "private_key": pem, "client_email": "ci@example-project.iam.gserviceaccount.com",
-        "client_id": "1", "token_uri": "https://oauth2.googleapis.com/token"}))
-    environ = {**no_credentials, "GOOGLE_APPLICATION_CREDENTIALS": str(key_file),
-               "GOOGLE_CLOUD_PROJECT": "example-project"}
+    key_file.write_text(
+        json.dumps(
+            {
+                "type": "service_account",
+                "project_id": "example-project",
+                "private_key_id": "1",
+                "private_key": pem,
+                "client_email": "ci@example-project.iam.gserviceaccount.com",
+                "client_id": "1",
+                "token_uri": "https://oauth2.googleapis.com/token",
+            }
+        )
+    )
+    environ = {
+        **no_credentials,
+        "GOOGLE_APPLICATION_CREDENTIALS": str(key_file),
+        "GOOGLE_CLOUD_PROJECT": "example-project",
+    }
     for name, value in environ.items():
         monkeypatch.setenv(name, value)
     (tmp_path / "environments").mkdir()

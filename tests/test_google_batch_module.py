@@ -60,8 +60,12 @@ def module() -> dict:
 
 
 def test_module_is_terraform_fmt_clean():
-    proc = subprocess.run(["terraform", "fmt", "-check", "-diff", "-recursive", str(MODULE)],
-                          capture_output=True, text=True, check=False)
+    proc = subprocess.run(
+        ["terraform", "fmt", "-check", "-diff", "-recursive", str(MODULE)],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
     assert proc.returncode == 0, proc.stdout + proc.stderr
 
 
@@ -82,15 +86,29 @@ def test_variables_are_typed_described_and_validated(module):
         assert keys[:2] == ["type", "description"], f"variable {name}: type, then description"
         if re.match(r"\$\{(list|map|set|object)\(", str(body["type"])):
             assert body.get("nullable") is False, f"collection {name}: nullable = false"
-    for name in ("project", "region", "name", "bucket_name", "bucket_retention_days",
-                 "subnet_cidr"):
+    for name in (
+        "project",
+        "region",
+        "name",
+        "bucket_name",
+        "bucket_retention_days",
+        "subnet_cidr",
+    ):
         assert variables[name].get("validation"), f"variable {name} needs a validation block"
 
 
 def test_outputs_the_issue_asks_for(module):
     outputs = blocks(module, "output")
-    for name in ("project", "region", "bucket", "service_account", "network", "subnetwork",
-                 "network_tag", "secret_prefix"):
+    for name in (
+        "project",
+        "region",
+        "bucket",
+        "service_account",
+        "network",
+        "subnetwork",
+        "network_tag",
+        "secret_prefix",
+    ):
         assert unq(outputs[name]["description"]), name
 
 
@@ -127,8 +145,9 @@ def test_bucket_is_uniform_private_expiring_and_destroyable(module):
     assert bucket["force_destroy"] is True
     assert unq(bucket["public_access_prevention"]) == "enforced"
     assert unq(bucket["labels"]) == "${var.labels}"
-    rules = {unq(r["action"][0]["type"]): unq(r["condition"][0]["age"])
-             for r in bucket["lifecycle_rule"]}
+    rules = {
+        unq(r["action"][0]["type"]): unq(r["condition"][0]["age"]) for r in bucket["lifecycle_rule"]
+    }
     assert rules["Delete"] == "${var.bucket_retention_days}"
 
 
@@ -162,8 +181,8 @@ def test_root_module_tfvars_and_module_agree(tmp_path: Path):
 
 
 @pytest.fixture(scope="session")
-def checkov(request) -> str:
-    return checkov_executable(request.config.cache.mkdir("cfw-checkov"))
+def checkov() -> str:
+    return checkov_executable()
 
 
 def test_checkov_is_clean_or_skipped_with_a_reason(checkov):
@@ -187,14 +206,19 @@ def test_names_cfw_predicts_before_up_are_the_ones_the_module_gives(module):
 
     res = resources(module)
     base = "${var.name}"
-    assert unq(res["google_storage_bucket.data"]["name"]) == \
-        '${coalesce(var.bucket_name, "${var.name}-data")}'
-    for rtype in ("google_service_account.this", "google_compute_network.this",
-                  "google_compute_subnetwork.this"):
+    assert (
+        unq(res["google_storage_bucket.data"]["name"])
+        == '${coalesce(var.bucket_name, "${var.name}-data")}'
+    )
+    for rtype in (
+        "google_service_account.this",
+        "google_compute_network.this",
+        "google_compute_subnetwork.this",
+    ):
         key = "account_id" if "account" in rtype else "name"
         assert unq(res[rtype][key]) == base, rtype
     text = (MODULE / "main.tf").read_text()
-    assert 'tag           = var.name' in text and 'secret_prefix = "${var.name}-"' in text
+    assert "tag           = var.name" in text and 'secret_prefix = "${var.name}-"' in text
     config = GoogleBatchConfig(project="example-project", region="europe-west4")
     predicted = names(config, "google-batch-0a1b2c")
     rn = resource_name("google-batch-0a1b2c")

@@ -29,19 +29,41 @@ LABEL_KEY, LABEL_VALUE = re.compile(r"^[a-z][a-z0-9_-]{0,62}$"), re.compile(r"^[
 
 def context(tmp_path: Path, *overrides: str, up: bool = True) -> EnvContext:
     """An environment as `cfw up` leaves it (outputs = the names the module gives)."""
-    config = resolve(tmp_path, "google-batch", environ={},
-                     overrides=["project=example-project", *overrides]).config
-    ident = Identity("google-batch", "google-batch", "google-batch-0a1b2c",
-                     datetime(2026, 1, 1, tzinfo=UTC), None)
+    config = resolve(
+        tmp_path, "google-batch", environ={}, overrides=["project=example-project", *overrides]
+    ).config
+    ident = Identity(
+        "google-batch",
+        "google-batch",
+        "google-batch-0a1b2c",
+        datetime(2026, 1, 1, tzinfo=UTC),
+        None,
+    )
     outputs = KIND.output_placeholders(config, ident if up else None)
-    return EnvContext(name="google-batch", kind="google-batch", config=config, outputs=outputs,
-                      env_id=ident.env_id, state_dir=tmp_path / ".cfw", run_id=RUN)
+    return EnvContext(
+        name="google-batch",
+        kind="google-batch",
+        config=config,
+        outputs=outputs,
+        env_id=ident.env_id,
+        state_dir=tmp_path / ".cfw",
+        run_id=RUN,
+    )
 
 
 def spec(rule="align", jobid=7, threads=1, attempt=1, spot_rule=False, env=(), **resources):
-    return build_spec(rule=rule, jobid=jobid, run_id=RUN, command="python -m snakemake --x",
-                      image="snakemake/snakemake:v9.27.1", threads=threads, resources=resources,
-                      env_names=list(env), attempt=attempt, preemptible_rule=spot_rule)
+    return build_spec(
+        rule=rule,
+        jobid=jobid,
+        run_id=RUN,
+        command="python -m snakemake --x",
+        image="snakemake/snakemake:v9.27.1",
+        threads=threads,
+        resources=resources,
+        env_names=list(env),
+        attempt=attempt,
+        preemptible_rule=spot_rule,
+    )
 
 
 def request(tmp_path, job, *overrides) -> batch_v1.CreateJobRequest:
@@ -59,41 +81,128 @@ def parts(req: batch_v1.CreateJobRequest):
 # -- the matrix --------------------------------------------------------------------------
 MATRIX = [
     # id, threads, resources, preemptible -> machine type, accelerator (model, count) or None
-    ("gpu-model-without-count", 2, {"gpu_model": "nvidia-tesla-p100", "mem_mb": 8000}, False,
-     "n1-highmem-2", ("nvidia-tesla-p100", 1)),
-    ("gpu-model-with-count", 4, {"gpu_model": "nvidia-tesla-v100", "gpu": 2}, False,
-     "n1-standard-4", ("nvidia-tesla-v100", 2)),
-    ("nvidia-gpu-count-default-model", 1, {"nvidia_gpu": 1}, False,
-     "n1-standard-1", ("nvidia-tesla-t4", 1)),
-    ("gpu-forces-n1-over-prefix", 4, {"nvidia_gpu": 1, "machine_type": "e2-standard"}, False,
-     "n1-standard-4", ("nvidia-tesla-t4", 1)),
-    ("gpu-forces-n1-over-exact", 2, {"gpu": 1, "machine_type": "n2-standard-8"}, False,
-     "n1-standard-2", ("nvidia-tesla-t4", 1)),
-    ("l4-is-built-into-g2", 4, {"gpu_model": "nvidia-l4", "gpu": 2, "mem_mb": 10000}, False,
-     "g2-standard-24", ("nvidia-l4", 2)),
-    ("l4-exact-g2-type", 4, {"gpu_model": "nvidia-l4", "machine_type": "g2-standard-16"}, False,
-     "g2-standard-16", ("nvidia-l4", 1)),
-    ("a100-is-built-into-a2", 8, {"gpu_model": "nvidia-tesla-a100"}, True,
-     "a2-highgpu-1g", ("nvidia-tesla-a100", 1)),
-    ("prefix-cheapest-that-fits", 2, {"machine_type": "n2", "mem_mb": 20000}, False,
-     "n2-highmem-4", None),
-    ("prefix-with-shape", 8, {"machine_type": "n1-highcpu", "mem_mb": 6000}, True,
-     "n1-highcpu-8", None),
-    ("exact-type", 2, {"machine_type": "c2-standard-8", "mem_mb": 4000}, False,
-     "c2-standard-8", None),
-    ("exact-type-unknown-here", 4, {"machine_type": "c3-standard-8", "mem_mb": 4000}, False,
-     "c3-standard-8", None),
+    (
+        "gpu-model-without-count",
+        2,
+        {"gpu_model": "nvidia-tesla-p100", "mem_mb": 8000},
+        False,
+        "n1-highmem-2",
+        ("nvidia-tesla-p100", 1),
+    ),
+    (
+        "gpu-model-with-count",
+        4,
+        {"gpu_model": "nvidia-tesla-v100", "gpu": 2},
+        False,
+        "n1-standard-4",
+        ("nvidia-tesla-v100", 2),
+    ),
+    (
+        "nvidia-gpu-count-default-model",
+        1,
+        {"nvidia_gpu": 1},
+        False,
+        "n1-standard-1",
+        ("nvidia-tesla-t4", 1),
+    ),
+    (
+        "gpu-forces-n1-over-prefix",
+        4,
+        {"nvidia_gpu": 1, "machine_type": "e2-standard"},
+        False,
+        "n1-standard-4",
+        ("nvidia-tesla-t4", 1),
+    ),
+    (
+        "gpu-forces-n1-over-exact",
+        2,
+        {"gpu": 1, "machine_type": "n2-standard-8"},
+        False,
+        "n1-standard-2",
+        ("nvidia-tesla-t4", 1),
+    ),
+    (
+        "l4-is-built-into-g2",
+        4,
+        {"gpu_model": "nvidia-l4", "gpu": 2, "mem_mb": 10000},
+        False,
+        "g2-standard-24",
+        ("nvidia-l4", 2),
+    ),
+    (
+        "l4-exact-g2-type",
+        4,
+        {"gpu_model": "nvidia-l4", "machine_type": "g2-standard-16"},
+        False,
+        "g2-standard-16",
+        ("nvidia-l4", 1),
+    ),
+    (
+        "a100-is-built-into-a2",
+        8,
+        {"gpu_model": "nvidia-tesla-a100"},
+        True,
+        "a2-highgpu-1g",
+        ("nvidia-tesla-a100", 1),
+    ),
+    (
+        "prefix-cheapest-that-fits",
+        2,
+        {"machine_type": "n2", "mem_mb": 20000},
+        False,
+        "n2-highmem-4",
+        None,
+    ),
+    (
+        "prefix-with-shape",
+        8,
+        {"machine_type": "n1-highcpu", "mem_mb": 6000},
+        True,
+        "n1-highcpu-8",
+        None,
+    ),
+    (
+        "exact-type",
+        2,
+        {"machine_type": "c2-standard-8", "mem_mb": 4000},
+        False,
+        "c2-standard-8",
+        None,
+    ),
+    (
+        "exact-type-unknown-here",
+        4,
+        {"machine_type": "c3-standard-8", "mem_mb": 4000},
+        False,
+        "c3-standard-8",
+        None,
+    ),
     ("no-mem-mb", 4, {}, False, "e2-standard-4", None),  # a standard shape
-    ("preemptible-resource", 1, {"preemptible": True, "mem_mb": 1000}, False,
-     "n1-standard-1", None),
+    (
+        "preemptible-resource",
+        1,
+        {"preemptible": True, "mem_mb": 1000},
+        False,
+        "n1-standard-1",
+        None,
+    ),
 ]
 
 
-@pytest.mark.parametrize(("threads", "resources", "preemptible_rule", "machine", "gpus"),
-                         [m[1:] for m in MATRIX], ids=[m[0] for m in MATRIX])
+@pytest.mark.parametrize(
+    ("threads", "resources", "preemptible_rule", "machine", "gpus"),
+    [m[1:] for m in MATRIX],
+    ids=[m[0] for m in MATRIX],
+)
 def test_job_field_by_field(tmp_path, threads, resources, preemptible_rule, machine, gpus):
-    job = spec(threads=threads, spot_rule=preemptible_rule, env=("SNAKEMAKE_STORAGE_GCS_PROJECT",),
-               disk_mb=resources.pop("disk_mb", 20000), runtime=90, **resources)
+    job = spec(
+        threads=threads,
+        spot_rule=preemptible_rule,
+        env=("SNAKEMAKE_STORAGE_GCS_PROJECT",),
+        disk_mb=resources.pop("disk_mb", 20000),
+        runtime=90,
+        **resources,
+    )
     req = request(tmp_path, job)
     task, runnable, instance, policy = parts(req)
     known = machines.exact(machine)
@@ -108,7 +217,8 @@ def test_job_field_by_field(tmp_path, threads, resources, preemptible_rule, mach
     assert ("--gpus all" in runnable.container.options) == bool(gpus)
     assert dict(runnable.environment.secret_variables) == {
         "SNAKEMAKE_STORAGE_GCS_PROJECT": "projects/example-project/secrets/"
-        f"gcp-batch-0a1b2c-{RUN}-SNAKEMAKE_STORAGE_GCS_PROJECT/versions/latest"}
+        f"gcp-batch-0a1b2c-{RUN}-SNAKEMAKE_STORAGE_GCS_PROJECT/versions/latest"
+    }
     # compute resources from threads and mem_mb
     vcpus = known.vcpus if known else threads
     assert task.compute_resource.cpu_milli == min(threads, vcpus) * 1000
@@ -133,8 +243,9 @@ def test_job_field_by_field(tmp_path, threads, resources, preemptible_rule, mach
         assert not policy.accelerators and instance.install_gpu_drivers is False
     # spot and retries on preemption only
     spot = job.preemptible
-    assert policy.provisioning_model == (POLICY.ProvisioningModel.SPOT if spot
-                                         else POLICY.ProvisioningModel.STANDARD)
+    assert policy.provisioning_model == (
+        POLICY.ProvisioningModel.SPOT if spot else POLICY.ProvisioningModel.STANDARD
+    )
     if spot:
         assert task.max_retry_count == 3
         (lifecycle,) = task.lifecycle_policies
@@ -173,21 +284,37 @@ def test_json_mapping_round_trips_to_the_same_message(tmp_path):
 def test_cheapest_type_of_a_prefix_is_the_cheapest_that_fits():
     """Independently of the chooser: scan the catalogue for the prefix."""
     for prefix, threads, mem in (("n2", 2, 20000), ("e2", 3, 3000), ("n2d", 16, 200000)):
-        fits = [m for name, m in machines.CATALOGUE.items() if machines.matches(name, prefix)
-                and m.vcpus >= threads and m.usable_mib >= mem and not m.shared_core]
-        choice = machines.choose(threads=threads, mem_mb=mem, machine_type=prefix, gpus=0,
-                                 gpu_model=None)
+        fits = [
+            m
+            for name, m in machines.CATALOGUE.items()
+            if machines.matches(name, prefix)
+            and m.vcpus >= threads
+            and m.usable_mib >= mem
+            and not m.shared_core
+        ]
+        choice = machines.choose(
+            threads=threads, mem_mb=mem, machine_type=prefix, gpus=0, gpu_model=None
+        )
         assert choice.machine_type == min(fits, key=lambda m: m.price).name
 
 
 def test_defaults_and_config_settings_shape_the_job(tmp_path):
     job = spec(threads=2, spot_rule=True, mem_mb=3000)
-    req = request(tmp_path, job, "machine_type=n2d", "zones=[us-central1-a, us-central1-c]",
-                  "preemption_retries=5", "external_ip=true", "boot_disk_type=pd-ssd")
+    req = request(
+        tmp_path,
+        job,
+        "machine_type=n2d",
+        "zones=[us-central1-a, us-central1-c]",
+        "preemption_retries=5",
+        "external_ip=true",
+        "boot_disk_type=pd-ssd",
+    )
     task, runnable, _, policy = parts(req)
     assert policy.machine_type.startswith("n2d-")
     assert list(req.job.allocation_policy.location.allowed_locations) == [
-        "zones/us-central1-a", "zones/us-central1-c"]
+        "zones/us-central1-a",
+        "zones/us-central1-c",
+    ]
     assert task.max_retry_count == 5
     assert req.job.allocation_policy.network.network_interfaces[0].no_external_ip_address is False
     assert policy.boot_disk.type_ == "pd-ssd"
@@ -220,12 +347,19 @@ def test_placeholders_before_up(tmp_path):
     assert alloc["labels"]["cfw-id"] == "ENV_ID"
 
 
-@pytest.mark.parametrize(("resources", "threads", "fragment"), [
-    ({"gpu_model": "nvidia-tesla-t4", "gpu": 3}, 1, "counts of 1, 2, 4, not 3"),
-    ({"machine_type": "e2-standard-2", "mem_mb": 16000}, 1, "less than the rule's mem_mb=16000"),
-    ({}, 400, "no machine type of the general-purpose families has 400 vCPUs"),
-    ({"machine_type": "e2"}, 64, "no machine type of prefix e2 has 64 vCPUs"),
-])
+@pytest.mark.parametrize(
+    ("resources", "threads", "fragment"),
+    [
+        ({"gpu_model": "nvidia-tesla-t4", "gpu": 3}, 1, "counts of 1, 2, 4, not 3"),
+        (
+            {"machine_type": "e2-standard-2", "mem_mb": 16000},
+            1,
+            "less than the rule's mem_mb=16000",
+        ),
+        ({}, 400, "no machine type of the general-purpose families has 400 vCPUs"),
+        ({"machine_type": "e2"}, 64, "no machine type of prefix e2 has 64 vCPUs"),
+    ],
+)
 def test_impossible_requests_are_one_line_user_errors(tmp_path, resources, threads, fragment):
     with pytest.raises(UserError) as caught:
         request(tmp_path, spec(threads=threads, **resources))
@@ -243,8 +377,9 @@ MISTAKES = [
 ]
 
 
-@pytest.mark.parametrize(("text", "fragments"), MISTAKES,
-                         ids=[m[0].split(":")[0] for m in MISTAKES])
+@pytest.mark.parametrize(
+    ("text", "fragments"), MISTAKES, ids=[m[0].split(":")[0] for m in MISTAKES]
+)
 def test_config_mistakes_name_field_and_allowed_values(tmp_path, text, fragments):
     (tmp_path / "environments").mkdir()
     (tmp_path / "environments" / "gb.yaml").write_text("kind: google-batch\n" + text)

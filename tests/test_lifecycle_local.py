@@ -63,8 +63,9 @@ def test_confirmation_needed_without_terminal(tmp_path: Path):
 
 def test_half_up_then_down_cleans_up(tmp_path: Path):
     # the module's mkdir fails under /proc: the apply fails half-way, leaving a resource
-    result = run_cfw(["up", "local", "--yes", "--set", "sandbox_root=/proc/cfw-cannot"],
-                     cwd=tmp_path)
+    result = run_cfw(
+        ["up", "local", "--yes", "--set", "sandbox_root=/proc/cfw-cannot"], cwd=tmp_path
+    )
     assert result.code == 1, result.output
     assert "cfw down local" in result.stderr  # says how to clean up
     [env] = status(tmp_path)
@@ -168,10 +169,23 @@ def test_signal_cancels_jobs_and_tears_down(sig, tmp_path: Path, sandbox_base: P
     env = {**os.environ}
     env.pop("CFW_DEBUG", None)
     seconds = str(random.randint(1000, 9999))  # a sleep no other test or run has
-    proc = subprocess.Popen([sys.executable, "-m", "cfw", "run", "--up", "--teardown",
-                             "--config", f"seconds={seconds}"],
-                            cwd=workdir, env=env, stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "cfw",
+            "run",
+            "--up",
+            "--teardown",
+            "--config",
+            f"seconds={seconds}",
+        ],
+        cwd=workdir,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     try:
         deadline = time.monotonic() + 120
         while time.monotonic() < deadline:

@@ -27,7 +27,8 @@ def s3_workflow(tmp_path: Path, bucket: str) -> Path:
     workdir = copy_workflow(EXAMPLES / "quickstart", tmp_path / "qs")
     (workdir / "environments").mkdir()
     (workdir / "environments" / "local.yaml").write_text(
-        f"kind: local\nstorage:\n  provider: s3\n  prefix: s3://{bucket}/runs/qs\n")
+        f"kind: local\nstorage:\n  provider: s3\n  prefix: s3://{bucket}/runs/qs\n"
+    )
     return workdir
 
 
@@ -45,7 +46,8 @@ def test_quickstart_through_s3(tmp_path: Path, bucket: str, aws_env, sandbox_bas
     plain_dir = copy_workflow(EXAMPLES / "quickstart", tmp_path / "plain")
     assert plain_snakemake(plain_dir).returncode == 0
     assert (workdir / "results/report.tsv").read_text() == (
-        plain_dir / "results/report.tsv").read_text()
+        plain_dir / "results/report.tsv"
+    ).read_text()
     assert not (workdir / "results" / "gc").exists()
 
     # the secret key is in no record, log or job command cfw wrote
@@ -62,8 +64,9 @@ def test_quickstart_through_s3(tmp_path: Path, bucket: str, aws_env, sandbox_bas
     assert "--default-storage-provider 's3'" in jobs[0]["submission"]["argv"][2]
 
 
-def test_second_run_uploads_nothing_new_and_finds_outputs(tmp_path: Path, bucket: str,
-                                                          aws_env, sandbox_base: Path):
+def test_second_run_uploads_nothing_new_and_finds_outputs(
+    tmp_path: Path, bucket: str, aws_env, sandbox_base: Path
+):
     workdir = s3_workflow(tmp_path, bucket)
     assert run_cfw(["run"], cwd=workdir).code == 0
     again = run_cfw(["run"], cwd=workdir)
@@ -73,7 +76,8 @@ def test_second_run_uploads_nothing_new_and_finds_outputs(tmp_path: Path, bucket
 
 def test_missing_credentials_is_a_user_error(tmp_path: Path, bucket: str, monkeypatch):
     workdir = s3_workflow(tmp_path, bucket)
-    result = run_cfw(["run"], cwd=workdir, env={"AWS_ACCESS_KEY_ID": "",
-                                                "AWS_SECRET_ACCESS_KEY": ""})
+    result = run_cfw(
+        ["run"], cwd=workdir, env={"AWS_ACCESS_KEY_ID": "", "AWS_SECRET_ACCESS_KEY": ""}
+    )
     assert result.code == 2
     assert "needs credentials" in result.stderr and "AWS_ACCESS_KEY_ID" in result.stderr

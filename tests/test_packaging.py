@@ -25,16 +25,37 @@ def readme_command(section: str) -> str:
 
 def source_tree(dest: Path) -> Path:
     """The repository as a fresh clone would have it (tracked and new files, no state)."""
-    ignore = shutil.ignore_patterns(".git", ".venv", ".cfw", ".snakemake", "__pycache__",
-                                    "*.egg-info", ".pytest_cache", ".ruff_cache", "results")
+    ignore = shutil.ignore_patterns(
+        ".git",
+        ".venv",
+        ".cfw",
+        ".snakemake",
+        "__pycache__",
+        "*.egg-info",
+        ".pytest_cache",
+        ".ruff_cache",
+        "results",
+    )
     shutil.copytree(REPO, dest, ignore=ignore)
     return dest
 
 
 def test_wheel_ships_templates_modules_and_plugins(tmp_path: Path):
     out = tmp_path / "dist"
-    subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "-q", "-w", str(out),
-                    str(source_tree(tmp_path / "src"))], check=True)
+    subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "wheel",
+            "--no-deps",
+            "-q",
+            "-w",
+            str(out),
+            str(source_tree(tmp_path / "src")),
+        ],
+        check=True,
+    )
     [wheel] = out.glob("cfw-*.whl")
     names = set(zipfile.ZipFile(wheel).namelist())
     for expected in (
@@ -56,16 +77,30 @@ def test_readme_quickstart_command_as_written(tmp_path: Path):
     checkout = source_tree(tmp_path / "checkout")
     command = readme_command("Try it")
     assert "pip install ." in command and "cfw run" in command
-    proc = subprocess.run(["bash", "-c", command], cwd=checkout, capture_output=True,
-                          text=True, check=False, timeout=840)
+    proc = subprocess.run(
+        ["bash", "-c", command],
+        cwd=checkout,
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=840,
+    )
     assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-3000:]
     report = checkout / "examples" / "quickstart" / "results" / "report.tsv"
     assert report.read_text().startswith("sample\tgc\nalpha\t")
     venv = checkout / ".venv" / "bin" / "python"
-    clouds = subprocess.run([str(venv), "-c", "import importlib.util as u; print([m for m in "
-                             "('kubernetes','boto3','azure.batch','google.cloud.batch','tes') "
-                             "if u.find_spec(m.split('.')[0])])"],
-                            capture_output=True, text=True, check=True)
+    clouds = subprocess.run(
+        [
+            str(venv),
+            "-c",
+            "import importlib.util as u; print([m for m in "
+            "('kubernetes','boto3','azure.batch','google.cloud.batch','tes') "
+            "if u.find_spec(m.split('.')[0])])",
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
     assert clouds.stdout.strip() == "[]", "the core install pulled in a cloud SDK"
 
 

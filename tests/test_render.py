@@ -37,8 +37,13 @@ GOLDEN_OVERRIDES: dict[str, list[str]] = {
 
 def golden_identity(kind: str, ttl: timedelta | None) -> Identity:
     created = datetime(2026, 1, 1, tzinfo=UTC)
-    return Identity(name=kind, kind=kind, env_id=f"{kind}-0a1b2c", created_at=created,
-                    expires_at=created + ttl if ttl else None)
+    return Identity(
+        name=kind,
+        kind=kind,
+        env_id=f"{kind}-0a1b2c",
+        created_at=created,
+        expires_at=created + ttl if ttl else None,
+    )
 
 
 def render_example(kind: str, outdir: Path) -> Path:
@@ -79,8 +84,12 @@ def test_rendered_root_is_canonical_and_valid(kind: str, tmp_path: Path):
     """terraform fmt leaves it alone, and every file parses (terraform validate where the
     providers are available here; otherwise a parse with `terraform fmt`)."""
     out = render_example(kind, tmp_path / kind)
-    check = subprocess.run(["terraform", "fmt", "-check", "-recursive", str(out)],
-                           capture_output=True, text=True, check=False)
+    check = subprocess.run(
+        ["terraform", "fmt", "-check", "-recursive", str(out)],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
     assert check.returncode == 0, check.stdout + check.stderr
     values = json.loads((out / "terraform.tfvars.json").read_text())
     assert values["labels"]["cfw-id"] == f"{kind}-0a1b2c"
@@ -90,8 +99,9 @@ def test_rendered_root_is_canonical_and_valid(kind: str, tmp_path: Path):
 def test_local_root_validates_with_real_terraform(tmp_path: Path):
     out = render_example("local", tmp_path / "local")
     for args in (["init", "-backend=false", "-input=false"], ["validate", "-no-color"]):
-        proc = subprocess.run(["terraform", *args], cwd=out, capture_output=True, text=True,
-                              check=False)
+        proc = subprocess.run(
+            ["terraform", *args], cwd=out, capture_output=True, text=True, check=False
+        )
         assert proc.returncode == 0, proc.stdout + proc.stderr
 
 
@@ -101,13 +111,16 @@ def test_stale_golden_file_is_detected(tmp_path: Path):
     assert (out / "main.tf").read_text() != stale
 
 
-@pytest.mark.parametrize(("value", "expected"), [
-    ("plain", '"plain"'),
-    ("${var.secret}", '"$${var.secret}"'),
-    ("%{ if true }x%{ endif }", '"%%{ if true }x%%{ endif }"'),
-    ('quote " and \\ backslash', '"quote \\" and \\\\ backslash"'),
-    ("line\nbreak", '"line\\nbreak"'),
-])
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [
+        ("plain", '"plain"'),
+        ("${var.secret}", '"$${var.secret}"'),
+        ("%{ if true }x%{ endif }", '"%%{ if true }x%%{ endif }"'),
+        ('quote " and \\ backslash', '"quote \\" and \\\\ backslash"'),
+        ("line\nbreak", '"line\\nbreak"'),
+    ],
+)
 def test_hcl_string_escapes_interpolation(value, expected):
     assert hcl_string(value) == expected
 
@@ -119,13 +132,23 @@ def test_hcl_value_of_nested_structures():
 def test_escaped_string_is_literal_to_terraform(tmp_path: Path):
     """Terraform itself reads the escaped value back unchanged (no interpolation)."""
     tricky = 'a ${b} %{ c } "d"'
-    (tmp_path / "main.tf").write_text(f"output \"x\" {{\n  value = {hcl_string(tricky)}\n}}\n")
-    subprocess.run(["terraform", "init", "-input=false"], cwd=tmp_path, check=True,
-                   capture_output=True)
-    subprocess.run(["terraform", "apply", "-auto-approve", "-input=false"], cwd=tmp_path,
-                   check=True, capture_output=True)
-    out = subprocess.run(["terraform", "output", "-json", "x"], cwd=tmp_path, check=True,
-                         capture_output=True, text=True)
+    (tmp_path / "main.tf").write_text(f'output "x" {{\n  value = {hcl_string(tricky)}\n}}\n')
+    subprocess.run(
+        ["terraform", "init", "-input=false"], cwd=tmp_path, check=True, capture_output=True
+    )
+    subprocess.run(
+        ["terraform", "apply", "-auto-approve", "-input=false"],
+        cwd=tmp_path,
+        check=True,
+        capture_output=True,
+    )
+    out = subprocess.run(
+        ["terraform", "output", "-json", "x"],
+        cwd=tmp_path,
+        check=True,
+        capture_output=True,
+        text=True,
+    )
     assert json.loads(out.stdout) == tricky
 
 

@@ -23,8 +23,10 @@ pytestmark = [pytest.mark.moto, pytest.mark.timeout(600)]
 def shared(tmp_path: Path, aws_env, sandbox_base: Path):
     bucket = f"cfw-state-{uuid.uuid4().hex[:8]}"
     boto3.client("s3").create_bucket(Bucket=bucket)
-    config = (f"kind: local\nstate:\n  backend: s3\n  bucket: {bucket}\n"
-              "  key: team/terraform.tfstate\n  region: us-east-1\n")
+    config = (
+        f"kind: local\nstate:\n  backend: s3\n  bucket: {bucket}\n"
+        "  key: team/terraform.tfstate\n  region: us-east-1\n"
+    )
     dirs = []
     for name in ("platform", "user"):
         workdir = copy_workflow(WORKFLOWS / "wildcards", tmp_path / name)
@@ -60,10 +62,20 @@ def test_two_working_directories_one_environment(shared):
 
     # a second up while the state is locked stops with a clear message
     s3 = boto3.client("s3")
-    s3.put_object(Bucket=bucket, Key="team/terraform.tfstate.tflock",
-                  Body=json.dumps({"ID": "held-by-test", "Operation": "OperationTypeApply",
-                                   "Who": "someone@elsewhere", "Version": "1.11.4",
-                                   "Created": "2026-01-01T00:00:00Z", "Path": "team"}))
+    s3.put_object(
+        Bucket=bucket,
+        Key="team/terraform.tfstate.tflock",
+        Body=json.dumps(
+            {
+                "ID": "held-by-test",
+                "Operation": "OperationTypeApply",
+                "Who": "someone@elsewhere",
+                "Version": "1.11.4",
+                "Created": "2026-01-01T00:00:00Z",
+                "Path": "team",
+            }
+        ),
+    )
     locked = run_cfw(["up", "team", "--yes", "--lock-timeout", "2"], cwd=user)
     assert locked.code == 2, locked.output
     assert "state is locked" in locked.stderr and "--lock-timeout" in locked.stderr

@@ -78,7 +78,10 @@ def test_init_plan_apply_output_destroy(tmp_path: Path):
     assert applied.changes["add"] == 3
     done = [r for r in rec.resources if r[2] == "done"]
     assert sorted(r[0] for r in done) == [
-        'terraform_data.item["a"]', 'terraform_data.item["b"]', 'terraform_data.item["c"]']
+        'terraform_data.item["a"]',
+        'terraform_data.item["b"]',
+        'terraform_data.item["c"]',
+    ]
     assert ("changes", 3) in rec.phases
     outputs = tf.output()
     assert outputs["names"] == ["a", "b", "c"]
@@ -117,7 +120,10 @@ def test_invalid_config_is_reported_with_terraform_diagnostic(tmp_path: Path):
 def test_missing_provider_is_a_user_error_naming_the_mirror(tmp_path: Path, monkeypatch):
     empty = tmp_path / "empty-mirror"
     empty.mkdir()
-    body = 'terraform {\n  required_providers {\n    nosuch = { source = "hashicorp/nosuchprovider" }\n  }\n}\n'
+    body = (
+        "terraform {\n  required_providers {\n"
+        '    nosuch = { source = "hashicorp/nosuchprovider" }\n  }\n}\n'
+    )
     tf = Terraform(workdir(tmp_path, body), plugin_mirror=empty)
     with pytest.raises(UserError) as caught:
         tf.init()
@@ -130,7 +136,7 @@ def test_missing_binary_is_a_user_error(tmp_path: Path):
 
 
 def test_mirror_that_does_not_exist_is_a_user_error(tmp_path: Path):
-    with pytest.raises(UserError, match="provider mirror .* does not exist"):
+    with pytest.raises(UserError, match=r"provider mirror .* does not exist"):
         Terraform(tmp_path, plugin_mirror=tmp_path / "nope")
 
 

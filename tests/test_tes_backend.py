@@ -10,7 +10,6 @@ import math
 from pathlib import Path
 
 import pytest
-from support.tes_server import TesServer
 
 from cfw.backends.base import EnvContext, JobState
 from cfw.backends.tes import backend as tes_backend
@@ -19,6 +18,7 @@ from cfw.backends.tes.client import plain_http_to_remote
 from cfw.backends.tes.config import TesConfig
 from cfw.core.errors import UserError, WorkFailed
 from cfw.executor.spec import build_spec
+from support.tes_server import TesServer
 
 USER, PASSWORD, TOKEN = "alice", "pw-Lk3vQ9zT7", "tok-8Hs2mX0pR4"
 SECRET_VALUE = "s3cr3t-Storage-Key-9931"
@@ -390,8 +390,9 @@ def test_the_test_server_answers_views_and_filters_as_tes_says(server, tmp_path,
     system logs, FULL has everything; tag filters zip keys and values; bad tokens fail."""
     backend = TesBackend(make_ctx(server.url, tmp_path))
     task_id = submit(backend, 1)
-    server.set_state(task_id, "EXECUTOR_ERROR", exit_code=1, stdout="out", stderr="err",
-                     system_logs=["sys"])
+    server.set_state(
+        task_id, "EXECUTOR_ERROR", exit_code=1, stdout="out", stderr="err", system_logs=["sys"]
+    )
     api = backend.api
     minimal = api.get(task_id, view="MINIMAL")
     assert (minimal.id, minimal.state, minimal.executors) == (task_id, "EXECUTOR_ERROR", None)

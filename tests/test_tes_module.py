@@ -13,14 +13,14 @@ from pathlib import Path
 import boto3
 import pytest
 import yaml
-from conftest import REPO
-from support.aws_tags import tagged
-from support.checkov import checkov_executable
-from test_render import render_example
 
 from cfw.backends.kind import Identity
 from cfw.backends.tes.config import TesConfig
 from cfw.backends.tes.kind import KIND
+from conftest import REPO
+from support.aws_tags import tagged
+from support.checkov import checkov_executable
+from test_render import render_example
 
 MODULE = REPO / "modules" / "aws-funnel"
 

@@ -12,6 +12,7 @@ from pathlib import Path
 import boto3
 import pytest
 import yaml
+
 from conftest import EXAMPLES
 from support.tes_schema import request_errors, unknown_properties
 from support.tes_server import TesServer

@@ -11,7 +11,6 @@ import pytest
 import tes
 import yaml
 from tes.utils import unmarshal
-from support.tes_schema import request_errors, unknown_properties
 
 from cfw.backends.base import EnvContext, JobSpec
 from cfw.backends.kind import Identity
@@ -21,6 +20,7 @@ from cfw.backends.tes.kind import KIND, funnel_names, render_user_data, resource
 from cfw.core.environments import resolve
 from cfw.core.errors import UserError
 from cfw.executor.spec import build_spec
+from support.tes_schema import request_errors, unknown_properties
 
 URL_CONFIG = {
     "kind": "tes",

@@ -22,8 +22,9 @@ from support.fake_batch import FakeBatch, FakeBatchServer, make_certificate
 REPO = Path(__file__).resolve().parents[2]
 AZURITE_ACCOUNT = "devstoreaccount1"
 # Azurite's published development key (not a secret)
-AZURITE_KEY = ("Eby8vdM02xNOcqFlqUwJPLlmEtlCDXJ1OUzFT50uSRZ6IFsuFq2UVErCz4I6tq/K1SZFPTOtr/KBHBe"
-               "ksoGMGw==")
+AZURITE_KEY = (
+    "Eby8vdM02xNOcqFlqUwJPLlmEtlCDXJ1OUzFT50uSRZ6IFsuFq2UVErCz4I6tq/K1SZFPTOtr/KBHBeksoGMGw=="
+)
 
 
 def azurite_binary() -> str | None:
@@ -44,14 +45,28 @@ def _free_port() -> int:
 def azurite(tmp_path_factory) -> Iterator[dict[str, str]]:
     binary = azurite_binary()
     if binary is None:
-        pytest.fail("azurite-blob is not installed: `npm install --prefix .cache/npm azurite` "
-                    "(or set CFW_AZURITE_BLOB); .ci/run installs it")
+        pytest.fail(
+            "azurite-blob is not installed: `npm install --prefix .cache/npm azurite` "
+            "(or set CFW_AZURITE_BLOB); .ci/run installs it"
+        )
     port = _free_port()
     data = tmp_path_factory.mktemp("azurite")
     proc = subprocess.Popen(
-        [binary, "--blobHost", "127.0.0.1", "--blobPort", str(port), "--location", str(data),
-         "--silent", "--skipApiVersionCheck", "--loose"],
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        [
+            binary,
+            "--blobHost",
+            "127.0.0.1",
+            "--blobPort",
+            str(port),
+            "--location",
+            str(data),
+            "--silent",
+            "--skipApiVersionCheck",
+            "--loose",
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     deadline = time.monotonic() + 30
     while True:
         try:
@@ -68,8 +83,10 @@ def azurite(tmp_path_factory) -> Iterator[dict[str, str]]:
             "endpoint": endpoint,
             "account": AZURITE_ACCOUNT,
             "key": AZURITE_KEY,
-            "connection_string": (f"DefaultEndpointsProtocol=http;AccountName={AZURITE_ACCOUNT};"
-                                  f"AccountKey={AZURITE_KEY};BlobEndpoint={endpoint};"),
+            "connection_string": (
+                f"DefaultEndpointsProtocol=http;AccountName={AZURITE_ACCOUNT};"
+                f"AccountKey={AZURITE_KEY};BlobEndpoint={endpoint};"
+            ),
         }
     finally:
         proc.terminate()

@@ -15,13 +15,17 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-TOKEN = re.compile(r"\s*(?:(//[^\n]*)|(\d+(?:\.\d+)?)|(\$?[A-Za-z_][A-Za-z0-9_]*)|"
-                   r"(&&|\|\||==|!=|<=|>=|[-+*/<>?:;(),.=!]))")
+TOKEN = re.compile(
+    r"\s*(?:(//[^\n]*)|(\d+(?:\.\d+)?)|(\$?[A-Za-z_][A-Za-z0-9_]*)|"
+    r"(&&|\|\||==|!=|<=|>=|[-+*/<>?:;(),.=!]))"
+)
 SAMPLE_SECONDS = 30
 CONSTANTS = {"TimeInterval_Second": 1, "TimeInterval_Minute": 60, "TimeInterval_Hour": 3600}
 FUNCTIONS = {
-    "max": lambda *a: max(_flat(a)), "min": lambda *a: min(_flat(a)),
-    "avg": lambda *a: sum(_flat(a)) / len(_flat(a)), "sum": lambda *a: sum(_flat(a)),
+    "max": lambda *a: max(_flat(a)),
+    "min": lambda *a: min(_flat(a)),
+    "avg": lambda *a: sum(_flat(a)) / len(_flat(a)),
+    "sum": lambda *a: sum(_flat(a)),
     "len": lambda *a: len(_flat(a)),
 }
 OUTPUTS = ("$TargetDedicatedNodes", "$TargetLowPriorityNodes", "$NodeDeallocationOption")
@@ -71,7 +75,7 @@ def tokenize(text: str) -> list[str]:
     while pos < len(text):
         match = TOKEN.match(text, pos)
         if not match or match.end() == pos:
-            raise FormulaError(f"unexpected text at {pos}: {text[pos:pos + 20]!r}")
+            raise FormulaError(f"unexpected text at {pos}: {text[pos : pos + 20]!r}")
         pos = match.end()
         if match.group(1):
             continue
@@ -167,8 +171,9 @@ def parse(text: str) -> Formula:
 class Evaluator:
     """Evaluates a parsed formula against sample histories (newest first)."""
 
-    def __init__(self, samples: dict[str, Sequence[float]],
-                 current: dict[str, float] | None = None):
+    def __init__(
+        self, samples: dict[str, Sequence[float]], current: dict[str, float] | None = None
+    ):
         self.samples = samples
         self.env: dict[str, Any] = dict(current or {})
 
@@ -184,8 +189,10 @@ class Evaluator:
 
     def targets(self, formula: Formula) -> tuple[int, int]:
         env = self.run(formula)
-        return (int(max(0, env.get("$TargetDedicatedNodes", 0))),
-                int(max(0, env.get("$TargetLowPriorityNodes", 0))))
+        return (
+            int(max(0, env.get("$TargetDedicatedNodes", 0))),
+            int(max(0, env.get("$TargetLowPriorityNodes", 0))),
+        )
 
     def value(self, expr):
         if isinstance(expr, float):
@@ -215,11 +222,18 @@ class Evaluator:
                 raise FormulaError("a time interval can only be multiplied")
             return Interval(scale * other)
         return {
-            "+": lambda: left + right, "-": lambda: left - right, "*": lambda: left * right,
-            "/": lambda: left / right, "<": lambda: left < right, ">": lambda: left > right,
-            "<=": lambda: left <= right, ">=": lambda: left >= right,
-            "==": lambda: left == right, "!=": lambda: left != right,
-            "&&": lambda: bool(left and right), "||": lambda: bool(left or right),
+            "+": lambda: left + right,
+            "-": lambda: left - right,
+            "*": lambda: left * right,
+            "/": lambda: left / right,
+            "<": lambda: left < right,
+            ">": lambda: left > right,
+            "<=": lambda: left <= right,
+            ">=": lambda: left >= right,
+            "==": lambda: left == right,
+            "!=": lambda: left != right,
+            "&&": lambda: bool(left and right),
+            "||": lambda: bool(left or right),
         }[op]()
 
     def method(self, expr: Method):

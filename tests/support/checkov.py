@@ -31,15 +31,21 @@ def checkov_venv() -> Path:
             subprocess.run([sys.executable, "-m", "venv", "--clear", str(venv)], check=True)
             proc = subprocess.run(
                 [str(python), "-m", "pip", "install", "--quiet", f"checkov=={CHECKOV_VERSION}"],
-                capture_output=True, text=True, check=False)
+                capture_output=True,
+                text=True,
+                check=False,
+            )
             if proc.returncode != 0:
-                raise RuntimeError(f"could not install checkov {CHECKOV_VERSION}:\n"
-                                   + proc.stdout[-2000:] + proc.stderr[-2000:])
+                raise RuntimeError(
+                    f"could not install checkov {CHECKOV_VERSION}:\n"
+                    + proc.stdout[-2000:]
+                    + proc.stderr[-2000:]
+                )
             marker.write_text(CHECKOV_VERSION + "\n")
     return venv
 
 
-def checkov_executable(cache_dir: Path | None = None) -> str:
+def checkov_executable() -> str:
     """The checkov command: $CFW_CHECKOV, else the one in the shared virtualenv above."""
     given = os.environ.get("CFW_CHECKOV")
     if given:
@@ -50,9 +56,20 @@ def checkov_executable(cache_dir: Path | None = None) -> str:
 def run_checkov(executable: str, directory: Path) -> dict[str, Any]:
     """checkov's JSON report of a Terraform directory (no network: --skip-download)."""
     proc = subprocess.run(
-        [executable, "-d", str(directory), "--framework", "terraform", "--skip-download",
-         "-o", "json"],
-        capture_output=True, text=True, timeout=600, check=False,
+        [
+            executable,
+            "-d",
+            str(directory),
+            "--framework",
+            "terraform",
+            "--skip-download",
+            "-o",
+            "json",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=600,
+        check=False,
         env={**os.environ, "BC_SKIP_MAPPING": "TRUE", "CHECKOV_RUN_SCA_PACKAGE_SCAN_V2": "false"},
     )
     try:

@@ -44,19 +44,29 @@ def make_certificate(directory: Path) -> tuple[Path, Path]:
     name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "127.0.0.1")])
     now = dt.datetime.now(dt.UTC)
     cert = (
-        x509.CertificateBuilder().subject_name(name).issuer_name(name)
-        .public_key(key.public_key()).serial_number(x509.random_serial_number())
-        .not_valid_before(now - dt.timedelta(minutes=5)).not_valid_after(now + dt.timedelta(days=1))
-        .add_extension(x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]),
-                       critical=False)
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - dt.timedelta(minutes=5))
+        .not_valid_after(now + dt.timedelta(days=1))
+        .add_extension(
+            x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]),
+            critical=False,
+        )
         .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
         .sign(key, hashes.SHA256())
     )
     cert_path, key_path = directory / "fake-batch.pem", directory / "fake-batch.key"
     cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
-    key_path.write_bytes(key.private_bytes(serialization.Encoding.PEM,
-                                           serialization.PrivateFormat.PKCS8,
-                                           serialization.NoEncryption()))
+    key_path.write_bytes(
+        key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        )
+    )
     return cert_path, key_path
 
 
@@ -92,8 +102,13 @@ class Job:
 class FakeBatch:
     """The service's state plus the test's controls (start, finish, remove a node)."""
 
-    def __init__(self, pools: dict[str, int], page_size: int = 2, blob_put=None,
-                 node_agent: NodeAgent | None = None):
+    def __init__(
+        self,
+        pools: dict[str, int],
+        page_size: int = 2,
+        blob_put=None,
+        node_agent: NodeAgent | None = None,
+    ):
         self.pools = dict(pools)  # pool id -> task slots per node
         self.page_size = page_size
         self.jobs: dict[str, Job] = {}
@@ -123,8 +138,15 @@ class FakeBatch:
             task = self.task(job_id, task_id)
             task.state, task.node, task.transition = "running", node, self.tick()
 
-    def finish(self, job_id: str, task_id: str, exit_code: int = 0, stdout: str = "",
-               stderr: str = "", failure: dict[str, str] | None = None) -> None:
+    def finish(
+        self,
+        job_id: str,
+        task_id: str,
+        exit_code: int = 0,
+        stdout: str = "",
+        stderr: str = "",
+        failure: dict[str, str] | None = None,
+    ) -> None:
         with self.lock:
             task = self.task(job_id, task_id)
             task.files = {"stdout.txt": stdout, "stderr.txt": stderr}
@@ -147,8 +169,11 @@ class FakeBatch:
         failed = exit_code != 0 or failure is not None
         task.result = "failure" if failed else "success"
         if failure is None and exit_code != 0:
-            failure = {"category": "usererror", "code": "FailureExitCode",
-                       "message": "The task exited with an exit code representing a failure"}
+            failure = {
+                "category": "usererror",
+                "code": "FailureExitCode",
+                "message": "The task exited with an exit code representing a failure",
+            }
         task.failure = failure
         self._upload_outputs(task)
 
@@ -169,8 +194,9 @@ class FakeBatch:
                     self.upload_errors.append(f"{name}: {exc}")
 
     # -- the REST API --------------------------------------------------------------------------
-    def handle(self, method: str, url: str, body: bytes, headers: dict[str, str]
-               ) -> tuple[int, Any, dict[str, str]]:
+    def handle(
+        self, method: str, url: str, body: bytes, headers: dict[str, str]
+    ) -> tuple[int, Any, dict[str, str]]:
         parsed = urlparse(url)
         query = {k: v[0] for k, v in parse_qs(parsed.query).items()}
         path = parsed.path
@@ -178,8 +204,9 @@ class FakeBatch:
         if path.startswith("/subscriptions/"):
             return self._arm(method, path, query, headers)
         if not headers.get("authorization", "").startswith("SharedKey "):
-            raise ServiceError(401, "AuthenticationFailed",
-                               "Server failed to authenticate the request.")
+            raise ServiceError(
+                401, "AuthenticationFailed", "Server failed to authenticate the request."
+            )
         with self.lock:
             return self._route(method, path, query, body)
 
@@ -191,7 +218,8 @@ class FakeBatch:
             job = self.jobs.get(parts[1])
             route = "/jobs/{job}" + "".join(
                 "/" + (p if i % 2 == 0 else "{" + ("task" if i == 1 else "file") + "}")
-                for i, p in enumerate(parts[2:]))
+                for i, p in enumerate(parts[2:])
+            )
             self.calls[(method, route)] += 1
             if job is None or (job.state == "deleting" and method != "GET"):
                 raise ServiceError(404, "JobNotFound", "The specified job does not exist.")
@@ -208,10 +236,18 @@ class FakeBatch:
                     raise ServiceError(404, "TaskNotFound", "The specified task does not exist.")
                 if len(parts) == 5 and parts[4] == "terminate" and method == "POST":
                     if task.state == "completed":
-                        raise ServiceError(409, "TaskCompleted",
-                                           "The specified task is already completed.")
-                    self._complete(task, -1, {"category": "usererror", "code": "TaskEnded",
-                                              "message": "Task Was Ended by User Request"})
+                        raise ServiceError(
+                            409, "TaskCompleted", "The specified task is already completed."
+                        )
+                    self._complete(
+                        task,
+                        -1,
+                        {
+                            "category": "usererror",
+                            "code": "TaskEnded",
+                            "message": "Task Was Ended by User Request",
+                        },
+                    )
                     return 204, None, {}
                 if len(parts) == 6 and parts[4] == "files" and method == "GET":
                     if parts[5] not in task.files:
@@ -251,8 +287,11 @@ class FakeBatch:
             raise ServiceError(409, "TaskExists", "The specified task already exists.")
         slots = self.pools[job.body["poolInfo"]["poolId"]]
         if (task.required_slots or 1) > slots:
-            raise ServiceError(400, "InvalidPropertyValue",
-                               "requiredSlots is larger than the pool's taskSlotsPerNode.")
+            raise ServiceError(
+                400,
+                "InvalidPropertyValue",
+                "requiredSlots is larger than the pool's taskSlotsPerNode.",
+            )
         job.tasks[task.id] = Task(body=body, transition=self.tick())
         if self.node_agent is not None:
             self.node_agent.schedule(self, job.body["id"], task.id)
@@ -263,15 +302,16 @@ class FakeBatch:
         tasks = [(tid, t) for tid, t in job.tasks.items() if all(m(t) for m in matches)]
         skip = int(query.get("$skiptoken", "0"))
         size = min(int(query.get("maxresults", "1000")), self.page_size)
-        page = tasks[skip: skip + size]
+        page = tasks[skip : skip + size]
         select = [s for s in query.get("$select", "").split(",") if s]
         value = [_select(_task_json(tid, t), select) for tid, t in page]
         body: dict[str, Any] = {"value": value}
         if skip + size < len(tasks):
             rest = {k: v for k, v in query.items() if k not in ("$skiptoken", "api-version")}
             rest["$skiptoken"] = str(skip + size)
-            body["odata.nextLink"] = (f"{self.base_url}/jobs/{job_id}/tasks?"
-                                      + "&".join(f"{k}={quote(v)}" for k, v in rest.items()))
+            body["odata.nextLink"] = f"{self.base_url}/jobs/{job_id}/tasks?" + "&".join(
+                f"{k}={quote(v)}" for k, v in rest.items()
+            )
         return 200, body, {}
 
     def _arm(self, method: str, path: str, query: dict[str, str], headers: dict[str, str]):
@@ -300,8 +340,9 @@ def _parse_filter(text: str):
         elif when:
             op, value = when.groups()
             moment = dt.datetime.fromisoformat(value.replace("Z", "+00:00"))
-            matches.append(lambda t, op=op, m=moment:
-                           t.transition >= m if op == "ge" else t.transition > m)
+            matches.append(
+                lambda t, op=op, m=moment: t.transition >= m if op == "ge" else t.transition > m
+            )
         else:
             raise ServiceError(400, "InvalidQueryParameterValue", f"unsupported $filter: {clause}")
     return matches
@@ -309,11 +350,21 @@ def _parse_filter(text: str):
 
 def _task_json(task_id: str, task: Task) -> dict[str, Any]:
     out = dict(task.body)
-    out.update({"id": task_id, "state": task.state, "stateTransitionTime": now_iso(task.transition),
-                "url": f"/jobs/x/tasks/{task_id}"})
+    out.update(
+        {
+            "id": task_id,
+            "state": task.state,
+            "stateTransitionTime": now_iso(task.transition),
+            "url": f"/jobs/x/tasks/{task_id}",
+        }
+    )
     if task.state == "completed":
-        info: dict[str, Any] = {"retryCount": 0, "requeueCount": 0, "exitCode": task.exit_code,
-                                "result": task.result}
+        info: dict[str, Any] = {
+            "retryCount": 0,
+            "requeueCount": 0,
+            "exitCode": task.exit_code,
+            "result": task.result,
+        }
         if task.failure:
             info["failureInfo"] = task.failure
         out["executionInfo"] = info
@@ -329,9 +380,12 @@ def _select(item: dict[str, Any], fields: list[str]) -> dict[str, Any]:
 
 
 def _http_put(url: str, data: bytes) -> None:
-    request = urllib.request.Request(url, data=data, method="PUT",
-                                     headers={"x-ms-blob-type": "BlockBlob",
-                                              "Content-Type": "text/plain"})
+    request = urllib.request.Request(
+        url,
+        data=data,
+        method="PUT",
+        headers={"x-ms-blob-type": "BlockBlob", "Content-Type": "text/plain"},
+    )
     urllib.request.urlopen(request, timeout=10).read()
 
 
@@ -358,16 +412,27 @@ class NodeAgent:
             body = service.task(job_id, task_id).body
         workdir = self.root / job_id / task_id / "wd"
         workdir.mkdir(parents=True)
-        env = {**self.node_env, "HOME": str(workdir.parent),
-               **{e["name"]: e.get("value", "") for e in body.get("environmentSettings") or []}}
+        env = {
+            **self.node_env,
+            "HOME": str(workdir.parent),
+            **{e["name"]: e.get("value", "") for e in body.get("environmentSettings") or []},
+        }
         service.start(job_id, task_id, node=f"tvm-{task_id}")
-        proc = subprocess.run(shlex.split(body["commandLine"]), cwd=workdir, env=env,
-                              capture_output=True, text=True, errors="replace", check=False)
+        proc = subprocess.run(
+            shlex.split(body["commandLine"]),
+            cwd=workdir,
+            env=env,
+            capture_output=True,
+            text=True,
+            errors="replace",
+            check=False,
+        )
         with service.lock:
             if service.task(job_id, task_id).state == "completed":
                 return  # terminated meanwhile
-        service.finish(job_id, task_id, exit_code=proc.returncode, stdout=proc.stdout,
-                       stderr=proc.stderr)
+        service.finish(
+            job_id, task_id, exit_code=proc.returncode, stdout=proc.stdout, stderr=proc.stderr
+        )
 
 
 class _Handler(BaseHTTPRequestHandler):

@@ -34,7 +34,8 @@ _LABEL_VALUE = re.compile(r"^[a-z0-9_-]{0,63}$")
 _JOB_ID = re.compile(r"^[a-z]([a-z0-9-]{0,61}[a-z0-9])?$")
 _SECRET_REF = re.compile(r"^projects/[^/]+/secrets/[A-Za-z0-9_-]{1,255}/versions/[^/]+$")
 _TERM = re.compile(  # one `field = value` term of a filter; values quoted or bare
-    r'^(labels\.[a-z][a-z0-9_-]*|status\.state|logName)\s*=\s*("([^"]*)"|[A-Za-z0-9_-]+)$')
+    r'^(labels\.[a-z][a-z0-9_-]*|status\.state|logName)\s*=\s*("([^"]*)"|[A-Za-z0-9_-]+)$'
+)
 
 
 class Abort(Exception):
@@ -61,8 +62,9 @@ def page(items: list, page_size: int, token: str) -> tuple[list, str]:
         raise Abort(grpc.StatusCode.INVALID_ARGUMENT, "invalid page token") from exc
     size = min(page_size or MAX_PAGE, MAX_PAGE)
     end = start + size
-    return items[start:end], (base64.b64encode(str(end).encode()).decode() if end < len(items)
-                              else "")
+    return items[start:end], (
+        base64.b64encode(str(end).encode()).decode() if end < len(items) else ""
+    )
 
 
 def _labels_ok(labels) -> None:
@@ -88,8 +90,10 @@ class FakeBatch:
         return match[3]
 
     def _parent(self, parent: str) -> None:
-        if parent not in (f"projects/{PROJECT}/locations/{self.region}",
-                          f"projects/{NUMBER}/locations/{self.region}"):
+        if parent not in (
+            f"projects/{PROJECT}/locations/{self.region}",
+            f"projects/{NUMBER}/locations/{self.region}",
+        ):
             raise Abort(grpc.StatusCode.PERMISSION_DENIED, f"no access to {parent}")
 
     def create_job(self, req: batch_v1.CreateJobRequest) -> batch_v1.Job:
@@ -115,15 +119,19 @@ class FakeBatch:
         self.jobs[req.job_id] = job
         return job
 
-    def advance(self, job_id: str, state: str, exit_code: int | None = None,
-                description: str = "") -> None:
+    def advance(
+        self, job_id: str, state: str, exit_code: int | None = None, description: str = ""
+    ) -> None:
         """Test control: the job moves to ``state`` (with a task exit code when it ended)."""
         job = self.jobs[job_id]
         old = job.status.state.name
         event = batch_v1.StatusEvent(
-            type_="STATUS_CHANGED", event_time=datetime.now(UTC),
-            description=description or f"Job state is set from {old} to {state} for job "
-            f"{job.name}." + (f" Task exited with code {exit_code}." if exit_code else ""))
+            type_="STATUS_CHANGED",
+            event_time=datetime.now(UTC),
+            description=description
+            or f"Job state is set from {old} to {state} for job {job.name}."
+            + (f" Task exited with code {exit_code}." if exit_code else ""),
+        )
         if exit_code is not None:
             event.task_execution = batch_v1.TaskExecution(exit_code=exit_code)
         job.status.status_events.append(event)
@@ -150,7 +158,8 @@ class FakeBatch:
         self.jobs[job_id].status.state = "DELETION_IN_PROGRESS"
         self.deleting.add(job_id)
         return operations_pb2.Operation(
-            name=f"projects/{NUMBER}/locations/{self.region}/operations/{uuid.uuid4().hex}")
+            name=f"projects/{NUMBER}/locations/{self.region}/operations/{uuid.uuid4().hex}"
+        )
 
 
 def _job_matches(job: batch_v1.Job, key: str, value: str) -> bool:
@@ -170,18 +179,27 @@ class FakeLogging:
         """Test control: what Batch's agent would write for the job's task."""
         start = datetime.now(UTC) - timedelta(minutes=5)
         for i, line in enumerate(lines):
-            self.entries.append(LogEntry(
-                log_name=f"projects/{PROJECT}/logs/{log}", text_payload=line,
-                timestamp=start + timedelta(milliseconds=i),
-                labels={"job_uid": job.uid, "task_id": "task/0"}))
+            self.entries.append(
+                LogEntry(
+                    log_name=f"projects/{PROJECT}/logs/{log}",
+                    text_payload=line,
+                    timestamp=start + timedelta(milliseconds=i),
+                    labels={"job_uid": job.uid, "task_id": "task/0"},
+                )
+            )
 
     def list_log_entries(self, req: ListLogEntriesRequest) -> ListLogEntriesResponse:
         if list(req.resource_names) != [f"projects/{PROJECT}"]:
             raise Abort(grpc.StatusCode.PERMISSION_DENIED, "resource_names")
         terms = parse_filter(req.filter)
-        found = [e for e in self.entries if all(
-            e.log_name == v if k == "logName" else e.labels.get(k.removeprefix("labels.")) == v
-            for k, v in terms)]
+        found = [
+            e
+            for e in self.entries
+            if all(
+                e.log_name == v if k == "logName" else e.labels.get(k.removeprefix("labels.")) == v
+                for k, v in terms
+            )
+        ]
         if req.order_by not in ("", "timestamp asc", "timestamp desc"):
             raise Abort(grpc.StatusCode.INVALID_ARGUMENT, f"order_by {req.order_by}")
         found.sort(key=lambda e: e.timestamp, reverse=req.order_by == "timestamp desc")
@@ -218,8 +236,9 @@ class FakeSecrets:
     def add_secret_version(self, req: secretmanager_v1.AddSecretVersionRequest):
         name = self._name(req.parent)
         self.values[name].append(req.payload.data)
-        return secretmanager_v1.SecretVersion(name=f"{name}/versions/{len(self.values[name])}",
-                                              state="ENABLED")
+        return secretmanager_v1.SecretVersion(
+            name=f"{name}/versions/{len(self.values[name])}", state="ENABLED"
+        )
 
     def delete_secret(self, req: secretmanager_v1.DeleteSecretRequest) -> empty_pb2.Empty:
         name = self._name(req.name)
@@ -227,8 +246,9 @@ class FakeSecrets:
         return empty_pb2.Empty()
 
     def list_secrets(self, req: secretmanager_v1.ListSecretsRequest):
-        terms = [(k.removeprefix("labels."), v) for k, v in parse_filter(req.filter.replace(
-            ":", "="))]
+        terms = [
+            (k.removeprefix("labels."), v) for k, v in parse_filter(req.filter.replace(":", "="))
+        ]
         found = [s for s in self.secrets.values() if all(s.labels.get(k) == v for k, v in terms)]
         items, token = page(found, req.page_size, req.page_token)
         return secretmanager_v1.ListSecretsResponse(secrets=items, next_page_token=token)
@@ -244,26 +264,55 @@ class FakeGoogle:
         self.fail: dict[str, tuple[grpc.StatusCode, str]] = {}  # method -> the error it answers
         self._lock = threading.Lock()
         self.server = grpc.server(futures.ThreadPoolExecutor(max_workers=4))
-        self._add("google.cloud.batch.v1.BatchService", {
-            "CreateJob": (self.batch.create_job, batch_v1.CreateJobRequest, batch_v1.Job),
-            "GetJob": (self.batch.get_job, batch_v1.GetJobRequest, batch_v1.Job),
-            "ListJobs": (self.batch.list_jobs, batch_v1.ListJobsRequest, batch_v1.ListJobsResponse),
-            "DeleteJob": (self.batch.delete_job, batch_v1.DeleteJobRequest,
-                          operations_pb2.Operation),
-        })
-        self._add("google.logging.v2.LoggingServiceV2", {
-            "ListLogEntries": (self.logging.list_log_entries, ListLogEntriesRequest,
-                               ListLogEntriesResponse),
-        })
+        self._add(
+            "google.cloud.batch.v1.BatchService",
+            {
+                "CreateJob": (self.batch.create_job, batch_v1.CreateJobRequest, batch_v1.Job),
+                "GetJob": (self.batch.get_job, batch_v1.GetJobRequest, batch_v1.Job),
+                "ListJobs": (
+                    self.batch.list_jobs,
+                    batch_v1.ListJobsRequest,
+                    batch_v1.ListJobsResponse,
+                ),
+                "DeleteJob": (
+                    self.batch.delete_job,
+                    batch_v1.DeleteJobRequest,
+                    operations_pb2.Operation,
+                ),
+            },
+        )
+        self._add(
+            "google.logging.v2.LoggingServiceV2",
+            {
+                "ListLogEntries": (
+                    self.logging.list_log_entries,
+                    ListLogEntriesRequest,
+                    ListLogEntriesResponse,
+                ),
+            },
+        )
         sm = secretmanager_v1
-        self._add("google.cloud.secretmanager.v1.SecretManagerService", {
-            "CreateSecret": (self.secrets.create_secret, sm.CreateSecretRequest, sm.Secret),
-            "AddSecretVersion": (self.secrets.add_secret_version, sm.AddSecretVersionRequest,
-                                 sm.SecretVersion),
-            "DeleteSecret": (self.secrets.delete_secret, sm.DeleteSecretRequest, empty_pb2.Empty),
-            "ListSecrets": (self.secrets.list_secrets, sm.ListSecretsRequest,
-                            sm.ListSecretsResponse),
-        })
+        self._add(
+            "google.cloud.secretmanager.v1.SecretManagerService",
+            {
+                "CreateSecret": (self.secrets.create_secret, sm.CreateSecretRequest, sm.Secret),
+                "AddSecretVersion": (
+                    self.secrets.add_secret_version,
+                    sm.AddSecretVersionRequest,
+                    sm.SecretVersion,
+                ),
+                "DeleteSecret": (
+                    self.secrets.delete_secret,
+                    sm.DeleteSecretRequest,
+                    empty_pb2.Empty,
+                ),
+                "ListSecrets": (
+                    self.secrets.list_secrets,
+                    sm.ListSecretsRequest,
+                    sm.ListSecretsResponse,
+                ),
+            },
+        )
         self.port = self.server.add_insecure_port("127.0.0.1:0")
         self.server.start()
 
@@ -289,6 +338,7 @@ class FakeGoogle:
                     return fn(request)
                 except Abort as exc:
                     context.abort(exc.code, exc.message)
+
         return handle
 
     def clients(self, project: str = PROJECT, region: str = "us-central1"):
@@ -310,11 +360,17 @@ class FakeGoogle:
             return grpc.insecure_channel(f"127.0.0.1:{self.port}")
 
         return Clients(
-            project, region,
-            batch=batch_v1.BatchServiceClient(transport=BatchServiceGrpcTransport(channel=channel())),
-            logging=LoggingServiceV2Client(transport=LoggingServiceV2GrpcTransport(channel=channel())),
+            project,
+            region,
+            batch=batch_v1.BatchServiceClient(
+                transport=BatchServiceGrpcTransport(channel=channel())
+            ),
+            logging=LoggingServiceV2Client(
+                transport=LoggingServiceV2GrpcTransport(channel=channel())
+            ),
             secrets=secretmanager_v1.SecretManagerServiceClient(
-                transport=SecretManagerServiceGrpcTransport(channel=channel())),
+                transport=SecretManagerServiceGrpcTransport(channel=channel())
+            ),
         )
 
     def stop(self) -> None:

@@ -31,11 +31,21 @@ _PATH = re.compile(
     r"(?:/namespaces/(?P<ns>[a-z0-9-]+))?/(?P<res>[a-z]+)(?:/(?P<name>[A-Za-z0-9._-]+))?"
     r"(?:/(?P<sub>log))?$"
 )
-_KINDS = {"jobs": "Job", "pods": "Pod", "nodes": "Node", "secrets": "Secret",
-          "namespaces": "Namespace",
-          "serviceaccounts": "ServiceAccount", "roles": "Role", "rolebindings": "RoleBinding"}
-_GROUPS = {"jobs": "batch", "roles": "rbac.authorization.k8s.io",
-           "rolebindings": "rbac.authorization.k8s.io"}
+_KINDS = {
+    "jobs": "Job",
+    "pods": "Pod",
+    "nodes": "Node",
+    "secrets": "Secret",
+    "namespaces": "Namespace",
+    "serviceaccounts": "ServiceAccount",
+    "roles": "Role",
+    "rolebindings": "RoleBinding",
+}
+_GROUPS = {
+    "jobs": "batch",
+    "roles": "rbac.authorization.k8s.io",
+    "rolebindings": "rbac.authorization.k8s.io",
+}
 
 
 def now() -> str:
@@ -94,23 +104,36 @@ def _certificates() -> tuple[bytes, bytes]:
     end = start + timedelta(days=1)
     ca_key = ec.generate_private_key(ec.SECP256R1())
     ca_name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "fake-cluster-ca")])
-    ca = (x509.CertificateBuilder().subject_name(ca_name).issuer_name(ca_name)
-          .public_key(ca_key.public_key()).serial_number(x509.random_serial_number())
-          .not_valid_before(start).not_valid_after(end)
-          .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
-          .sign(ca_key, hashes.SHA256()))
+    ca = (
+        x509.CertificateBuilder()
+        .subject_name(ca_name)
+        .issuer_name(ca_name)
+        .public_key(ca_key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(start)
+        .not_valid_after(end)
+        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+        .sign(ca_key, hashes.SHA256())
+    )
     key = ec.generate_private_key(ec.SECP256R1())
-    cert = (x509.CertificateBuilder()
-            .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "127.0.0.1")]))
-            .issuer_name(ca_name).public_key(key.public_key())
-            .serial_number(x509.random_serial_number()).not_valid_before(start)
-            .not_valid_after(end)
-            .add_extension(x509.SubjectAlternativeName(
-                [x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]), critical=False)
-            .sign(ca_key, hashes.SHA256()))
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "127.0.0.1")]))
+        .issuer_name(ca_name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(start)
+        .not_valid_after(end)
+        .add_extension(
+            x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]),
+            critical=False,
+        )
+        .sign(ca_key, hashes.SHA256())
+    )
     pem = serialization.Encoding.PEM
-    key_pem = key.private_bytes(pem, serialization.PrivateFormat.PKCS8,
-                                serialization.NoEncryption())
+    key_pem = key.private_bytes(
+        pem, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+    )
     return ca.public_bytes(pem), key_pem + cert.public_bytes(pem)
 
 
@@ -174,29 +197,62 @@ class FakeKube:
 
     # -- the job controller, played by tests ---------------------------------------------------
     def pods_of(self, job: str, namespace: str) -> list[dict[str, Any]]:
-        return [o for (r, ns, _), o in self.objects.items() if r == "pods" and ns == namespace
-                and o["metadata"]["labels"].get("batch.kubernetes.io/job-name") == job]
+        return [
+            o
+            for (r, ns, _), o in self.objects.items()
+            if r == "pods"
+            and ns == namespace
+            and o["metadata"]["labels"].get("batch.kubernetes.io/job-name") == job
+        ]
 
     def _create_pod(self, job: dict[str, Any]) -> None:
         ns, name = job["metadata"]["namespace"], job["metadata"]["name"]
         template = copy.deepcopy(job["spec"]["template"])
-        labels = {**template["metadata"].get("labels", {}),
-                  "batch.kubernetes.io/job-name": name, "job-name": name,
-                  "batch.kubernetes.io/controller-uid": job["metadata"]["uid"],
-                  "controller-uid": job["metadata"]["uid"]}
-        pod = {"apiVersion": "v1", "kind": "Pod",
-               "metadata": {"name": f"{name}-{uuid.uuid4().hex[:5]}", "labels": labels,
-                            "ownerReferences": [{"apiVersion": "batch/v1", "kind": "Job",
-                                                 "name": name, "uid": job["metadata"]["uid"],
-                                                 "controller": True}]},
-               "spec": template["spec"],
-               "status": {"phase": "Pending", "conditions": [
-                   {"type": "PodScheduled", "status": "False", "reason": "Unschedulable",
-                    "message": "0/1 nodes are available: 1 node(s) didn't match Pod's node "
-                               "affinity/selector."}]}}
+        labels = {
+            **template["metadata"].get("labels", {}),
+            "batch.kubernetes.io/job-name": name,
+            "job-name": name,
+            "batch.kubernetes.io/controller-uid": job["metadata"]["uid"],
+            "controller-uid": job["metadata"]["uid"],
+        }
+        pod = {
+            "apiVersion": "v1",
+            "kind": "Pod",
+            "metadata": {
+                "name": f"{name}-{uuid.uuid4().hex[:5]}",
+                "labels": labels,
+                "ownerReferences": [
+                    {
+                        "apiVersion": "batch/v1",
+                        "kind": "Job",
+                        "name": name,
+                        "uid": job["metadata"]["uid"],
+                        "controller": True,
+                    }
+                ],
+            },
+            "spec": template["spec"],
+            "status": {
+                "phase": "Pending",
+                "conditions": [
+                    {
+                        "type": "PodScheduled",
+                        "status": "False",
+                        "reason": "Unschedulable",
+                        "message": "0/1 nodes are available: 1 node(s) didn't match Pod's node "
+                        "affinity/selector.",
+                    }
+                ],
+            },
+        }
         self._store("pods", ns, pod)
-        job["status"] = {"active": 1, "ready": 0, "terminating": 0, "startTime": now(),
-                         "uncountedTerminatedPods": {}}
+        job["status"] = {
+            "active": 1,
+            "ready": 0,
+            "terminating": 0,
+            "startTime": now(),
+            "uncountedTerminatedPods": {},
+        }
 
     def _pod(self, job: str, namespace: str) -> dict[str, Any]:
         pods = self.pods_of(job, namespace)
@@ -206,10 +262,22 @@ class FakeKube:
     def start(self, job: str, namespace: str) -> None:
         with self.lock:
             pod = self._pod(job, namespace)
-            pod["status"] = {"phase": "Running", "startTime": now(), "conditions": [
-                {"type": "Ready", "status": "True"}, {"type": "PodScheduled", "status": "True"}],
-                "containerStatuses": [{"name": "job", "ready": True, "restartCount": 0,
-                                       "state": {"running": {"startedAt": now()}}}]}
+            pod["status"] = {
+                "phase": "Running",
+                "startTime": now(),
+                "conditions": [
+                    {"type": "Ready", "status": "True"},
+                    {"type": "PodScheduled", "status": "True"},
+                ],
+                "containerStatuses": [
+                    {
+                        "name": "job",
+                        "ready": True,
+                        "restartCount": 0,
+                        "state": {"running": {"startedAt": now()}},
+                    }
+                ],
+            }
             self.objects[("jobs", namespace, job)]["status"].update(ready=1)
             self.version += 1
 
@@ -222,23 +290,56 @@ class FakeKube:
     def finish(self, job: str, namespace: str) -> None:
         with self.lock:
             pod = self._pod(job, namespace)
-            pod["status"] = {"phase": "Succeeded", "containerStatuses": [
-                {"name": "job", "ready": False, "restartCount": 0, "state": {"terminated": {
-                    "exitCode": 0, "reason": "Completed", "startedAt": now(),
-                    "finishedAt": now()}}}]}
+            pod["status"] = {
+                "phase": "Succeeded",
+                "containerStatuses": [
+                    {
+                        "name": "job",
+                        "ready": False,
+                        "restartCount": 0,
+                        "state": {
+                            "terminated": {
+                                "exitCode": 0,
+                                "reason": "Completed",
+                                "startedAt": now(),
+                                "finishedAt": now(),
+                            }
+                        },
+                    }
+                ],
+            }
             self.objects[("jobs", namespace, job)]["status"] = {
-                "succeeded": 1, "ready": 0, "terminating": 0, "startTime": now(),
-                "completionTime": now(), "conditions": [
-                    {"type": "SuccessCriteriaMet", "status": "True", "reason": "CompletionsReached",
-                     "message": "Reached expected number of succeeded pods"},
-                    {"type": "Complete", "status": "True", "reason": "CompletionsReached",
-                     "message": "Reached expected number of succeeded pods"}]}
+                "succeeded": 1,
+                "ready": 0,
+                "terminating": 0,
+                "startTime": now(),
+                "completionTime": now(),
+                "conditions": [
+                    {
+                        "type": "SuccessCriteriaMet",
+                        "status": "True",
+                        "reason": "CompletionsReached",
+                        "message": "Reached expected number of succeeded pods",
+                    },
+                    {
+                        "type": "Complete",
+                        "status": "True",
+                        "reason": "CompletionsReached",
+                        "message": "Reached expected number of succeeded pods",
+                    },
+                ],
+            }
             self.version += 1
 
-    def fail(self, job: str, namespace: str, pod_status: dict[str, Any] | None,
-             reason: str = "BackoffLimitExceeded",
-             message: str = "Job has reached the specified backoff limit",
-             delete_pods: bool = False) -> None:
+    def fail(
+        self,
+        job: str,
+        namespace: str,
+        pod_status: dict[str, Any] | None,
+        reason: str = "BackoffLimitExceeded",
+        message: str = "Job has reached the specified backoff limit",
+        delete_pods: bool = False,
+    ) -> None:
         """The pod ends as ``pod_status``; the Job fails as the job controller fails it."""
         with self.lock:
             if pod_status is not None:
@@ -247,10 +348,20 @@ class FakeKube:
                 for pod in self.pods_of(job, namespace):
                     del self.objects[("pods", namespace, pod["metadata"]["name"])]
             self.objects[("jobs", namespace, job)]["status"] = {
-                "failed": 1, "ready": 0, "terminating": 0, "startTime": now(), "conditions": [
-                    {"type": "FailureTarget", "status": "True", "reason": reason,
-                     "message": message},
-                    {"type": "Failed", "status": "True", "reason": reason, "message": message}]}
+                "failed": 1,
+                "ready": 0,
+                "terminating": 0,
+                "startTime": now(),
+                "conditions": [
+                    {
+                        "type": "FailureTarget",
+                        "status": "True",
+                        "reason": reason,
+                        "message": message,
+                    },
+                    {"type": "Failed", "status": "True", "reason": reason, "message": message},
+                ],
+            }
             self.version += 1
 
     def collect_garbage(self) -> None:
@@ -279,9 +390,19 @@ class FakeKube:
                 self.wfile.write(data)
 
             def _status(self, code: int, reason: str, message: str, res: str = "", name: str = ""):
-                self._send(code, {"kind": "Status", "apiVersion": "v1", "metadata": {},
-                                  "status": "Failure", "message": message, "reason": reason,
-                                  "details": {"name": name, "kind": res}, "code": code})
+                self._send(
+                    code,
+                    {
+                        "kind": "Status",
+                        "apiVersion": "v1",
+                        "metadata": {},
+                        "status": "Failure",
+                        "message": message,
+                        "reason": reason,
+                        "details": {"name": name, "kind": res},
+                        "code": code,
+                    },
+                )
 
             def _body(self) -> dict[str, Any]:
                 length = int(self.headers.get("Content-Length") or 0)
@@ -292,8 +413,11 @@ class FakeKube:
                     return self._status(401, "Unauthorized", "Unauthorized")
                 if fake.outages:
                     code = fake.outages.pop(0)
-                    return self._status(code, "ServiceUnavailable", "the server is currently "
-                                        "unable to handle the request")
+                    return self._status(
+                        code,
+                        "ServiceUnavailable",
+                        "the server is currently unable to handle the request",
+                    )
                 url = urlparse(self.path)
                 m = _PATH.match(url.path)
                 if not m:
@@ -302,8 +426,12 @@ class FakeKube:
                 res, ns = m.group("res"), m.group("ns") or ""
                 name, sub = m.group("name"), m.group("sub")
                 with fake.lock:
-                    verb = {"GET": "get" if name else "list", "POST": "create", "PUT": "replace",
-                            "DELETE": "delete"}[method]
+                    verb = {
+                        "GET": "get" if name else "list",
+                        "POST": "create",
+                        "PUT": "replace",
+                        "DELETE": "delete",
+                    }[method]
                     if sub == "log":
                         verb = "log"
                     fake.calls.append((verb, res))
@@ -311,33 +439,53 @@ class FakeKube:
 
             def _list(self, res, ns, name, query):
                 match = parse_selector(query.get("labelSelector", ""))
-                items = sorted((o for (r, n, _), o in fake.objects.items()
-                                if r == res and (n == ns or not ns)
-                                and match(o["metadata"].get("labels") or {})),
-                               key=lambda o: o["metadata"]["name"])
+                items = sorted(
+                    (
+                        o
+                        for (r, n, _), o in fake.objects.items()
+                        if r == res
+                        and (n == ns or not ns)
+                        and match(o["metadata"].get("labels") or {})
+                    ),
+                    key=lambda o: o["metadata"]["name"],
+                )
                 start = 0
                 if query.get("continue"):
                     try:
                         token = json.loads(base64.b64decode(query["continue"]))
-                        start = next((i for i, o in enumerate(items)
-                                      if o["metadata"]["name"] > token["after"]), len(items))
+                        start = next(
+                            (
+                                i
+                                for i, o in enumerate(items)
+                                if o["metadata"]["name"] > token["after"]
+                            ),
+                            len(items),
+                        )
                     except (ValueError, KeyError):
-                        return self._status(410, "Expired",
-                                            "the provided continue parameter is too old")
+                        return self._status(
+                            410, "Expired", "the provided continue parameter is too old"
+                        )
                 limit = int(query.get("limit") or 0) or len(items) or 1
                 if fake.max_page:
                     limit = min(limit, fake.max_page)
-                page = items[start:start + limit]
+                page = items[start : start + limit]
                 meta: dict[str, Any] = {"resourceVersion": str(fake.version)}
                 if start + limit < len(items):
                     after = page[-1]["metadata"]["name"]
-                    meta["continue"] = base64.b64encode(json.dumps(
-                        {"after": after, "rv": fake.version}).encode()).decode()
+                    meta["continue"] = base64.b64encode(
+                        json.dumps({"after": after, "rv": fake.version}).encode()
+                    ).decode()
                     meta["remainingItemCount"] = len(items) - start - limit
                 group = _GROUPS.get(res)
-                self._send(200, {"kind": f"{_KINDS[res]}List",
-                                 "apiVersion": f"{group}/v1" if group else "v1",
-                                 "metadata": meta, "items": copy.deepcopy(page)})
+                self._send(
+                    200,
+                    {
+                        "kind": f"{_KINDS[res]}List",
+                        "apiVersion": f"{group}/v1" if group else "v1",
+                        "metadata": meta,
+                        "items": copy.deepcopy(page),
+                    },
+                )
 
             def _get(self, res, ns, name, query):
                 obj = fake.objects.get((res, ns, name))
@@ -350,11 +498,14 @@ class FakeKube:
                 name = body["metadata"]["name"]
                 key_ns = "" if res == "namespaces" else ns
                 if (res, key_ns, name) in fake.objects:
-                    return self._status(409, "AlreadyExists",
-                                        f'{res} "{name}" already exists', res, name)
+                    return self._status(
+                        409, "AlreadyExists", f'{res} "{name}" already exists', res, name
+                    )
                 if res == "secrets" and "stringData" in body:
-                    body["data"] = {k: base64.b64encode(v.encode()).decode()
-                                    for k, v in body.pop("stringData").items()}
+                    body["data"] = {
+                        k: base64.b64encode(v.encode()).decode()
+                        for k, v in body.pop("stringData").items()
+                    }
                 obj = fake._store(res, key_ns, body)
                 if res == "jobs":
                     fake._create_pod(obj)
@@ -382,20 +533,32 @@ class FakeKube:
                     meta["finalizers"] = ["foregroundDeletion"]
                     return self._send(200, obj)
                 del fake.objects[(res, ns, name)]
-                self._send(200, {"kind": "Status", "apiVersion": "v1", "status": "Success",
-                                 "details": {"name": name, "kind": res}})
+                self._send(
+                    200,
+                    {
+                        "kind": "Status",
+                        "apiVersion": "v1",
+                        "status": "Success",
+                        "details": {"name": name, "kind": res},
+                    },
+                )
 
             def _log(self, res, ns, name, query):
                 pod = fake.objects.get(("pods", ns, name))
                 if pod is None:
                     return self._status(404, "NotFound", f'pods "{name}" not found', "pods", name)
                 statuses = (pod.get("status") or {}).get("containerStatuses") or []
-                waiting = next((s["state"]["waiting"] for s in statuses
-                                if "waiting" in s.get("state", {})), None)
+                waiting = next(
+                    (s["state"]["waiting"] for s in statuses if "waiting" in s.get("state", {})),
+                    None,
+                )
                 if waiting is not None or not statuses:
                     why = (waiting or {}).get("reason", "ContainerCreating")
-                    return self._status(400, "BadRequest", f'container "job" in pod "{name}" is '
-                                        f"waiting to start: {why}")
+                    return self._status(
+                        400,
+                        "BadRequest",
+                        f'container "job" in pod "{name}" is waiting to start: {why}',
+                    )
                 text = fake.logs.get(name, "")
                 tail = int(query.get("tailLines") or 0)
                 if tail:

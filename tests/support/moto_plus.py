@@ -39,36 +39,40 @@ def validate_definition(definition: str) -> list[dict]:
     problems = []
     states = doc.get("States")
     if not isinstance(states, dict) or not states:
-        problems.append(_diagnostic("SCHEMA_VALIDATION_FAILED",
-                                    "These fields are required: [States]"))
+        problems.append(
+            _diagnostic("SCHEMA_VALIDATION_FAILED", "These fields are required: [States]")
+        )
     start = doc.get("StartAt")
     if not isinstance(start, str):
-        problems.append(_diagnostic("SCHEMA_VALIDATION_FAILED",
-                                    "These fields are required: [StartAt]"))
+        problems.append(
+            _diagnostic("SCHEMA_VALIDATION_FAILED", "These fields are required: [StartAt]")
+        )
     elif isinstance(states, dict) and states and start not in states:
-        problems.append(_diagnostic("MISSING_TRANSITION_TARGET",
-                                    f"Missing 'Next' target: {start}"))
+        problems.append(_diagnostic("MISSING_TRANSITION_TARGET", f"Missing 'Next' target: {start}"))
     return problems
 
 
 def validate_state_machine_definition(self) -> ActionResult:
     max_results = self._get_int_param("maxResults") or 100
     diagnostics = validate_definition(self._get_param("definition"))
-    return ActionResult({
-        "result": "FAIL" if diagnostics else "OK",
-        "diagnostics": diagnostics[:max_results],
-        "truncated": len(diagnostics) > max_results,
-    })
+    return ActionResult(
+        {
+            "result": "FAIL" if diagnostics else "OK",
+            "diagnostics": diagnostics[:max_results],
+            "truncated": len(diagnostics) > max_results,
+        }
+    )
 
 
 def list_state_machine_versions(self) -> ActionResult:
     arn = self._get_param("stateMachineArn")
     machine = self.stepfunction_backend.describe_state_machine(arn)  # raises if unknown
-    versions = sorted(getattr(machine, "versions", {}).values(), key=lambda v: v.version,
-                      reverse=True)
+    versions = sorted(
+        getattr(machine, "versions", {}).values(), key=lambda v: v.version, reverse=True
+    )
     start = int(self._get_param("nextToken") or 0)
     size = self._get_int_param("maxResults") or 100
-    page = versions[start:start + size]
+    page = versions[start : start + size]
     result = {
         "stateMachineVersions": [
             {"stateMachineVersionArn": v.arn, "creationDate": v.creation_date} for v in page

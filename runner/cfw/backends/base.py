@@ -89,8 +89,13 @@ class StorageSpec:
         return self.provider == "cfw"
 
     def cli_args(self) -> list[str]:
-        return ["--default-storage-provider", self.provider,
-                "--default-storage-prefix", self.prefix, *self.args]
+        return [
+            "--default-storage-provider",
+            self.provider,
+            "--default-storage-prefix",
+            self.prefix,
+            *self.args,
+        ]
 
     def query(self, relative: str) -> str:
         return f"{self.prefix.rstrip('/')}/{relative}"

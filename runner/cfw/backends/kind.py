@@ -87,14 +87,21 @@ class Kind:
         """What `--explain` shows for outputs known only after `up`."""
         return {}
 
-    def after_apply(self, config: EnvConfig, outputs: Mapping[str, Any],
-                    environ: Mapping[str, str]) -> None:
+    def after_apply(
+        self, config: EnvConfig, outputs: Mapping[str, Any], environ: Mapping[str, str]
+    ) -> None:
         """After `terraform apply`: create what Terraform does not (e.g. Kubernetes objects).
         Must be idempotent: a repeated `up` calls it again. Raise CfwError on failure."""
 
     # -- running ----------------------------------------------------------------------------
-    def storage(self, config: EnvConfig, outputs: Mapping[str, Any], workdir: Path,
-                environ: Mapping[str, str], scratch: Path) -> StorageSpec:
+    def storage(
+        self,
+        config: EnvConfig,
+        outputs: Mapping[str, Any],
+        workdir: Path,
+        environ: Mapping[str, str],
+        scratch: Path,
+    ) -> StorageSpec:
         """Where sources and files go; ``scratch`` is a private directory of the environment."""
         raise NotImplementedError
 
@@ -120,12 +127,18 @@ class Kind:
         return getattr(module, attr)
 
     # -- teardown ---------------------------------------------------------------------------
-    def before_destroy(self, config: EnvConfig, outputs: Mapping[str, Any],
-                       environ: Mapping[str, str]) -> None:
+    def before_destroy(
+        self, config: EnvConfig, outputs: Mapping[str, Any], environ: Mapping[str, str]
+    ) -> None:
         """Undo what was added beside Terraform (users of a group, ...) so destroy succeeds."""
 
-    def leftovers(self, config: EnvConfig, ident: Identity, outputs: Mapping[str, Any],
-                  environ: Mapping[str, str]) -> list[str]:
+    def leftovers(
+        self,
+        config: EnvConfig,
+        ident: Identity,
+        outputs: Mapping[str, Any],
+        environ: Mapping[str, str],
+    ) -> list[str]:
         """Resources still carrying this environment's id after destroy (empty = clean)."""
         return []
 
@@ -133,8 +146,11 @@ class Kind:
         """Extra facts for `cfw status` (pool allocation, node counts, ...)."""
         return {}
 
-    def users(self, config: EnvConfig, outputs: Mapping[str, Any],
-              environ: Mapping[str, str]) -> Users:
+    def users(
+        self, config: EnvConfig, outputs: Mapping[str, Any], environ: Mapping[str, str]
+    ) -> Users:
         """The environment's users (kinds whose capabilities say ``users``)."""
-        raise UserError(f"kind {self.name} has no users to manage",
-                        "`cfw users` works on kinds with users, such as tibanna")
+        raise UserError(
+            f"kind {self.name} has no users to manage",
+            "`cfw users` works on kinds with users, such as tibanna",
+        )

@@ -91,8 +91,10 @@ def main(argv: list[str] | None = None) -> None:
     except Exception as exc:  # a bug in cfw, not the user's doing
         if _debug():
             raise
-        out.error(f"internal error: {type(exc).__name__}: {_one_line(str(exc))} "
-                  "— rerun with CFW_DEBUG=1 for the traceback and report it")
+        out.error(
+            f"internal error: {type(exc).__name__}: {_one_line(str(exc))} "
+            "— rerun with CFW_DEBUG=1 for the traceback and report it"
+        )
         code = 1
     sys.exit(code if isinstance(code, int) else 0)
 

@@ -36,8 +36,9 @@ def _complete_env(incomplete: str) -> list[str]:
     return sorted(n for n in names if n.startswith(incomplete))
 
 
-NAME_ARG = typer.Argument(..., help="Environment name (or a kind name for its defaults).",
-                          autocompletion=_complete_env)
+NAME_ARG = typer.Argument(
+    ..., help="Environment name (or a kind name for its defaults).", autocompletion=_complete_env
+)
 
 
 def confirm(question: str, yes: bool, command: str) -> None:
@@ -58,8 +59,11 @@ def _overrides(sets: list[str], **flags: str | None) -> list[str]:
 
 @app.command()
 def init(
-    kind: str = typer.Argument(..., help="Kind: " + ", ".join(kind_names()),
-                               autocompletion=lambda incomplete: [k for k in kind_names() if k.startswith(incomplete)]),
+    kind: str = typer.Argument(
+        ...,
+        help="Kind: " + ", ".join(kind_names()),
+        autocompletion=lambda incomplete: [k for k in kind_names() if k.startswith(incomplete)],
+    ),
     name: str = typer.Option(None, "--name", "-n", help="Environment name (default: the kind)."),
     sets: list[str] = typer.Option([], "--set", help=SET_HELP),
     force: bool = typer.Option(False, "--force", help="Overwrite an existing config file."),
@@ -71,8 +75,10 @@ def init(
     project = Path.cwd()
     path = config_path(project, name)
     if path.exists() and not force:
-        raise UserError(f"{path.relative_to(project)} already exists",
-                        "edit it, choose another --name, or pass --force")
+        raise UserError(
+            f"{path.relative_to(project)} already exists",
+            "edit it, choose another --name, or pass --force",
+        )
     example = example_environments_dir() / f"{kind}.yaml"
     path.parent.mkdir(parents=True, exist_ok=True)
     previous = path.read_text() if path.exists() else None
@@ -110,7 +116,9 @@ def plan(
 def up(
     name: str = NAME_ARG,
     sets: list[str] = typer.Option([], "--set", help=SET_HELP),
-    ttl: str = typer.Option(None, "--ttl", help="Destroy after this long with `cfw reap` (8h, 2d)."),
+    ttl: str = typer.Option(
+        None, "--ttl", help="Destroy after this long with `cfw reap` (8h, 2d)."
+    ),
     region: str = typer.Option(None, "--region", help="Cloud region."),
     project_id: str = typer.Option(None, "--project", help="Cloud project (GCP)."),
     yes: bool = typer.Option(False, "--yes", "-y", help=YES_HELP),
@@ -119,8 +127,9 @@ def up(
     """Create (or update) environment NAME with Terraform."""
     out = Output()
     project = Path.cwd()
-    resolved = resolve(project, name, overrides=_overrides(sets, ttl=ttl, region=region,
-                                                           project=project_id))
+    resolved = resolve(
+        project, name, overrides=_overrides(sets, ttl=ttl, region=region, project=project_id)
+    )
     # missing credentials/project: one line, before anything (even the config file) is written
     resolved.kind.preflight(resolved.config, os.environ)
     state = EnvState(project, name)
@@ -196,8 +205,15 @@ def status(
     for r in rows:
         colour = {"up": "green", "half-up": "yellow", "failed": "red"}.get(r.state, "white")
         expires = (r.expires_at or "never") + (" (expired)" if r.expired else "")
-        table.add_row(r.name, r.kind, f"[{colour}]{r.state}[/]", r.age, expires,
-                      str(r.jobs_running), str(r.resources))
+        table.add_row(
+            r.name,
+            r.kind,
+            f"[{colour}]{r.state}[/]",
+            r.age,
+            expires,
+            str(r.jobs_running),
+            str(r.resources),
+        )
     out.table(table)
     for r in rows:
         if r.last_error and r.state != "up":

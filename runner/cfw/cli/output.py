@@ -86,9 +86,8 @@ class Output(Reporter):
                 self._progress.update(self._task, current=f"{action} {address}")
             elif state in ("done", "failed"):
                 self._progress.advance(self._task)
-                self._progress.console.print(
-                    f"  {'[green]✓' if state == 'done' else '[red]✗'}[/] {action} {_escape(address)}"
-                )
+                mark = "[green]✓" if state == "done" else "[red]✗"
+                self._progress.console.print(f"  {mark}[/] {action} {_escape(address)}")
         elif state in ("done", "failed"):
             self.info(f"{action} {address}: {state}")
 

@@ -13,7 +13,7 @@ from cfw.cli.output import Output
 from cfw.core.config import NAME_RE
 from cfw.core.environments import config_path
 from cfw.core.errors import UserError
-from cfw.core.run import RunRequest, Runner
+from cfw.core.run import Runner, RunRequest
 from cfw.core.runs import find_job
 from cfw.core.state import EnvState
 from cfw.executor.session import open_context
@@ -21,7 +21,9 @@ from cfw.executor.session import open_context
 
 def _is_environment(project: Path, token: str) -> bool:
     return bool(NAME_RE.match(token)) and (
-        token in kind_names() or config_path(project, token).exists() or EnvState(project, token).exists
+        token in kind_names()
+        or config_path(project, token).exists()
+        or EnvState(project, token).exists
     )
 
 
@@ -30,16 +32,28 @@ def _is_environment(project: Path, token: str) -> bool:
 )
 def run(
     ctx: typer.Context,
-    env: str = typer.Option(None, "--env", help="Environment to run on (default: the one that "
-                            "is up, else local).", autocompletion=_complete_env),
-    up: bool = typer.Option(False, "--up", help="Bring the environment up first "
-                            "(`cfw run --up gke` names it too)."),
-    teardown: bool = typer.Option(False, "--teardown", help="Tear the environment down "
-                                  "afterwards: after success, failure, SIGINT or SIGTERM."),
-    explain: bool = typer.Option(False, "--explain", help="Print each job's exact submission "
-                                 "as JSON lines; submit nothing."),
-    download: bool = typer.Option(False, "--download", help="Cloud kinds: download the "
-                                  "requested targets from the environment's storage."),
+    env: str = typer.Option(
+        None,
+        "--env",
+        help="Environment to run on (default: the one that is up, else local).",
+        autocompletion=_complete_env,
+    ),
+    up: bool = typer.Option(
+        False, "--up", help="Bring the environment up first (`cfw run --up gke` names it too)."
+    ),
+    teardown: bool = typer.Option(
+        False,
+        "--teardown",
+        help="Tear the environment down afterwards: after success, failure, SIGINT or SIGTERM.",
+    ),
+    explain: bool = typer.Option(
+        False, "--explain", help="Print each job's exact submission as JSON lines; submit nothing."
+    ),
+    download: bool = typer.Option(
+        False,
+        "--download",
+        help="Cloud kinds: download the requested targets from the environment's storage.",
+    ),
     lock_timeout: float = typer.Option(0.0, "--lock-timeout", help=LOCK_HELP),
 ) -> None:
     """Run the Snakefile here on an environment. Other arguments go to Snakemake."""
@@ -49,9 +63,17 @@ def run(
         env = args.pop(0)
     out = Output(quiet=explain)
     runner = Runner(project, out)
-    code = runner.run(RunRequest(env=env, up=up, teardown=teardown, explain=explain,
-                                 download=download, lock_timeout=lock_timeout,
-                                 snakemake_args=args))
+    code = runner.run(
+        RunRequest(
+            env=env,
+            up=up,
+            teardown=teardown,
+            explain=explain,
+            download=download,
+            lock_timeout=lock_timeout,
+            snakemake_args=args,
+        )
+    )
     raise typer.Exit(code)
 
 
@@ -59,17 +81,24 @@ def run(
 def logs(
     name: str = typer.Argument(..., help="Environment name.", autocompletion=_complete_env),
     jobid: str = typer.Argument(..., help="Snakemake job id or the backend's job id."),
-    run_id: str = typer.Option(None, "--run", help="Look in this run (default: the newest "
-                               "run that has the job)."),
+    run_id: str = typer.Option(
+        None, "--run", help="Look in this run (default: the newest run that has the job)."
+    ),
 ) -> None:
     """Print a job's log."""
     project = Path.cwd()
     state = EnvState(project, name)
     found = find_job(state.runs_dir, jobid, run_id)
     if found is None:
-        where = f"run {run_id}" if run_id else f"the runs recorded in {state.runs_dir.relative_to(project)}"
-        raise UserError(f"no job {jobid!r} in {where}",
-                        "give the job id Snakemake printed (jobid: N) or the cfw job id")
+        where = (
+            f"run {run_id}"
+            if run_id
+            else f"the runs recorded in {state.runs_dir.relative_to(project)}"
+        )
+        raise UserError(
+            f"no job {jobid!r} in {where}",
+            "give the job id Snakemake printed (jobid: N) or the cfw job id",
+        )
     run, record = found
     saved = record.get("log")
     if saved and Path(saved).exists():
@@ -78,5 +107,7 @@ def logs(
     kind, ctx = open_context(project, name, run.run_id)
     backend = kind.backend_class()(ctx)
     typer.echo(backend.logs(record["external_id"]), nl=False)
-    Output().info(f"job {record.get('jobid')} ({record.get('rule', '?')}) of run {run.run_id}: "
-                  f"{record['event']}")
+    Output().info(
+        f"job {record.get('jobid')} ({record.get('rule', '?')}) of run {run.run_id}: "
+        f"{record['event']}"
+    )

@@ -51,7 +51,9 @@ class EnvStatus:
     details: dict[str, Any] = field(default_factory=dict)
 
 
-def new_identity(resolved: Resolved, meta: Meta | None, created: datetime | None = None) -> Identity:
+def new_identity(
+    resolved: Resolved, meta: Meta | None, created: datetime | None = None
+) -> Identity:
     if meta is not None:
         return Identity(
             name=meta.name,
@@ -140,7 +142,9 @@ class Lifecycle:
             result = tf.plan()
         return result.changes
 
-    def up(self, resolved: Resolved, lock_timeout: float = 0.0, locked: bool = False) -> dict[str, Any]:
+    def up(
+        self, resolved: Resolved, lock_timeout: float = 0.0, locked: bool = False
+    ) -> dict[str, Any]:
         """Render, init, apply. ``locked``: the caller already holds the environment's lock."""
         kind, config = resolved.kind, resolved.config
         kind.preflight(config, self.environ)
@@ -194,9 +198,10 @@ class Lifecycle:
             except CfwError as exc:
                 state.set_phase(PHASE_FAILED, last_error=str(exc), resources=self._count(state, tf))
                 state.secure()
-                raise WorkFailed(f"{resolved.name} was applied, but setting it up failed: "
-                                 f"{exc.message}", f"run `cfw up {resolved.name}` again to retry, "
-                                 f"or `cfw down {resolved.name}`") from exc
+                raise WorkFailed(
+                    f"{resolved.name} was applied, but setting it up failed: {exc.message}",
+                    f"run `cfw up {resolved.name}` again to retry, or `cfw down {resolved.name}`",
+                ) from exc
             state.set_phase(PHASE_UP, last_error=None, resources=self._count(state, tf))
             state.secure()
             return outputs
@@ -213,13 +218,16 @@ class Lifecycle:
         assert meta is not None
         meta.env_id = env_id
         if expires and expires != "never":
-            meta.expires_at = datetime.strptime(expires, "%Y%m%dt%H%M%Sz").replace(
-                tzinfo=ident.created_at.tzinfo
-            ).isoformat()
+            meta.expires_at = (
+                datetime.strptime(expires, "%Y%m%dt%H%M%Sz")
+                .replace(tzinfo=ident.created_at.tzinfo)
+                .isoformat()
+            )
         state.save_meta(meta)
         self.reporter.info(f"{state.name} is already up elsewhere (id {env_id}); adopting it")
-        return Identity(ident.name, ident.kind, env_id, ident.created_at,
-                        parse_time(meta.expires_at))
+        return Identity(
+            ident.name, ident.kind, env_id, ident.created_at, parse_time(meta.expires_at)
+        )
 
     def attach(self, resolved: Resolved) -> bool:
         """Know a shared environment that another working directory brought up.
@@ -232,11 +240,18 @@ class Lifecycle:
             return state.exists
         with state.lock("attach"):
             ident = new_identity(resolved, None)
-            state.save_meta(Meta(
-                name=resolved.name, kind=resolved.kind.name, env_id=ident.env_id,
-                phase=PHASE_RENDERED, created_at=ident.created_at.isoformat(),
-                updated_at=ident.created_at.isoformat(), config=dump_config(resolved.config),
-                cfw_version=__version__))
+            state.save_meta(
+                Meta(
+                    name=resolved.name,
+                    kind=resolved.kind.name,
+                    env_id=ident.env_id,
+                    phase=PHASE_RENDERED,
+                    created_at=ident.created_at.isoformat(),
+                    updated_at=ident.created_at.isoformat(),
+                    config=dump_config(resolved.config),
+                    cfw_version=__version__,
+                )
+            )
             tf = self.terraform(resolved, state.dir)
             self.render(resolved, ident, state.dir, tf)
             self._init(resolved, tf, state.dir)
@@ -249,8 +264,10 @@ class Lifecycle:
             state.save_outputs(outputs)
             state.set_phase(PHASE_UP, resources=self._count(state, tf))
             state.secure()
-            self.reporter.info(f"attached to shared environment {resolved.name} "
-                               f"(id {ident.env_id}) from its remote state")
+            self.reporter.info(
+                f"attached to shared environment {resolved.name} "
+                f"(id {ident.env_id}) from its remote state"
+            )
             return True
 
     def _count(self, state: EnvState, tf: Terraform) -> int:
@@ -277,10 +294,18 @@ class Lifecycle:
             resolved = resolve(self.project, name, environ=self.environ, prefer_saved=True)
             if meta is None:  # a shared environment brought up from another directory
                 ident = new_identity(resolved, None)
-                state.save_meta(Meta(name=name, kind=resolved.kind.name, env_id=ident.env_id,
-                                     phase=PHASE_RENDERED, created_at=ident.created_at.isoformat(),
-                                     updated_at=ident.created_at.isoformat(),
-                                     config=dump_config(resolved.config), cfw_version=__version__))
+                state.save_meta(
+                    Meta(
+                        name=name,
+                        kind=resolved.kind.name,
+                        env_id=ident.env_id,
+                        phase=PHASE_RENDERED,
+                        created_at=ident.created_at.isoformat(),
+                        updated_at=ident.created_at.isoformat(),
+                        config=dump_config(resolved.config),
+                        cfw_version=__version__,
+                    )
+                )
                 meta = state.meta()
             assert meta is not None
             ident = new_identity(resolved, meta)
@@ -302,19 +327,24 @@ class Lifecycle:
                 state.set_phase(previous)
                 raise
             except (CfwError, KeyboardInterrupt) as exc:
-                state.set_phase(PHASE_DESTROY_FAILED, last_error=str(exc),
-                                resources=self._count(state, tf))
+                state.set_phase(
+                    PHASE_DESTROY_FAILED, last_error=str(exc), resources=self._count(state, tf)
+                )
                 if isinstance(exc, KeyboardInterrupt):
-                    raise Interrupted(f"`cfw down {name}` was interrupted",
-                                      f"run `cfw down {name}` again") from exc
-                raise WorkFailed(str(exc), f"fix the cause and run `cfw down {name}` again") from exc
+                    raise Interrupted(
+                        f"`cfw down {name}` was interrupted", f"run `cfw down {name}` again"
+                    ) from exc
+                raise WorkFailed(
+                    str(exc), f"fix the cause and run `cfw down {name}` again"
+                ) from exc
             self.reporter.info(f"verifying that nothing tagged cfw-id={ident.env_id} is left")
             left = resolved.kind.leftovers(resolved.config, ident, outputs, self.environ)
             if left:
                 state.set_phase(PHASE_DESTROY_FAILED, last_error=f"left behind: {', '.join(left)}")
                 raise WorkFailed(
                     f"{len(left)} resources of {name} are still there after destroy: "
-                    + ", ".join(left[:5]) + (" ..." if len(left) > 5 else ""),
+                    + ", ".join(left[:5])
+                    + (" ..." if len(left) > 5 else ""),
                     f"run `cfw down {name}` again, or delete them by hand",
                 )
             state.forget()
@@ -350,9 +380,7 @@ class Lifecycle:
         )
         if meta.phase == PHASE_UP:
             label = "up"
-        elif meta.phase in (PHASE_DESTROYING, PHASE_DESTROY_FAILED):
-            label = "half-up" if resources else "failed"
-        elif meta.phase in (PHASE_APPLYING, PHASE_FAILED):
+        elif meta.phase in (PHASE_APPLYING, PHASE_FAILED, PHASE_DESTROYING, PHASE_DESTROY_FAILED):
             label = "half-up" if resources else "failed"
         else:
             label = "failed" if meta.last_error else "down"

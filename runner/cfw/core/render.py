@@ -94,7 +94,9 @@ def render_root(
     main.write_text(render_text(template, **context))
     written.append(main)
 
-    _write_private(outdir / "terraform.tfvars.json", json.dumps(tfvars, indent=2, sort_keys=True) + "\n")
+    _write_private(
+        outdir / "terraform.tfvars.json", json.dumps(tfvars, indent=2, sort_keys=True) + "\n"
+    )
     written.append(outdir / "terraform.tfvars.json")
 
     backend_file = outdir / "backend.hcl"

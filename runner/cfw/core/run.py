@@ -49,8 +49,9 @@ class RunRequest:
 
 
 def has_flag(args: Sequence[str], names: Sequence[str]) -> bool:
-    return any(a in names or any(a.startswith(f"{n}=") for n in names if n.startswith("--"))
-               for a in args)
+    return any(
+        a in names or any(a.startswith(f"{n}=") for n in names if n.startswith("--")) for a in args
+    )
 
 
 def flag_value(args: Sequence[str], names: Sequence[str]) -> str | None:
@@ -64,8 +65,12 @@ def flag_value(args: Sequence[str], names: Sequence[str]) -> str | None:
 
 
 class Runner:
-    def __init__(self, project: Path, reporter: Reporter | None = None,
-                 environ: Mapping[str, str] | None = None):
+    def __init__(
+        self,
+        project: Path,
+        reporter: Reporter | None = None,
+        environ: Mapping[str, str] | None = None,
+    ):
         self.project = Path(project).resolve()
         self.reporter = reporter or Reporter()
         self.environ = dict(os.environ if environ is None else environ)
@@ -78,15 +83,23 @@ class Runner:
             if key in _FORBIDDEN:
                 raise UserError(f"cfw run does not take {key}", _FORBIDDEN[key])
         name, why = pick_environment(self.project, req.env)
-        resolved = resolve(self.project, name, environ=self.environ,
-                           prefer_saved=EnvState(self.project, name).exists)
+        resolved = resolve(
+            self.project,
+            name,
+            environ=self.environ,
+            prefer_saved=EnvState(self.project, name).exists,
+        )
         if req.explain:
             return self.explain(name, req)
         teardown = req.teardown or resolved.config.teardown == "after-run"
-        self.reporter.info(f"environment {name} (kind {resolved.kind.name}; {why})"
-                           + ("; it will be torn down after the run" if teardown else ""))
+        self.reporter.info(
+            f"environment {name} (kind {resolved.kind.name}; {why})"
+            + ("; it will be torn down after the run" if teardown else "")
+        )
         state = EnvState(self.project, name)
-        lock = state.lock("run --teardown", req.lock_timeout) if teardown else contextlib.nullcontext()
+        lock = (
+            state.lock("run --teardown", req.lock_timeout) if teardown else contextlib.nullcontext()
+        )
         code = 1
         with lock:
             try:
@@ -106,8 +119,9 @@ class Runner:
                 self.reporter.info(f"{name} was not up; nothing to tear down")
 
     # -- snakemake --------------------------------------------------------------------------
-    def _prepare(self, name: str, run_id: str, req: RunRequest, explain: bool
-                 ) -> tuple[Kind, list[str], dict[str, str], StorageSpec]:
+    def _prepare(
+        self, name: str, run_id: str, req: RunRequest, explain: bool
+    ) -> tuple[Kind, list[str], dict[str, str], StorageSpec]:
         """Snakemake's arguments and environment for a run on ``name``."""
         kind, ctx = open_context(self.project, name, run_id, explain=explain, environ=self.environ)
         scratch = private_dir(ctx.state_dir)
@@ -115,8 +129,13 @@ class Runner:
         args = ["--executor", "cfw", "--cfw-env", name, "--cfw-run-id", run_id]
         user = list(req.snakemake_args)
         if not has_flag(user, _STORAGE):
-            args += ["--default-storage-provider", storage.provider,
-                     "--default-storage-prefix", storage.prefix, *storage.args]
+            args += [
+                "--default-storage-provider",
+                storage.provider,
+                "--default-storage-prefix",
+                storage.prefix,
+                *storage.args,
+            ]
         if not has_flag(user, _JOBS):
             args += ["--jobs", str(ctx.config.jobs or kind.default_jobs)]
         if not has_flag(user, _IMAGE):
@@ -133,9 +152,15 @@ class Runner:
         collected = self._collect(name, req) if remote else {}
         if remote:
             self._upload_inputs(collected.get("inputs", []), storage, env)
-        self.reporter.info(f"run {run_id}: snakemake {' '.join(req.snakemake_args) or '(default target)'}")
-        proc = subprocess.Popen([sys.executable, "-m", "snakemake", *argv], cwd=self.project,
-                                env=env, start_new_session=True)
+        self.reporter.info(
+            f"run {run_id}: snakemake {' '.join(req.snakemake_args) or '(default target)'}"
+        )
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "snakemake", *argv],
+            cwd=self.project,
+            env=env,
+            start_new_session=True,
+        )
         code = _wait_forwarding_signals(proc)
         run_dir = EnvState(self.project, name).runs_dir / run_id
         failed_start = startup_error(run_dir)
@@ -146,18 +171,26 @@ class Runner:
         if run:
             self.reporter.info(
                 f"run {run_id}: {run.done} jobs done, {run.failed} failed"
-                + (f"; records in {EnvState(self.project, name).runs_dir / run_id}" if run.failed else "")
+                + (
+                    f"; records in {EnvState(self.project, name).runs_dir / run_id}"
+                    if run.failed
+                    else ""
+                )
             )
         if code == -signal.SIGINT or code == 130 or (run and run.outcome == "interrupted"):
             raise Interrupted(f"run {run_id} was interrupted; its jobs were cancelled")
         if code != 0:
-            raise WorkFailed(f"run {run_id} failed (snakemake exited with {code})",
-                             "see the messages above; failed jobs' logs were saved where shown")
+            raise WorkFailed(
+                f"run {run_id} failed (snakemake exited with {code})",
+                "see the messages above; failed jobs' logs were saved where shown",
+            )
         if remote and (req.download or kind.capabilities.local_outputs):
             self._download(collected.get("targets", []), storage, env)
         elif remote:
-            self.reporter.info(f"outputs are in {storage.prefix}; `cfw run --download` "
-                               "fetches the requested targets")
+            self.reporter.info(
+                f"outputs are in {storage.prefix}; `cfw run --download` "
+                "fetches the requested targets"
+            )
         return 0
 
     # -- files between this machine and a remote storage ------------------------------------
@@ -171,14 +204,21 @@ class Runner:
             env[explain_mod.COLLECT_VAR] = str(out)
             env[explain_mod.OUT_VAR] = os.devnull
             env[explain_mod.ENV_VAR] = name
-            proc = subprocess.run([sys.executable, "-m", "cfw.executor.explain", *argv],
-                                  cwd=self.project, env=env, stdout=subprocess.PIPE,
-                                  stderr=subprocess.STDOUT, text=True, errors="replace",
-                                  check=False)
+            proc = subprocess.run(
+                [sys.executable, "-m", "cfw.executor.explain", *argv],
+                cwd=self.project,
+                env=env,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.STDOUT,
+                text=True,
+                errors="replace",
+                check=False,
+            )
             if not out.exists():
                 print("\n".join(proc.stdout.strip().splitlines()[-15:]), file=sys.stderr)
-                raise WorkFailed("snakemake could not compute the workflow's DAG",
-                                 "see its messages above")
+                raise WorkFailed(
+                    "snakemake could not compute the workflow's DAG", "see its messages above"
+                )
             return json.loads(out.read_text())
 
     def _relative(self, query: str) -> str | None:
@@ -204,18 +244,26 @@ class Runner:
         self._transfer("put", pairs, storage, env)
 
     def _download(self, targets: list[str], storage: StorageSpec, env: dict[str, str]) -> None:
-        pairs = [f"{storage.query(rel)}={self.project / rel}"
-                 for rel in filter(None, map(self._relative, targets))]
+        pairs = [
+            f"{storage.query(rel)}={self.project / rel}"
+            for rel in filter(None, map(self._relative, targets))
+        ]
         if pairs:
             self.reporter.info(f"downloading {len(pairs)} target(s) from {storage.prefix}")
             self._transfer("get", pairs, storage, env)
 
-    def _transfer(self, mode: str, pairs: list[str], storage: StorageSpec,
-                  env: dict[str, str]) -> None:
+    def _transfer(
+        self, mode: str, pairs: list[str], storage: StorageSpec, env: dict[str, str]
+    ) -> None:
         proc = subprocess.run(
             [sys.executable, "-m", "cfw.executor.stage", mode, *pairs, "--", *storage.cli_args()],
-            cwd=self.project, env=env, capture_output=True, text=True, errors="replace",
-            check=False)
+            cwd=self.project,
+            env=env,
+            capture_output=True,
+            text=True,
+            errors="replace",
+            check=False,
+        )
         if proc.returncode != 0:
             print("\n".join(proc.stderr.strip().splitlines()[-10:]), file=sys.stderr)
             verb = "upload the inputs to" if mode == "put" else "download the targets from"
@@ -235,29 +283,41 @@ class Runner:
                 # the workflow directory, as `cfw run` stages it; the commands show the
                 # storage a real run uses
                 env[explain_mod.STORAGE_VAR] = json.dumps(
-                    {"provider": storage.provider, "prefix": storage.prefix})
+                    {"provider": storage.provider, "prefix": storage.prefix}
+                )
                 argv = _replace_storage(argv, "cfw", str(self.project))
             proc = subprocess.run(
                 [sys.executable, "-m", "cfw.executor.explain", *argv],
-                cwd=self.project, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                text=True, errors="replace", check=False,
+                cwd=self.project,
+                env=env,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.STDOUT,
+                text=True,
+                errors="replace",
+                check=False,
             )
             if proc.returncode != 0:
                 tail = "\n".join(proc.stdout.strip().splitlines()[-15:])
                 print(tail, file=sys.stderr)
-                raise WorkFailed("snakemake could not compute the DAG to explain",
-                                 "see its messages above")
+                raise WorkFailed(
+                    "snakemake could not compute the DAG to explain", "see its messages above"
+                )
             lines = out.read_text().splitlines()
         for line in lines:
             print(line)
-        self.reporter.info(f"{len(lines)} job(s) explained for environment {name} "
-                           f"(kind {kind.name}); nothing was submitted")
+        self.reporter.info(
+            f"{len(lines)} job(s) explained for environment {name} "
+            f"(kind {kind.name}); nothing was submitted"
+        )
         return 0
 
 
 def _replace_storage(argv: list[str], provider: str, prefix: str) -> list[str]:
     out = list(argv)
-    for flag, value in (("--default-storage-provider", provider), ("--default-storage-prefix", prefix)):
+    for flag, value in (
+        ("--default-storage-provider", provider),
+        ("--default-storage-prefix", prefix),
+    ):
         i = out.index(flag)
         out[i + 1] = value
     return out

@@ -55,8 +55,12 @@ class RunLog:
     def __init__(self, run_dir: Path, env: str, run_id: str):
         self.dir = private_dir(run_dir)
         private_dir(self.dir / "logs")
-        self.info = RunInfo(run_id=run_id, env=env, pid=os.getpid(),
-                            started=datetime.now(UTC).isoformat(timespec="seconds"))
+        self.info = RunInfo(
+            run_id=run_id,
+            env=env,
+            pid=os.getpid(),
+            started=datetime.now(UTC).isoformat(timespec="seconds"),
+        )
         self._lock = threading.RLock()
         self.save()
 
@@ -92,8 +96,11 @@ class RunLog:
 def record_startup_error(run_dir: Path, error: Exception) -> None:
     """The executor could not start (a user mistake, say): keep it for `cfw run`."""
     private_dir(run_dir)
-    record = {"type": type(error).__name__, "message": getattr(error, "message", str(error)),
-              "hint": getattr(error, "hint", None)}
+    record = {
+        "type": type(error).__name__,
+        "message": getattr(error, "message", str(error)),
+        "hint": getattr(error, "hint", None),
+    }
     write_private(run_dir / "startup-error.json", json.dumps(record) + "\n")
 
 
@@ -137,7 +144,8 @@ def find_job(runs_dir: Path, job: str, run_id: str | None = None) -> tuple[RunIn
         if run_id and run.run_id != run_id:
             continue
         records = [
-            r for r in job_records(runs_dir / run.run_id)
+            r
+            for r in job_records(runs_dir / run.run_id)
             if str(r.get("jobid")) == job or r.get("external_id") == job
         ]
         if records:

@@ -185,7 +185,8 @@ def _read_holder(fd: int) -> str:
         info = {}
     if not info:
         return "another cfw process"
-    return f"`cfw {info.get('operation', '?')}` (pid {info.get('pid', '?')}, since {info.get('since', '?')})"
+    operation, pid, since = (info.get(k, "?") for k in ("operation", "pid", "since"))
+    return f"`cfw {operation}` (pid {pid}, since {since})"
 
 
 def list_environments(project: Path) -> list[EnvState]:

@@ -75,13 +75,22 @@ _ACTION_VERBS = {
 
 # Text in init/validate failures that means "the user must configure something".
 _USER_FIXABLE = (
-    ("Failed to query available provider packages", "a provider could not be installed",
-     "configure a provider mirror: set terraform.plugin_mirror in the environment's config "
-     "or CFW_TF_PLUGIN_MIRROR"),
-    ("Failed to install provider", "a provider could not be installed",
-     "configure a provider mirror: set terraform.plugin_mirror or CFW_TF_PLUGIN_MIRROR"),
-    ("No valid credential sources found", "no cloud credentials were found",
-     "configure the provider's credentials (for AWS: AWS_PROFILE or AWS_ACCESS_KEY_ID)"),
+    (
+        "Failed to query available provider packages",
+        "a provider could not be installed",
+        "configure a provider mirror: set terraform.plugin_mirror in the environment's config "
+        "or CFW_TF_PLUGIN_MIRROR",
+    ),
+    (
+        "Failed to install provider",
+        "a provider could not be installed",
+        "configure a provider mirror: set terraform.plugin_mirror or CFW_TF_PLUGIN_MIRROR",
+    ),
+    (
+        "No valid credential sources found",
+        "no cloud credentials were found",
+        "configure the provider's credentials (for AWS: AWS_PROFILE or AWS_ACCESS_KEY_ID)",
+    ),
 )
 
 
@@ -130,8 +139,9 @@ class Terraform:
         return self._run_text(args, what="terraform init")
 
     def validate(self) -> RunResult:
-        result = self._run_json(["validate", "-json", "-no-color"], what="terraform validate",
-                                single_document=True)
+        result = self._run_json(
+            ["validate", "-json", "-no-color"], what="terraform validate", single_document=True
+        )
         return result
 
     def plan(self, destroy: bool = False, out: Path | None = None) -> RunResult:
@@ -146,16 +156,29 @@ class Terraform:
     def apply(self) -> RunResult:
         self.progress.phase("terraform apply")
         return self._run_json(
-            ["apply", "-json", "-input=false", "-auto-approve", self._lock_arg,
-             "-var-file=terraform.tfvars.json"],
+            [
+                "apply",
+                "-json",
+                "-input=false",
+                "-auto-approve",
+                self._lock_arg,
+                "-var-file=terraform.tfvars.json",
+            ],
             what="terraform apply",
         )
 
     def destroy(self) -> RunResult:
         self.progress.phase("terraform destroy")
         return self._run_json(
-            ["apply", "-destroy", "-json", "-input=false", "-auto-approve", self._lock_arg,
-             "-var-file=terraform.tfvars.json"],
+            [
+                "apply",
+                "-destroy",
+                "-json",
+                "-input=false",
+                "-auto-approve",
+                self._lock_arg,
+                "-var-file=terraform.tfvars.json",
+            ],
             what="terraform destroy",
         )
 
@@ -292,8 +315,12 @@ class Terraform:
             hook = event.get("hook", {})
             addr = hook.get("resource", {}).get("addr", "?")
             action = hook.get("action", "?")
-            state = {"apply_start": "started", "apply_progress": "running",
-                     "apply_complete": "done", "apply_errored": "failed"}[kind]
+            state = {
+                "apply_start": "started",
+                "apply_progress": "running",
+                "apply_complete": "done",
+                "apply_errored": "failed",
+            }[kind]
             self.progress.resource(addr, _ACTION_VERBS.get(action, action), state)
 
     def _failure(self, what: str, result: RunResult) -> Exception:
@@ -319,7 +346,10 @@ def _lock_holder(text: str) -> str | None:
         return None
     fields = {}
     for key in ("ID", "Who", "Operation", "Created"):
-        match = re.search(rf"\b{key}:\s+(.+?)(?:\s{{2,}}|\n|\s(?:ID|Path|Operation|Who|Version|Created|Info):|$)", text)
+        match = re.search(
+            rf"\b{key}:\s+(.+?)(?:\s{{2,}}|\n|\s(?:ID|Path|Operation|Who|Version|Created|Info):|$)",
+            text,
+        )
         if match:
             fields[key] = match.group(1).strip()
     if not fields:

@@ -22,6 +22,7 @@ from cfw.core.state import EnvState
 from cfw.executor.session import open_context, pick_environment
 from cfw.executor.spec import spec_from_job
 
+
 def _has_input_function(job: JobExecutorInterface) -> bool:
     rule = getattr(job, "rule", None)
     return any(callable(item) for item in getattr(rule, "input", ()) or ())
@@ -64,7 +65,8 @@ class CfwExecutor(RemoteExecutor):
         self.done = self.failed = 0
         self._last_counts: tuple[int, int, int] | None = None
         self.logger.info(
-            f"cfw: running on environment {name!r} (kind {self.kind.name}; {why}), run {self.run_id}"
+            f"cfw: running on environment {name!r} (kind {self.kind.name}; {why}), "
+            f"run {self.run_id}"
         )
 
     @property
@@ -97,8 +99,13 @@ class CfwExecutor(RemoteExecutor):
         self.logger.debug(f"cfw: submitted {external_id}: {spec.command}")
         self.specs[external_id] = spec
         self.unfinished.add(external_id)
-        self.run_log.job_event("submitted", jobid=job.jobid, rule=spec.rule,
-                               external_id=external_id, attempt=spec.attempt)
+        self.run_log.job_event(
+            "submitted",
+            jobid=job.jobid,
+            rule=spec.rule,
+            external_id=external_id,
+            attempt=spec.attempt,
+        )
         self.report_job_submission(SubmittedJobInfo(job, external_jobid=external_id))
         self._progress()
 
@@ -121,18 +128,29 @@ class CfwExecutor(RemoteExecutor):
             if status.state == JobState.SUCCEEDED:
                 await self._retrieve_checkpoint_outputs(info.job)
                 self.done += 1
-                self.run_log.job_event("succeeded", jobid=info.job.jobid,
-                                       external_id=info.external_jobid)
+                self.run_log.job_event(
+                    "succeeded", jobid=info.job.jobid, external_id=info.external_jobid
+                )
                 self.report_job_success(info)
             else:
                 self.failed += 1
                 path = self._save_log(info, spec)
                 reason = status.reason or status.state.value
-                self.run_log.job_event("failed", jobid=info.job.jobid, external_id=info.external_jobid,
-                                       reason=reason, log=str(path) if path else None)
+                self.run_log.job_event(
+                    "failed",
+                    jobid=info.job.jobid,
+                    external_id=info.external_jobid,
+                    reason=reason,
+                    log=str(path) if path else None,
+                )
                 where = f"; log saved to {path}" if path else ""
-                self.report_job_error(info, msg=f"cfw: job {info.external_jobid} failed: {reason}{where}. ")
-                self.logger.error(f"cfw: log of failed job {info.job.jobid} ({spec.rule if spec else '?'}): {path}")
+                self.report_job_error(
+                    info, msg=f"cfw: job {info.external_jobid} failed: {reason}{where}. "
+                )
+                self.logger.error(
+                    f"cfw: log of failed job {info.job.jobid} "
+                    f"({spec.rule if spec else '?'}): {path}"
+                )
         self._progress()
 
     def get_job_exec_prefix(self, job: JobExecutorInterface) -> str:
@@ -141,12 +159,17 @@ class CfwExecutor(RemoteExecutor):
         if not queries:
             return ""
         factory = self.workflow.spawned_job_args_factory
-        storage = join_cli_args([
-            factory.get_default_storage_provider_args(),
-            *factory.get_storage_provider_args(),
-            factory.workflow_property_to_arg("storage_settings.remote_job_local_storage_prefix",
-                                             flag="--local-storage-prefix", base64_encode=True),
-        ])
+        storage = join_cli_args(
+            [
+                factory.get_default_storage_provider_args(),
+                *factory.get_storage_provider_args(),
+                factory.workflow_property_to_arg(
+                    "storage_settings.remote_job_local_storage_prefix",
+                    flag="--local-storage-prefix",
+                    base64_encode=True,
+                ),
+            ]
+        )
         return f"python -m cfw.executor.stage {' '.join(map(shlex.quote, queries))} -- {storage}"
 
     def _checkpoint_queries(self, job: JobExecutorInterface) -> list[str]:

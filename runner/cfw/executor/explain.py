@@ -127,9 +127,14 @@ class ExplainExecutor(CfwExecutor):
             "env": self.ctx.name,
             "wildcards": dict(spec.wildcards),
             "resources": {
-                "threads": spec.threads, "mem_mb": spec.mem_mb, "disk_mb": spec.disk_mb,
-                "runtime": spec.runtime, "machine_type": spec.machine_type, "gpu": spec.gpu,
-                "gpu_model": spec.gpu_model, "preemptible": spec.preemptible,
+                "threads": spec.threads,
+                "mem_mb": spec.mem_mb,
+                "disk_mb": spec.disk_mb,
+                "runtime": spec.runtime,
+                "machine_type": spec.machine_type,
+                "gpu": spec.gpu,
+                "gpu_model": spec.gpu_model,
+                "preemptible": spec.preemptible,
             },
             "env_vars": list(spec.env),
             "submission": payload,
@@ -148,8 +153,9 @@ class ExplainExecutor(CfwExecutor):
         localrules = getattr(self.workflow, "_localrules", set())
         for single in job.jobs if job.is_group() else [job]:
             rule = single.rule
-            if rule.group is None and (rule.name in localrules or rule.norun
-                                       or getattr(rule, "is_template_engine", False)):
+            if rule.group is None and (
+                rule.name in localrules or rule.norun or getattr(rule, "is_template_engine", False)
+            ):
                 return True
             if any(is_flagged(f, "local") for f in chain(single.input, single.output)):
                 return True
@@ -178,9 +184,8 @@ class ExplainExecutor(CfwExecutor):
 
 
 def main(argv: list[str]) -> None:
-    from snakemake_interface_executor_plugins.registry import ExecutorPluginRegistry
-
     import snakemake.cli
+    from snakemake_interface_executor_plugins.registry import ExecutorPluginRegistry
 
     registry = ExecutorPluginRegistry()
     dryrun = registry.get_plugin("dryrun")

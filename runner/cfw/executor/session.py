@@ -67,8 +67,13 @@ def open_context(
             )
         ident = None
         if meta is not None:
-            ident = Identity(meta.name, meta.kind, meta.env_id,
-                             parse_time(meta.created_at), parse_time(meta.expires_at))
+            ident = Identity(
+                meta.name,
+                meta.kind,
+                meta.env_id,
+                parse_time(meta.created_at),
+                parse_time(meta.expires_at),
+            )
         outputs = kind.output_placeholders(config, ident)
         env_id = meta.env_id if meta else "adhoc"
     ctx = EnvContext(

@@ -84,9 +84,16 @@ def build_spec(
     )
 
 
-def spec_from_job(job: Any, *, run_id: str, command: str, image: str, env_names: list[str],
-                  preemptible_rule: bool, input_sizes: Mapping[Any, int | None] | None = None
-                  ) -> JobSpec:
+def spec_from_job(
+    job: Any,
+    *,
+    run_id: str,
+    command: str,
+    image: str,
+    env_names: list[str],
+    preemptible_rule: bool,
+    input_sizes: Mapping[Any, int | None] | None = None,
+) -> JobSpec:
     """``input_sizes``: bytes per input file, as Snakemake's scheduler measured them."""
     wildcards = {} if job.is_group() else dict(getattr(job, "wildcards_dict", {}) or {})
     rule = job.name if job.is_group() else job.rule.name

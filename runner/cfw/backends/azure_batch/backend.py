@@ -31,12 +31,17 @@ WATERMARK_SLACK = timedelta(minutes=2)
 class AzureBatchBackend(Backend):
     capabilities = KIND.capabilities
 
-    def __init__(self, ctx: EnvContext, environ: Mapping[str, str] | None = None,
-                 service: client.BatchService | None = None):
+    def __init__(
+        self,
+        ctx: EnvContext,
+        environ: Mapping[str, str] | None = None,
+        service: client.BatchService | None = None,
+    ):
         super().__init__(ctx)
         self.environ = dict(os.environ if environ is None else environ)
-        self.service = service or client.BatchService(str(ctx.outputs["batch_account_url"]),
-                                                      self.environ)
+        self.service = service or client.BatchService(
+            str(ctx.outputs["batch_account_url"]), self.environ
+        )
         self.jobs: set[str] = set()  # per-run Batch jobs this backend made
         self.last: dict[str, JobStatus] = {}  # last known status per external id
         self.since: dict[str, datetime] = {}  # per Batch job: newest transition seen
@@ -53,8 +58,11 @@ class AzureBatchBackend(Backend):
         job_id = payload["job_id"]
         with self._lock:  # the job exists before any task is added to it
             if job_id not in self.jobs:
-                labels = {"cfw-env": self.ctx.name, "cfw-id": self.ctx.env_id,
-                          "cfw-run": self.ctx.run_id}
+                labels = {
+                    "cfw-env": self.ctx.name,
+                    "cfw-id": self.ctx.env_id,
+                    "cfw-run": self.ctx.run_id,
+                }
                 self.service.ensure_job(job_id, payload["pool_id"], labels)
                 self.jobs.add(job_id)
             task = self.fill(payload["task"], secrets)
@@ -87,13 +95,15 @@ class AzureBatchBackend(Backend):
             return url
         base = url[: -len(placeholder) - 1]
         endpoint = str(self.ctx.outputs["storage_blob_endpoint"]).rstrip("/")
-        container = base[len(endpoint) + 1:].split("/")[0]
+        container = base[len(endpoint) + 1 :].split("/")[0]
         key = (container, permission)
         hours = self.ctx.config.sas_hours
         token, minted = self.sas.get(key, ("", 0.0))
         if not token or time.monotonic() - minted > hours * 1800:  # half its lifetime
-            token, minted = client.container_sas(endpoint, container, permission, hours,
-                                                 self.environ), time.monotonic()
+            token, minted = (
+                client.container_sas(endpoint, container, permission, hours, self.environ),
+                time.monotonic(),
+            )
             self.sas[key] = (token, minted)
         return f"{base}?{token}"
 
@@ -120,8 +130,9 @@ class AzureBatchBackend(Backend):
             states = self.service.task_states(job_id, self.since.get(job_id))
         except ResourceNotFoundError:
             for ext in open_ids:
-                self.last[ext] = JobStatus(JobState.FAILED,
-                                           reason=f"the run's Batch job {job_id} is gone")
+                self.last[ext] = JobStatus(
+                    JobState.FAILED, reason=f"the run's Batch job {job_id} is gone"
+                )
             return
         except AzureError:
             return  # no answer this cycle (throttled, network): ask again next cycle
@@ -145,8 +156,9 @@ class AzureBatchBackend(Backend):
             return JobStatus(JobState.CANCELLED, reason="cancelled", exit_code=task.exit_code)
         if task.result == "success":
             return JobStatus(JobState.SUCCEEDED, exit_code=task.exit_code)
-        reason = task.failure or (f"exit code {task.exit_code}" if task.exit_code is not None
-                                  else "failed")
+        reason = task.failure or (
+            f"exit code {task.exit_code}" if task.exit_code is not None else "failed"
+        )
         if task.failure and "MaxWallClockTimeExpiry" in task.failure:
             reason = "exceeded its runtime (maxWallClockTime)"
         if task.node:
@@ -174,16 +186,24 @@ class AzureBatchBackend(Backend):
             parts = self._uploaded_logs(task_id)
         if not parts:
             return f"no log of {external_id}: its node is gone and nothing was uploaded\n"
-        return "".join(f"== {name} ==\n{text}" + ("" if text.endswith("\n") else "\n")
-                       for name, text in sorted(parts.items(), reverse=True))
+        return "".join(
+            f"== {name} ==\n{text}" + ("" if text.endswith("\n") else "\n")
+            for name, text in sorted(parts.items(), reverse=True)
+        )
 
     def _uploaded_logs(self, task_id: str) -> dict[str, str]:
         config = self.ctx.config
         prefix = f"{self.ctx.run_id}/{task_id}/"
         try:
-            return {name.rsplit("/", 1)[-1]: text for name, text in client.read_blobs(
-                str(self.ctx.outputs["storage_blob_endpoint"]), config.logs_container, prefix,
-                self.environ)}
+            return {
+                name.rsplit("/", 1)[-1]: text
+                for name, text in client.read_blobs(
+                    str(self.ctx.outputs["storage_blob_endpoint"]),
+                    config.logs_container,
+                    prefix,
+                    self.environ,
+                )
+            }
         except Exception:  # a log we cannot read must not hide the failure itself
             return {}
 

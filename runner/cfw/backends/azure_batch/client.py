@@ -84,8 +84,9 @@ class BatchService:
             if error_code(exc) == "JobExists":
                 return  # a resumed run, or another submit of the same run
             if error_code(exc) == "PoolNotFound":
-                raise UserError(f"Batch pool {pool_id} does not exist",
-                                "run `cfw up` for this environment") from exc
+                raise UserError(
+                    f"Batch pool {pool_id} does not exist", "run `cfw up` for this environment"
+                ) from exc
             raise WorkFailed(f"could not create Batch job {job_id}: {error_code(exc)}") from exc
         except AzureError as exc:  # no answer: network, DNS, TLS
             raise WorkFailed(f"could not reach Batch at {self.account_url}: {exc}") from exc
@@ -122,7 +123,8 @@ class BatchService:
     def task_file(self, job_id: str, task_id: str, name: str) -> str | None:
         try:
             return b"".join(self.client.download_task_file(job_id, task_id, name)).decode(
-                errors="replace")
+                errors="replace"
+            )
         except HttpResponseError:
             return None  # no such file, or its node is gone (autoscaled away)
 
@@ -190,8 +192,9 @@ def storage_account_of(blob_endpoint: str) -> str:
     return parsed.path.strip("/").split("/")[0]
 
 
-def container_sas(blob_endpoint: str, container: str, permission: str, hours: int,
-                  environ: Mapping[str, str]) -> str:
+def container_sas(
+    blob_endpoint: str, container: str, permission: str, hours: int, environ: Mapping[str, str]
+) -> str:
     """A SAS token for one container: signed with the account key when there is one, else
     with a user delegation key from Entra ID. ``permission``: "cw" (write) or "r"."""
     from azure.storage.blob import ContainerSasPermissions, generate_container_sas
@@ -203,15 +206,23 @@ def container_sas(blob_endpoint: str, container: str, permission: str, hours: in
     key = account_key(environ)
     if key:
         name = _connection_values(environ).get("AccountName") or name
-        return generate_container_sas(name, container, account_key=key, permission=perms,
-                                      start=start, expiry=expiry)
+        return generate_container_sas(
+            name, container, account_key=key, permission=perms, start=start, expiry=expiry
+        )
     delegation = blob_service(blob_endpoint, environ).get_user_delegation_key(start, expiry)
-    return generate_container_sas(name, container, user_delegation_key=delegation,
-                                  permission=perms, start=start, expiry=expiry)
+    return generate_container_sas(
+        name,
+        container,
+        user_delegation_key=delegation,
+        permission=perms,
+        start=start,
+        expiry=expiry,
+    )
 
 
-def read_blobs(blob_endpoint: str, container: str, prefix: str,
-               environ: Mapping[str, str]) -> Iterator[tuple[str, str]]:
+def read_blobs(
+    blob_endpoint: str, container: str, prefix: str, environ: Mapping[str, str]
+) -> Iterator[tuple[str, str]]:
     """(name, text) of every blob under prefix (task logs uploaded as output files)."""
     service = blob_service(blob_endpoint, environ)
     box = service.get_container_client(container)
@@ -225,12 +236,17 @@ def mgmt_client(subscription_id: str, arm_endpoint: str, environ: Mapping[str, s
     from azure.mgmt.batch import BatchManagementClient
 
     base = arm_endpoint.rstrip("/")
-    return BatchManagementClient(token_credential(environ), subscription_id, base_url=base,
-                                 credential_scopes=[f"{base}/.default"])
+    return BatchManagementClient(
+        token_credential(environ),
+        subscription_id,
+        base_url=base,
+        credential_scopes=[f"{base}/.default"],
+    )
 
 
-def pool_details(config: Any, outputs: Mapping[str, Any], environ: Mapping[str, str]
-                 ) -> dict[str, Any]:
+def pool_details(
+    config: Any, outputs: Mapping[str, Any], environ: Mapping[str, str]
+) -> dict[str, Any]:
     """Allocation state, node counts and autoscale/resize errors of each pool."""
     subscription = str(outputs.get("subscription_id") or config.subscription_id or "")
     group, account = outputs.get("resource_group_name"), outputs.get("batch_account_name")
@@ -245,8 +261,10 @@ def pool_details(config: Any, outputs: Mapping[str, Any], environ: Mapping[str, 
             details[f"pool {pool_id}"] = "missing (deleted outside Terraform?)"
             continue
         except (ClientAuthenticationError, CredentialUnavailableError) as exc:
-            return {"pools": f"unknown: no usable Azure credentials ({type(exc).__name__}); "
-                             "run `az login` or set AZURE_CLIENT_ID/AZURE_CLIENT_SECRET"}
+            return {
+                "pools": f"unknown: no usable Azure credentials ({type(exc).__name__}); "
+                "run `az login` or set AZURE_CLIENT_ID/AZURE_CLIENT_SECRET"
+            }
         except HttpResponseError as exc:
             details[f"pool {pool_id}"] = f"could not read it: {error_code(exc)}"
             continue
@@ -276,8 +294,9 @@ def describe_pool(pool: Any) -> str:
     return "; ".join(parts)
 
 
-def tagged_resources(subscription_id: str, env_id: str, config: Any,
-                     environ: Mapping[str, str]) -> list[str]:
+def tagged_resources(
+    subscription_id: str, env_id: str, config: Any, environ: Mapping[str, str]
+) -> list[str]:
     """Resource groups and resources that still carry cfw-id=ENV_ID."""
     if not subscription_id:
         return []
@@ -290,14 +309,17 @@ def tagged_resources(subscription_id: str, env_id: str, config: Any,
         ) from exc
 
 
-def _tagged(subscription_id: str, env_id: str, config: Any,
-            environ: Mapping[str, str]) -> list[str]:
+def _tagged(
+    subscription_id: str, env_id: str, config: Any, environ: Mapping[str, str]
+) -> list[str]:
     client = mgmt_client(subscription_id, config.arm_endpoint, environ)
     pipeline = client._client  # the ARM pipeline: generic GETs with the same auth and retries
     found: list[str] = []
     query = f"tagName eq 'cfw-id' and tagValue eq '{env_id}'"
-    for path, version in ((f"/subscriptions/{subscription_id}/resourcegroups", "2021-04-01"),
-                          (f"/subscriptions/{subscription_id}/resources", "2021-04-01")):
+    for path, version in (
+        (f"/subscriptions/{subscription_id}/resourcegroups", "2021-04-01"),
+        (f"/subscriptions/{subscription_id}/resources", "2021-04-01"),
+    ):
         url: str | None = f"{config.arm_endpoint.rstrip('/')}{path}"
         params: dict[str, str] | None = {"api-version": version, "$filter": query}
         while url:

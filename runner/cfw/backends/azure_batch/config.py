@@ -24,7 +24,9 @@ class PoolConfig(Model):
     vm_size: str = Field(..., description="Azure VM size of the pool's nodes, e.g. Standard_D4s_v3")
     id: str | None = Field(None, description="pool id (default: the VM size, lowercased)")
     task_slots_per_node: int | None = Field(
-        None, ge=1, le=256,
+        None,
+        ge=1,
+        le=256,
         description="tasks a node runs at once; a task takes `threads` slots "
         "(default: tasks_per_node)",
     )
@@ -93,7 +95,8 @@ class RegistryConfig(Model):
         None, description="private registry of the job image (BATCH_CONTAINER_REGISTRY)"
     )
     username: str | None = Field(
-        None, description="registry user (BATCH_CONTAINER_REGISTRY_USER); without one the "
+        None,
+        description="registry user (BATCH_CONTAINER_REGISTRY_USER); without one the "
         "pool's identity pulls (AcrPull)",
     )
     password_env: str = Field(
@@ -101,7 +104,8 @@ class RegistryConfig(Model):
         description="environment variable holding the registry password (never in a file)",
     )
     acr_id: str | None = Field(
-        None, description="resource id of an existing Azure Container Registry: the pool's "
+        None,
+        description="resource id of an existing Azure Container Registry: the pool's "
         "identity gets AcrPull on it",
     )
     create_acr: bool = Field(
@@ -162,7 +166,8 @@ class AzureBatchConfig(EnvConfig):
     data_container: str = Field("data", description="blob container for sources and files")
     logs_container: str = Field("logs", description="blob container for tasks' stdout/stderr")
     storage_prefix: str | None = Field(
-        None, description="Snakemake's default storage prefix (default: "
+        None,
+        description="Snakemake's default storage prefix (default: "
         "az://DATA_CONTAINER/USER/WORKFLOW_DIR)",
     )
     tasks_per_node: int = Field(

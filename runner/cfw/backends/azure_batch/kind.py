@@ -77,8 +77,9 @@ class AzureBatchKind(Kind):
     config_model = AzureBatchConfig
     modules = ("azure-batch",)
     # environment settings of a Batch task are readable by whoever can read the job
-    capabilities = Capabilities(gpu=True, spot=True, machine_types=True, secrets=False,
-                                env_is_secret=False)
+    capabilities = Capabilities(
+        gpu=True, spot=True, machine_types=True, secrets=False, env_is_secret=False
+    )
     backend_path = "cfw.backends.azure_batch.backend:AzureBatchBackend"
     translate_path = "cfw.backends.azure_batch.translate:translate"
     extra = "azure"
@@ -103,8 +104,9 @@ class AzureBatchKind(Kind):
             values["pools"] = [{"vm_size": environ["BATCH_POOL_VM_SIZE"]}]
         registry = {}
         if first(environ, "BATCH_CONTAINER_REGISTRY", "BATCH_CONTAINER_REGISTRY_URL"):
-            registry["server"] = first(environ, "BATCH_CONTAINER_REGISTRY",
-                                       "BATCH_CONTAINER_REGISTRY_URL")
+            registry["server"] = first(
+                environ, "BATCH_CONTAINER_REGISTRY", "BATCH_CONTAINER_REGISTRY_URL"
+            )
         if first(environ, "BATCH_CONTAINER_REGISTRY_USER"):
             registry["username"] = environ["BATCH_CONTAINER_REGISTRY_USER"]
         if registry:
@@ -113,8 +115,9 @@ class AzureBatchKind(Kind):
 
     def preflight(self, config: EnvConfig, environ: Mapping[str, str]) -> None:
         assert isinstance(config, AzureBatchConfig)
-        if not (config.subscription_id or first(environ, "AZURE_SUBSCRIPTION_ID",
-                                                "ARM_SUBSCRIPTION_ID")):
+        if not (
+            config.subscription_id or first(environ, "AZURE_SUBSCRIPTION_ID", "ARM_SUBSCRIPTION_ID")
+        ):
             raise UserError(
                 "no Azure subscription for azure-batch",
                 "set subscription_id in the config, --set subscription_id=ID, or "
@@ -144,11 +147,14 @@ class AzureBatchKind(Kind):
                 "keep one: the module uploads the script, or nodes fetch the SAS URL",
             )
         if start.script is not None and not Path(start.script).expanduser().is_file():
-            raise UserError(f"start_task.script {start.script} is not a file",
-                            "give the path of a shell script")
+            raise UserError(
+                f"start_task.script {start.script} is not a file", "give the path of a shell script"
+            )
         if sas and not sas.startswith("https://"):
-            raise UserError(f"{start.sas_url_env} is not an https:// URL",
-                            "give the blob's SAS URL (https://ACCOUNT.blob.core.windows.net/...)")
+            raise UserError(
+                f"{start.sas_url_env} is not an https:// URL",
+                "give the blob's SAS URL (https://ACCOUNT.blob.core.windows.net/...)",
+            )
         reg = config.registry
         if reg.server and not (reg.username or reg.acr_id):
             raise UserError(
@@ -165,17 +171,28 @@ class AzureBatchKind(Kind):
     @staticmethod
     def _has_credentials(environ: Mapping[str, str]) -> bool:
         client = first(environ, "ARM_CLIENT_ID", "AZURE_CLIENT_ID")
-        secret = first(environ, "ARM_CLIENT_SECRET", "AZURE_CLIENT_SECRET",
-                       "ARM_CLIENT_CERTIFICATE_PATH", "AZURE_CLIENT_CERTIFICATE_PATH")
+        secret = first(
+            environ,
+            "ARM_CLIENT_SECRET",
+            "AZURE_CLIENT_SECRET",
+            "ARM_CLIENT_CERTIFICATE_PATH",
+            "AZURE_CLIENT_CERTIFICATE_PATH",
+        )
         oidc = first(environ, "ARM_USE_OIDC", "ARM_USE_MSI")
-        return bool((client and secret) or (oidc and oidc.lower() == "true")
-                    or shutil.which("az", path=environ.get("PATH")))
+        return bool(
+            (client and secret)
+            or (oidc and oidc.lower() == "true")
+            or shutil.which("az", path=environ.get("PATH"))
+        )
 
     def terraform_env(self, config: EnvConfig, environ: Mapping[str, str]) -> dict[str, str]:
         """Secrets and credentials reach Terraform as environment variables, never tfvars."""
         assert isinstance(config, AzureBatchConfig)
-        env = {arm: environ[azure] for arm, azure in _ARM_FROM_AZURE
-               if not environ.get(arm) and environ.get(azure)}
+        env = {
+            arm: environ[azure]
+            for arm, azure in _ARM_FROM_AZURE
+            if not environ.get(arm) and environ.get(azure)
+        }
         if not config.region and first(environ, "AZURE_LOCATION", "AZ_BATCH_LOCATION"):
             env["TF_VAR_location"] = first(environ, "AZURE_LOCATION", "AZ_BATCH_LOCATION") or ""
         sas = environ.get(config.start_task.sas_url_env)
@@ -219,7 +236,9 @@ class AzureBatchKind(Kind):
             "registry": {
                 "server": config.registry.server,
                 "username": config.registry.username,
-            } if config.registry.server else None,
+            }
+            if config.registry.server
+            else None,
             "acr_id": config.registry.acr_id,
             "create_registry": config.registry.create_acr,
             "start_task": {
@@ -242,8 +261,9 @@ class AzureBatchKind(Kind):
             "batch_pool_ids": [p.pool_id for p in config.pools],
             "storage_account_name": n["storage_account"],
             "storage_blob_endpoint": f"{blob}/",
-            "storage_container_urls": {c: f"{blob}/{c}"
-                                       for c in (config.data_container, config.logs_container)},
+            "storage_container_urls": {
+                c: f"{blob}/{c}" for c in (config.data_container, config.logs_container)
+            },
             "identity_id": "<identity-resource-id>",
             "identity_client_id": "<identity-client-id>",
             "resource_group_name": n["resource_group"],
@@ -251,8 +271,14 @@ class AzureBatchKind(Kind):
         }
 
     # -- running ----------------------------------------------------------------------------
-    def storage(self, config: EnvConfig, outputs: Mapping[str, Any], workdir: Path,
-                environ: Mapping[str, str], scratch: Path) -> StorageSpec:
+    def storage(
+        self,
+        config: EnvConfig,
+        outputs: Mapping[str, Any],
+        workdir: Path,
+        environ: Mapping[str, str],
+        scratch: Path,
+    ) -> StorageSpec:
         assert isinstance(config, AzureBatchConfig)
         prefix = config.storage_prefix or (
             f"az://{config.data_container}/{_slug(getpass.getuser())}/{_slug(workdir.name)}"
@@ -266,12 +292,20 @@ class AzureBatchKind(Kind):
         return super().default_image(config)
 
     # -- teardown and status ----------------------------------------------------------------
-    def leftovers(self, config: EnvConfig, ident: Identity, outputs: Mapping[str, Any],
-                  environ: Mapping[str, str]) -> list[str]:
+    def leftovers(
+        self,
+        config: EnvConfig,
+        ident: Identity,
+        outputs: Mapping[str, Any],
+        environ: Mapping[str, str],
+    ) -> list[str]:
         assert isinstance(config, AzureBatchConfig)
         client = _client()
-        subscription = (outputs.get("subscription_id") or config.subscription_id
-                        or first(environ, "AZURE_SUBSCRIPTION_ID", "ARM_SUBSCRIPTION_ID"))
+        subscription = (
+            outputs.get("subscription_id")
+            or config.subscription_id
+            or first(environ, "AZURE_SUBSCRIPTION_ID", "ARM_SUBSCRIPTION_ID")
+        )
         return client.tagged_resources(subscription or "", ident.env_id, config, environ)
 
     def status_details(self, config: EnvConfig, outputs: Mapping[str, Any]) -> dict[str, Any]:

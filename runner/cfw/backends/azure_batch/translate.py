@@ -74,7 +74,8 @@ def choose_pool(config: AzureBatchConfig, spec: JobSpec) -> PoolConfig:
         offered = ", ".join(
             f"{p.pool_id} ({p.vm_size}, {config.slots(p)} slots"
             + (f", {p.memory_mb} MB" if p.memory_mb else "")
-            + (f", {p.gpus} GPU" if p.gpus else "") + ")"
+            + (f", {p.gpus} GPU" if p.gpus else "")
+            + ")"
             for p in config.pools
         )
         wanted = f"threads={spec.threads}" + (f", mem_mb={spec.mem_mb}" if spec.mem_mb else "")
@@ -86,13 +87,16 @@ def choose_pool(config: AzureBatchConfig, spec: JobSpec) -> PoolConfig:
             "add a pool that fits, or lower the rule's resources",
         )
     order = {id(p): i for i, p in enumerate(config.pools)}
-    return min(fits, key=lambda p: (
-        not spec.gpu and p.gpus > 0,
-        spec.preemptible and p.max_low_priority_nodes == 0,
-        not spec.preemptible and p.max_dedicated_nodes == 0,
-        config.slots(p),
-        order[id(p)],
-    ))
+    return min(
+        fits,
+        key=lambda p: (
+            not spec.gpu and p.gpus > 0,
+            spec.preemptible and p.max_low_priority_nodes == 0,
+            not spec.preemptible and p.max_dedicated_nodes == 0,
+            config.slots(p),
+            order[id(p)],
+        ),
+    )
 
 
 def blob_url(outputs: Any, source: str) -> str:
@@ -101,8 +105,9 @@ def blob_url(outputs: Any, source: str) -> str:
     return f"{str(outputs['storage_blob_endpoint']).rstrip('/')}/{container}/{path}"
 
 
-def _auth(config: AzureBatchConfig, outputs: Any, url: str, sas: str
-          ) -> tuple[str, m.BatchNodeIdentityReference | None]:
+def _auth(
+    config: AzureBatchConfig, outputs: Any, url: str, sas: str
+) -> tuple[str, m.BatchNodeIdentityReference | None]:
     if config.output_files_auth == "sas":
         return f"{url}?{sas}", None
     return url, m.BatchNodeIdentityReference(resource_id=str(outputs["identity_id"]))
@@ -118,11 +123,16 @@ def build_task(spec: JobSpec, ctx: EnvContext, pool: PoolConfig) -> m.BatchTaskC
     if spec.gpu:
         run_options.append("--gpus=all")
     env = [m.EnvironmentSetting(name=name, value=env_placeholder(name)) for name in spec.env]
-    env.append(m.EnvironmentSetting(name="AZURE_CLIENT_ID",
-                                    value=str(outputs["identity_client_id"])))
+    env.append(
+        m.EnvironmentSetting(name="AZURE_CLIENT_ID", value=str(outputs["identity_client_id"]))
+    )
     if "SNAKEMAKE_STORAGE_AZURE_ACCOUNT_NAME" not in spec.env:
-        env.append(m.EnvironmentSetting(name="SNAKEMAKE_STORAGE_AZURE_ACCOUNT_NAME",
-                                        value=str(outputs["storage_account_name"])))
+        env.append(
+            m.EnvironmentSetting(
+                name="SNAKEMAKE_STORAGE_AZURE_ACCOUNT_NAME",
+                value=str(outputs["storage_account_name"]),
+            )
+        )
     logs_url = str(outputs["storage_container_urls"][config.logs_container])
     container_url, identity = _auth(config, outputs, logs_url, SAS_WRITE)
     output_files = [
@@ -141,8 +151,9 @@ def build_task(spec: JobSpec, ctx: EnvContext, pool: PoolConfig) -> m.BatchTaskC
     resource_files = []
     for item in config.resource_files:
         url, ref = _auth(config, outputs, blob_url(outputs, item.source), SAS_READ)
-        resource_files.append(m.ResourceFile(http_url=url, file_path=item.file_path,
-                                             identity_reference=ref))
+        resource_files.append(
+            m.ResourceFile(http_url=url, file_path=item.file_path, identity_reference=ref)
+        )
     constraints = m.BatchTaskConstraints(
         max_wall_clock_time=timedelta(minutes=spec.runtime) if spec.runtime else None,
         max_task_retry_count=0,  # Snakemake retries (--retries), with a new attempt id

@@ -35,8 +35,7 @@ def connect(config: GkeConfig, outputs: Mapping[str, Any]) -> Any:
     project = outputs.get("project") or config.project
     cluster = outputs.get("cluster_name")
     if not project or not cluster:
-        raise UserError("the environment's outputs name no cluster",
-                        "run `cfw up` for it again")
+        raise UserError("the environment's outputs name no cluster", "run `cfw up` for it again")
     location = outputs.get("cluster_location") or config.location
     access = gcp.cluster_access(project, location, cluster)
     workdir = tempfile.mkdtemp(prefix="cfw-gke-")
@@ -78,14 +77,21 @@ class GkeBackend(Backend):
             keys = set(ref["keys"])
             missing = sorted(keys - set(secrets))
             if missing:
-                raise UserError(f"environment variable(s) {', '.join(missing)} have no value",
-                                "set them before `cfw run`")
+                raise UserError(
+                    f"environment variable(s) {', '.join(missing)} have no value",
+                    "set them before `cfw run`",
+                )
             if not keys <= self.secret_keys:
                 self.secret_keys |= keys
-                self.kube.put_secret(ref["namespace"], ref["name"],
-                                     {k: secrets[k] for k in sorted(self.secret_keys)},
-                                     {"app.kubernetes.io/managed-by": "cfw",
-                                      tr.RUN_LABEL: tr.label_value(self.ctx.run_id)})
+                self.kube.put_secret(
+                    ref["namespace"],
+                    ref["name"],
+                    {k: secrets[k] for k in sorted(self.secret_keys)},
+                    {
+                        "app.kubernetes.io/managed-by": "cfw",
+                        tr.RUN_LABEL: tr.label_value(self.ctx.run_id),
+                    },
+                )
                 self.secret_name = ref["name"]
         manifest = payload["job"]
         self.kube.create_job(manifest["metadata"]["namespace"], manifest)
@@ -101,8 +107,10 @@ class GkeBackend(Backend):
         try:
             listed = self.kube.list_jobs(self.namespace, self.selector)
         except Unavailable:  # a passing fault: nothing changed as far as we know
-            return {i: self.final.get(i) or self.last.get(i, JobStatus(JobState.PENDING))
-                    for i in external_ids}
+            return {
+                i: self.final.get(i) or self.last.get(i, JobStatus(JobState.PENDING))
+                for i in external_ids
+            }
         jobs = {j["metadata"]["name"]: j for j in listed}
         now = time.monotonic()
         phases: dict[str, JobState] = {}
@@ -122,7 +130,8 @@ class GkeBackend(Backend):
                 self.waiting_since.pop(ext, None)
         pods: dict[str, list[dict[str, Any]]] = {}
         need_pods = any(phases[e] == JobState.FAILED for e in explain) or (
-            explain and now - self.pods_checked >= PENDING_CHECK_S)
+            explain and now - self.pods_checked >= PENDING_CHECK_S
+        )
         if need_pods:
             self.pods_checked = now
             try:
@@ -132,20 +141,31 @@ class GkeBackend(Backend):
                 need_pods = False
         result = {i: self.final[i] for i in external_ids if i in self.final}
         for ext in open_ids:
-            result[ext] = self._settle(ext, jobs.get(ext), phases.get(ext), pods.get(ext, []),
-                                       need_pods)
+            result[ext] = self._settle(
+                ext, jobs.get(ext), phases.get(ext), pods.get(ext, []), need_pods
+            )
             self.last[ext] = result[ext]
         return result
 
-    def _settle(self, ext: str, job: dict[str, Any] | None, phase: JobState | None,
-                pods: list[dict[str, Any]], looked: bool) -> JobStatus:
+    def _settle(
+        self,
+        ext: str,
+        job: dict[str, Any] | None,
+        phase: JobState | None,
+        pods: list[dict[str, Any]],
+        looked: bool,
+    ) -> JobStatus:
         if job is None:
             if ext in self.cancelled:
                 self.final[ext] = JobStatus(JobState.CANCELLED, reason="cancelled")
             else:
-                self.final[ext] = JobStatus(JobState.FAILED, reason=(
-                    "its Job no longer exists (deleted outside cfw, or removed by "
-                    "ttlSecondsAfterFinished before cfw saw it end)"))
+                self.final[ext] = JobStatus(
+                    JobState.FAILED,
+                    reason=(
+                        "its Job no longer exists (deleted outside cfw, or removed by "
+                        "ttlSecondsAfterFinished before cfw saw it end)"
+                    ),
+                )
             return self.final[ext]
         if phase == JobState.SUCCEEDED:
             self.final[ext] = JobStatus(JobState.SUCCEEDED, exit_code=0)

@@ -66,11 +66,13 @@ class Kube:
     # -- jobs ------------------------------------------------------------------------------
     def create_job(self, namespace: str, manifest: Mapping[str, Any]) -> dict[str, Any]:
         try:
-            return _json(self.batch.create_namespaced_job(namespace, manifest,
-                                                          _preload_content=False))
+            return _json(
+                self.batch.create_namespaced_job(namespace, manifest, _preload_content=False)
+            )
         except ApiException as exc:
-            raise WorkFailed(f"the API server refused Job {manifest['metadata']['name']}: "
-                             f"{describe(exc)}") from exc
+            raise WorkFailed(
+                f"the API server refused Job {manifest['metadata']['name']}: {describe(exc)}"
+            ) from exc
 
     def list_jobs(self, namespace: str, selector: str) -> list[dict[str, Any]]:
         return self._list(self.batch.list_namespaced_job, namespace, selector, "Jobs")
@@ -78,24 +80,30 @@ class Kube:
     def list_pods(self, namespace: str, selector: str) -> list[dict[str, Any]]:
         return self._list(self.core.list_namespaced_pod, namespace, selector, "Pods")
 
-    def _list(self, call: Callable[..., Any], namespace: str, selector: str, what: str
-              ) -> list[dict[str, Any]]:
+    def _list(
+        self, call: Callable[..., Any], namespace: str, selector: str, what: str
+    ) -> list[dict[str, Any]]:
         try:
             return list(self._pages(call, namespace, selector))
         except ApiException as exc:
             if exc.status in (429, 500, 502, 503, 504):
                 raise Unavailable(f"listing {what}: {exc.status} {exc.reason}") from exc
-            raise WorkFailed(f"the API server refused to list {what} in {namespace}: "
-                             f"{exc.status} {describe(exc)}") from exc
+            raise WorkFailed(
+                f"the API server refused to list {what} in {namespace}: "
+                f"{exc.status} {describe(exc)}"
+            ) from exc
         except urllib3.exceptions.HTTPError as exc:
             ssl_error = urllib3.exceptions.SSLError
             if isinstance(exc, ssl_error) or isinstance(getattr(exc, "reason", None), ssl_error):
-                raise WorkFailed("the API server's TLS certificate does not verify against the "
-                                 f"cluster's CA ({getattr(exc, 'reason', exc)})") from exc
+                raise WorkFailed(
+                    "the API server's TLS certificate does not verify against the "
+                    f"cluster's CA ({getattr(exc, 'reason', exc)})"
+                ) from exc
             raise Unavailable(f"listing {what}: {exc}") from exc
 
-    def _pages(self, call: Callable[..., Any], namespace: str, selector: str
-               ) -> Iterator[dict[str, Any]]:
+    def _pages(
+        self, call: Callable[..., Any], namespace: str, selector: str
+    ) -> Iterator[dict[str, Any]]:
         token: str | None = None
         while True:
             kwargs: dict[str, Any] = {"label_selector": selector, "limit": PAGE}
@@ -114,8 +122,8 @@ class Kube:
         """Delete a Job and (foreground) its pods; False when it was already gone."""
         try:
             self.batch.delete_namespaced_job(
-                name, namespace, body={"propagationPolicy": "Foreground"},
-                _preload_content=False)
+                name, namespace, body={"propagationPolicy": "Foreground"}, _preload_content=False
+            )
             return True
         except ApiException as exc:
             if _gone(exc):
@@ -124,14 +132,18 @@ class Kube:
 
     def pod_log(self, namespace: str, pod: str, tail_lines: int) -> str:
         response = self.core.read_namespaced_pod_log(
-            pod, namespace, container="job", tail_lines=tail_lines, _preload_content=False)
+            pod, namespace, container="job", tail_lines=tail_lines, _preload_content=False
+        )
         return (response.data or b"").decode(errors="replace")
 
     # -- the run's secret ------------------------------------------------------------------
-    def put_secret(self, namespace: str, name: str, values: Mapping[str, str],
-                   labels: Mapping[str, str]) -> None:
+    def put_secret(
+        self, namespace: str, name: str, values: Mapping[str, str], labels: Mapping[str, str]
+    ) -> None:
         body = {
-            "apiVersion": "v1", "kind": "Secret", "type": "Opaque",
+            "apiVersion": "v1",
+            "kind": "Secret",
+            "type": "Opaque",
             "metadata": {"name": name, "namespace": namespace, "labels": dict(labels)},
             "data": {k: base64.b64encode(v.encode()).decode() for k, v in values.items()},
         }
@@ -155,25 +167,57 @@ class Kube:
             raise WorkFailed(f"could not delete Secret {name}: {describe(exc)}") from exc
 
     # -- what jobs need in the cluster (after `terraform apply`) ---------------------------
-    def ensure_runner_objects(self, namespace: str, service_account: str, gsa_email: str,
-                              runners: list[str], labels: Mapping[str, str]) -> None:
+    def ensure_runner_objects(
+        self,
+        namespace: str,
+        service_account: str,
+        gsa_email: str,
+        runners: list[str],
+        labels: Mapping[str, str],
+    ) -> None:
         """Namespace, Workload Identity KSA, and the runner Role/RoleBinding; create or update."""
         meta = {"labels": dict(labels)}
-        self._apply(self.core.create_namespace, self.core.replace_namespace, None, {
-            "apiVersion": "v1", "kind": "Namespace", "metadata": {"name": namespace, **meta}})
-        self._apply(self.core.create_namespaced_service_account,
-                    self.core.replace_namespaced_service_account, namespace, {
-            "apiVersion": "v1", "kind": "ServiceAccount",
-            "metadata": {"name": service_account, "namespace": namespace, **meta,
-                         "annotations": {"iam.gke.io/gcp-service-account": gsa_email}}})
-        self._apply(self.rbac.create_namespaced_role, self.rbac.replace_namespaced_role,
-                    namespace, runner_role(namespace, labels))
-        self._apply(self.rbac.create_namespaced_role_binding,
-                    self.rbac.replace_namespaced_role_binding, namespace,
-                    runner_binding(namespace, runners, labels))
+        self._apply(
+            self.core.create_namespace,
+            self.core.replace_namespace,
+            None,
+            {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": namespace, **meta}},
+        )
+        self._apply(
+            self.core.create_namespaced_service_account,
+            self.core.replace_namespaced_service_account,
+            namespace,
+            {
+                "apiVersion": "v1",
+                "kind": "ServiceAccount",
+                "metadata": {
+                    "name": service_account,
+                    "namespace": namespace,
+                    **meta,
+                    "annotations": {"iam.gke.io/gcp-service-account": gsa_email},
+                },
+            },
+        )
+        self._apply(
+            self.rbac.create_namespaced_role,
+            self.rbac.replace_namespaced_role,
+            namespace,
+            runner_role(namespace, labels),
+        )
+        self._apply(
+            self.rbac.create_namespaced_role_binding,
+            self.rbac.replace_namespaced_role_binding,
+            namespace,
+            runner_binding(namespace, runners, labels),
+        )
 
-    def _apply(self, create: Callable[..., Any], replace: Callable[..., Any],
-               namespace: str | None, body: dict[str, Any]) -> None:
+    def _apply(
+        self,
+        create: Callable[..., Any],
+        replace: Callable[..., Any],
+        namespace: str | None,
+        body: dict[str, Any],
+    ) -> None:
         name = body["metadata"]["name"]
         scope = (namespace,) if namespace else ()
         try:
@@ -190,29 +234,37 @@ class Kube:
 def runner_role(namespace: str, labels: Mapping[str, str]) -> dict[str, Any]:
     """What a person running workflows may do in the namespace, and nothing else."""
     return {
-        "apiVersion": "rbac.authorization.k8s.io/v1", "kind": "Role",
+        "apiVersion": "rbac.authorization.k8s.io/v1",
+        "kind": "Role",
         "metadata": {"name": RUNNER_ROLE, "namespace": namespace, "labels": dict(labels)},
         "rules": [
-            {"apiGroups": ["batch"], "resources": ["jobs"],
-             "verbs": ["create", "get", "list", "watch", "delete"]},
+            {
+                "apiGroups": ["batch"],
+                "resources": ["jobs"],
+                "verbs": ["create", "get", "list", "watch", "delete"],
+            },
             {"apiGroups": [""], "resources": ["pods"], "verbs": ["get", "list", "watch"]},
             {"apiGroups": [""], "resources": ["pods/log"], "verbs": ["get"]},
-            {"apiGroups": [""], "resources": ["secrets"],
-             "verbs": ["create", "get", "update", "delete"]},
+            {
+                "apiGroups": [""],
+                "resources": ["secrets"],
+                "verbs": ["create", "get", "update", "delete"],
+            },
         ],
     }
 
 
-def runner_binding(namespace: str, runners: list[str], labels: Mapping[str, str]
-                   ) -> dict[str, Any]:
+def runner_binding(namespace: str, runners: list[str], labels: Mapping[str, str]) -> dict[str, Any]:
     kinds = {"user": "User", "group": "Group", "serviceAccount": "User"}
     subjects = []
     for member in runners:
         prefix, _, email = member.partition(":")
-        subjects.append({"apiGroup": "rbac.authorization.k8s.io", "kind": kinds[prefix],
-                         "name": email})
+        subjects.append(
+            {"apiGroup": "rbac.authorization.k8s.io", "kind": kinds[prefix], "name": email}
+        )
     return {
-        "apiVersion": "rbac.authorization.k8s.io/v1", "kind": "RoleBinding",
+        "apiVersion": "rbac.authorization.k8s.io/v1",
+        "kind": "RoleBinding",
         "metadata": {"name": RUNNER_ROLE, "namespace": namespace, "labels": dict(labels)},
         "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": RUNNER_ROLE},
         "subjects": subjects,

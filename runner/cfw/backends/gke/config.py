@@ -211,14 +211,16 @@ def node_pools(config: GkeConfig) -> list[Pool]:
             pools.append(Pool(f"spot-{machine_type}", machine_type, True, config.max_nodes))
     for gpu in config.gpu_pools:
         prefix = "spot-gpu" if gpu.spot else "gpu"
-        pools.append(Pool(
-            name=f"{prefix}-{_short_accelerator(gpu.accelerator)}-{gpu.machine_type}",
-            machine_type=gpu.machine_type,
-            spot=gpu.spot,
-            max_nodes=gpu.max_nodes,
-            accelerator=gpu.accelerator,
-            accelerator_count=gpu.count,
-            zones=tuple(gpu.zones),
-            driver_version=gpu.driver_version,
-        ))
+        pools.append(
+            Pool(
+                name=f"{prefix}-{_short_accelerator(gpu.accelerator)}-{gpu.machine_type}",
+                machine_type=gpu.machine_type,
+                spot=gpu.spot,
+                max_nodes=gpu.max_nodes,
+                accelerator=gpu.accelerator,
+                accelerator_count=gpu.count,
+                zones=tuple(gpu.zones),
+                driver_version=gpu.driver_version,
+            )
+        )
     return pools

@@ -22,8 +22,10 @@ REQUIRED_APIS = {
     "storage.googleapis.com": "Cloud Storage API",
 }
 SERVICE_USAGE = "https://serviceusage.googleapis.com/v1"
-ADC_FIX = ("run `gcloud auth application-default login`, or set GOOGLE_APPLICATION_CREDENTIALS "
-           "to a service account key file")
+ADC_FIX = (
+    "run `gcloud auth application-default login`, or set GOOGLE_APPLICATION_CREDENTIALS "
+    "to a service account key file"
+)
 
 
 def credentials(project: str) -> Any:
@@ -36,8 +38,9 @@ def credentials(project: str) -> Any:
     try:
         creds, _ = google.auth.default(scopes=SCOPES)
     except DefaultCredentialsError as exc:
-        raise UserError("no Google Cloud credentials found (Application Default Credentials)",
-                        ADC_FIX) from exc
+        raise UserError(
+            "no Google Cloud credentials found (Application Default Credentials)", ADC_FIX
+        ) from exc
     if getattr(creds, "quota_project_id", None) is None and hasattr(creds, "with_quota_project"):
         creds = creds.with_quota_project(project)
     return creds
@@ -56,11 +59,14 @@ def _get(http: Any, url: str, what: str, params: Any = None) -> Any:
     try:
         return http.get(url, params=params, timeout=30)
     except RefreshError as exc:
-        raise UserError(f"the Google Cloud credentials could not be refreshed ({exc})",
-                        ADC_FIX) from exc
+        raise UserError(
+            f"the Google Cloud credentials could not be refreshed ({exc})", ADC_FIX
+        ) from exc
     except (TransportError, OSError) as exc:
-        raise UserError(f"cannot reach Google Cloud to {what} ({type(exc).__name__})",
-                        "check the network connection and try again") from exc
+        raise UserError(
+            f"cannot reach Google Cloud to {what} ({type(exc).__name__})",
+            "check the network connection and try again",
+        ) from exc
 
 
 def _error(response: Any) -> tuple[str, str]:
@@ -77,36 +83,45 @@ def check_project(project: str, creds: Any | None = None) -> None:
     creds = creds or credentials(project)
     http = session(creds)
     names = [f"projects/{project}/services/{api}" for api in REQUIRED_APIS]
-    response = _get(http, f"{SERVICE_USAGE}/projects/{project}/services:batchGet",
-                    "check the project's APIs", params=[("names", n) for n in names])
+    response = _get(
+        http,
+        f"{SERVICE_USAGE}/projects/{project}/services:batchGet",
+        "check the project's APIs",
+        params=[("names", n) for n in names],
+    )
     if response.status_code != 200:
         reason, message = _error(response)
         if reason == "SERVICE_DISABLED":
             raise UserError(
                 f"the Service Usage API is disabled in project {project}, so cfw cannot check "
                 "the other APIs",
-                f"enable it: {_console(project, 'serviceusage.googleapis.com')}")
+                f"enable it: {_console(project, 'serviceusage.googleapis.com')}",
+            )
         if response.status_code in (401, 403, 404):
             raise UserError(
                 f"project {project!r} cannot be used with these credentials: {message}",
                 "check the project id (--project, project: or GOOGLE_CLOUD_PROJECT) and that "
-                "your account may use it (roles/owner or roles/editor)")
-        raise WorkFailed(f"checking the APIs of project {project} failed: "
-                         f"{response.status_code} {message}")
-    states = {s.get("config", {}).get("name") or s.get("name", "").rsplit("/", 1)[-1]:
-              s.get("state") for s in response.json().get("services") or []}
+                "your account may use it (roles/owner or roles/editor)",
+            )
+        raise WorkFailed(
+            f"checking the APIs of project {project} failed: {response.status_code} {message}"
+        )
+    states = {
+        s.get("config", {}).get("name") or s.get("name", "").rsplit("/", 1)[-1]: s.get("state")
+        for s in response.json().get("services") or []
+    }
     disabled = [api for api in REQUIRED_APIS if states.get(api) != "ENABLED"]
     if disabled:
         listed = ", ".join(f"{api} ({REQUIRED_APIS[api]})" for api in disabled)
         raise UserError(
             f"project {project} has {len(disabled)} required API(s) disabled: {listed}",
             f"enable them: {_console(project, ','.join(disabled))} (or `gcloud services enable "
-            f"{' '.join(disabled)} --project {project}`)")
+            f"{' '.join(disabled)} --project {project}`)",
+        )
 
 
 def _console(project: str, apis: str) -> str:
-    return (f"https://console.cloud.google.com/flows/enableapi?apiid={apis}"
-            f"&project={project}")
+    return f"https://console.cloud.google.com/flows/enableapi?apiid={apis}&project={project}"
 
 
 # -- the cluster ---------------------------------------------------------------------------
@@ -126,8 +141,9 @@ def cluster_manager(creds: Any) -> Any:
     return container_v1.ClusterManagerClient(credentials=creds)
 
 
-def cluster_access(project: str, location: str, cluster: str, creds: Any | None = None
-                   ) -> ClusterAccess:
+def cluster_access(
+    project: str, location: str, cluster: str, creds: Any | None = None
+) -> ClusterAccess:
     """Endpoint, CA and a bearer-token source for the cluster: what kubectl's gcloud plugin
     would give, from the GKE API and Application Default Credentials."""
     from google.api_core import exceptions as gexc
@@ -138,11 +154,15 @@ def cluster_access(project: str, location: str, cluster: str, creds: Any | None 
     try:
         found = cluster_manager(creds).get_cluster(name=name)
     except gexc.NotFound as exc:
-        raise UserError(f"cluster {cluster} does not exist in {project}/{location}",
-                        "bring the environment up with `cfw up` (or down with `cfw down`)") from exc
+        raise UserError(
+            f"cluster {cluster} does not exist in {project}/{location}",
+            "bring the environment up with `cfw up` (or down with `cfw down`)",
+        ) from exc
     except (gexc.PermissionDenied, gexc.Unauthenticated) as exc:
-        raise UserError(f"no access to cluster {cluster}: {exc.message}",
-                        "ask for roles/container.clusterViewer on the project") from exc
+        raise UserError(
+            f"no access to cluster {cluster}: {exc.message}",
+            "ask for roles/container.clusterViewer on the project",
+        ) from exc
     except gexc.GoogleAPIError as exc:
         raise WorkFailed(f"could not read cluster {cluster}: {exc}") from exc
 
@@ -156,32 +176,61 @@ def cluster_access(project: str, location: str, cluster: str, creds: Any | None 
 
 
 # -- after destroy -------------------------------------------------------------------------
-def leftovers(project: str, env_id: str, names: Mapping[str, str], creds: Any | None = None
-              ) -> list[str]:
+def leftovers(
+    project: str, env_id: str, names: Mapping[str, str], creds: Any | None = None
+) -> list[str]:
     """What still exists of the environment: labelled resources by their cfw-id label,
     unlabelled ones (network, service accounts) by name."""
     http = session(creds or credentials(project))
     left: list[str] = []
     label = f"labels.cfw-id={env_id}"
     checks: list[tuple[str, str, Any, Callable[[Any], list[str]]]] = [
-        ("clusters", f"https://container.googleapis.com/v1/projects/{project}/locations/-/clusters",
-         None, lambda body: [f"cluster {c['name']}" for c in body.get("clusters") or []
-                             if (c.get("resourceLabels") or {}).get("cfw-id") == env_id]),
-        ("instances", f"https://compute.googleapis.com/compute/v1/projects/{project}/aggregated/instances",
-         {"filter": label}, lambda body: [
-             f"instance {i['name']}" for scope in (body.get("items") or {}).values()
-             for i in scope.get("instances") or []]),
-        ("buckets", "https://storage.googleapis.com/storage/v1/b",
-         {"project": project, "fields": "items(name,labels)"}, lambda body: [
-             f"bucket {b['name']}" for b in body.get("items") or []
-             if (b.get("labels") or {}).get("cfw-id") == env_id]),
-        ("network", f"https://compute.googleapis.com/compute/v1/projects/{project}/global/networks/{names['network']}",
-         None, lambda body: [f"network {body['name']}"]),
+        (
+            "clusters",
+            f"https://container.googleapis.com/v1/projects/{project}/locations/-/clusters",
+            None,
+            lambda body: [
+                f"cluster {c['name']}"
+                for c in body.get("clusters") or []
+                if (c.get("resourceLabels") or {}).get("cfw-id") == env_id
+            ],
+        ),
+        (
+            "instances",
+            f"https://compute.googleapis.com/compute/v1/projects/{project}/aggregated/instances",
+            {"filter": label},
+            lambda body: [
+                f"instance {i['name']}"
+                for scope in (body.get("items") or {}).values()
+                for i in scope.get("instances") or []
+            ],
+        ),
+        (
+            "buckets",
+            "https://storage.googleapis.com/storage/v1/b",
+            {"project": project, "fields": "items(name,labels)"},
+            lambda body: [
+                f"bucket {b['name']}"
+                for b in body.get("items") or []
+                if (b.get("labels") or {}).get("cfw-id") == env_id
+            ],
+        ),
+        (
+            "network",
+            f"https://compute.googleapis.com/compute/v1/projects/{project}/global/networks/{names['network']}",
+            None,
+            lambda body: [f"network {body['name']}"],
+        ),
     ]
     for email in (names.get("jobs_account"), names.get("nodes_account")):
-        checks.append(("service account",
-                       f"https://iam.googleapis.com/v1/projects/{project}/serviceAccounts/{email}",
-                       None, lambda body: [f"service account {body['email']}"]))
+        checks.append(
+            (
+                "service account",
+                f"https://iam.googleapis.com/v1/projects/{project}/serviceAccounts/{email}",
+                None,
+                lambda body: [f"service account {body['email']}"],
+            )
+        )
     for what, url, params, found in checks:
         response = _get(http, url, f"list {what}", params=params)
         if response.status_code == 404:

@@ -46,8 +46,11 @@ def names(config: GkeConfig, env_id: str) -> dict[str, str]:
 def _emails(config: GkeConfig, env_id: str) -> dict[str, str]:
     n = names(config, env_id)
     domain = f"{config.project}.iam.gserviceaccount.com"
-    return {"jobs_account": f"{n['jobs_account_id']}@{domain}",
-            "nodes_account": f"{n['nodes_account_id']}@{domain}", "network": n["network"]}
+    return {
+        "jobs_account": f"{n['jobs_account_id']}@{domain}",
+        "nodes_account": f"{n['nodes_account_id']}@{domain}",
+        "network": n["network"],
+    }
 
 
 class GkeKind(Kind):
@@ -55,8 +58,9 @@ class GkeKind(Kind):
     summary = "a GKE cluster with autoscaling (Spot, GPU) pools; each job a Kubernetes Job"
     config_model = GkeConfig
     modules = ("gke-cluster",)
-    capabilities = Capabilities(gpu=True, spot=True, secrets=True, machine_types=True,
-                                env_is_secret=True)
+    capabilities = Capabilities(
+        gpu=True, spot=True, secrets=True, machine_types=True, env_is_secret=True
+    )
     backend_path = "cfw.backends.gke.backend:GkeBackend"
     translate_path = "cfw.backends.gke.translate:translate"
     extra = "gke"
@@ -138,24 +142,36 @@ class GkeKind(Kind):
         }
 
     # -- running ----------------------------------------------------------------------------
-    def storage(self, config: EnvConfig, outputs: Mapping[str, Any], workdir: Path,
-                environ: Mapping[str, str], scratch: Path) -> StorageSpec:
+    def storage(
+        self,
+        config: EnvConfig,
+        outputs: Mapping[str, Any],
+        workdir: Path,
+        environ: Mapping[str, str],
+        scratch: Path,
+    ) -> StorageSpec:
         assert isinstance(config, GkeConfig)
         bucket = outputs.get("bucket_name") or "<bucket-known-after-up>"
         project = outputs.get("project") or config.project or ""
         # jobs reach the bucket through Workload Identity; the runner with its own ADC
-        return StorageSpec(provider="gcs", prefix=f"gcs://{bucket}/{STORAGE_SUBDIR}",
-                           env={"SNAKEMAKE_STORAGE_GCS_PROJECT": project})
+        return StorageSpec(
+            provider="gcs",
+            prefix=f"gcs://{bucket}/{STORAGE_SUBDIR}",
+            env={"SNAKEMAKE_STORAGE_GCS_PROJECT": project},
+        )
 
-    def after_apply(self, config: EnvConfig, outputs: Mapping[str, Any],
-                    environ: Mapping[str, str]) -> None:
+    def after_apply(
+        self, config: EnvConfig, outputs: Mapping[str, Any], environ: Mapping[str, str]
+    ) -> None:
         """Namespace, Workload Identity service account and runner RBAC, through the API."""
         assert isinstance(config, GkeConfig)
         from cfw.backends.gke.backend import connect
 
         kube = connect(config, outputs)
-        labels = {"app.kubernetes.io/managed-by": "cfw", **{
-            k: v for k, v in (outputs.get("cfw_labels") or {}).items() if k.startswith("cfw-")}}
+        labels = {
+            "app.kubernetes.io/managed-by": "cfw",
+            **{k: v for k, v in (outputs.get("cfw_labels") or {}).items() if k.startswith("cfw-")},
+        }
         kube.ensure_runner_objects(
             namespace=outputs.get("namespace") or config.namespace,
             service_account=outputs.get("service_account") or config.service_account,
@@ -184,8 +200,13 @@ class GkeKind(Kind):
         return {"nodes": nodes, "jobs": jobs}
 
     # -- teardown ---------------------------------------------------------------------------
-    def leftovers(self, config: EnvConfig, ident: Identity, outputs: Mapping[str, Any],
-                  environ: Mapping[str, str]) -> list[str]:
+    def leftovers(
+        self,
+        config: EnvConfig,
+        ident: Identity,
+        outputs: Mapping[str, Any],
+        environ: Mapping[str, str],
+    ) -> list[str]:
         assert isinstance(config, GkeConfig)
         if not config.project:
             return []

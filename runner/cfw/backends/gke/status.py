@@ -12,8 +12,13 @@ from cfw.backends.base import JobState, JobStatus
 
 JOB_NAME_LABELS = ("batch.kubernetes.io/job-name", "job-name")
 # waiting reasons that will not go away by waiting
-FATAL_WAITING = {"ImagePullBackOff", "InvalidImageName", "ErrImageNeverPull",
-                 "CreateContainerConfigError", "CreateContainerError"}
+FATAL_WAITING = {
+    "ImagePullBackOff",
+    "InvalidImageName",
+    "ErrImageNeverPull",
+    "CreateContainerConfigError",
+    "CreateContainerError",
+}
 IMAGE_REASONS = {"ErrImagePull", "ImagePullBackOff", "InvalidImageName", "ErrImageNeverPull"}
 _SHUTDOWN = {"Terminated", "NodeShutdown", "Shutdown"}
 _DISRUPTIONS = {
@@ -28,8 +33,11 @@ _DISRUPTIONS = {
 
 
 def _conditions(obj: Mapping[str, Any]) -> dict[str, Mapping[str, Any]]:
-    return {c.get("type"): c for c in (obj.get("status") or {}).get("conditions") or []
-            if c.get("status") == "True"}
+    return {
+        c.get("type"): c
+        for c in (obj.get("status") or {}).get("conditions") or []
+        if c.get("status") == "True"
+    }
 
 
 def job_of(pod: Mapping[str, Any]) -> str | None:
@@ -98,8 +106,9 @@ def pod_failure(pod: Mapping[str, Any]) -> tuple[str | None, int | None]:
     if terminated.get("reason") == "OOMKilled":
         limit = _memory_limit(pod)
         where = f" of {limit}" if limit else ""
-        return (f"OOMKilled: the job used more than its memory limit{where}; "
-                "raise the rule's mem_mb"), code
+        return (
+            f"OOMKilled: the job used more than its memory limit{where}; raise the rule's mem_mb"
+        ), code
     problem = waiting_problem(pod)
     if problem:
         return problem, code
@@ -120,8 +129,11 @@ def job_failure(job: Mapping[str, Any], pods: Sequence[Mapping[str, Any]]) -> Jo
     if job_reason == "DeadlineExceeded":
         deadline = (job.get("spec") or {}).get("activeDeadlineSeconds")
         limit = f" of {deadline // 60} min" if isinstance(deadline, int) else ""
-        return JobStatus(JobState.FAILED, reason=f"deadline exceeded: ran longer than its "
-                         f"runtime{limit} (activeDeadlineSeconds); raise the rule's runtime")
+        return JobStatus(
+            JobState.FAILED,
+            reason=f"deadline exceeded: ran longer than its "
+            f"runtime{limit} (activeDeadlineSeconds); raise the rule's runtime",
+        )
     for pod in sorted(pods, key=lambda p: (p.get("status") or {}).get("phase") != "Failed"):
         reason, code = pod_failure(pod)
         if reason:

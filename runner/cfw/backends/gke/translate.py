@@ -91,21 +91,29 @@ def select_pools(spec: JobSpec, pools: Sequence[Pool], env: str) -> tuple[list[P
     if spec.gpu:
         candidates = [p for p in pools if p.accelerator]
         if not candidates:
-            raise UserError(f"{where} asks for {spec.gpu} GPU(s) but environment {env} has "
-                            "no GPU pool", f"add gpu_pools: to environments/{env}.yaml and run "
-                            f"`cfw up {env}` again")
+            raise UserError(
+                f"{where} asks for {spec.gpu} GPU(s) but environment {env} has no GPU pool",
+                f"add gpu_pools: to environments/{env}.yaml and run `cfw up {env}` again",
+            )
         if spec.gpu_model:
             have = sorted({p.accelerator for p in candidates if p.accelerator})
-            candidates = [p for p in candidates
-                          if model_matches(p.accelerator or "", spec.gpu_model)]
+            candidates = [
+                p for p in candidates if model_matches(p.accelerator or "", spec.gpu_model)
+            ]
             if not candidates:
-                raise UserError(f"{where} asks for gpu_model {spec.gpu_model!r}, which no GPU "
-                                f"pool of {env} has", f"use one of: {', '.join(have)}")
+                raise UserError(
+                    f"{where} asks for gpu_model {spec.gpu_model!r}, which no GPU "
+                    f"pool of {env} has",
+                    f"use one of: {', '.join(have)}",
+                )
         enough = [p for p in candidates if p.accelerator_count >= spec.gpu]
         if not enough:
             most = max(p.accelerator_count for p in candidates)
-            raise UserError(f"{where} asks for {spec.gpu} GPUs but the GPU pools of {env} have "
-                            f"at most {most} per node", f"ask for at most {most}, or {fix_config}")
+            raise UserError(
+                f"{where} asks for {spec.gpu} GPUs but the GPU pools of {env} have "
+                f"at most {most} per node",
+                f"ask for at most {most}, or {fix_config}",
+            )
         candidates = enough
     else:
         candidates = [p for p in pools if not p.accelerator]
@@ -120,8 +128,9 @@ def select_pools(spec: JobSpec, pools: Sequence[Pool], env: str) -> tuple[list[P
             )
         candidates = fitting
     if not candidates:
-        raise UserError(f"environment {env} has no pool for {where}",
-                        f"add machine_types: and {fix_config}")
+        raise UserError(
+            f"environment {env} has no pool for {where}", f"add machine_types: and {fix_config}"
+        )
     sizes = [vcpus(p.machine_type) for p in candidates]
     if all(sizes) and spec.threads >= max(s for s in sizes if s):
         raise UserError(
@@ -159,8 +168,9 @@ def placement(spec: JobSpec, pools: list[Pool], spot: bool) -> dict[str, Any]:
     tolerations: list[dict[str, str]] = []
     if spot:
         node_selector[SPOT_LABEL] = "true"
-        tolerations.append({"key": SPOT_LABEL, "operator": "Equal", "value": "true",
-                            "effect": "NoSchedule"})
+        tolerations.append(
+            {"key": SPOT_LABEL, "operator": "Equal", "value": "true", "effect": "NoSchedule"}
+        )
     if spec.gpu:
         accelerators = sorted({p.accelerator for p in pools if p.accelerator})
         if len(accelerators) == 1:
@@ -168,11 +178,21 @@ def placement(spec: JobSpec, pools: list[Pool], spot: bool) -> dict[str, Any]:
         tolerations.append({"key": GPU_RESOURCE, "operator": "Exists", "effect": "NoSchedule"})
     terms = [{"key": POOL_LABEL, "operator": "In", "values": sorted(p.name for p in pools)}]
     if spec.gpu and ACCELERATOR_LABEL not in node_selector:
-        terms.append({"key": ACCELERATOR_LABEL, "operator": "In",
-                      "values": sorted({p.accelerator for p in pools if p.accelerator})})
+        terms.append(
+            {
+                "key": ACCELERATOR_LABEL,
+                "operator": "In",
+                "values": sorted({p.accelerator for p in pools if p.accelerator}),
+            }
+        )
     out: dict[str, Any] = {
-        "affinity": {"nodeAffinity": {"requiredDuringSchedulingIgnoredDuringExecution": {
-            "nodeSelectorTerms": [{"matchExpressions": terms}]}}},
+        "affinity": {
+            "nodeAffinity": {
+                "requiredDuringSchedulingIgnoredDuringExecution": {
+                    "nodeSelectorTerms": [{"matchExpressions": terms}]
+                }
+            }
+        },
     }
     if node_selector:
         out["nodeSelector"] = node_selector
@@ -254,6 +274,7 @@ def translate(spec: JobSpec, ctx: EnvContext) -> dict[str, Any]:
     }
     return {
         "job": manifest,
-        "secret": ({"name": secret, "namespace": namespace, "keys": sorted(spec.env)}
-                   if secret else None),
+        "secret": (
+            {"name": secret, "namespace": namespace, "keys": sorted(spec.env)} if secret else None
+        ),
     }

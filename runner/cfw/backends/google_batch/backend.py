@@ -23,8 +23,11 @@ VM_EXIT_CODES = {
     50006: "the VM was recreated",
 }
 _STATES = {
-    "SUCCEEDED": JobState.SUCCEEDED, "FAILED": JobState.FAILED, "RUNNING": JobState.RUNNING,
-    "CANCELLED": JobState.CANCELLED, "CANCELLATION_IN_PROGRESS": JobState.CANCELLED,
+    "SUCCEEDED": JobState.SUCCEEDED,
+    "FAILED": JobState.FAILED,
+    "RUNNING": JobState.RUNNING,
+    "CANCELLED": JobState.CANCELLED,
+    "CANCELLATION_IN_PROGRESS": JobState.CANCELLED,
     "DELETION_IN_PROGRESS": JobState.CANCELLED,
 }
 MISSING_GRACE_S = 120.0  # a job just created may not be listed yet
@@ -61,8 +64,9 @@ class GoogleBatchBackend(Backend):
                 labels = {**tr.labels(spec, self.ctx), "cfw-var": tr.label_value(var)}
                 for key in ("cfw-job", "cfw-rule", "cfw-attempt"):
                     labels.pop(key)
-                self.secrets[var] = self.clients.put_secret(tr.secret_id(self.ctx, var),
-                                                            secrets[var], labels)
+                self.secrets[var] = self.clients.put_secret(
+                    tr.secret_id(self.ctx, var), secrets[var], labels
+                )
         job = self.clients.create_job(request)
         self.submitted[short(job.name)] = time.monotonic()
         if job.uid:
@@ -72,8 +76,10 @@ class GoogleBatchBackend(Backend):
     # -- status -----------------------------------------------------------------------------
     def poll(self, external_ids: Sequence[str]) -> dict[str, JobStatus]:
         """One list_jobs call with the run's labels (all pages), whatever the number of jobs."""
-        run_filter = (f'labels.cfw-id="{self.ctx.env_id}" AND '
-                      f'labels.cfw-run="{tr.label_value(self.ctx.run_id)}"')
+        run_filter = (
+            f'labels.cfw-id="{self.ctx.env_id}" AND '
+            f'labels.cfw-run="{tr.label_value(self.ctx.run_id)}"'
+        )
         try:
             jobs = {short(job.name): job for job in self.clients.list_jobs(run_filter)}
         except CfwError:
@@ -88,9 +94,14 @@ class GoogleBatchBackend(Backend):
             job = jobs.get(short(ext))
             if job is None:
                 since = self.submitted.setdefault(short(ext), now)
-                result[ext] = (JobStatus(JobState.PENDING) if now - since < MISSING_GRACE_S else
-                               JobStatus(JobState.FAILED, reason="the job is no longer in Google "
-                                         "Batch (deleted outside this run?)"))
+                result[ext] = (
+                    JobStatus(JobState.PENDING)
+                    if now - since < MISSING_GRACE_S
+                    else JobStatus(
+                        JobState.FAILED,
+                        reason="the job is no longer in Google Batch (deleted outside this run?)",
+                    )
+                )
                 continue
             if job.uid:
                 self.uids[short(ext)] = job.uid
@@ -115,8 +126,11 @@ class GoogleBatchBackend(Backend):
         if job is None:
             return f"# Google Batch job {external_id} no longer exists\n"
         lines = [f"# Google Batch job {job.name} (uid {job.uid}): {job.status.state.name}"]
-        lines += [f"# {event.event_time.isoformat() if event.event_time else ''} "
-                  f"{event.type_}: {event.description}" for event in job.status.status_events]
+        lines += [
+            f"# {event.event_time.isoformat() if event.event_time else ''} "
+            f"{event.type_}: {event.description}"
+            for event in job.status.status_events
+        ]
         lines.append("# --- task output (Cloud Logging, batch_task_logs) ---")
         try:
             lines += self.clients.task_log(job.uid)
@@ -137,8 +151,11 @@ def status_of(job: Any) -> JobStatus:
     mapped = _STATES.get(state, JobState.PENDING)  # QUEUED, SCHEDULED, STATE_UNSPECIFIED
     if mapped != JobState.FAILED:
         return JobStatus(mapped)
-    codes = [event.task_execution.exit_code for event in job.status.status_events
-             if event.task_execution and event.task_execution.exit_code]
+    codes = [
+        event.task_execution.exit_code
+        for event in job.status.status_events
+        if event.task_execution and event.task_execution.exit_code
+    ]
     code = codes[-1] if codes else None
     if code in VM_EXIT_CODES:
         reason = f"{VM_EXIT_CODES[code]} (Batch exit code {code})"

@@ -40,9 +40,11 @@ def check_credentials(environ: Mapping[str, str]) -> None:
         key_file = environ.get("GOOGLE_APPLICATION_CREDENTIALS")
         if key_file:
             detail = " ".join(str(exc).split())
-            raise UserError(f"GOOGLE_APPLICATION_CREDENTIALS={key_file} is not usable: {detail}",
-                            "point it at a service account key file, or unset it and run "
-                            "`gcloud auth application-default login`") from exc
+            raise UserError(
+                f"GOOGLE_APPLICATION_CREDENTIALS={key_file} is not usable: {detail}",
+                "point it at a service account key file, or unset it and run "
+                "`gcloud auth application-default login`",
+            ) from exc
         raise UserError(
             "no Google Cloud credentials found (Application Default Credentials)",
             "run `gcloud auth application-default login`, or set "
@@ -58,12 +60,15 @@ def api(what: str) -> Iterator[None]:
     try:
         yield
     except core.PermissionDenied as exc:
-        raise UserError(f"{what}: permission denied ({exc.message})",
-                        "your account needs roles/batch.jobsEditor, roles/secretmanager.admin "
-                        "and roles/iam.serviceAccountUser on the job service account") from exc
+        raise UserError(
+            f"{what}: permission denied ({exc.message})",
+            "your account needs roles/batch.jobsEditor, roles/secretmanager.admin "
+            "and roles/iam.serviceAccountUser on the job service account",
+        ) from exc
     except auth_exc.DefaultCredentialsError as exc:
-        raise UserError(f"{what}: no Google Cloud credentials",
-                        "run `gcloud auth application-default login`") from exc
+        raise UserError(
+            f"{what}: no Google Cloud credentials", "run `gcloud auth application-default login`"
+        ) from exc
     except core.GoogleAPICallError as exc:
         code = exc.code.name if exc.code else "error"
         raise WorkFailed(f"{what}: {code}: {exc.message}") from exc
@@ -74,8 +79,16 @@ def api(what: str) -> Iterator[None]:
 class Clients:
     """The SDK clients of one project and region, made on first use."""
 
-    def __init__(self, project: str, region: str, *, batch: Any = None, logging: Any = None,
-                 secrets: Any = None, http_get: Callable[[str], int] | None = None):
+    def __init__(
+        self,
+        project: str,
+        region: str,
+        *,
+        batch: Any = None,
+        logging: Any = None,
+        secrets: Any = None,
+        http_get: Callable[[str], int] | None = None,
+    ):
         self.project, self.region = project, region
         self._batch, self._logging, self._secrets = batch, logging, secrets
         self._http_get = http_get
@@ -95,8 +108,9 @@ class Clients:
     @property
     def logging(self) -> Any:
         if self._logging is None:
-            module = _import("google.cloud.logging_v2.services.logging_service_v2",
-                             "google-cloud-logging")
+            module = _import(
+                "google.cloud.logging_v2.services.logging_service_v2", "google-cloud-logging"
+            )
             self._logging = module.LoggingServiceV2Client()
         return self._logging
 
@@ -154,15 +168,21 @@ class Clients:
         """The newest ``limit`` lines the job's task wrote (Batch's batch_task_logs)."""
         self.calls["list_log_entries"] += 1
         limit = limit or LOG_LINES
-        log_filter = (f'logName="projects/{self.project}/logs/batch_task_logs" '
-                      f'AND labels.job_uid="{job_uid}"')
-        request = {"resource_names": [f"projects/{self.project}"], "filter": log_filter,
-                   "order_by": "timestamp desc", "page_size": min(limit, 1000)}
+        log_filter = (
+            f'logName="projects/{self.project}/logs/batch_task_logs" AND labels.job_uid="{job_uid}"'
+        )
+        request = {
+            "resource_names": [f"projects/{self.project}"],
+            "filter": log_filter,
+            "order_by": "timestamp desc",
+            "page_size": min(limit, 1000),
+        }
         lines: list[str] = []
         with api("reading the job's log from Cloud Logging"):
             for entry in self.logging.list_log_entries(request=request):
-                text = entry.text_payload or (str(dict(entry.json_payload))
-                                              if entry.json_payload else "")
+                text = entry.text_payload or (
+                    str(dict(entry.json_payload)) if entry.json_payload else ""
+                )
                 lines.append(text.rstrip("\n"))
                 if len(lines) >= limit:
                     break
@@ -175,17 +195,25 @@ class Clients:
         core = _import("google.api_core.exceptions", "google-api-core")
         duration = _import("google.protobuf.duration_pb2", "protobuf")
         name = f"projects/{self.project}/secrets/{secret_id}"
-        secret = sm.Secret(replication=sm.Replication(automatic=sm.Replication.Automatic()),
-                           labels=dict(labels), ttl=duration.Duration(seconds=SECRET_TTL_S))
+        secret = sm.Secret(
+            replication=sm.Replication(automatic=sm.Replication.Automatic()),
+            labels=dict(labels),
+            ttl=duration.Duration(seconds=SECRET_TTL_S),
+        )
         with api(f"storing secret {secret_id} in Secret Manager"):
             self.calls["create_secret"] += 1
             with contextlib.suppress(core.AlreadyExists):  # an earlier attempt made it
-                self.secrets.create_secret(request={
-                    "parent": f"projects/{self.project}", "secret_id": secret_id,
-                    "secret": secret})
+                self.secrets.create_secret(
+                    request={
+                        "parent": f"projects/{self.project}",
+                        "secret_id": secret_id,
+                        "secret": secret,
+                    }
+                )
             self.calls["add_secret_version"] += 1
-            self.secrets.add_secret_version(request={
-                "parent": name, "payload": sm.SecretPayload(data=value.encode())})
+            self.secrets.add_secret_version(
+                request={"parent": name, "payload": sm.SecretPayload(data=value.encode())}
+            )
         return name
 
     def delete_secret(self, name: str) -> None:
@@ -197,8 +225,12 @@ class Clients:
     def list_secrets(self, filter_: str) -> list[str]:
         self.calls["list_secrets"] += 1
         with api("listing secrets"):
-            return [s.name for s in self.secrets.list_secrets(
-                request={"parent": f"projects/{self.project}", "filter": filter_})]
+            return [
+                s.name
+                for s in self.secrets.list_secrets(
+                    request={"parent": f"projects/{self.project}", "filter": filter_}
+                )
+            ]
 
     # -- plain REST reads (what the SDKs above do not cover) --------------------------------
     def exists(self, url: str) -> bool:
@@ -224,15 +256,16 @@ class Clients:
 
 def leftovers(clients: Clients, env_id: str, known: Mapping[str, str]) -> list[str]:
     """What still carries the environment's id (or its names) after `terraform destroy`."""
-    left = [f"Batch job {job.name} ({job.status.state.name.lower()})"
-            for job in clients.list_jobs(f'labels.cfw-id="{env_id}"')
-            if job.status.state.name not in FINISHED]
+    left = [
+        f"Batch job {job.name} ({job.status.state.name.lower()})"
+        for job in clients.list_jobs(f'labels.cfw-id="{env_id}"')
+        if job.status.state.name not in FINISHED
+    ]
     left += [f"secret {name}" for name in clients.list_secrets(f"labels.cfw-id={env_id}")]
     checks = {
         f"bucket {known['bucket']}": f"https://storage.googleapis.com/storage/v1/b/{known['bucket']}",
-        f"service account {known['service_account']}":
-            f"https://iam.googleapis.com/v1/projects/{clients.project}/serviceAccounts/"
-            f"{known['service_account']}",
+        f"service account {known['service_account']}": f"https://iam.googleapis.com/v1/projects/{clients.project}/serviceAccounts/"
+        f"{known['service_account']}",
         f"network {known['network']}": f"https://compute.googleapis.com/compute/v1/{known['network']}",
     }
     for what, url in checks.items():

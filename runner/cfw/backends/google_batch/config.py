@@ -128,6 +128,8 @@ class GoogleBatchConfig(EnvConfig):
     def _zones_in_region(self) -> GoogleBatchConfig:
         for zone in self.zones:
             if not re.match(rf"^{re.escape(self.region)}-[a-z]$", zone):
-                raise ValueError(f"zone {zone!r} is not a zone of region {self.region} "
-                                 f"(expected {self.region}-a, {self.region}-b, ...)")
+                raise ValueError(
+                    f"zone {zone!r} is not a zone of region {self.region} "
+                    f"(expected {self.region}-a, {self.region}-b, ...)"
+                )
         return self

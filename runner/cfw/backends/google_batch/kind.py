@@ -40,8 +40,9 @@ class GoogleBatchKind(Kind):
     summary = "Google Batch (successor of Cloud Life Sciences): each job a Batch job on its own VM"
     config_model = GoogleBatchConfig
     modules = ("google-batch",)
-    capabilities = Capabilities(gpu=True, spot=True, secrets=True, needs_up=True,
-                                machine_types=True, env_is_secret=True)
+    capabilities = Capabilities(
+        gpu=True, spot=True, secrets=True, needs_up=True, machine_types=True, env_is_secret=True
+    )
     backend_path = "cfw.backends.google_batch.backend:GoogleBatchBackend"
     translate_path = "cfw.backends.google_batch.translate:translate"
     extra = "gcp"
@@ -67,8 +68,10 @@ class GoogleBatchKind(Kind):
                 "or export GOOGLE_CLOUD_PROJECT",
             )
         if not PROJECT_RE.match(config.project):
-            raise UserError(f"{config.project!r} is not a Google Cloud project id",
-                            "use the project id (6-30 lowercase letters, digits or '-')")
+            raise UserError(
+                f"{config.project!r} is not a Google Cloud project id",
+                "use the project id (6-30 lowercase letters, digits or '-')",
+            )
         from cfw.backends.google_batch.client import check_credentials
 
         check_credentials(environ)
@@ -101,15 +104,32 @@ class GoogleBatchKind(Kind):
         ENV_ID before the id exists)."""
         assert isinstance(config, GoogleBatchConfig)
         env_id = ident.env_id if ident else "ENV_ID"
-        labels = ident.labels(config.labels) if ident else {
-            **config.labels, "cfw-env": config.name or self.name, "cfw-id": env_id,
-            "cfw-expires-at": "EXPIRES_AT"}
-        return {"project": config.project or "PROJECT_ID", "region": config.region,
-                **names(config, env_id), "cfw_labels": labels}
+        labels = (
+            ident.labels(config.labels)
+            if ident
+            else {
+                **config.labels,
+                "cfw-env": config.name or self.name,
+                "cfw-id": env_id,
+                "cfw-expires-at": "EXPIRES_AT",
+            }
+        )
+        return {
+            "project": config.project or "PROJECT_ID",
+            "region": config.region,
+            **names(config, env_id),
+            "cfw_labels": labels,
+        }
 
     # -- running ----------------------------------------------------------------------------
-    def storage(self, config: EnvConfig, outputs: Mapping[str, Any], workdir: Path,
-                environ: Mapping[str, str], scratch: Path) -> StorageSpec:
+    def storage(
+        self,
+        config: EnvConfig,
+        outputs: Mapping[str, Any],
+        workdir: Path,
+        environ: Mapping[str, str],
+        scratch: Path,
+    ) -> StorageSpec:
         """Sources and files in the environment's bucket, one folder per workflow directory."""
         folder = re.sub(r"[^A-Za-z0-9._-]+", "-", Path(workdir).name) or "workflow"
         return StorageSpec(
@@ -118,8 +138,13 @@ class GoogleBatchKind(Kind):
             env={"SNAKEMAKE_STORAGE_GCS_PROJECT": str(outputs["project"])},
         )
 
-    def leftovers(self, config: EnvConfig, ident: Identity, outputs: Mapping[str, Any],
-                  environ: Mapping[str, str]) -> list[str]:
+    def leftovers(
+        self,
+        config: EnvConfig,
+        ident: Identity,
+        outputs: Mapping[str, Any],
+        environ: Mapping[str, str],
+    ) -> list[str]:
         assert isinstance(config, GoogleBatchConfig)
         from cfw.backends.google_batch.client import Clients, leftovers
 
@@ -136,8 +161,9 @@ class GoogleBatchKind(Kind):
         if not env_id:
             return {}
         counts = Clients(str(config.project), config.region).count_jobs(env_id)
-        return {"batch jobs": ", ".join(f"{n} {s.lower()}" for s, n in sorted(counts.items()))
-                or "none"}
+        return {
+            "batch jobs": ", ".join(f"{n} {s.lower()}" for s, n in sorted(counts.items())) or "none"
+        }
 
 
 KIND = GoogleBatchKind()

@@ -65,33 +65,53 @@ class Choice:
 # -- the snapshot --------------------------------------------------------------------------
 # family: (USD per vCPU-hour, USD per GB-hour, {shape: (GB per vCPU, vCPU counts)})
 _FAMILIES: dict[str, tuple[float, float, dict[str, tuple[float, tuple[int, ...]]]]] = {
-    "e2": (0.021811, 0.002923, {
-        "standard": (4, (2, 4, 8, 16, 32)),
-        "highmem": (8, (2, 4, 8, 16)),
-        "highcpu": (1, (2, 4, 8, 16, 32)),
-    }),
-    "n1": (0.031611, 0.004237, {
-        "standard": (3.75, (1, 2, 4, 8, 16, 32, 64, 96)),
-        "highmem": (6.5, (2, 4, 8, 16, 32, 64, 96)),
-        "highcpu": (0.9, (2, 4, 8, 16, 32, 64, 96)),
-    }),
-    "n2": (0.031611, 0.004237, {
-        "standard": (4, (2, 4, 8, 16, 32, 48, 64, 80, 96, 128)),
-        "highmem": (8, (2, 4, 8, 16, 32, 48, 64, 80, 96, 128)),
-        "highcpu": (1, (2, 4, 8, 16, 32, 48, 64, 80, 96)),
-    }),
-    "n2d": (0.027502, 0.003686, {
-        "standard": (4, (2, 4, 8, 16, 32, 48, 64, 80, 96, 128, 224)),
-        "highmem": (8, (2, 4, 8, 16, 32, 48, 64, 80, 96)),
-        "highcpu": (1, (2, 4, 8, 16, 32, 48, 64, 80, 96, 128, 224)),
-    }),
+    "e2": (
+        0.021811,
+        0.002923,
+        {
+            "standard": (4, (2, 4, 8, 16, 32)),
+            "highmem": (8, (2, 4, 8, 16)),
+            "highcpu": (1, (2, 4, 8, 16, 32)),
+        },
+    ),
+    "n1": (
+        0.031611,
+        0.004237,
+        {
+            "standard": (3.75, (1, 2, 4, 8, 16, 32, 64, 96)),
+            "highmem": (6.5, (2, 4, 8, 16, 32, 64, 96)),
+            "highcpu": (0.9, (2, 4, 8, 16, 32, 64, 96)),
+        },
+    ),
+    "n2": (
+        0.031611,
+        0.004237,
+        {
+            "standard": (4, (2, 4, 8, 16, 32, 48, 64, 80, 96, 128)),
+            "highmem": (8, (2, 4, 8, 16, 32, 48, 64, 80, 96, 128)),
+            "highcpu": (1, (2, 4, 8, 16, 32, 48, 64, 80, 96)),
+        },
+    ),
+    "n2d": (
+        0.027502,
+        0.003686,
+        {
+            "standard": (4, (2, 4, 8, 16, 32, 48, 64, 80, 96, 128, 224)),
+            "highmem": (8, (2, 4, 8, 16, 32, 48, 64, 80, 96)),
+            "highcpu": (1, (2, 4, 8, 16, 32, 48, 64, 80, 96, 128, 224)),
+        },
+    ),
     "t2d": (0.027502, 0.003686, {"standard": (4, (1, 2, 4, 8, 16, 32, 48, 60))}),
     "c2": (0.03398, 0.00455, {"standard": (4, (4, 8, 16, 30, 60))}),
-    "c2d": (0.029563, 0.003959, {
-        "standard": (4, (2, 4, 8, 16, 32, 56, 112)),
-        "highmem": (8, (2, 4, 8, 16, 32, 56, 112)),
-        "highcpu": (2, (2, 4, 8, 16, 32, 56, 112)),
-    }),
+    "c2d": (
+        0.029563,
+        0.003959,
+        {
+            "standard": (4, (2, 4, 8, 16, 32, 56, 112)),
+            "highmem": (8, (2, 4, 8, 16, 32, 56, 112)),
+            "highcpu": (2, (2, 4, 8, 16, 32, 56, 112)),
+        },
+    ),
 }
 
 # name, vCPUs, memory GB, USD/hour, built-in GPU model, GPU count
@@ -122,7 +142,9 @@ _GPU_TYPES: tuple[tuple[str, int, float, float, str, int], ...] = (
 
 # shared-core E2 types: 2 vCPUs that share a physical core, at a fraction of the time
 _SHARED: tuple[tuple[str, float, float], ...] = (
-    ("e2-micro", 1, 0.008376), ("e2-small", 2, 0.016751), ("e2-medium", 4, 0.033503),
+    ("e2-micro", 1, 0.008376),
+    ("e2-small", 2, 0.016751),
+    ("e2-medium", 4, 0.033503),
 )
 
 GPU_MODELS: dict[str, GpuModel] = {
@@ -204,8 +226,9 @@ def _fits(m: MachineType, threads: int, mem_mb: int | None) -> bool:
     return m.vcpus >= threads and (mem_mb is None or m.usable_mib >= mem_mb)
 
 
-def _cheapest(candidates: list[MachineType], threads: int, mem_mb: int | None,
-              what: str) -> MachineType:
+def _cheapest(
+    candidates: list[MachineType], threads: int, mem_mb: int | None, what: str
+) -> MachineType:
     need_mb = mem_mb if mem_mb is not None else int(threads * MIB_PER_THREAD * USABLE_MEMORY)
     fitting = [m for m in candidates if _fits(m, threads, need_mb)]
     if not fitting:
@@ -226,8 +249,9 @@ def _of_prefix(prefix: str | None, families: tuple[str, ...]) -> list[MachineTyp
     return [m for m in pool if m.name.split("-")[0] in families]
 
 
-def choose(*, threads: int, mem_mb: int | None, machine_type: str | None, gpus: int,
-           gpu_model: str | None) -> Choice:
+def choose(
+    *, threads: int, mem_mb: int | None, machine_type: str | None, gpus: int, gpu_model: str | None
+) -> Choice:
     """The machine type (and GPUs) of one job."""
     if gpus > 0 and gpu_model:
         return _choose_gpu(threads, mem_mb, machine_type, gpus, gpu_model)
@@ -248,8 +272,9 @@ def choose(*, threads: int, mem_mb: int | None, machine_type: str | None, gpus: 
     return Choice(best.name, best.vcpus, best.memory_mib)
 
 
-def _choose_gpu(threads: int, mem_mb: int | None, machine_type: str | None, gpus: int,
-                model_name: str) -> Choice:
+def _choose_gpu(
+    threads: int, mem_mb: int | None, machine_type: str | None, gpus: int, model_name: str
+) -> Choice:
     model = GPU_MODELS.get(model_name)
     if model is not None and gpus not in model.counts:
         raise UserError(
@@ -262,13 +287,19 @@ def _choose_gpu(threads: int, mem_mb: int | None, machine_type: str | None, gpus
         wanted = machine_type if machine_type and matches(machine_type, "n1") else None
         if wanted and is_exact(wanted):
             known = exact(wanted)
-            return Choice(wanted, known.vcpus if known else None,
-                          known.memory_mib if known else None, model_name, gpus)
+            return Choice(
+                wanted,
+                known.vcpus if known else None,
+                known.memory_mib if known else None,
+                model_name,
+                gpus,
+            )
         pool = _of_prefix(wanted or "n1", ("n1",))
         if model is not None and model.max_vcpus:
             pool = [m for m in pool if m.vcpus <= model.max_vcpus[gpus]]
-        best = _cheapest(pool, threads, mem_mb, f"of prefix {wanted or 'n1'} with {gpus} "
-                                                f"{model_name}")
+        best = _cheapest(
+            pool, threads, mem_mb, f"of prefix {wanted or 'n1'} with {gpus} {model_name}"
+        )
         return Choice(best.name, best.vcpus, best.memory_mib, model_name, gpus)
     pool = [m for m in CATALOGUE.values() if m.gpu_model == model_name and m.gpus == gpus]
     if machine_type in {m.name for m in pool}:

@@ -66,16 +66,22 @@ def build_request(spec: JobSpec, ctx: EnvContext) -> Any:
     config: GoogleBatchConfig = ctx.config
     out = ctx.outputs
     gpu_model = (spec.gpu_model or config.gpu_model) if spec.gpu > 0 else None
-    choice = machines.choose(threads=spec.threads, mem_mb=spec.mem_mb,
-                             machine_type=spec.machine_type or config.machine_type,
-                             gpus=spec.gpu, gpu_model=gpu_model)
+    choice = machines.choose(
+        threads=spec.threads,
+        mem_mb=spec.mem_mb,
+        machine_type=spec.machine_type or config.machine_type,
+        gpus=spec.gpu,
+        gpu_model=gpu_model,
+    )
     policy = batch_v1.AllocationPolicy
 
     options = ["--workdir", WORKDIR] + (["--gpus", "all"] if choice.gpus else [])
     runnable = batch_v1.Runnable(
         display_name=spec.rule,
         container=batch_v1.Runnable.Container(
-            image_uri=spec.image, entrypoint="/bin/bash", commands=["-c", spec.command],
+            image_uri=spec.image,
+            entrypoint="/bin/bash",
+            commands=["-c", spec.command],
             options=" ".join(options),
         ),
         environment=batch_v1.Environment(
@@ -84,29 +90,33 @@ def build_request(spec: JobSpec, ctx: EnvContext) -> Any:
         ),
     )
     threads = min(spec.threads, choice.vcpus) if choice.vcpus else spec.threads
-    memory = spec.mem_mb or (int(choice.memory_mib * machines.USABLE_MEMORY)
-                             if choice.memory_mib else 0)
+    memory = spec.mem_mb or (
+        int(choice.memory_mib * machines.USABLE_MEMORY) if choice.memory_mib else 0
+    )
     task = batch_v1.TaskSpec(
         runnables=[runnable],
         compute_resource=batch_v1.ComputeResource(
-            cpu_milli=threads * 1000, memory_mib=memory, boot_disk_mib=spec.disk_mb or 0),
+            cpu_milli=threads * 1000, memory_mib=memory, boot_disk_mib=spec.disk_mb or 0
+        ),
     )
     if spec.runtime:
         task.max_run_duration = Duration(seconds=spec.runtime * 60)
     if spec.preemptible and config.preemption_retries:
         task.max_retry_count = config.preemption_retries
-        task.lifecycle_policies = [batch_v1.LifecyclePolicy(
-            action=batch_v1.LifecyclePolicy.Action.RETRY_TASK,  # and fail on any other code
-            action_condition=batch_v1.LifecyclePolicy.ActionCondition(exit_codes=[PREEMPTED]),
-        )]
+        task.lifecycle_policies = [
+            batch_v1.LifecyclePolicy(
+                action=batch_v1.LifecyclePolicy.Action.RETRY_TASK,  # and fail on any other code
+                action_condition=batch_v1.LifecyclePolicy.ActionCondition(exit_codes=[PREEMPTED]),
+            )
+        ]
 
     disk_gb = config.boot_disk_gb + math.ceil((spec.disk_mb or 0) / 1024)
     instance = policy.InstancePolicy(
         machine_type=choice.machine_type,
-        provisioning_model=(policy.ProvisioningModel.SPOT if spec.preemptible
-                            else policy.ProvisioningModel.STANDARD),
-        boot_disk=policy.Disk(image=config.vm_image, type_=config.boot_disk_type,
-                              size_gb=disk_gb),
+        provisioning_model=(
+            policy.ProvisioningModel.SPOT if spec.preemptible else policy.ProvisioningModel.STANDARD
+        ),
+        boot_disk=policy.Disk(image=config.vm_image, type_=config.boot_disk_type, size_gb=disk_gb),
     )
     if choice.gpus:
         instance.accelerators = [policy.Accelerator(type_=choice.gpu_model, count=choice.gpus)]
@@ -116,15 +126,23 @@ def build_request(spec: JobSpec, ctx: EnvContext) -> Any:
         task_groups=[batch_v1.TaskGroup(task_spec=task, task_count=1, parallelism=1)],
         allocation_policy=policy(
             location=policy.LocationPolicy(allowed_locations=where),
-            instances=[policy.InstancePolicyOrTemplate(
-                policy=instance, block_project_ssh_keys=True,
-                install_gpu_drivers=bool(choice.gpus) and config.install_gpu_drivers,
-            )],
+            instances=[
+                policy.InstancePolicyOrTemplate(
+                    policy=instance,
+                    block_project_ssh_keys=True,
+                    install_gpu_drivers=bool(choice.gpus) and config.install_gpu_drivers,
+                )
+            ],
             service_account=batch_v1.ServiceAccount(email=out["service_account"]),
-            network=policy.NetworkPolicy(network_interfaces=[policy.NetworkInterface(
-                network=out["network"], subnetwork=out["subnetwork"],
-                no_external_ip_address=not config.external_ip,
-            )]),
+            network=policy.NetworkPolicy(
+                network_interfaces=[
+                    policy.NetworkInterface(
+                        network=out["network"],
+                        subnetwork=out["subnetwork"],
+                        no_external_ip_address=not config.external_ip,
+                    )
+                ]
+            ),
             tags=[out["network_tag"]],
             labels=job_labels,
         ),
@@ -133,16 +151,21 @@ def build_request(spec: JobSpec, ctx: EnvContext) -> Any:
     )
     return batch_v1.CreateJobRequest(
         parent=f"projects/{out['project']}/locations/{out['region']}",
-        job_id=job_id(spec), job=job,
+        job_id=job_id(spec),
+        job=job,
     )
 
 
 def to_json(request: Any) -> dict[str, Any]:
     """A message in its proto3 JSON mapping (camelCase, enums by name, defaults omitted)."""
-    return json.loads(type(request).to_json(
-        request, use_integers_for_enums=False, always_print_fields_with_no_presence=False,
-        indent=None,
-    ))
+    return json.loads(
+        type(request).to_json(
+            request,
+            use_integers_for_enums=False,
+            always_print_fields_with_no_presence=False,
+            indent=None,
+        )
+    )
 
 
 def from_json(payload: dict[str, Any]) -> Any:

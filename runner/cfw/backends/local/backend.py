@@ -39,8 +39,13 @@ class LocalBackend(Backend):
         popen = client.start(payload["argv"], sandbox, env, log, cpus, payload["launcher"])
         external_id = f"{payload['name']}-a{spec.attempt}"
         proc = client.Proc(
-            popen=popen, sandbox=sandbox, log=log, started=time.monotonic(),
-            mem_mb=limits["mem_mb"], runtime_s=limits["runtime_s"], cpus=cpus,
+            popen=popen,
+            sandbox=sandbox,
+            log=log,
+            started=time.monotonic(),
+            mem_mb=limits["mem_mb"],
+            runtime_s=limits["runtime_s"],
+            cpus=cpus,
             keep=payload["keep_sandbox"],
         )
         with self._lock:

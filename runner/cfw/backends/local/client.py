@@ -23,8 +23,17 @@ from cfw.backends.local import forkrun
 PAGE = os.sysconf("SC_PAGE_SIZE")
 # processes that run Snakemake itself, not the rule: their memory is not the rule's
 _WRAPPERS = (b"-m snakemake", b"multiprocessing.forkserver")
-_PASS_THROUGH = ("LANG", "LC_ALL", "LC_CTYPE", "TZ", "USER", "LOGNAME", "SSL_CERT_FILE",
-                 "REQUESTS_CA_BUNDLE", "AWS_CA_BUNDLE")
+_PASS_THROUGH = (
+    "LANG",
+    "LC_ALL",
+    "LC_CTYPE",
+    "TZ",
+    "USER",
+    "LOGNAME",
+    "SSL_CERT_FILE",
+    "REQUESTS_CA_BUNDLE",
+    "AWS_CA_BUNDLE",
+)
 
 
 class CpuPool:
@@ -62,7 +71,9 @@ class Proc:
     finished: threading.Event = field(default_factory=threading.Event)
 
 
-def job_environment(sandbox: Path, secrets: Mapping[str, str], extra: Iterable[str]) -> dict[str, str]:
+def job_environment(
+    sandbox: Path, secrets: Mapping[str, str], extra: Iterable[str]
+) -> dict[str, str]:
     """A small, explicit environment, as a cloud node would give: no leaks from the shell."""
     env = {name: os.environ[name] for name in (*_PASS_THROUGH, *extra) if name in os.environ}
     python_dir = os.path.dirname(sys.executable)
@@ -101,8 +112,14 @@ def sessions_memory_mb(sids: set[int]) -> dict[int, float]:
     return usage
 
 
-def start(argv: list[str], sandbox: Path, env: Mapping[str, str], log: Path, cpus: list[int],
-          launcher: str = "fork") -> subprocess.Popen | forkrun.ForkedJob:
+def start(
+    argv: list[str],
+    sandbox: Path,
+    env: Mapping[str, str],
+    log: Path,
+    cpus: list[int],
+    launcher: str = "fork",
+) -> subprocess.Popen | forkrun.ForkedJob:
     (sandbox / ".tmp").mkdir(parents=True, exist_ok=True, mode=0o700)
     log.parent.mkdir(parents=True, exist_ok=True)
     if launcher == "fork" and argv[:2] == ["/bin/bash", "-c"]:
@@ -134,10 +151,8 @@ def stop(popen: subprocess.Popen | forkrun.ForkedJob, grace: float = 5.0) -> Non
         _kill_group(popen.pid, signal.SIGKILL)  # stragglers of a finished job
         return
     _kill_group(popen.pid, signal.SIGTERM)
-    try:
+    with contextlib.suppress(subprocess.TimeoutExpired):
         popen.wait(timeout=grace)
-    except subprocess.TimeoutExpired:
-        pass
     _kill_group(popen.pid, signal.SIGKILL)
     with contextlib.suppress(subprocess.TimeoutExpired):
         popen.wait(timeout=grace)

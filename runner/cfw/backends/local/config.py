@@ -38,7 +38,8 @@ class LocalConfig(EnvConfig):
     kind: Literal["local"] = "local"
     storage: LocalStorage = Field(default_factory=LocalStorage)
     sandbox_root: Path | None = Field(
-        None, description="where job sandboxes are made (default: a directory under the system temp)"
+        None,
+        description="where job sandboxes are made (default: a directory under the system temp)",
     )
     keep_sandboxes: Literal["never", "on-failure", "always"] = Field(
         "on-failure", description="keep a job's sandbox directory after it ends"

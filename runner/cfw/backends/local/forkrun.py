@@ -21,7 +21,10 @@ from functools import cache
 
 _PRELOAD = ["snakemake.cli", "snakemake_storage_plugin_cfw", "cfw.executor.stage"]
 # `python -m MODULE` commands a job chain may hold, and the function that is their main
-_ENTRY_POINTS = {"snakemake": ("snakemake.cli", "main"), "cfw.executor.stage": ("cfw.executor.stage", "main")}
+_ENTRY_POINTS = {
+    "snakemake": ("snakemake.cli", "main"),
+    "cfw.executor.stage": ("cfw.executor.stage", "main"),
+}
 _PUNCTUATION = set("();<>|&")
 
 
@@ -64,7 +67,7 @@ def _run_module(module: str, argv: list[str]) -> int:
         code = result if isinstance(result, int) else 0
     except SystemExit as exc:
         code = exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
-    except BaseException:  # noqa: BLE001 - report like an interpreter would, then exit
+    except BaseException:
         import traceback
 
         traceback.print_exc()
@@ -72,7 +75,9 @@ def _run_module(module: str, argv: list[str]) -> int:
     return code
 
 
-def _child(parts: list[list[str]], cwd: str, env: dict[str, str], log: str, cpus: list[int]) -> None:
+def _child(
+    parts: list[list[str]], cwd: str, env: dict[str, str], log: str, cpus: list[int]
+) -> None:
     """Runs in the forked process: become the job, then run each command in a fresh fork."""
     import tempfile
 
@@ -124,7 +129,11 @@ class ForkedJob:
         return self.process.exitcode
 
 
-def start(parts: list[list[str]], cwd: str, env: Mapping[str, str], log: str, cpus: list[int]) -> ForkedJob:
-    process = _context().Process(target=_child, args=(parts, cwd, dict(env), log, cpus), daemon=False)
+def start(
+    parts: list[list[str]], cwd: str, env: Mapping[str, str], log: str, cpus: list[int]
+) -> ForkedJob:
+    process = _context().Process(
+        target=_child, args=(parts, cwd, dict(env), log, cpus), daemon=False
+    )
     process.start()
     return ForkedJob(process)

@@ -49,8 +49,14 @@ class LocalKind(Kind):
         env_id = ident.env_id if ident else "adhoc"
         return {"sandbox_root": str(sandbox_root(config, env_id))}
 
-    def storage(self, config: EnvConfig, outputs: Mapping[str, Any], workdir: Path,
-                environ: Mapping[str, str], scratch: Path) -> StorageSpec:
+    def storage(
+        self,
+        config: EnvConfig,
+        outputs: Mapping[str, Any],
+        workdir: Path,
+        environ: Mapping[str, str],
+        scratch: Path,
+    ) -> StorageSpec:
         assert isinstance(config, LocalConfig)
         store = config.storage
         if store.provider == "disk":
@@ -63,11 +69,18 @@ class LocalKind(Kind):
                 args=("--storage-cfw-sources-dir", str(scratch / "sources")),
             )
         env = {}
-        endpoint = store.endpoint_url or environ.get("AWS_ENDPOINT_URL_S3") or environ.get("AWS_ENDPOINT_URL")
+        endpoint = (
+            store.endpoint_url
+            or environ.get("AWS_ENDPOINT_URL_S3")
+            or environ.get("AWS_ENDPOINT_URL")
+        )
         if endpoint:
             env["SNAKEMAKE_STORAGE_S3_ENDPOINT_URL"] = endpoint
-        for ours, theirs in (("ACCESS_KEY", "AWS_ACCESS_KEY_ID"), ("SECRET_KEY", "AWS_SECRET_ACCESS_KEY"),
-                             ("TOKEN", "AWS_SESSION_TOKEN")):
+        for ours, theirs in (
+            ("ACCESS_KEY", "AWS_ACCESS_KEY_ID"),
+            ("SECRET_KEY", "AWS_SECRET_ACCESS_KEY"),
+            ("TOKEN", "AWS_SESSION_TOKEN"),
+        ):
             if environ.get(theirs):
                 env[f"SNAKEMAKE_STORAGE_S3_{ours}"] = environ[theirs]
         region = environ.get("AWS_REGION") or environ.get("AWS_DEFAULT_REGION")
@@ -80,8 +93,13 @@ class LocalKind(Kind):
             )
         return StorageSpec(provider="s3", prefix=store.prefix or "", env=env)
 
-    def leftovers(self, config: EnvConfig, ident: Identity, outputs: Mapping[str, Any],
-                  environ: Mapping[str, str]) -> list[str]:
+    def leftovers(
+        self,
+        config: EnvConfig,
+        ident: Identity,
+        outputs: Mapping[str, Any],
+        environ: Mapping[str, str],
+    ) -> list[str]:
         assert isinstance(config, LocalConfig)
         root = Path(outputs.get("sandbox_root") or sandbox_root(config, ident.env_id))
         return [f"directory {root}"] if root.exists() else []
