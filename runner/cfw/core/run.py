@@ -204,22 +204,26 @@ class Runner:
             env[explain_mod.COLLECT_VAR] = str(out)
             env[explain_mod.OUT_VAR] = os.devnull
             env[explain_mod.ENV_VAR] = name
-            proc = subprocess.run(
-                [sys.executable, "-m", "cfw.executor.explain", *argv],
-                cwd=self.project,
-                env=env,
-                stdout=subprocess.PIPE,
-                stderr=subprocess.STDOUT,
-                text=True,
-                errors="replace",
-                check=False,
-            )
+            proc = self._dry_run(argv, env)
             if not out.exists():
                 print("\n".join(proc.stdout.strip().splitlines()[-15:]), file=sys.stderr)
                 raise WorkFailed(
                     "snakemake could not compute the workflow's DAG", "see its messages above"
                 )
             return json.loads(out.read_text())
+
+    def _dry_run(self, argv: list[str], env: dict[str, str]) -> subprocess.CompletedProcess:
+        """Snakemake's dry-run with cfw's explaining executor (cfw/executor/explain.py)."""
+        return subprocess.run(
+            [sys.executable, "-m", "cfw.executor.explain", *argv],
+            cwd=self.project,
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+            errors="replace",
+            check=False,
+        )
 
     def _relative(self, query: str) -> str | None:
         try:
@@ -286,16 +290,7 @@ class Runner:
                     {"provider": storage.provider, "prefix": storage.prefix}
                 )
                 argv = _replace_storage(argv, "cfw", str(self.project))
-            proc = subprocess.run(
-                [sys.executable, "-m", "cfw.executor.explain", *argv],
-                cwd=self.project,
-                env=env,
-                stdout=subprocess.PIPE,
-                stderr=subprocess.STDOUT,
-                text=True,
-                errors="replace",
-                check=False,
-            )
+            proc = self._dry_run(argv, env)
             if proc.returncode != 0:
                 tail = "\n".join(proc.stdout.strip().splitlines()[-15:])
                 print(tail, file=sys.stderr)
