@@ -55,6 +55,13 @@ def test_two_working_directories_one_environment(shared):
     seen = status(user, "team")  # attaches from the remote state's outputs
     assert seen["state"] == "up" and seen["env_id"] == env_id
 
+    # an `up` from the user's directory keeps the environment's id (labels unchanged)
+    again = run_cfw(["up", "team", "--yes"], cwd=user)
+    assert again.code == 0, again.output
+    assert status(user, "team")["env_id"] == env_id
+    outputs = json.loads((user / ".cfw" / "team" / "outputs.json").read_text())
+    assert outputs["cfw_id"] == env_id and outputs["cfw_labels"]["cfw-id"] == env_id
+
     run = run_cfw(["run", "--env", "team"], cwd=user)
     assert run.code == 0, run.output[-2000:]
     assert "terraform apply" not in run.output  # not re-provisioned

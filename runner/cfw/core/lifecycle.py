@@ -171,7 +171,10 @@ class Lifecycle:
             self.render(resolved, ident, state.dir, tf)
             self._init(resolved, tf, state.dir)
             if config.state.shared:
-                ident = self._adopt_shared_identity(state, tf, ident)
+                adopted = self._adopt_shared_identity(state, tf, ident)
+                if adopted != ident:  # up elsewhere already: keep its id in every label
+                    ident = adopted
+                    self.render(resolved, ident, state.dir, tf)
             previous = meta.phase
             state.set_phase(PHASE_APPLYING)
             try:
@@ -313,7 +316,10 @@ class Lifecycle:
             self.render(resolved, ident, state.dir, tf)
             self._init(resolved, tf, state.dir)
             if resolved.config.state.shared:
-                ident = self._adopt_shared_identity(state, tf, ident)
+                adopted = self._adopt_shared_identity(state, tf, ident)
+                if adopted != ident:
+                    ident = adopted
+                    self.render(resolved, ident, state.dir, tf)
                 outputs = tf.output()
             else:
                 outputs = state.outputs()
