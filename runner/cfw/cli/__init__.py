@@ -58,8 +58,11 @@ def _debug() -> bool:
 
 def main(argv: list[str] | None = None) -> None:
     """Console entry point."""
-    # SIGTERM behaves like Ctrl-C: cancel jobs, tear down when asked, then stop
+    # SIGTERM behaves like Ctrl-C: cancel jobs, tear down when asked, then stop. SIGINT is
+    # handled even when inherited as ignored (a background job of a script, some CI
+    # runners): `kill -INT` must still cancel the run and tear down
     signal.signal(signal.SIGTERM, signal.default_int_handler)
+    signal.signal(signal.SIGINT, signal.default_int_handler)
     from cfw.cli.output import Output
 
     out = Output()

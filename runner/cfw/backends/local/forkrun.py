@@ -107,26 +107,37 @@ def _child(
     os._exit(0)
 
 
+# A forked child's exit status is read once from a pipe; two threads reading it race, and
+# the loser gets EOF, which multiprocessing reports as exit code 255. Process.start() reads
+# the statuses of earlier children (its _cleanup), so every read happens under this lock.
+_STATUS_LOCK = threading.Lock()
+
+
 class ForkedJob:
     """A forked job with the slice of the Popen interface the backend uses."""
 
     def __init__(self, process):
         self.process = process
         self.pid = process.pid
+        self._code: int | None = None
         self._done = threading.Event()
-        threading.Thread(target=self._join, daemon=True).start()
+        threading.Thread(target=self._reap, daemon=True).start()
 
-    def _join(self) -> None:
-        self.process.join()
+    def _reap(self) -> None:
+        from multiprocessing.connection import wait
+
+        wait([self.process.sentinel])  # readable once the child ends; nothing is read here
+        with _STATUS_LOCK:
+            self._code = self.process.exitcode
         self._done.set()
 
     def poll(self) -> int | None:
-        return self.process.exitcode if self._done.is_set() else None
+        return self._code if self._done.is_set() else None
 
     def wait(self, timeout: float | None = None) -> int:
         if not self._done.wait(timeout):
             raise subprocess.TimeoutExpired("forked job", timeout or 0)
-        return self.process.exitcode
+        return self._code  # type: ignore[return-value]
 
 
 def start(
@@ -135,5 +146,6 @@ def start(
     process = _context().Process(
         target=_child, args=(parts, cwd, dict(env), log, cpus), daemon=False
     )
-    process.start()
+    with _STATUS_LOCK:
+        process.start()
     return ForkedJob(process)
