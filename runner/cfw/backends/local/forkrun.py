@@ -19,7 +19,7 @@ import threading
 from collections.abc import Mapping
 from functools import cache
 
-_PRELOAD = ["snakemake.cli", "snakemake_storage_plugin_cfw", "cfw.executor.stage"]
+_PRELOAD = ["cfw.backends.local.preload"]  # Snakemake, its plugins and registries
 # `python -m MODULE` commands a job chain may hold, and the function that is their main
 _ENTRY_POINTS = {
     "snakemake": ("snakemake.cli", "main"),
