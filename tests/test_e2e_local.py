@@ -211,6 +211,20 @@ def test_shell_launcher_gives_the_same_outputs(tmp_path: Path, sandbox_base: Pat
     assert_same_outputs(cfw_dir, plain_dir)
 
 
+def test_checkpoint_through_the_shell_launcher(tmp_path: Path, sandbox_base: Path):
+    """Through bash, as on a cloud node: the inlined staging command runs by itself."""
+    workdir = copy_workflow(WORKFLOWS / "checkpoint", tmp_path / "shell")
+    (workdir / "environments").mkdir()
+    (workdir / "environments" / "local.yaml").write_text("kind: local\nlauncher: shell\n")
+    result = run_cfw(["run"], cwd=workdir)
+    assert result.code == 0, result.output[-3000:]
+    plain_dir = copy_workflow(WORKFLOWS / "checkpoint", tmp_path / "plain")
+    assert plain_snakemake(plain_dir).returncode == 0
+    # `aggregate` globs the checkpoint's directory in its own Snakemake: it succeeds only
+    # if the staging command put that directory in the job's sandbox
+    assert_same_outputs(workdir, plain_dir)
+
+
 def test_snakemake_executor_flag_works_directly(tmp_path: Path, sandbox_base: Path):
     workdir = copy_workflow(WORKFLOWS / "wildcards", tmp_path / "direct")
     proc = subprocess.run(

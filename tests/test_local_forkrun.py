@@ -40,8 +40,13 @@ def test_many_jobs_ended_at_once_all_report_their_own_status(tmp_path: Path):
         sandbox = tmp_path / f"s{n}"
         sandbox.mkdir()
         argv = ["--version"] if n % 3 else ["--no-such-option"]
-        job = forkrun.start([["snakemake", *argv]], str(sandbox), {"PATH": "/usr/bin:/bin"},
-                            str(tmp_path / f"{n}.log"), [])
+        job = forkrun.start(
+            [["snakemake", *argv]],
+            str(sandbox),
+            {"PATH": "/usr/bin:/bin"},
+            str(tmp_path / f"{n}.log"),
+            [],
+        )
         with lock:
             jobs.append(job)
 

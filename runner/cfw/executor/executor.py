@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import os
-import shlex
 import traceback
 from collections.abc import AsyncGenerator
 from pathlib import Path
@@ -21,6 +20,7 @@ from cfw.core.runs import RunLog, new_run_id, record_startup_error
 from cfw.core.state import EnvState
 from cfw.executor.session import open_context, pick_environment
 from cfw.executor.spec import spec_from_job
+from cfw.executor.stage import job_stage_command
 
 
 def _has_input_function(job: JobExecutorInterface) -> bool:
@@ -170,7 +170,7 @@ class CfwExecutor(RemoteExecutor):
                 ),
             ]
         )
-        return f"python -m cfw.executor.stage {' '.join(map(shlex.quote, queries))} -- {storage}"
+        return job_stage_command(queries, storage)
 
     def _checkpoint_queries(self, job: JobExecutorInterface) -> list[str]:
         """Storage queries of the checkpoint outputs created so far, for jobs whose inputs

@@ -8,7 +8,9 @@ Three uses, all with the storage arguments a job's Snakemake gets (--default-sto
     copies. Used for checkpoints — a job whose input function reads a checkpoint's output
     (``glob_wildcards`` over a checkpoint directory) needs it locally, but without a
     shared filesystem it exists only in the storage, and Snakemake retrieves only a job's
-    declared inputs. A cloud node's image has cfw installed.
+    declared inputs. A job runs it as ``job_stage_command()``: this module's own code
+    through ``python -c``, so a node's image needs Snakemake and its storage plugin, not
+    cfw.
 ``python -m cfw.executor.stage put LOCAL=QUERY... -- ARGS``
     Upload local files the storage lacks (or has older): a workflow's input files.
 ``python -m cfw.executor.stage get QUERY=LOCAL... -- ARGS``
@@ -17,8 +19,12 @@ Three uses, all with the storage arguments a job's Snakemake gets (--default-sto
 
 from __future__ import annotations
 
+import base64
+import inspect
 import os
+import shlex
 import sys
+from functools import cache
 from pathlib import Path
 
 
@@ -77,6 +83,32 @@ def get(provider, pairs: list[tuple[str, str]]) -> None:
         obj.set_local_path(Path(local))
         obj.retrieve_object()
         print(f"cfw: downloaded {query} -> {local}", file=sys.stderr)
+
+
+@cache
+def job_stage_script() -> str:
+    """``python -c`` code that runs ``stage`` with this module's functions, on one line.
+
+    Built from the functions' source, so the job runs the same code as ``main``; base64
+    keeps it one shell word whatever the remote shell or command-line parser."""
+    source = "\n".join(
+        [
+            "import os, sys",
+            "from pathlib import Path",
+            inspect.getsource(_provider),
+            inspect.getsource(stage),
+            "_split = sys.argv.index('--')",
+            "stage(_provider(sys.argv[_split + 1 :]), sys.argv[1:_split])",
+        ]
+    )
+    encoded = base64.b64encode(source.encode()).decode()
+    return f"import base64; exec(base64.b64decode('{encoded}'))"
+
+
+def job_stage_command(queries: list[str], storage_args: str) -> str:
+    """The shell command that stages QUERIES in a job; STORAGE_ARGS already shell-quoted."""
+    quoted = " ".join(map(shlex.quote, queries))
+    return f"python -c {shlex.quote(job_stage_script())} {quoted} -- {storage_args}"
 
 
 def main(argv: list[str]) -> int:

@@ -45,9 +45,19 @@ def parse_chain(command: str) -> list[list[str]] | None:
             return None
         else:
             parts[-1].append(token)
+    for part in parts:
+        if part[:3] == ["python", "-c", _job_stage_script()]:
+            # the in-job checkpoint staging: cfw.executor.stage's own code, inlined
+            part[:3] = ["python", "-m", "cfw.executor.stage"]
     if not all(len(p) >= 3 and p[:2] == ["python", "-m"] and p[2] in _ENTRY_POINTS for p in parts):
         return None
     return [part[2:] for part in parts]
+
+
+def _job_stage_script() -> str:
+    from cfw.executor.stage import job_stage_script
+
+    return job_stage_script()
 
 
 @cache
