@@ -149,6 +149,7 @@ def test_explain_prints_tasks_with_placeholders_and_no_secret(cfw, tmp_path):
         assert task["requiredSlots"] == (12 if record["rule"] == "big" else 1)
         assert task["commandLine"].startswith("/bin/bash -c ")
         assert "--deploy-sources" in task["commandLine"]
+        assert "pip install" not in task["commandLine"]  # its own image has the plugin
         dest = task["outputFiles"][0]["destination"]["container"]
         assert dest["containerUrl"].endswith("/logs?<sas:write>")
         assert task["resourceFiles"][0]["httpUrl"].endswith("/data/ref/genome.fa?<sas:read>")

@@ -4,6 +4,7 @@ valid batch/v1 Job (placeholders where `up` has not run), secrets only by refere
 from __future__ import annotations
 
 import json
+from importlib import metadata
 
 import kubernetes_validate
 
@@ -52,7 +53,12 @@ def test_explain_prints_valid_jobs_and_no_secret(cfw, tmp_path):
         assert all(set(e) == {"name", "valueFrom"} for e in env)
         assert "RUN_TOKEN" in {e["name"] for e in env}
         assert record["submission"]["secret"]["keys"] == sorted(e["name"] for e in env)
-        assert "gcs://<bucket-known-after-up>/cfw" in pod["containers"][0]["command"][2]
+        command = pod["containers"][0]["command"][2]
+        assert "gcs://<bucket-known-after-up>/cfw" in command
+        # Snakemake's stock image has no storage plugin: the job installs the gcs one, pinned
+        pin = "snakemake-storage-plugin-gcs==" + metadata.version("snakemake-storage-plugin-gcs")
+        assert f"--target .snakemake/pip-deployments {pin} &&" in command
+        assert command.index(pin) < command.index("python -m snakemake")
         if record["rule"] == "simulate":
             assert pod["nodeSelector"] == {"cloud.google.com/gke-spot": "true"}
             assert job["spec"]["activeDeadlineSeconds"] == 1200

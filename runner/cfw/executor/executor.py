@@ -37,10 +37,32 @@ COMMON_SETTINGS = CommonSettings(
     # storage credentials reach jobs through the backend (a secret where it has one),
     # never on the command line
     pass_envvar_declarations_to_cmd=False,
-    # the job image carries pinned Snakemake and storage plugins; no pip install per job
+    # Snakemake's own auto-deploy installs every registered storage plugin, cfw's local one
+    # (not on PyPI) too; cfw installs just the one a job needs, and only on the stock
+    # Snakemake image (see CfwExecutor._storage_plugin_install)
     auto_deploy_default_storage_provider=False,
     init_seconds_before_status_checks=0,
 )
+
+
+STOCK_IMAGE = "snakemake/snakemake:"
+
+
+def storage_plugin_install_command(provider: str) -> str:
+    """``pip install`` of PROVIDER's storage plugin, at the version installed here."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    from snakemake_interface_storage_plugins.registry import StoragePluginRegistry
+
+    package = StoragePluginRegistry().get_plugin_package_name(provider)
+    try:
+        pinned = f"{package}=={version(package)}"
+    except PackageNotFoundError:
+        pinned = package
+    return (
+        "python -m pip install --quiet --disable-pip-version-check --no-warn-script-location "
+        f"--target .snakemake/pip-deployments {pinned}"
+    )
 
 
 class CfwExecutor(RemoteExecutor):
@@ -154,7 +176,23 @@ class CfwExecutor(RemoteExecutor):
         self._progress()
 
     def get_job_exec_prefix(self, job: JobExecutorInterface) -> str:
-        """Stage the checkpoint outputs a job's input functions may read (see stage.py)."""
+        """Deploy the storage plugin where the image lacks it, then stage the checkpoint
+        outputs a job's input functions may read (see stage.py)."""
+        steps = [self._storage_plugin_install(), self._checkpoint_staging(job)]
+        return " && ".join(step for step in steps if step)
+
+    def _storage_plugin_install(self) -> str:
+        """Snakemake's stock image has Snakemake but no storage plugin: a job on it installs
+        the default storage's plugin, pinned to the version here, where Snakemake looks
+        (.snakemake/pip-deployments) — only that one plugin, unlike Snakemake's own
+        auto-deploy, which would try to install every plugin registered here, cfw's too."""
+        image = self.workflow.remote_execution_settings.container_image or ""
+        provider = self.workflow.storage_settings.default_storage_provider
+        if self.kind.name == "local" or not image.startswith(STOCK_IMAGE) or not provider:
+            return ""
+        return storage_plugin_install_command(provider)
+
+    def _checkpoint_staging(self, job: JobExecutorInterface) -> str:
         queries = self._checkpoint_queries(job)
         if not queries:
             return ""
