@@ -75,6 +75,43 @@ def test_half_up_then_down_cleans_up(tmp_path: Path):
     assert status(tmp_path) == []
 
 
+def test_bad_terraform_settings_leave_no_environment(tmp_path: Path):
+    envs = tmp_path / "environments"
+    envs.mkdir()
+    (envs / "dev.yaml").write_text("kind: local\nterraform:\n  plugin_mirror: /no/such/mirror\n")
+    result = run_cfw(["up", "dev", "--yes"], cwd=tmp_path)
+    assert result.code == 2 and "/no/such/mirror does not exist" in result.stderr
+    assert status(tmp_path) == [] and not (tmp_path / ".cfw" / "dev").exists()
+
+    # no config file: the resolved one is written only for an environment that exists
+    bad = run_cfw(["up", "local", "--yes", "--set", "terraform.binary=nosuchtf"], cwd=tmp_path)
+    assert bad.code == 2 and "'nosuchtf' was not found" in bad.stderr
+    assert not (envs / "local.yaml").exists() and status(tmp_path) == []
+
+
+def test_down_of_an_up_that_never_applied_needs_no_terraform(tmp_path: Path):
+    # a Terraform whose init fails: `up` stops before anything is applied
+    fake = tmp_path / "tf-init-fails"
+    fake.write_text(
+        '#!/bin/sh\ncase "$1" in init) echo "Error: no provider" >&2; exit 1;; esac\n'
+        'exec terraform "$@"\n'
+    )
+    fake.chmod(0o755)
+    envs = tmp_path / "environments"
+    envs.mkdir()
+    (envs / "local.yaml").write_text(f"kind: local\nterraform:\n  binary: {fake}\n")
+    up = run_cfw(["up", "local", "--yes"], cwd=tmp_path)
+    assert up.code != 0, up.output
+    [env] = status(tmp_path)
+    assert env["resources"] == 0
+    # the saved config names a Terraform that is gone now: `down` needs none
+    fake.unlink()
+    down = run_cfw(["down", "local", "--yes"], cwd=tmp_path)
+    assert down.code == 0, down.output
+    assert "nothing was created" in down.stderr
+    assert status(tmp_path) == []
+
+
 def test_lock_keeps_two_ups_apart(tmp_path: Path, sandbox_base: Path):
     state = EnvState(tmp_path, "local")
     with state.lock("test holder"):
@@ -205,6 +242,10 @@ def test_signal_cancels_jobs_and_tears_down(sig, tmp_path: Path, sandbox_base: P
     assert proc.returncode == 130, stderr[-2000:]
     assert "cancelling" in stderr and "tearing down local" in stderr
     assert "Traceback" not in stderr
+    # the last line says what happened
+    assert stderr.strip().splitlines()[-1] == (
+        "error: the run was interrupted; its jobs were cancelled and local is torn down"
+    )
     assert not _sleepers(seconds), "the job's process survived the interrupt"
     assert status(workdir) == []
 

@@ -70,6 +70,8 @@ def main(argv: list[str] | None = None) -> None:
         code = app(args=argv, standalone_mode=False)
     except typer.Exit as exc:
         code = exc.exit_code
+        if isinstance(exc.__cause__, KeyboardInterrupt):  # Typer's way of saying Ctrl-C
+            out.error("interrupted")
     except typer.Abort:
         out.error("aborted")
         code = 130

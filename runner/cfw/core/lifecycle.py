@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import secrets
 from collections.abc import Mapping
@@ -154,6 +155,9 @@ class Lifecycle:
             if meta and meta.phase == PHASE_UP:
                 self.reporter.info(f"{resolved.name} is up; applying its config again")
             ident = new_identity(resolved, meta)
+            # the binary and the mirror are checked before anything is saved: an `up` that
+            # stops here leaves no environment behind for `down` to trip over
+            tf = self.terraform(resolved, state.dir, lock_timeout)
             if meta is None:
                 meta = Meta(
                     name=resolved.name,
@@ -167,7 +171,6 @@ class Lifecycle:
                 )
             meta.config = dump_config(config)
             state.save_meta(meta)
-            tf = self.terraform(resolved, state.dir, lock_timeout)
             self.render(resolved, ident, state.dir, tf)
             self._init(resolved, tf, state.dir)
             if config.state.shared:
@@ -281,6 +284,21 @@ class Lifecycle:
         except CfwError:
             return 0
 
+    @staticmethod
+    def _has_terraform_state(state: EnvState) -> bool:
+        """Whether the local Terraform state (or its backup) records any resource."""
+        if (state.dir / "errored.tfstate").exists():
+            return True
+        for path in (state.state_file, state.state_file.with_suffix(".tfstate.backup")):
+            try:
+                if json.loads(path.read_text()).get("resources"):
+                    return True
+            except FileNotFoundError:
+                continue
+            except (OSError, ValueError):
+                return True  # unreadable: let Terraform decide
+        return False
+
     def down(self, name: str, lock_timeout: float = 0.0, locked: bool = False) -> bool:
         """Destroy, verify, forget. Returns False when there was nothing to destroy."""
         state = EnvState(self.project, name)
@@ -311,6 +329,16 @@ class Lifecycle:
                 )
                 meta = state.meta()
             assert meta is not None
+            if (
+                meta.phase == PHASE_RENDERED
+                and not resolved.config.state.shared
+                and not self._has_terraform_state(state)
+            ):
+                # an `up` stopped before it applied anything: there is nothing to destroy,
+                # and nothing Terraform needs to run
+                self.reporter.info(f"{name} has no Terraform state: nothing was created")
+                state.forget()
+                return True
             ident = new_identity(resolved, meta)
             tf = self.terraform(resolved, state.dir, lock_timeout)
             self.render(resolved, ident, state.dir, tf)

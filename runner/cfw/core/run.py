@@ -11,11 +11,12 @@ import subprocess
 import sys
 import tempfile
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from cfw.backends.base import StorageSpec
 from cfw.backends.kind import Kind
+from cfw.core import smkargs
 from cfw.core.environments import resolve
 from cfw.core.errors import Interrupted, UserError, WorkFailed
 from cfw.core.lifecycle import Lifecycle
@@ -89,6 +90,15 @@ class Runner:
             environ=self.environ,
             prefer_saved=EnvState(self.project, name).exists,
         )
+        # Snakemake's own mistakes, before anything (an --up, say) is done
+        checked = smkargs.check(self.project, req.snakemake_args)
+        req = replace(req, snakemake_args=checked.args)
+        self.environ.update(checked.env)
+        if checked.moved:
+            self.reporter.info(
+                f"{', '.join(checked.moved)} passed to Snakemake in its environment, "
+                "not on its command line"
+            )
         if req.explain:
             return self.explain(name, req)
         teardown = req.teardown or resolved.config.teardown == "after-run"
@@ -106,6 +116,11 @@ class Runner:
                 if req.up:
                     self.lifecycle.up(resolved, locked=teardown)
                 code = self._run_snakemake(name, req)
+            except KeyboardInterrupt:  # SIGINT or SIGTERM; Snakemake cancelled the jobs
+                raise Interrupted(
+                    "the run was interrupted; its jobs were cancelled"
+                    + (f" and {name} is torn down" if teardown else ""),
+                ) from None
             finally:
                 if teardown:
                     self._teardown(name)
@@ -153,7 +168,8 @@ class Runner:
         if remote:
             self._upload_inputs(collected.get("inputs", []), storage, env)
         self.reporter.info(
-            f"run {run_id}: snakemake {' '.join(req.snakemake_args) or '(default target)'}"
+            f"run {run_id}: snakemake "
+            + (" ".join(smkargs.redact(req.snakemake_args)) or "(default target)")
         )
         proc = subprocess.Popen(
             [sys.executable, "-m", "snakemake", *argv],
@@ -179,6 +195,11 @@ class Runner:
             )
         if code == -signal.SIGINT or code == 130 or (run and run.outcome == "interrupted"):
             raise Interrupted(f"run {run_id} was interrupted; its jobs were cancelled")
+        if code != 0 and not (run and (run.done or run.failed)):
+            raise WorkFailed(
+                f"run {run_id} failed before any job ran (snakemake exited with {code})",
+                "see Snakemake's message above",
+            )
         if code != 0:
             raise WorkFailed(
                 f"run {run_id} failed (snakemake exited with {code})",
@@ -297,13 +318,27 @@ class Runner:
                 raise WorkFailed(
                     "snakemake could not compute the DAG to explain", "see its messages above"
                 )
-            lines = out.read_text().splitlines()
-        for line in lines:
-            print(line)
-        self.reporter.info(
+            records = [json.loads(line) for line in out.read_text().splitlines()]
+        refused = [r for r in records if explain_mod.ERROR in r]
+        lines = [r for r in records if explain_mod.ERROR not in r]
+        for record in lines:
+            print(json.dumps(record))
+        summary = (
             f"{len(lines)} job(s) explained for environment {name} "
             f"(kind {kind.name}); nothing was submitted"
         )
+        if not records:  # said even under --explain's quiet output: stdout is empty
+            self.reporter.warn(f"{summary}: Snakemake has nothing to do (use --forceall?)")
+        else:
+            self.reporter.info(summary)
+        if refused:
+            first = refused[0]
+            error = first[explain_mod.ERROR]
+            raise UserError(
+                f"{len(refused)} job(s) cannot be submitted to {name}; "
+                f"rule {first['rule']} (job {first['jobid']}): {error['message']}",
+                error.get("hint") or "change the rule's resources or the environment's config",
+            )
         return 0
 
 
@@ -337,13 +372,9 @@ def _wait_forwarding_signals(proc: subprocess.Popen) -> int:
 
 @contextlib.contextmanager
 def _signals_deferred():
-    """Ignore further SIGINT/SIGTERM while finishing critical work; re-deliver after."""
-    pending: list[int] = []
-
-    def remember(signum, _frame):
-        pending.append(signum)
-
-    old = {sig: signal.signal(sig, remember) for sig in (signal.SIGINT, signal.SIGTERM)}
+    """Ignore SIGINT/SIGTERM while finishing the work a first one asked for (cancelling
+    jobs, tearing down): a second Ctrl-C must not cut that short, and is not re-delivered."""
+    old = {sig: signal.signal(sig, signal.SIG_IGN) for sig in (signal.SIGINT, signal.SIGTERM)}
     try:
         yield
     finally:

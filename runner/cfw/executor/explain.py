@@ -23,6 +23,7 @@ from typing import Any
 from snakemake_interface_executor_plugins.jobs import JobExecutorInterface
 
 from cfw.backends.base import JobSpec
+from cfw.core.errors import CfwError
 from cfw.executor.executor import CfwExecutor
 from cfw.executor.session import open_context, pick_environment
 
@@ -32,6 +33,7 @@ STORAGE_VAR = "CFW_EXPLAIN_STORAGE"  # JSON {provider, prefix}: what a real run 
 CORES_VAR = "CFW_EXPLAIN_CORES"
 COLLECT_VAR = "CFW_COLLECT_OUT"  # write {inputs, targets} of the DAG there, then stop
 UNLIMITED_CORES = 2**20  # what a dry-run gets instead of a remote run's "no core limit"
+ERROR = "cannot_submit"  # the key of a job's record when the backend refuses it
 ENV_VAR = "CFW_EXPLAIN_ENV"  # the environment: the dry-run executor gets no --cfw-* settings
 
 
@@ -119,7 +121,15 @@ class ExplainExecutor(CfwExecutor):
             self._done(job)
             return
         spec = self.job_spec(job)
-        payload = self.kind.translate(spec, self.ctx)
+        try:
+            payload = self.kind.translate(spec, self.ctx)
+        except CfwError as exc:  # a job this environment cannot take: said, not a traceback
+            error = {"message": exc.message, "hint": getattr(exc, "hint", None)}
+            self.out.write(json.dumps({"rule": spec.rule, "jobid": spec.jobid, ERROR: error}))
+            self.out.write("\n")
+            self.out.flush()
+            self._done(job)
+            return
         record = {
             "rule": spec.rule,
             "jobid": spec.jobid,

@@ -1,0 +1,166 @@
+"""The Snakemake arguments of `cfw run`: checked before anything runs or is created, and
+plugin settings that Snakemake itself keeps in environment variables (storage keys and
+the like) moved off the command line.
+
+Snakemake reports a bad option with its whole usage text, a missing config file with a
+traceback, and cfw would then add that the run failed: here each of those is one line
+naming the problem and the fix, before `--up` creates anything.
+"""
+
+from __future__ import annotations
+
+import argparse
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from cfw.core.errors import UserError
+
+REDACTED = "<redacted>"
+
+
+@dataclass
+class SnakemakeArgs:
+    args: list[str]  # what Snakemake gets: secret settings moved to ``env``
+    env: dict[str, str] = field(default_factory=dict)  # SNAKEMAKE_STORAGE_*=secret
+    moved: list[str] = field(default_factory=list)  # the options moved, for the user
+
+    def shown(self) -> str:
+        """The arguments as cfw prints them."""
+        return " ".join(redact(self.args))
+
+
+class _Stop(Exception):
+    pass
+
+
+def _parser() -> argparse.ArgumentParser:
+    from snakemake.cli import get_argument_parser
+
+    parser = get_argument_parser()
+
+    def error(message: str):  # argparse would print the usage and exit
+        raise _Stop(message)
+
+    parser.error = error  # type: ignore[method-assign]
+    return parser
+
+
+def _secret_options() -> dict[str, str]:
+    """``--storage-PLUGIN-SETTING`` → its environment variable, for every installed storage
+    plugin's settings that Snakemake reads from the environment (``env_var`` settings: the
+    ones it never passes on a job's command line either)."""
+    from snakemake_interface_storage_plugins.registry import StoragePluginRegistry
+
+    options = {}
+    registry = StoragePluginRegistry()
+    for name in registry.get_registered_plugins():
+        plugin = registry.get_plugin(name)
+        for info in plugin.get_settings_info():
+            if info.get("env_var"):
+                options[info["cliarg"]] = info["env_var"]
+    return options
+
+
+def check(project: Path, given: Sequence[str]) -> SnakemakeArgs:
+    """Parse GIVEN as Snakemake would; raise UserError for what Snakemake would reject."""
+    args = list(given)
+    if not args and not _snakefile_needed(project, None, None):
+        return SnakemakeArgs(args)
+    try:
+        parsed, unknown = _parser().parse_known_args(args)
+    except _Stop as exc:
+        raise UserError(f"snakemake cannot use these arguments: {exc}", _SEE_HELP) from None
+    except Exception as exc:  # a setting's own parser (Snakemake's CliException, say)
+        message = str(exc).strip().rstrip(".") or type(exc).__name__
+        raise UserError(f"snakemake cannot use these arguments: {message}", _SEE_HELP) from None
+    if unknown:
+        raise UserError(f"snakemake has no option {unknown[0]!r}", _SEE_HELP)
+    directory = getattr(parsed, "directory", None)
+    missing = _snakefile_needed(project, getattr(parsed, "snakefile", None), directory)
+    if missing:
+        raise UserError(missing[0], missing[1])
+    if directory is None:
+        for configfile in getattr(parsed, "configfile", None) or []:
+            if not (project / configfile).is_file():
+                raise UserError(
+                    f"the config file {str(configfile)!r} does not exist in {project}",
+                    "check the path given to --configfile",
+                )
+    return _move_secrets(args)
+
+
+_SEE_HELP = "see `snakemake --help` for its options; cfw's own are in `cfw run --help`"
+
+
+def _snakefile_needed(project: Path, snakefile, directory) -> tuple[str, str] | None:
+    from snakemake.common import SNAKEFILE_CHOICES
+
+    if directory is not None:
+        return None  # Snakemake looks for it there
+    if snakefile is not None:
+        if "://" in str(snakefile) or (project / snakefile).is_file():
+            return None
+        return (
+            f"the Snakefile {str(snakefile)!r} does not exist in {project}",
+            "check the path given to --snakefile",
+        )
+    if any((project / choice).is_file() for choice in SNAKEFILE_CHOICES):
+        return None
+    return (
+        f"no Snakefile in {project} (looked for {', '.join(map(str, SNAKEFILE_CHOICES))})",
+        "run cfw in the workflow's directory, or give the Snakefile with --snakefile PATH",
+    )
+
+
+def _move_secrets(args: list[str]) -> SnakemakeArgs:
+    """``--storage-s3-secret-key VALUE`` becomes SNAKEMAKE_STORAGE_S3_SECRET_KEY=VALUE in the
+    environment, where Snakemake reads it, so that the value is in no process's argv and
+    in no log. A tagged or repeated value (``TAG::VALUE``) stays, redacted where shown."""
+    if not any(a.startswith("--storage-") for a in args):
+        return SnakemakeArgs(args)
+    options = _secret_options()
+    out = SnakemakeArgs([])
+    i = 0
+    while i < len(args):
+        arg = args[i]
+        option, eq, inline = arg.partition("=")
+        if option in options:
+            values = [inline] if eq else []
+            j = i + 1
+            if not eq:  # the values up to the next option, as argparse's nargs="+"
+                while j < len(args) and not args[j].startswith("-"):
+                    values.append(args[j])
+                    j += 1
+            if len(values) == 1 and "::" not in values[0]:
+                out.env[options[option]] = values[0]
+                out.moved.append(option)
+                i = j
+                continue
+            out.args.append(arg if not eq else f"{option}={REDACTED}")
+            out.args.extend(args[i + 1 : j])
+            i = j
+            continue
+        out.args.append(arg)
+        i += 1
+    return out
+
+
+def redact(args: Sequence[str]) -> list[str]:
+    """ARGS with the values of secret plugin settings replaced, for printing."""
+    if not any(a.startswith("--storage-") for a in args):
+        return list(args)
+    options = _secret_options()
+    shown: list[str] = []
+    hide = False
+    for arg in args:
+        option, eq, _ = arg.partition("=")
+        if option in options:
+            shown.append(f"{option}={REDACTED}" if eq else arg)
+            hide = not eq
+        elif hide and not arg.startswith("-"):
+            shown.append(REDACTED)
+        else:
+            hide = False
+            shown.append(arg)
+    return shown

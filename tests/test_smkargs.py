@@ -1,0 +1,77 @@
+"""`cfw run`'s Snakemake arguments: Snakemake's mistakes are one line with exit 2 before
+anything runs, and secret plugin settings leave the command line."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from cfw.core import smkargs
+from cfw.core.errors import UserError
+from conftest import EXAMPLES, copy_workflow, run_cfw
+
+
+@pytest.fixture
+def workflow(tmp_path: Path) -> Path:
+    return copy_workflow(EXAMPLES / "quickstart", tmp_path / "qs")
+
+
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["--bogus-flag"], "snakemake has no option '--bogus-flag'"),
+        (["--jobs", "abc"], "must be integer"),
+        (["--rerun-triggers", "nonsense"], "invalid choice: 'nonsense'"),
+        (["--configfile", "missing.yaml"], "the config file 'missing.yaml' does not exist"),
+        (["--snakefile", "nope.smk"], "the Snakefile 'nope.smk' does not exist"),
+    ],
+)
+def test_snakemake_mistakes_are_user_errors(workflow: Path, args, message):
+    with pytest.raises(UserError) as caught:
+        smkargs.check(workflow, args)
+    assert message in str(caught.value)
+
+
+def test_no_snakefile_names_the_fix(tmp_path: Path):
+    with pytest.raises(UserError) as caught:
+        smkargs.check(tmp_path, [])
+    assert "no Snakefile in" in caught.value.message
+    assert "--snakefile" in (caught.value.hint or "")
+
+
+def test_good_arguments_pass_unchanged(workflow: Path):
+    args = ["-n", "--configfile", "config.yaml", "--set-resources", "gc_content:mem_mb=100"]
+    assert smkargs.check(workflow, args).args == args
+    # elsewhere with --directory: Snakemake finds the Snakefile there
+    assert smkargs.check(workflow.parent, ["-d", str(workflow)]).args == ["-d", str(workflow)]
+
+
+def test_secret_settings_move_to_the_environment(workflow: Path):
+    checked = smkargs.check(
+        workflow, ["-n", "--storage-s3-secret-key", "S3CR3T-value", "--storage-s3-retries", "3"]
+    )
+    assert checked.args == ["-n", "--storage-s3-retries", "3"]
+    assert checked.env == {"SNAKEMAKE_STORAGE_S3_SECRET_KEY": "S3CR3T-value"}
+    assert checked.moved == ["--storage-s3-secret-key"]
+    inline = smkargs.check(workflow, ["--storage-s3-secret-key=S3CR3T-value", "-n"])
+    assert inline.args == ["-n"] and inline.env["SNAKEMAKE_STORAGE_S3_SECRET_KEY"]
+    # tagged values stay for Snakemake, never shown
+    tagged = smkargs.check(workflow, ["--storage-s3-secret-key", "a::S3CR3T-1", "b::S3CR3T-2"])
+    assert "a::S3CR3T-1" in tagged.args and not tagged.env
+    assert "S3CR3T" not in tagged.shown() and smkargs.REDACTED in tagged.shown()
+
+
+def test_cfw_run_one_line_errors_and_no_secret_in_output(workflow: Path):
+    bad = run_cfw(["run", "--bogus-flag"], cwd=workflow)
+    assert bad.code == 2 and bad.stderr.strip().count("\n") == 0, bad.output
+    assert "Traceback" not in bad.output and "usage:" not in bad.output
+    missing = run_cfw(["run", "--configfile", "missing.yaml"], cwd=workflow)
+    assert missing.code == 2 and "Traceback" not in missing.output
+    dry = run_cfw(["run", "-n", "--storage-s3-secret-key", "S3CR3T-value-42"], cwd=workflow)
+    assert dry.code == 0, dry.output
+    assert "S3CR3T-value-42" not in dry.output
+    assert "passed to Snakemake in its environment" in dry.stderr
+    for path in (workflow / ".cfw").rglob("*"):
+        if path.is_file():
+            assert "S3CR3T-value-42" not in path.read_text(errors="replace"), path
