@@ -153,6 +153,9 @@ def test_failed_job_log_is_saved_and_path_printed(tmp_path: Path, sandbox_base: 
     failed = next(r for r in records if r["event"] == "failed")
     shown = run_cfw(["logs", "local", str(failed["jobid"])], cwd=workdir)
     assert shown.code == 0 and "MARKER-broken-rule-stderr" in shown.stdout
+    assert f"job {failed['jobid']} (broken) of run " in shown.stderr
+    unknown = run_cfw(["logs", "local", "999"], cwd=workdir)
+    assert unknown.code == 2 and "no job '999'" in unknown.stderr
 
 
 def test_resources_reach_the_submission(tmp_path: Path, sandbox_base: Path):

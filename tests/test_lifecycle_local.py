@@ -161,6 +161,7 @@ def test_plan_and_render(tmp_path: Path):
     valid = subprocess.run(["terraform", "init", "-backend=false"], cwd=out, capture_output=True)
     assert valid.returncode == 0
     assert not (tmp_path / ".cfw" / "local" / "cfw.json").exists()  # nothing came up
+    assert list((tmp_path / ".cfw").iterdir()) == [tmp_path / ".cfw" / "local.lock"]
 
 
 def test_init_writes_an_example_that_validates(tmp_path: Path):

@@ -16,7 +16,7 @@ from cfw.backends import get_kind, kind_names
 from cfw.cli import app
 from cfw.cli.output import Output
 from cfw.core.assets import example_environments_dir
-from cfw.core.environments import config_path, resolve, write_config
+from cfw.core.environments import check_name, config_path, resolve, write_config
 from cfw.core.errors import CfwError, UserError
 from cfw.core.lifecycle import Lifecycle
 from cfw.core.state import EnvState
@@ -163,6 +163,7 @@ def down(
     """Destroy environment NAME, verify nothing is left, and forget it."""
     out = Output()
     project = Path.cwd()
+    check_name(name)
     state = EnvState(project, name)
     if state.exists:
         confirm(f"Destroy environment {name} and everything it created?", yes, "down")

@@ -11,7 +11,7 @@ from cfw.cli import app
 from cfw.cli.envs import LOCK_HELP, _complete_env
 from cfw.cli.output import Output
 from cfw.core.config import NAME_RE
-from cfw.core.environments import config_path
+from cfw.core.environments import check_name, config_path
 from cfw.core.errors import UserError
 from cfw.core.run import Runner, RunRequest
 from cfw.core.runs import find_job
@@ -87,7 +87,14 @@ def logs(
 ) -> None:
     """Print a job's log."""
     project = Path.cwd()
+    check_name(name)
     state = EnvState(project, name)
+    if not state.runs_dir.exists():
+        raise UserError(
+            f"environment {name!r} has no runs here (no .cfw/{name}/runs/)",
+            "run `cfw logs` in the workflow directory the run started in; "
+            "`cfw status` lists the environments here",
+        )
     found = find_job(state.runs_dir, jobid, run_id)
     if found is None:
         where = (
@@ -103,11 +110,11 @@ def logs(
     saved = record.get("log")
     if saved and Path(saved).exists():
         typer.echo(Path(saved).read_text(errors="replace"), nl=False)
-        return
-    kind, ctx = open_context(project, name, run.run_id)
-    backend = kind.backend_class()(ctx)
-    typer.echo(backend.logs(record["external_id"]), nl=False)
+    else:
+        kind, ctx = open_context(project, name, run.run_id)
+        backend = kind.backend_class()(ctx)
+        typer.echo(backend.logs(record["external_id"]), nl=False)
     Output().info(
         f"job {record.get('jobid')} ({record.get('rule', '?')}) of run {run.run_id}: "
-        f"{record['event']}"
+        f"{record['event']}" + (f"; log saved at {saved}" if saved else "")
     )

@@ -32,6 +32,14 @@ def config_path(project: Path, name: str) -> Path:
     return Path(project) / ENV_DIR / f"{name}.yaml"
 
 
+def check_name(name: str) -> None:
+    if not NAME_RE.match(name):
+        raise UserError(
+            f"{name!r} is not a valid environment name",
+            "use 1-20 lowercase letters, digits and '-', starting with a letter",
+        )
+
+
 def resolve(
     project: Path,
     name: str,
@@ -46,11 +54,7 @@ def resolve(
     ``prefer_saved`` the saved config wins (what `down` must destroy is what `up` made).
     """
     environ = os.environ if environ is None else environ
-    if not NAME_RE.match(name):
-        raise UserError(
-            f"{name!r} is not a valid environment name",
-            "use 1-20 lowercase letters, digits and '-', starting with a letter",
-        )
+    check_name(name)
     path = config_path(project, name)
     saved = EnvState(project, name).meta()
     data: dict[str, Any]

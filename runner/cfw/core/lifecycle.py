@@ -6,6 +6,7 @@ import contextlib
 import json
 import os
 import secrets
+import shutil
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -135,12 +136,17 @@ class Lifecycle:
     def plan(self, resolved: Resolved) -> dict[str, int]:
         state = EnvState(self.project, resolved.name)
         resolved.kind.preflight(resolved.config, self.environ)
-        workdir = state.dir if state.exists else state.root / f".plan-{resolved.name}"
+        scratch = not state.exists
+        workdir = state.root / f".plan-{resolved.name}" if scratch else state.dir
         with state.lock("plan"):
-            tf = self.terraform(resolved, workdir)
-            self.render(resolved, new_identity(resolved, state.meta()), workdir, tf)
-            self._init(resolved, tf, workdir)
-            result = tf.plan()
+            try:
+                tf = self.terraform(resolved, workdir)
+                self.render(resolved, new_identity(resolved, state.meta()), workdir, tf)
+                self._init(resolved, tf, workdir)
+                result = tf.plan()
+            finally:
+                if scratch:  # a plan of an environment that is not up leaves nothing
+                    shutil.rmtree(workdir, ignore_errors=True)
         return result.changes
 
     def up(

@@ -139,7 +139,8 @@ def job_records(run_dir: Path) -> list[dict[str, Any]]:
 
 
 def find_job(runs_dir: Path, job: str, run_id: str | None = None) -> tuple[RunInfo, dict] | None:
-    """The latest record of a job, by Snakemake job id or external id, newest run first."""
+    """A job's records merged, latest last (its rule from `submitted`, its outcome and log
+    from the newest), by Snakemake job id or external id, newest run first."""
     for run in list_runs(runs_dir):
         if run_id and run.run_id != run_id:
             continue
@@ -149,5 +150,10 @@ def find_job(runs_dir: Path, job: str, run_id: str | None = None) -> tuple[RunIn
             if str(r.get("jobid")) == job or r.get("external_id") == job
         ]
         if records:
-            return run, records[-1]
+            # a retried job: the newest attempt's records only
+            starts = [i for i, r in enumerate(records) if r.get("event") == "submitted"]
+            merged: dict = {}
+            for record in records[starts[-1] if starts else 0 :]:
+                merged.update(record)
+            return run, merged
     return None
