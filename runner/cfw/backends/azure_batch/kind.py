@@ -63,6 +63,8 @@ def autoscale_formula(config: AzureBatchConfig, pool: PoolConfig) -> str:
         pool_id=pool.pool_id,
         vm_size=pool.vm_size,
         slots=config.slots(pool),
+        slots_per_task=config.slots_per_task(pool),
+        tasks_per_node=config.tasks_on_a_node(pool),
         window_minutes=config.autoscale.window_minutes,
         interval_minutes=config.autoscale.evaluation_interval_minutes,
         max_dedicated=pool.max_dedicated_nodes,
