@@ -5,6 +5,7 @@ pool state through azure-mgmt-batch, and SAS tokens that never leave submit."""
 
 from __future__ import annotations
 
+import logging
 import re
 from pathlib import Path
 from urllib.parse import parse_qs, urlparse
@@ -114,6 +115,27 @@ def test_submit_one_job_per_pool_env_settings_not_command_line(fake_batch, tmp_p
     assert body["requiredSlots"] == 12
     # the pool is Terraform's: the backend never touches pools
     assert not [url for _, url, _ in fake_batch.requests if "/pools" in url]
+
+
+def test_jobs_of_more_slots_than_the_formula_assumes_warn_once_per_pool(
+    fake_batch, tmp_path, caplog
+):
+    backend = make_backend(fake_batch, tmp_path)
+    backend.ctx.config = AzureBatchConfig(
+        name="ab",
+        region="westeurope",
+        pools=[{**POOLS[0], "slots_per_task": 2}, POOLS[1]],  # e16: one task per node
+    )
+    with caplog.at_level(logging.WARNING, logger="cfw.azure_batch"):
+        for jobid, threads in ((1, 1), (2, 2), (3, 12)):  # what the formulas assume
+            submit(backend, jobid, threads=threads)
+        assert not [r for r in caplog.records if "slots_per_task" in r.getMessage()]
+        for jobid, threads in ((4, 3), (5, 4), (6, 3)):  # more than d4's formula assumes
+            submit(backend, jobid, threads=threads)
+    warnings = [r.getMessage() for r in caplog.records if "slots_per_task" in r.getMessage()]
+    assert len(warnings) == 1, warnings
+    assert "pool standard-d4s-v3" in warnings[0] and "pools[0].slots_per_task to 3" in warnings[0]
+    assert fake_batch.count("POST", TASKS) == 6  # warned, not refused: they run, maybe later
 
 
 def test_status_is_one_paged_list_call_per_job_per_cycle(fake_batch, tmp_path):
