@@ -158,3 +158,35 @@ def test_explain_prints_tasks_with_placeholders_and_no_secret(cfw, tmp_path):
     everything = result.stdout + result.stderr
     for secret in [*SECRETS.values(), "STARTTASKSIGNATURE", "sig="]:
         assert secret not in everything
+
+
+def test_batch_account_url_gives_the_account_and_its_region(cfw, tmp_path):
+    from cfw.backends.azure_batch.kind import KIND
+    from cfw.core.errors import UserError
+
+    url = "https://mybatch.northeurope.batch.azure.com"
+    assert KIND.defaults({"AZ_BATCH_ACCOUNT_URL": url}) == {
+        "batch_account_name": "mybatch",
+        "region": "northeurope",
+    }
+    # AZURE_LOCATION and AZ_BATCH_ACCOUNT_NAME (the same account) still count
+    assert KIND.defaults({"AZ_BATCH_ACCOUNT_URL": url + "/", "AZURE_LOCATION": "westeurope"}) == {
+        "batch_account_name": "mybatch",
+        "region": "westeurope",
+    }
+    with pytest.raises(UserError, match="names Batch account 'mybatch' but"):
+        KIND.defaults({"AZ_BATCH_ACCOUNT_URL": url, "AZ_BATCH_ACCOUNT_NAME": "other"})
+    with pytest.raises(UserError, match="is not a Batch account URL"):
+        KIND.defaults({"AZ_BATCH_ACCOUNT_URL": "mybatch.northeurope"})
+    # through the CLI: the URL satisfies the location check (the image is what stops it)
+    result = cfw(
+        ["up", "azure-batch", "--yes"],
+        cwd=tmp_path,
+        env=clean_env(
+            AZURE_SUBSCRIPTION_ID="sub",
+            AZ_BATCH_ACCOUNT_URL=url,
+            AZURE_CLIENT_ID="c",
+            AZURE_CLIENT_SECRET="s",
+        ),
+    )
+    assert result.code == 2 and "needs a job image" in result.stderr, result.output

@@ -22,6 +22,8 @@ from cfw.core.errors import UserError, missing_sdk
 from cfw.core.render import render_text
 
 FORMULA_TEMPLATE = "azure-batch/autoscale.formula.j2"
+# https://ACCOUNT.REGION.batch.azure.com (or a sovereign cloud's batch.* domain)
+BATCH_URL_RE = re.compile(r"^https://([a-z0-9]{3,24})\.([a-z0-9]+)\.batch\.[a-z0-9.-]+/?$")
 # Terraform's azurerm provider reads ARM_*; the Azure SDKs and CLI use AZURE_*
 _ARM_FROM_AZURE = (
     ("ARM_SUBSCRIPTION_ID", "AZURE_SUBSCRIPTION_ID"),
@@ -37,6 +39,25 @@ def first(environ: Mapping[str, str], *names: str) -> str | None:
         if environ.get(name):
             return environ[name]
     return None
+
+
+def batch_url_parts(url: str) -> tuple[str, str]:
+    """(account name, region) of a Batch account URL such as AZ_BATCH_ACCOUNT_URL."""
+    match = BATCH_URL_RE.match(url.strip().lower())
+    if not match:
+        raise UserError(
+            f"AZ_BATCH_ACCOUNT_URL {url!r} is not a Batch account URL",
+            "expected https://ACCOUNT.REGION.batch.azure.com, or unset it",
+        )
+    return match.group(1), match.group(2)
+
+
+def env_region(environ: Mapping[str, str]) -> str | None:
+    """The location from AZURE_LOCATION, AZ_BATCH_LOCATION or AZ_BATCH_ACCOUNT_URL."""
+    region = first(environ, "AZURE_LOCATION", "AZ_BATCH_LOCATION")
+    if not region and environ.get("AZ_BATCH_ACCOUNT_URL"):
+        region = batch_url_parts(environ["AZ_BATCH_ACCOUNT_URL"])[1]
+    return region
 
 
 def account_name(env_id: str, kind: str) -> str:
@@ -102,6 +123,16 @@ class AzureBatchKind(Kind):
             value = first(environ, *names_)
             if value:
                 values[key] = value.capitalize() if key == "node_fill_type" else value
+        if environ.get("AZ_BATCH_ACCOUNT_URL"):
+            account, region = batch_url_parts(environ["AZ_BATCH_ACCOUNT_URL"])
+            named = values.setdefault("batch_account_name", account)
+            if named != account:
+                raise UserError(
+                    f"AZ_BATCH_ACCOUNT_URL names Batch account {account!r} but "
+                    f"AZ_BATCH_ACCOUNT_NAME is {named!r}",
+                    "make them name the same account, or unset one",
+                )
+            values.setdefault("region", region)
         if first(environ, "BATCH_POOL_VM_SIZE"):
             values["pools"] = [{"vm_size": environ["BATCH_POOL_VM_SIZE"]}]
         registry = {}
@@ -125,7 +156,7 @@ class AzureBatchKind(Kind):
                 "set subscription_id in the config, --set subscription_id=ID, or "
                 "AZURE_SUBSCRIPTION_ID",
             )
-        if not (config.region or first(environ, "AZURE_LOCATION", "AZ_BATCH_LOCATION")):
+        if not (config.region or env_region(environ)):
             raise UserError(
                 "no Azure location for azure-batch",
                 "set region in the config, --region westeurope, or AZURE_LOCATION",
@@ -195,8 +226,8 @@ class AzureBatchKind(Kind):
             for arm, azure in _ARM_FROM_AZURE
             if not environ.get(arm) and environ.get(azure)
         }
-        if not config.region and first(environ, "AZURE_LOCATION", "AZ_BATCH_LOCATION"):
-            env["TF_VAR_location"] = first(environ, "AZURE_LOCATION", "AZ_BATCH_LOCATION") or ""
+        if not config.region and env_region(environ):
+            env["TF_VAR_location"] = env_region(environ) or ""
         sas = environ.get(config.start_task.sas_url_env)
         if sas:
             env["TF_VAR_start_task_sas_url"] = sas
