@@ -10,6 +10,7 @@ import getpass
 import os
 import re
 import shutil
+import subprocess
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -24,6 +25,11 @@ from cfw.core.render import render_text
 FORMULA_TEMPLATE = "azure-batch/autoscale.formula.j2"
 # https://ACCOUNT.REGION.batch.azure.com (or a sovereign cloud's batch.* domain)
 BATCH_URL_RE = re.compile(r"^https://([a-z0-9]{3,24})\.([a-z0-9]+)\.batch\.[a-z0-9.-]+/?$")
+AZ_TIMEOUT = 20  # seconds for `az account show`: it reads the CLI's local cache, no network
+CREDENTIALS_FIX = (
+    "run `az login`, or set ARM_CLIENT_ID, ARM_CLIENT_SECRET and ARM_TENANT_ID (or "
+    "AZURE_CLIENT_ID, AZURE_CLIENT_SECRET and AZURE_TENANT_ID) for a service principal"
+)
 # Terraform's azurerm provider reads ARM_*; the Azure SDKs and CLI use AZURE_*
 _ARM_FROM_AZURE = (
     ("ARM_SUBSCRIPTION_ID", "AZURE_SUBSCRIPTION_ID"),
@@ -161,11 +167,13 @@ class AzureBatchKind(Kind):
                 "no Azure location for azure-batch",
                 "set region in the config, --region westeurope, or AZURE_LOCATION",
             )
-        if not self._has_credentials(environ):
-            raise UserError(
-                "no Azure credentials for Terraform's azurerm provider",
-                "run `az login`, or set AZURE_CLIENT_ID, AZURE_CLIENT_SECRET and AZURE_TENANT_ID",
-            )
+        if not self._service_principal(environ):
+            az = shutil.which("az", path=environ.get("PATH"))
+            if not az:
+                raise UserError(
+                    "no Azure credentials for Terraform's azurerm provider", CREDENTIALS_FIX
+                )
+            _check_az_login(az, environ)
         if not config.image:
             raise UserError(
                 "azure-batch needs a job image with Snakemake and snakemake-storage-plugin-azure",
@@ -202,7 +210,8 @@ class AzureBatchKind(Kind):
             )
 
     @staticmethod
-    def _has_credentials(environ: Mapping[str, str]) -> bool:
+    def _service_principal(environ: Mapping[str, str]) -> bool:
+        """Credentials the azurerm provider takes without the Azure CLI."""
         client = first(environ, "ARM_CLIENT_ID", "AZURE_CLIENT_ID")
         secret = first(
             environ,
@@ -212,11 +221,7 @@ class AzureBatchKind(Kind):
             "AZURE_CLIENT_CERTIFICATE_PATH",
         )
         oidc = first(environ, "ARM_USE_OIDC", "ARM_USE_MSI")
-        return bool(
-            (client and secret)
-            or (oidc and oidc.lower() == "true")
-            or shutil.which("az", path=environ.get("PATH"))
-        )
+        return bool((client and secret) or (oidc and oidc.lower() == "true"))
 
     def terraform_env(self, config: EnvConfig, environ: Mapping[str, str]) -> dict[str, str]:
         """Secrets and credentials reach Terraform as environment variables, never tfvars."""
@@ -344,6 +349,30 @@ class AzureBatchKind(Kind):
     def status_details(self, config: EnvConfig, outputs: Mapping[str, Any]) -> dict[str, Any]:
         assert isinstance(config, AzureBatchConfig)
         return _client().pool_details(config, outputs, os.environ)
+
+
+def _check_az_login(az: str, environ: Mapping[str, str]) -> None:
+    """The Azure CLI is the only credential source: is it logged in? `az account show`
+    answers from its local cache (offline-safe); a CLI that hangs or cannot start is left
+    for Terraform to report."""
+    try:
+        result = subprocess.run(
+            [az, "account", "show", "--output", "json"],
+            env=dict(environ),
+            stdin=subprocess.DEVNULL,
+            capture_output=True,
+            text=True,
+            timeout=AZ_TIMEOUT,
+        )
+    except (OSError, subprocess.TimeoutExpired):
+        return
+    if result.returncode != 0:
+        said = next((line.strip() for line in result.stderr.splitlines() if line.strip()), "")
+        said = f": {said[:160]}" if said else ""
+        raise UserError(
+            f"the Azure CLI is not logged in (`az account show` exited {result.returncode}{said})",
+            CREDENTIALS_FIX,
+        )
 
 
 def _slug(text: str) -> str:
