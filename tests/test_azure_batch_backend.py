@@ -138,6 +138,38 @@ def test_jobs_of_more_slots_than_the_formula_assumes_warn_once_per_pool(
     assert fake_batch.count("POST", TASKS) == 6  # warned, not refused: they run, maybe later
 
 
+def test_env_values_are_not_secret_on_batch_said_once_per_run(fake_batch, tmp_path, caplog):
+    backend = make_backend(fake_batch, tmp_path)
+    with caplog.at_level(logging.WARNING, logger="cfw.azure_batch"):
+        for jobid in range(3):
+            submit(backend, jobid)
+    warnings = [r.getMessage() for r in caplog.records if "not secret" in r.getMessage()]
+    assert len(warnings) == 1, warnings
+    assert "not secret on Azure Batch" in warnings[0] and "sent: MY_TOKEN" in warnings[0]
+    assert "SNAKEMAKE_STORAGE_AZURE_ACCOUNT_NAME" not in warnings[0]  # a name, not a secret
+    assert SECRET not in caplog.text
+    # a run that sends only the storage account's name has nothing to warn about
+    caplog.clear()
+    quiet = make_backend(fake_batch, tmp_path)
+    spec = build_spec(
+        rule="step",
+        jobid=7,
+        run_id="run1",
+        command="echo",
+        image="img",
+        threads=1,
+        resources={},
+        env_names=["SNAKEMAKE_STORAGE_AZURE_ACCOUNT_NAME"],
+    )
+    with caplog.at_level(logging.WARNING, logger="cfw.azure_batch"):
+        quiet.submit(
+            spec,
+            quiet.translate(spec, quiet.ctx),
+            {"SNAKEMAKE_STORAGE_AZURE_ACCOUNT_NAME": "acct"},
+        )
+    assert not [r for r in caplog.records if "not secret" in r.getMessage()]
+
+
 def test_status_is_one_paged_list_call_per_job_per_cycle(fake_batch, tmp_path):
     backend = make_backend(fake_batch, tmp_path)
     ids = [submit(backend, i) for i in range(5)]
