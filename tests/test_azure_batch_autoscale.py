@@ -1,12 +1,16 @@
 """The autoscale formula, rendered for several settings, parsed and evaluated against
-sample histories: demand from pending tasks over a window, a floor at the running tasks,
-taskcompletion deallocation, scale to zero when idle, caps, and a 5-minute interval."""
+sample histories: scale up at once to the latest pending count, shrink only once demand has
+been lower for the whole window, nodes for tasks of several slots, a floor at the running
+tasks, taskcompletion deallocation, scale to zero when idle, caps, and a 5-minute
+interval."""
 
 from __future__ import annotations
 
 import json
+import math
 
 import pytest
+from pydantic import ValidationError
 
 from cfw.backends.azure_batch.config import AzureBatchConfig
 from cfw.backends.azure_batch.kind import KIND, autoscale_formula
@@ -28,11 +32,14 @@ def config(**pool) -> AzureBatchConfig:
     )
 
 
-def targets(cfg: AzureBatchConfig, pending, running=None) -> tuple[int, int]:
-    """Evaluate the pool's formula; ``pending``/``running`` are histories, newest first."""
+def targets(cfg: AzureBatchConfig, pending, running=None, nodes=(0, 0)) -> tuple[int, int]:
+    """Evaluate the pool's formula; ``pending``/``running`` are histories, newest first;
+    ``nodes`` the pool's current (dedicated, low-priority) nodes."""
     running = running if running is not None else [0] * len(pending)
     formula = parse(autoscale_formula(cfg, cfg.pools[0]))
-    return Evaluator({"$PendingTasks": pending, "$RunningTasks": running}).targets(formula)
+    current = {"$CurrentDedicatedNodes": nodes[0], "$CurrentLowPriorityNodes": nodes[1]}
+    evaluator = Evaluator({"$PendingTasks": pending, "$RunningTasks": running}, current)
+    return evaluator.targets(formula)
 
 
 def idle(minutes: int) -> list[int]:
@@ -42,6 +49,8 @@ def idle(minutes: int) -> list[int]:
 SETTINGS = [
     {},
     {"task_slots_per_node": 4},
+    {"task_slots_per_node": 4, "slots_per_task": 1},
+    {"task_slots_per_node": 16, "slots_per_task": 3, "max_low_priority_nodes": 2},
     {"max_dedicated_nodes": 0, "max_low_priority_nodes": 5},
     {"max_dedicated_nodes": 2, "max_low_priority_nodes": 6, "prefer_low_priority": True},
     {"task_slots_per_node": 16, "max_dedicated_nodes": 1, "max_low_priority_nodes": 3},
@@ -57,12 +66,13 @@ def test_formula_parses_and_has_the_required_shape(pool):
     assigned = formula.assigned()
     assert assigned["$NodeDeallocationOption"] == ("var", "taskcompletion")
     assert {"$TargetDedicatedNodes", "$TargetLowPriorityNodes"} <= set(assigned)
-    # the window: GetSample(window) and GetSamplePercent(window) of $PendingTasks, where
+    # the window: GetSample(window) of $PendingTasks, where
     # window = TimeInterval_Minute * window_minutes
     assert assigned["window"] == ("*", ("var", "TimeInterval_Minute"), 10.0)
+    assert assigned["tasksPerNode"] == float(cfg.tasks_on_a_node(cfg.pools[0]))
     methods = [e for _, e in formula.statements for e in _walk(e) if isinstance(e, Method)]
-    assert Method("$PendingTasks", "GetSamplePercent", [("var", "window")]) in methods
     assert Method("$PendingTasks", "GetSample", [("var", "window")]) in methods
+    assert Method("$PendingTasks", "GetSample", [1.0]) in methods
     assert Method("$RunningTasks", "GetSample", [1.0]) in methods
 
 
@@ -81,6 +91,7 @@ def test_idle_pool_scales_to_zero(pool):
     cfg = config(**pool)
     assert targets(cfg, idle(30)) == (0, 0)
     assert targets(cfg, [0]) == (0, 0)  # a new pool with one sample
+    assert targets(cfg, idle(10), nodes=(3, 2)) == (0, 0)  # nodes go after an idle window
 
 
 @pytest.mark.parametrize("pool", SETTINGS, ids=json.dumps)
@@ -95,30 +106,90 @@ def test_caps_hold_under_any_load(pool):
     assert (dedicated, low) == (p.max_dedicated_nodes, p.max_low_priority_nodes)
 
 
-def test_nodes_follow_slots_per_node():
-    cfg = config(task_slots_per_node=4, max_dedicated_nodes=10)
+def test_single_slot_tasks_share_a_node():
+    cfg = config(task_slots_per_node=4, slots_per_task=1, max_dedicated_nodes=10)
     assert targets(cfg, [9, *idle(10)]) == (3, 0)  # ceil(9 / 4)
     assert targets(cfg, [8, *idle(10)]) == (2, 0)
     assert targets(cfg, [1, *idle(10)]) == (1, 0)
 
 
-def test_scale_up_is_immediate_and_shrink_waits_for_the_window():
+def test_multi_slot_tasks_get_a_node_each_by_default():
+    """The shipped example (tasks_per_node: 4): eight 4-thread jobs (requiredSlots 4) need
+    eight nodes; a formula that divides tasks by slots would ask for two."""
+    cfg = AzureBatchConfig(
+        name="t",
+        region="westeurope",
+        tasks_per_node=4,
+        pools=[
+            {"vm_size": "Standard_D4s_v3", "max_dedicated_nodes": 4, "max_low_priority_nodes": 8}
+        ],
+    )
+    assert cfg.slots_per_task(cfg.pools[0]) == 4
+    assert sum(targets(cfg, [8, *idle(10)])) == 8
+
+
+@pytest.mark.parametrize("slots", [1, 2, 4, 16])
+def test_nodes_suffice_for_every_job_the_pool_takes(slots):
+    """For each slots_per_task, every job cfw sends without a warning (threads <= it)
+    gets enough nodes: Batch puts slots // threads such tasks on a node."""
+    for per_task in range(1, slots + 1):
+        cfg = config(task_slots_per_node=slots, slots_per_task=per_task, max_dedicated_nodes=999)
+        for threads in range(1, per_task + 1):
+            for tasks in (1, 3, 8, 17, 40):
+                dedicated, low = targets(cfg, [tasks, *idle(10)])
+                needed = math.ceil(tasks / (slots // threads))
+                assert needed <= dedicated + low <= tasks, (per_task, threads, tasks)
+
+
+def test_slots_per_task_is_between_one_and_the_slots_of_a_node():
+    assert config(task_slots_per_node=4, slots_per_task=4).pools[0].slots_per_task == 4
+    with pytest.raises(ValidationError, match="slots_per_task 5 is more than its 4"):
+        config(task_slots_per_node=4, slots_per_task=5)
+    with pytest.raises(ValidationError, match="slots_per_task 2 is more than its 1"):
+        config(slots_per_task=2)  # tasks_per_node defaults to 1
+    with pytest.raises(ValidationError, match="greater than or equal to 1"):
+        config(task_slots_per_node=4, slots_per_task=0)
+
+
+def test_scale_up_reacts_to_the_latest_sample():
     cfg = config(max_dedicated_nodes=20)
-    burst = [12, *idle(10)]  # 12 tasks arrived in the latest sample
-    assert targets(cfg, burst) == (12, 0)
-    # demand fell to 2 after 10 busy minutes: the window's average keeps nodes
-    after = [2] * 2 + [12] * 18
-    dedicated, _ = targets(cfg, after)
-    assert 2 < dedicated <= 12
-    # ... and once the whole window has been idle the pool is empty
-    assert targets(cfg, idle(10) + [12] * 20) == (0, 0)
+    assert targets(cfg, [12, *idle(10)]) == (12, 0)  # 12 tasks arrived in the latest sample
+    assert targets(cfg, [15, *[12] * 20], nodes=(12, 0)) == (15, 0)
+
+
+def test_shrink_waits_until_demand_was_lower_for_the_whole_window():
+    cfg = config(max_dedicated_nodes=20)
+    # demand fell to 2 after 10 busy minutes: every node stays while the window saw 12
+    assert targets(cfg, [2] * 2 + [12] * 18, nodes=(12, 0)) == (12, 0)
+    assert targets(cfg, [2] * 19 + [12], nodes=(12, 0)) == (12, 0)
+    # the surplus removed is the window's smallest: capacity 12, demand 4..9 -> 3 go
+    assert targets(cfg, [4, 9, 5, 7] * 5, nodes=(12, 0)) == (9, 0)
+    # once the whole window stayed at 2, the pool shrinks to 2; once idle, to zero
+    assert targets(cfg, [2] * 20 + [12] * 20, nodes=(12, 0)) == (2, 0)
+    assert targets(cfg, idle(10) + [12] * 20, nodes=(12, 0)) == (0, 0)
+
+
+def test_old_samples_never_add_nodes():
+    """A burst that came and went between two evaluations is no reason to grow."""
+    cfg = config(max_dedicated_nodes=20)
+    assert targets(cfg, [0, 0, 0, 20, *idle(8)]) == (0, 0)
+    assert targets(cfg, [3, 0, 0, 20, *idle(8)], nodes=(5, 0)) == (5, 0)
+
+
+def test_shrink_counts_tasks_per_node():
+    cfg = config(task_slots_per_node=4, slots_per_task=2, max_dedicated_nodes=20)
+    # 3 nodes hold 6 two-slot tasks; the window saw 5, now 1: keep ceil(5 / 2)
+    assert targets(cfg, [1, 1, 5, *[1] * 17], nodes=(3, 0)) == (3, 0)
+    assert targets(cfg, [1] * 20 + [5], nodes=(3, 0)) == (1, 0)
 
 
 def test_running_tasks_are_a_floor():
     """Even when the pending samples lag, the target never drops below the running tasks;
     nodes that do go are drained first ($NodeDeallocationOption = taskcompletion)."""
     cfg = config(max_dedicated_nodes=10)
-    assert targets(cfg, idle(10), running=[4, *idle(10)]) == (4, 0)
+    assert targets(cfg, idle(10), running=[4, *idle(10)], nodes=(6, 0)) == (4, 0)
+    packed = config(task_slots_per_node=4, slots_per_task=2, max_dedicated_nodes=10)
+    assert targets(packed, idle(10), running=[5, *idle(10)], nodes=(6, 0)) == (3, 0)
 
 
 def test_dedicated_first_or_low_priority_first():
@@ -154,6 +225,7 @@ def test_module_gets_a_five_minute_interval_and_each_pool_its_formula(tmp_path):
     assert values["autoscale_evaluation_interval"] == "PT5M"
     assert [p["id"] for p in values["pools"]] == ["standard-d4s-v3", "standard-e16s-v3"]
     assert [p["task_slots_per_node"] for p in values["pools"]] == [1, 16]
+    assert "tasksPerNode = 1;" in values["pools"][1]["autoscale_formula"]  # one 16-slot task
     for pool, spec in zip(values["pools"], cfg.pools, strict=True):
         assert pool["autoscale_formula"] == autoscale_formula(cfg, spec)
     with pytest.raises(ValueError, match="greater than or equal to 5"):

@@ -5,6 +5,7 @@ pool state through azure-mgmt-batch, and SAS tokens that never leave submit."""
 
 from __future__ import annotations
 
+import logging
 import re
 from pathlib import Path
 from urllib.parse import parse_qs, urlparse
@@ -114,6 +115,59 @@ def test_submit_one_job_per_pool_env_settings_not_command_line(fake_batch, tmp_p
     assert body["requiredSlots"] == 12
     # the pool is Terraform's: the backend never touches pools
     assert not [url for _, url, _ in fake_batch.requests if "/pools" in url]
+
+
+def test_jobs_of_more_slots_than_the_formula_assumes_warn_once_per_pool(
+    fake_batch, tmp_path, caplog
+):
+    backend = make_backend(fake_batch, tmp_path)
+    backend.ctx.config = AzureBatchConfig(
+        name="ab",
+        region="westeurope",
+        pools=[{**POOLS[0], "slots_per_task": 2}, POOLS[1]],  # e16: one task per node
+    )
+    with caplog.at_level(logging.WARNING, logger="cfw.azure_batch"):
+        for jobid, threads in ((1, 1), (2, 2), (3, 12)):  # what the formulas assume
+            submit(backend, jobid, threads=threads)
+        assert not [r for r in caplog.records if "slots_per_task" in r.getMessage()]
+        for jobid, threads in ((4, 3), (5, 4), (6, 3)):  # more than d4's formula assumes
+            submit(backend, jobid, threads=threads)
+    warnings = [r.getMessage() for r in caplog.records if "slots_per_task" in r.getMessage()]
+    assert len(warnings) == 1, warnings
+    assert "pool standard-d4s-v3" in warnings[0] and "pools[0].slots_per_task to 3" in warnings[0]
+    assert fake_batch.count("POST", TASKS) == 6  # warned, not refused: they run, maybe later
+
+
+def test_env_values_are_not_secret_on_batch_said_once_per_run(fake_batch, tmp_path, caplog):
+    backend = make_backend(fake_batch, tmp_path)
+    with caplog.at_level(logging.WARNING, logger="cfw.azure_batch"):
+        for jobid in range(3):
+            submit(backend, jobid)
+    warnings = [r.getMessage() for r in caplog.records if "not secret" in r.getMessage()]
+    assert len(warnings) == 1, warnings
+    assert "not secret on Azure Batch" in warnings[0] and "sent: MY_TOKEN" in warnings[0]
+    assert "SNAKEMAKE_STORAGE_AZURE_ACCOUNT_NAME" not in warnings[0]  # a name, not a secret
+    assert SECRET not in caplog.text
+    # a run that sends only the storage account's name has nothing to warn about
+    caplog.clear()
+    quiet = make_backend(fake_batch, tmp_path)
+    spec = build_spec(
+        rule="step",
+        jobid=7,
+        run_id="run1",
+        command="echo",
+        image="img",
+        threads=1,
+        resources={},
+        env_names=["SNAKEMAKE_STORAGE_AZURE_ACCOUNT_NAME"],
+    )
+    with caplog.at_level(logging.WARNING, logger="cfw.azure_batch"):
+        quiet.submit(
+            spec,
+            quiet.translate(spec, quiet.ctx),
+            {"SNAKEMAKE_STORAGE_AZURE_ACCOUNT_NAME": "acct"},
+        )
+    assert not [r for r in caplog.records if "not secret" in r.getMessage()]
 
 
 def test_status_is_one_paged_list_call_per_job_per_cycle(fake_batch, tmp_path):

@@ -158,3 +158,85 @@ def test_explain_prints_tasks_with_placeholders_and_no_secret(cfw, tmp_path):
     everything = result.stdout + result.stderr
     for secret in [*SECRETS.values(), "STARTTASKSIGNATURE", "sig="]:
         assert secret not in everything
+
+
+def test_batch_account_url_gives_the_account_and_its_region(cfw, tmp_path):
+    from cfw.backends.azure_batch.kind import KIND
+    from cfw.core.errors import UserError
+
+    url = "https://mybatch.northeurope.batch.azure.com"
+    assert KIND.defaults({"AZ_BATCH_ACCOUNT_URL": url}) == {
+        "batch_account_name": "mybatch",
+        "region": "northeurope",
+    }
+    # AZURE_LOCATION and AZ_BATCH_ACCOUNT_NAME (the same account) still count
+    assert KIND.defaults({"AZ_BATCH_ACCOUNT_URL": url + "/", "AZURE_LOCATION": "westeurope"}) == {
+        "batch_account_name": "mybatch",
+        "region": "westeurope",
+    }
+    with pytest.raises(UserError, match="names Batch account 'mybatch' but"):
+        KIND.defaults({"AZ_BATCH_ACCOUNT_URL": url, "AZ_BATCH_ACCOUNT_NAME": "other"})
+    with pytest.raises(UserError, match="is not a Batch account URL"):
+        KIND.defaults({"AZ_BATCH_ACCOUNT_URL": "mybatch.northeurope"})
+    # through the CLI: the URL satisfies the location check (the image is what stops it)
+    result = cfw(
+        ["up", "azure-batch", "--yes"],
+        cwd=tmp_path,
+        env=clean_env(
+            AZURE_SUBSCRIPTION_ID="sub",
+            AZ_BATCH_ACCOUNT_URL=url,
+            AZURE_CLIENT_ID="c",
+            AZURE_CLIENT_SECRET="s",
+        ),
+    )
+    assert result.code == 2 and "needs a job image" in result.stderr, result.output
+
+
+ACCOUNT = {
+    "id": "00000000-0000-0000-0000-000000000001",
+    "name": "sub",
+    "state": "Enabled",
+    "tenantId": "00000000-0000-0000-0000-000000000002",
+    "user": {"name": "someone@example.org", "type": "user"},
+}
+
+
+def fake_az(tmp_path: Path, script: str) -> dict[str, str]:
+    """An environment whose PATH starts with a fake `az` that logs its arguments."""
+    bindir = tmp_path / "bin"
+    bindir.mkdir()
+    az = bindir / "az"
+    az.write_text(f'#!/bin/sh\necho "$@" >> "{tmp_path}/az.log"\n{script}\n')
+    az.chmod(0o755)
+    return clean_env(
+        AZURE_SUBSCRIPTION_ID="sub",
+        AZURE_LOCATION="westeurope",
+        PATH=f"{bindir}{os.pathsep}{os.environ['PATH']}",
+    )
+
+
+def test_az_that_is_not_logged_in_is_one_line_naming_the_fix(cfw, tmp_path):
+    env = fake_az(tmp_path, "echo \"ERROR: Please run 'az login' to setup account.\" >&2\nexit 1")
+    result = cfw(["up", "azure-batch", "--yes"], cwd=tmp_path, env=env)
+    assert result.code == 2, result.output
+    errors = [line for line in result.stderr.splitlines() if line.startswith("error:")]
+    assert len(errors) == 1 and "Azure CLI is not logged in" in errors[0], result.output
+    assert "Please run 'az login'" in errors[0]
+    assert "az login" in result.stderr and "ARM_CLIENT_SECRET" in result.stderr
+    assert (tmp_path / "az.log").read_text() == "account show --output json\n"
+    assert not (tmp_path / ".cfw" / "azure-batch").exists()
+
+
+def test_az_that_is_logged_in_counts_as_credentials(cfw, tmp_path):
+    env = fake_az(tmp_path, f"echo '{json.dumps(ACCOUNT)}'")
+    result = cfw(["up", "azure-batch", "--yes"], cwd=tmp_path, env=env)
+    assert result.code == 2 and "needs a job image" in result.stderr, result.output
+    assert (tmp_path / "az.log").read_text() == "account show --output json\n"
+
+
+def test_a_service_principal_does_not_ask_az(cfw, tmp_path):
+    env = fake_az(tmp_path, "exit 1")
+    env.update(AZURE_CLIENT_ID="c", AZURE_CLIENT_SECRET="s")
+    result = cfw(["up", "azure-batch", "--yes"], cwd=tmp_path, env=env)
+    assert result.code == 2 and "needs a job image" in result.stderr, result.output
+    assert not (tmp_path / "az.log").exists()

@@ -147,6 +147,9 @@ def test_two_runs_share_the_pool(tmp_path, fake_batch, azurite, fake_batch_cert)
     outputs = {name: proc.communicate(timeout=540)[0] for name, proc in runs.items()}
     for name, proc in runs.items():
         assert proc.returncode == 0, outputs[name][-4000:]
+        # the storage credentials travel as env settings: said once per run, values never
+        assert outputs[name].count("not secret on Azure Batch") == 1, outputs[name][-4000:]
+        assert azurite["key"] not in outputs[name]
 
     expected = plain_report(tmp_path)
     for name in runs:

@@ -9,6 +9,7 @@ tasks that left ``active`` and changed since the last cycle.
 from __future__ import annotations
 
 import copy
+import logging
 import os
 import threading
 import time
@@ -26,6 +27,9 @@ from cfw.backends.base import Backend, EnvContext, JobSpec, JobState, JobStatus
 
 # the service's clock and ours may differ; re-read transitions this far back
 WATERMARK_SLACK = timedelta(minutes=2)
+log = logging.getLogger("cfw.azure_batch")
+# env settings that name things, not secrets: sending them is no reason to warn
+PLAIN_ENV = frozenset({"SNAKEMAKE_STORAGE_AZURE_ACCOUNT_NAME"})
 
 
 class AzureBatchBackend(Backend):
@@ -47,6 +51,8 @@ class AzureBatchBackend(Backend):
         self.since: dict[str, datetime] = {}  # per Batch job: newest transition seen
         self.cancelled: set[str] = set()
         self.sas: dict[tuple[str, str], tuple[str, float]] = {}  # token, when minted
+        self.slots_warned: set[str] = set()  # pools warned about jobs of too many slots
+        self.env_warned = False
         self._lock = threading.Lock()
 
     @staticmethod
@@ -55,6 +61,8 @@ class AzureBatchBackend(Backend):
 
     # -- submit -----------------------------------------------------------------------------
     def submit(self, spec: JobSpec, payload: dict[str, Any], secrets: Mapping[str, str]) -> str:
+        self._warn_slots_once(spec, payload["pool_id"])
+        self._warn_env_once(spec, secrets)
         job_id = payload["job_id"]
         with self._lock:  # the job exists before any task is added to it
             if job_id not in self.jobs:
@@ -70,6 +78,35 @@ class AzureBatchBackend(Backend):
         external_id = f"{job_id}/{task['id']}"
         self.last[external_id] = JobStatus(JobState.PENDING)
         return external_id
+
+    def _warn_slots_once(self, spec: JobSpec, pool_id: str) -> None:
+        """A job of more slots than the pool's formula assumes: the pool may get too few
+        nodes (its tasks wait, none fails). Said once per run and pool."""
+        config = self.ctx.config
+        index, pool = next((i, p) for i, p in enumerate(config.pools) if p.pool_id == pool_id)
+        assumed = config.slots_per_task(pool)
+        if spec.threads <= assumed or pool_id in self.slots_warned:
+            return
+        self.slots_warned.add(pool_id)
+        log.warning(
+            f"cfw: rule {spec.rule} takes {spec.threads} slots (threads) on pool {pool_id}, "
+            f"whose autoscale formula assumes tasks of {assumed} slot(s): the pool may get "
+            f"too few nodes and jobs wait; set pools[{index}].slots_per_task to "
+            f"{spec.threads} (at most {config.slots(pool)}) and run `cfw up` again"
+        )
+
+    def _warn_env_once(self, spec: JobSpec, secrets: Mapping[str, str]) -> None:
+        """Batch has no secret env: a task's environmentSettings (--envvars, storage
+        credentials) are readable by whoever may read the job. Said once per run."""
+        sent = sorted(n for n in set(spec.env) if n in secrets and n not in PLAIN_ENV)
+        if self.env_warned or not sent:
+            return
+        self.env_warned = True
+        log.warning(
+            "cfw: environment variables are not secret on Azure Batch: each task keeps them "
+            "as environmentSettings, readable by whoever may read the run's Batch jobs "
+            f"({self.ctx.outputs['batch_account_url']}); sent: {', '.join(sent)}"
+        )
 
     def fill(self, task: Mapping[str, Any], secrets: Mapping[str, str]) -> dict[str, Any]:
         """The task with its placeholders replaced: env values and SAS tokens."""

@@ -30,6 +30,15 @@ class PoolConfig(Model):
         description="tasks a node runs at once; a task takes `threads` slots "
         "(default: tasks_per_node)",
     )
+    slots_per_task: int | None = Field(
+        None,
+        ge=1,
+        le=256,
+        description="slots the autoscale formula assumes a task takes (1..task slots); it "
+        "requests nodes for pending tasks / (slots // slots_per_task). Default: all of a "
+        "node's slots (one task per node), which never under-provisions; set it to your "
+        "usual `threads` to pack nodes (a job with more threads warns once per run)",
+    )
     max_dedicated_nodes: int = Field(4, ge=0, le=1000, description="cap on dedicated nodes")
     max_low_priority_nodes: int = Field(
         0, ge=0, le=1000, description="cap on low-priority (spot) nodes"
@@ -226,9 +235,24 @@ class AzureBatchConfig(EnvConfig):
         dupes = sorted({i for i in ids if ids.count(i) > 1})
         if dupes:
             raise ValueError(f"pools: pool id {dupes[0]!r} is used twice; give one an id:")
+        for pool in self.pools:
+            if pool.slots_per_task is not None and pool.slots_per_task > self.slots(pool):
+                raise ValueError(
+                    f"pool {pool.pool_id}: slots_per_task {pool.slots_per_task} is more than "
+                    f"its {self.slots(pool)} task slot(s) per node; set 1..{self.slots(pool)}"
+                )
         if self.data_container == self.logs_container:
             raise ValueError("data_container and logs_container must differ")
         return self
 
     def slots(self, pool: PoolConfig) -> int:
         return pool.task_slots_per_node or self.tasks_per_node
+
+    def slots_per_task(self, pool: PoolConfig) -> int:
+        """Slots the pool's autoscale formula assumes each task takes (a job's `threads`)."""
+        return pool.slots_per_task or self.slots(pool)
+
+    def tasks_on_a_node(self, pool: PoolConfig) -> int:
+        """Tasks of ``slots_per_task`` slots that fit on one node (Batch never splits a
+        task's slots across nodes)."""
+        return self.slots(pool) // self.slots_per_task(pool)

@@ -10,6 +10,7 @@ import getpass
 import os
 import re
 import shutil
+import subprocess
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -22,6 +23,13 @@ from cfw.core.errors import UserError, missing_sdk
 from cfw.core.render import render_text
 
 FORMULA_TEMPLATE = "azure-batch/autoscale.formula.j2"
+# https://ACCOUNT.REGION.batch.azure.com (or a sovereign cloud's batch.* domain)
+BATCH_URL_RE = re.compile(r"^https://([a-z0-9]{3,24})\.([a-z0-9]+)\.batch\.[a-z0-9.-]+/?$")
+AZ_TIMEOUT = 20  # seconds for `az account show`: it reads the CLI's local cache, no network
+CREDENTIALS_FIX = (
+    "run `az login`, or set ARM_CLIENT_ID, ARM_CLIENT_SECRET and ARM_TENANT_ID (or "
+    "AZURE_CLIENT_ID, AZURE_CLIENT_SECRET and AZURE_TENANT_ID) for a service principal"
+)
 # Terraform's azurerm provider reads ARM_*; the Azure SDKs and CLI use AZURE_*
 _ARM_FROM_AZURE = (
     ("ARM_SUBSCRIPTION_ID", "AZURE_SUBSCRIPTION_ID"),
@@ -37,6 +45,25 @@ def first(environ: Mapping[str, str], *names: str) -> str | None:
         if environ.get(name):
             return environ[name]
     return None
+
+
+def batch_url_parts(url: str) -> tuple[str, str]:
+    """(account name, region) of a Batch account URL such as AZ_BATCH_ACCOUNT_URL."""
+    match = BATCH_URL_RE.match(url.strip().lower())
+    if not match:
+        raise UserError(
+            f"AZ_BATCH_ACCOUNT_URL {url!r} is not a Batch account URL",
+            "expected https://ACCOUNT.REGION.batch.azure.com, or unset it",
+        )
+    return match.group(1), match.group(2)
+
+
+def env_region(environ: Mapping[str, str]) -> str | None:
+    """The location from AZURE_LOCATION, AZ_BATCH_LOCATION or AZ_BATCH_ACCOUNT_URL."""
+    region = first(environ, "AZURE_LOCATION", "AZ_BATCH_LOCATION")
+    if not region and environ.get("AZ_BATCH_ACCOUNT_URL"):
+        region = batch_url_parts(environ["AZ_BATCH_ACCOUNT_URL"])[1]
+    return region
 
 
 def account_name(env_id: str, kind: str) -> str:
@@ -63,6 +90,8 @@ def autoscale_formula(config: AzureBatchConfig, pool: PoolConfig) -> str:
         pool_id=pool.pool_id,
         vm_size=pool.vm_size,
         slots=config.slots(pool),
+        slots_per_task=config.slots_per_task(pool),
+        tasks_per_node=config.tasks_on_a_node(pool),
         window_minutes=config.autoscale.window_minutes,
         interval_minutes=config.autoscale.evaluation_interval_minutes,
         max_dedicated=pool.max_dedicated_nodes,
@@ -100,6 +129,16 @@ class AzureBatchKind(Kind):
             value = first(environ, *names_)
             if value:
                 values[key] = value.capitalize() if key == "node_fill_type" else value
+        if environ.get("AZ_BATCH_ACCOUNT_URL"):
+            account, region = batch_url_parts(environ["AZ_BATCH_ACCOUNT_URL"])
+            named = values.setdefault("batch_account_name", account)
+            if named != account:
+                raise UserError(
+                    f"AZ_BATCH_ACCOUNT_URL names Batch account {account!r} but "
+                    f"AZ_BATCH_ACCOUNT_NAME is {named!r}",
+                    "make them name the same account, or unset one",
+                )
+            values.setdefault("region", region)
         if first(environ, "BATCH_POOL_VM_SIZE"):
             values["pools"] = [{"vm_size": environ["BATCH_POOL_VM_SIZE"]}]
         registry = {}
@@ -123,16 +162,18 @@ class AzureBatchKind(Kind):
                 "set subscription_id in the config, --set subscription_id=ID, or "
                 "AZURE_SUBSCRIPTION_ID",
             )
-        if not (config.region or first(environ, "AZURE_LOCATION", "AZ_BATCH_LOCATION")):
+        if not (config.region or env_region(environ)):
             raise UserError(
                 "no Azure location for azure-batch",
                 "set region in the config, --region westeurope, or AZURE_LOCATION",
             )
-        if not self._has_credentials(environ):
-            raise UserError(
-                "no Azure credentials for Terraform's azurerm provider",
-                "run `az login`, or set AZURE_CLIENT_ID, AZURE_CLIENT_SECRET and AZURE_TENANT_ID",
-            )
+        if not self._service_principal(environ):
+            az = shutil.which("az", path=environ.get("PATH"))
+            if not az:
+                raise UserError(
+                    "no Azure credentials for Terraform's azurerm provider", CREDENTIALS_FIX
+                )
+            _check_az_login(az, environ)
         if not config.image:
             raise UserError(
                 "azure-batch needs a job image with Snakemake and snakemake-storage-plugin-azure",
@@ -169,7 +210,8 @@ class AzureBatchKind(Kind):
             )
 
     @staticmethod
-    def _has_credentials(environ: Mapping[str, str]) -> bool:
+    def _service_principal(environ: Mapping[str, str]) -> bool:
+        """Credentials the azurerm provider takes without the Azure CLI."""
         client = first(environ, "ARM_CLIENT_ID", "AZURE_CLIENT_ID")
         secret = first(
             environ,
@@ -179,11 +221,7 @@ class AzureBatchKind(Kind):
             "AZURE_CLIENT_CERTIFICATE_PATH",
         )
         oidc = first(environ, "ARM_USE_OIDC", "ARM_USE_MSI")
-        return bool(
-            (client and secret)
-            or (oidc and oidc.lower() == "true")
-            or shutil.which("az", path=environ.get("PATH"))
-        )
+        return bool((client and secret) or (oidc and oidc.lower() == "true"))
 
     def terraform_env(self, config: EnvConfig, environ: Mapping[str, str]) -> dict[str, str]:
         """Secrets and credentials reach Terraform as environment variables, never tfvars."""
@@ -193,8 +231,8 @@ class AzureBatchKind(Kind):
             for arm, azure in _ARM_FROM_AZURE
             if not environ.get(arm) and environ.get(azure)
         }
-        if not config.region and first(environ, "AZURE_LOCATION", "AZ_BATCH_LOCATION"):
-            env["TF_VAR_location"] = first(environ, "AZURE_LOCATION", "AZ_BATCH_LOCATION") or ""
+        if not config.region and env_region(environ):
+            env["TF_VAR_location"] = env_region(environ) or ""
         sas = environ.get(config.start_task.sas_url_env)
         if sas:
             env["TF_VAR_start_task_sas_url"] = sas
@@ -311,6 +349,30 @@ class AzureBatchKind(Kind):
     def status_details(self, config: EnvConfig, outputs: Mapping[str, Any]) -> dict[str, Any]:
         assert isinstance(config, AzureBatchConfig)
         return _client().pool_details(config, outputs, os.environ)
+
+
+def _check_az_login(az: str, environ: Mapping[str, str]) -> None:
+    """The Azure CLI is the only credential source: is it logged in? `az account show`
+    answers from its local cache (offline-safe); a CLI that hangs or cannot start is left
+    for Terraform to report."""
+    try:
+        result = subprocess.run(
+            [az, "account", "show", "--output", "json"],
+            env=dict(environ),
+            stdin=subprocess.DEVNULL,
+            capture_output=True,
+            text=True,
+            timeout=AZ_TIMEOUT,
+        )
+    except (OSError, subprocess.TimeoutExpired):
+        return
+    if result.returncode != 0:
+        said = next((line.strip() for line in result.stderr.splitlines() if line.strip()), "")
+        said = f": {said[:160]}" if said else ""
+        raise UserError(
+            f"the Azure CLI is not logged in (`az account show` exited {result.returncode}{said})",
+            CREDENTIALS_FIX,
+        )
 
 
 def _slug(text: str) -> str:
