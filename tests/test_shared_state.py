@@ -52,7 +52,21 @@ def test_two_working_directories_one_environment(shared):
     assert not (platform / ".cfw" / "team" / "terraform.tfstate").exists()
     env_id = status(platform, "team")["env_id"]
 
-    seen = status(user, "team")  # attaches from the remote state's outputs
+    s3 = boto3.client("s3")
+
+    def serial() -> int:
+        body = s3.get_object(Bucket=bucket, Key="team/terraform.tfstate")["Body"].read()
+        return json.loads(body)["serial"]
+
+    provisioned = serial()
+    # the user runs at once, in a directory that has never seen the environment: the run
+    # reads the remote state's outputs and provisions nothing
+    run = run_cfw(["run", "--env", "team"], cwd=user)
+    assert run.code == 0, run.output[-2000:]
+    assert "terraform apply" not in run.output
+    assert serial() == provisioned  # nothing was written to the state
+    assert (user / "results" / "s2" / "merged.txt").exists()
+    seen = status(user, "team")
     assert seen["state"] == "up" and seen["env_id"] == env_id
 
     # an `up` from the user's directory keeps the environment's id (labels unchanged)
@@ -62,13 +76,7 @@ def test_two_working_directories_one_environment(shared):
     outputs = json.loads((user / ".cfw" / "team" / "outputs.json").read_text())
     assert outputs["cfw_id"] == env_id and outputs["cfw_labels"]["cfw-id"] == env_id
 
-    run = run_cfw(["run", "--env", "team"], cwd=user)
-    assert run.code == 0, run.output[-2000:]
-    assert "terraform apply" not in run.output  # not re-provisioned
-    assert (user / "results" / "s2" / "merged.txt").exists()
-
-    # a second up while the state is locked stops with a clear message
-    s3 = boto3.client("s3")
+    # an up or a down while someone holds the state lock stops with a clear message
     s3.put_object(
         Bucket=bucket,
         Key="team/terraform.tfstate.tflock",
@@ -83,9 +91,12 @@ def test_two_working_directories_one_environment(shared):
             }
         ),
     )
-    locked = run_cfw(["up", "team", "--yes", "--lock-timeout", "2"], cwd=user)
-    assert locked.code == 2, locked.output
-    assert "state is locked" in locked.stderr and "--lock-timeout" in locked.stderr
+    for command in (["up", "team", "--yes"], ["down", "team", "--yes"]):
+        locked = run_cfw([*command, "--lock-timeout", "2"], cwd=user)
+        assert locked.code == 2, locked.output
+        assert "state is locked" in locked.stderr and "--lock-timeout" in locked.stderr
+        assert "someone@elsewhere" in locked.stderr  # who holds it
+    assert status(platform, "team")["state"] == "up"  # the locked down destroyed nothing
     s3.delete_object(Bucket=bucket, Key="team/terraform.tfstate.tflock")
 
     # the user tears it down; the platform directory's second down is a no-op
