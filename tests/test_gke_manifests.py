@@ -16,7 +16,7 @@ import kubernetes_validate.utils as kv_utils
 import pytest
 
 from cfw.backends.base import EnvContext, JobSpec
-from cfw.backends.gke.config import GkeConfig, node_pools
+from cfw.backends.gke.config import GkeConfig, GpuPool, node_pools
 from cfw.backends.gke.translate import translate
 from cfw.core.errors import UserError
 
@@ -275,6 +275,15 @@ def test_impossible_requests_are_user_errors(resources, fragments):
     assert "\n" not in str(caught.value)
     for fragment in fragments:
         assert fragment in str(caught.value), str(caught.value)
+
+
+def test_gpu_model_short_names_are_the_shared_google_aliases():
+    pool = GpuPool(accelerator="nvidia-h100-80gb", machine_type="a3-highgpu-1g")
+    config = CONFIG.model_copy(update={"gpu_pools": [pool]})
+    for model in ("h100", "H100-80GB", "nvidia-h100-80gb"):
+        spec = translate(make_spec(gpu=1, gpu_model=model), context(config))
+        pod = spec["job"]["spec"]["template"]["spec"]
+        assert pod["nodeSelector"]["cloud.google.com/gke-accelerator"] == "nvidia-h100-80gb"
 
 
 def test_gpu_without_gpu_pools():

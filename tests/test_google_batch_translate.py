@@ -366,7 +366,44 @@ def test_impossible_requests_are_one_line_user_errors(tmp_path, resources, threa
     assert fragment in str(caught.value) and "\n" not in str(caught.value)
 
 
+@pytest.mark.parametrize(
+    ("model", "machine", "accelerator"),
+    [
+        ("t4", "n1-standard-1", "nvidia-tesla-t4"),
+        ("V100", "n1-standard-1", "nvidia-tesla-v100"),
+        ("tesla-p4", "n1-standard-1", "nvidia-tesla-p4"),
+        ("a100", "a2-highgpu-1g", "nvidia-tesla-a100"),
+        ("a100-80gb", "a2-ultragpu-1g", "nvidia-a100-80gb"),
+        ("l4", "g2-standard-4", "nvidia-l4"),
+        ("h100", "a3-highgpu-1g", "nvidia-h100-80gb"),
+    ],
+)
+def test_short_gpu_model_names_are_googles_accelerators(tmp_path, model, machine, accelerator):
+    _, _, instance, policy = parts(request(tmp_path, spec(gpu=1, gpu_model=model)))
+    assert policy.machine_type == machine
+    assert [(a.type_, a.count) for a in policy.accelerators] == [(accelerator, 1)]
+    assert instance.install_gpu_drivers is True
+
+
+def test_an_unknown_gpu_model_is_a_user_error_not_an_n1_guess(tmp_path):
+    with pytest.raises(UserError) as caught:
+        request(tmp_path, spec(gpu=1, gpu_model="k80"))
+    message = str(caught.value)
+    assert "gpu_model 'k80' is not a GPU model Google Batch offers" in message
+    assert "use one of: nvidia-tesla-t4, nvidia-tesla-v100" in message and "a100-80gb" in message
+    assert "\n" not in message
+
+
+def test_both_google_kinds_share_one_gpu_table():
+    from cfw.backends import google_gpus
+
+    assert set(machines.GPU_MODELS) == set(google_gpus.ACCELERATORS)
+    for name in google_gpus.ACCELERATORS:
+        assert google_gpus.canonical(name) == name
+
+
 MISTAKES = [
+    ("gpu_model: k80\n", ["field 'gpu_model'", "'k80' is not a GPU model", "nvidia-l4"]),
     ("machine_type: m9\n", ["field 'machine_type'", "neither a machine type", "families:"]),
     ("region: Europe\n", ["field 'region'", "us-central1"]),
     ("zones: [europe-west4-a]\n", ["zone 'europe-west4-a' is not a zone of region us-central1"]),

@@ -12,6 +12,7 @@ import re
 from collections.abc import Sequence
 from typing import Any
 
+from cfw.backends import google_gpus
 from cfw.backends.base import EnvContext, JobSpec
 from cfw.backends.gke import allocatable
 from cfw.backends.gke.config import GkeConfig, Pool, node_pools
@@ -66,8 +67,12 @@ def type_matches(machine_type: str, wanted: str) -> bool:
 
 
 def model_matches(accelerator: str, model: str) -> bool:
+    """A rule's gpu_model names the pool's accelerator: Google's name, or a short one
+    (t4, a100, h100: google_gpus' table), or the name without nvidia-/nvidia-tesla-."""
     model = model.strip().lower()
-    return accelerator in (model, f"nvidia-{model}", f"nvidia-tesla-{model}")
+    return accelerator in (model, f"nvidia-{model}", f"nvidia-tesla-{model}") or (
+        google_gpus.canonical(model) == accelerator
+    )
 
 
 def _types(pools: Sequence[Pool]) -> str:

@@ -20,6 +20,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
+from cfw.backends import google_gpus
 from cfw.core.errors import UserError
 
 # VMs keep some memory for the OS, Docker and the Batch agent: a type fits a job when
@@ -272,18 +273,30 @@ def choose(
     return Choice(best.name, best.vcpus, best.memory_mib)
 
 
+def gpu_model(name: str) -> GpuModel:
+    """The model of a rule's gpu_model: Google's name or a short one (t4, a100, l4)."""
+    model = GPU_MODELS.get(google_gpus.canonical(name) or "")
+    if model is None:
+        raise UserError(
+            f"gpu_model {name!r} is not a GPU model Google Batch offers",
+            f"use one of: {', '.join(GPU_MODELS)} (or short names: {google_gpus.short_names()})",
+        )
+    return model
+
+
 def _choose_gpu(
-    threads: int, mem_mb: int | None, machine_type: str | None, gpus: int, model_name: str
+    threads: int, mem_mb: int | None, machine_type: str | None, gpus: int, name: str
 ) -> Choice:
-    model = GPU_MODELS.get(model_name)
-    if model is not None and gpus not in model.counts:
+    model = gpu_model(name)
+    model_name = model.name
+    if gpus not in model.counts:
         raise UserError(
             f"{model_name} comes in counts of {', '.join(map(str, model.counts))}, not {gpus}",
             "set the rule's gpu/nvidia_gpu to one of those",
         )
-    if model is None or model.family == "n1":
-        # attached GPUs (and models unknown here, as Life Sciences did): an N1 VM; a
-        # machine_type of another family is overridden, as Snakemake's docs described
+    if model.family == "n1":
+        # attached GPUs: an N1 VM; a machine_type of another family is overridden, as
+        # Snakemake's docs described
         wanted = machine_type if machine_type and matches(machine_type, "n1") else None
         if wanted and is_exact(wanted):
             known = exact(wanted)
@@ -295,7 +308,7 @@ def _choose_gpu(
                 gpus,
             )
         pool = _of_prefix(wanted or "n1", ("n1",))
-        if model is not None and model.max_vcpus:
+        if model.max_vcpus:
             pool = [m for m in pool if m.vcpus <= model.max_vcpus[gpus]]
         best = _cheapest(
             pool, threads, mem_mb, f"of prefix {wanted or 'n1'} with {gpus} {model_name}"
