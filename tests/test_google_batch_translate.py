@@ -146,6 +146,14 @@ MATRIX = [
         ("nvidia-tesla-a100", 1),
     ),
     (
+        "gpu-exact-n1-within-the-per-gpu-limit",
+        8,
+        {"gpu_model": "v100", "machine_type": "n1-standard-8"},
+        False,
+        "n1-standard-8",
+        ("nvidia-tesla-v100", 1),
+    ),
+    (
         "prefix-cheapest-that-fits",
         2,
         {"machine_type": "n2", "mem_mb": 20000},
@@ -220,8 +228,7 @@ def test_job_field_by_field(tmp_path, threads, resources, preemptible_rule, mach
         f"gcp-batch-0a1b2c-{RUN}-SNAKEMAKE_STORAGE_GCS_PROJECT/versions/latest"
     }
     # compute resources from threads and mem_mb
-    vcpus = known.vcpus if known else threads
-    assert task.compute_resource.cpu_milli == min(threads, vcpus) * 1000
+    assert task.compute_resource.cpu_milli == threads * 1000  # never shrunk to fit a type
     if job.mem_mb:
         assert task.compute_resource.memory_mib == job.mem_mb
     elif known:  # no mem_mb: the job gets what the VM can give
@@ -358,6 +365,32 @@ def test_placeholders_before_up(tmp_path):
         ),
         ({}, 400, "no machine type of the general-purpose families has 400 vCPUs"),
         ({"machine_type": "e2"}, 64, "no machine type of prefix e2 has 64 vCPUs"),
+        (
+            {"machine_type": "c2-standard-8"},
+            16,
+            "machine_type c2-standard-8 has 8 vCPUs, fewer than the rule's threads=16",
+        ),
+        (
+            {"machine_type": "g2-standard-16", "gpu_model": "l4"},
+            32,
+            "machine_type g2-standard-16 has 16 vCPUs, fewer than the rule's threads=32",
+        ),
+        (
+            {"machine_type": "n1-standard-4", "gpu": 1},
+            8,
+            "machine_type n1-standard-4 has 4 vCPUs, fewer than the rule's threads=8",
+        ),
+        (
+            {"machine_type": "n1-highmem-2", "gpu": 1, "mem_mb": 20000},
+            1,
+            "less than the rule's mem_mb=20000",
+        ),
+        (
+            {"machine_type": "n1-standard-64", "gpu_model": "v100"},
+            1,
+            "n1-standard-64 has 64 vCPUs, more than the limit of 12 vCPUs for 1 "
+            "nvidia-tesla-v100 GPU(s)",
+        ),
     ],
 )
 def test_impossible_requests_are_one_line_user_errors(tmp_path, resources, threads, fragment):
