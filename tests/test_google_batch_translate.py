@@ -197,6 +197,32 @@ MATRIX = [
 ]
 
 
+def cheapest_that_fits(threads, mem_mb, named, gpus) -> str:
+    """Independently of the chooser: scan the catalogue for the types a job may get (its
+    prefix, the general families, N1 within the GPU's vCPU limit, or the types with its
+    GPUs built in) and take the cheapest with >= threads vCPUs and enough memory."""
+    catalogue = [m for m in machines.CATALOGUE.values() if not m.shared_core]
+    if gpus is None:
+        families = machines.GENERAL_FAMILIES
+        pool = [
+            m
+            for m in catalogue
+            if m.gpus == 0
+            and (machines.matches(m.name, named) if named else m.name.split("-")[0] in families)
+        ]
+    elif machines.GPU_MODELS[gpus[0]].family == "n1":
+        limit = machines.GPU_MODELS[gpus[0]].max_vcpus[gpus[1]]
+        prefix = named if named and named.startswith("n1") else "n1"
+        pool = [m for m in catalogue if machines.matches(m.name, prefix) and m.vcpus <= limit]
+    else:
+        pool = [m for m in catalogue if (m.gpu_model, m.gpus) == gpus]
+    # no mem_mb: the standard shape's memory per thread (what the chooser documents)
+    need = mem_mb if mem_mb is not None else int(threads * 3840 * 0.9)
+    fits = [m for m in pool if m.vcpus >= threads and m.usable_mib >= need]
+    assert fits, (threads, mem_mb, named, gpus)
+    return min(fits, key=lambda m: (m.price, m.vcpus, m.name)).name
+
+
 @pytest.mark.parametrize(
     ("threads", "resources", "preemptible_rule", "machine", "gpus"),
     [m[1:] for m in MATRIX],
@@ -239,9 +265,11 @@ def test_job_field_by_field(tmp_path, threads, resources, preemptible_rule, mach
     assert task.max_run_duration.total_seconds() == 90 * 60
     # the machine: the exact type, or the cheapest of the prefix that fits
     assert policy.machine_type == machine
-    if known and known.price:
-        assert known.vcpus >= min(threads, known.vcpus)
+    if known:  # the type holds the job, whether named exactly or chosen
+        assert known.vcpus >= threads
         assert job.mem_mb is None or known.usable_mib >= job.mem_mb
+    if resources.get("machine_type") != machine:  # chosen by cfw: the cheapest that fits
+        assert machine == cheapest_that_fits(threads, job.mem_mb, job.machine_type, gpus)
     # GPUs: accelerators and the driver
     if gpus:
         assert [(a.type_, a.count) for a in policy.accelerators] == [gpus]
