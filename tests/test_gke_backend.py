@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import base64
 import json
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
@@ -33,8 +34,23 @@ def fake():
     server.close()
 
 
+class Clock:
+    """The backend's monotonic clock, moved by the test."""
+
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
 @pytest.fixture
-def backend(fake, tmp_path):
+def clock():
+    return Clock()
+
+
+@pytest.fixture
+def backend(fake, tmp_path, clock):
     config = GkeConfig(project="my-project", name="gke")
     outputs = {
         "namespace": NS,
@@ -52,7 +68,7 @@ def backend(fake, tmp_path):
         run_id=RUN,
     )
     kube = kube_client.connect(fake.url, None, lambda: fake.token)
-    return GkeBackend(ctx, kube=kube)
+    return GkeBackend(ctx, kube=kube, clock=clock)
 
 
 def spec(jobid: int, **resources) -> JobSpec:
@@ -211,14 +227,63 @@ def test_image_pull_error_fails_fast_and_stops_the_job(fake, backend, monkeypatc
     assert "waiting to start: ImagePullBackOff" in log
 
 
-def test_pending_jobs_are_explained_at_most_every_interval(fake, backend, monkeypatch):
+def test_pending_jobs_are_explained_at_most_every_interval(fake, backend, clock):
     ids = [submit(backend, i) for i in range(5)]
-    backend.poll(ids)
-    monkeypatch.setattr(gke_backend, "PENDING_CHECK_S", 0.0)
-    fake.reset_calls()
-    backend.poll(ids)  # still scheduling (no fatal reason): one pod list for all five
-    assert fake.calls == [("list", "jobs"), ("list", "pods")]
-    assert {s.state for s in backend.poll(ids).values()} == {JobState.PENDING}
+    interval = gke_backend.PENDING_CHECK_S
+    lists = []
+    for clock.now in [clock.now + t for t in (0, 10, interval, interval + 15, 2 * interval)]:
+        fake.reset_calls()
+        assert {s.state for s in backend.poll(ids).values()} == {JobState.PENDING}
+        lists.append(fake.count("list", "pods"))
+        assert fake.count("list", "jobs") == 1
+    # waiting < interval: no look; then one pod list for all five, at most once per interval
+    assert lists == [0, 0, 1, 0, 1]
+
+
+def test_an_unschedulable_job_waits_its_grace_period_then_fails(fake, backend, clock):
+    ext = submit(backend, 9)
+    fake.set_pod_status(ext, NS, POD_STATUS["unschedulable"])
+    start = clock.now
+    grace = backend.config.unschedulable_timeout.total_seconds()
+    assert grace == 15 * 60
+    for clock.now in (start, start + 30, start + grace):  # the pods are looked at each time
+        assert backend.poll([ext])[ext].state == JobState.PENDING  # the autoscaler may help
+    assert "deletionTimestamp" not in fake.get("jobs", NS, ext)["metadata"]
+    clock.now = start + 30 + grace  # Unschedulable since the first look, at start + 30
+    status = backend.poll([ext])[ext]
+    assert status.state == JobState.FAILED
+    assert status.reason.startswith("unschedulable for 15 min")
+    assert "0/3 nodes are available" in status.reason and "Insufficient memory" in status.reason
+    assert fake.get("jobs", NS, ext)["metadata"]["deletionTimestamp"]  # stopped, not left
+    clock.now += 3600
+    assert backend.poll([ext])[ext] == status
+
+
+def test_an_unschedulable_job_queues_while_the_run_progresses(fake, backend, clock):
+    backend.config = backend.config.model_copy(update={"unschedulable_timeout": timedelta(0)})
+    running, queued = submit(backend, 20), submit(backend, 21)
+    fake.start(running, NS)  # the pool is at max_nodes: the queued pod waits for its node
+    fake.set_pod_status(queued, NS, POD_STATUS["unschedulable"])
+    for _ in range(3):
+        clock.now += 60
+        assert backend.poll([running, queued])[queued].state == JobState.PENDING
+    fake.finish(running, NS)  # the node frees; if no pool can take the pod now, it fails
+    clock.now += 60
+    assert backend.poll([running, queued])[queued].state == JobState.FAILED
+
+
+def test_a_scheduled_pod_restarts_the_unschedulable_clock(fake, backend, clock):
+    ext = submit(backend, 22)
+    grace = backend.config.unschedulable_timeout.total_seconds()
+    fake.set_pod_status(ext, NS, POD_STATUS["unschedulable"])
+    clock.now += 30
+    backend.poll([ext])
+    fake.set_pod_status(ext, NS, {"phase": "Pending", "conditions": []})  # node on its way
+    clock.now += grace / 2
+    backend.poll([ext])
+    fake.set_pod_status(ext, NS, POD_STATUS["unschedulable"])
+    clock.now += grace / 2 + 30
+    assert backend.poll([ext])[ext].state == JobState.PENDING  # not continuous: wait again
 
 
 def test_logs_of_a_failed_job(fake, backend):

@@ -26,7 +26,7 @@ from cfw.backends.gke import gcp
 from cfw.backends.gke.config import GkeConfig
 from cfw.backends.kind import Identity
 from cfw.core.environments import resolve
-from cfw.core.errors import UserError
+from cfw.core.errors import UserError, WorkFailed
 from cfw.core.lifecycle import Lifecycle
 from support.fake_kube import FakeKube
 
@@ -472,6 +472,33 @@ def test_status_details_count_nodes_per_pool_and_jobs(monkeypatch):
             "nodes": {"od-e2-standard-4": 2, "spot-e2-highmem-8": 1, "od-e2-highmem-8": 0},
             "jobs": {"pending": 1},
         }
+    finally:
+        fake.close()
+
+
+def test_status_details_without_node_access_still_count_jobs(monkeypatch):
+    """The runner Role is namespaced: listing nodes is a 403 for a runner, not an error."""
+    fake = FakeKube()
+    try:
+        fake.forbidden = {"nodes"}
+        kube = kube_client.connect(fake.url, None, lambda: fake.token)
+        monkeypatch.setattr(gke_backend, "connect", lambda config, outputs: kube)
+        job = {
+            "apiVersion": "batch/v1",
+            "kind": "Job",
+            "metadata": {"name": "cfw-r-1-a-a1", "labels": {"app.kubernetes.io/managed-by": "cfw"}},
+            "spec": {"template": {"metadata": {"labels": {}}, "spec": {"containers": []}}},
+        }
+        kube.create_job("cfw-jobs", job)
+        outputs = {"namespace": "cfw-jobs", "node_pools": {"od-e2-standard-4": "e2-standard-4"}}
+        details = get_kind("gke").status_details(GkeConfig(project="my-project"), outputs)
+        assert details == {
+            "nodes": "unknown (no permission to list nodes)",
+            "jobs": {"pending": 1},
+        }
+        fake.forbidden = {"jobs"}  # other refusals still say what was refused
+        with pytest.raises(WorkFailed, match="refused to list Jobs in cfw-jobs: 403"):
+            get_kind("gke").status_details(GkeConfig(project="my-project"), outputs)
     finally:
         fake.close()
 

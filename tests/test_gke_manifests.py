@@ -16,7 +16,7 @@ import kubernetes_validate.utils as kv_utils
 import pytest
 
 from cfw.backends.base import EnvContext, JobSpec
-from cfw.backends.gke.config import GkeConfig, node_pools
+from cfw.backends.gke.config import GkeConfig, GpuPool, node_pools
 from cfw.backends.gke.translate import translate
 from cfw.core.errors import UserError
 
@@ -32,6 +32,7 @@ CONFIG = GkeConfig(
     project="my-project",
     name="gke",
     machine_types=["e2-standard-4", "e2-standard-16", "e2-highmem-8", "n2d-highcpu-32"],
+    disk_size_gb=200,  # pods get about half of it: room for disk_mb=100000
     gpu_pools=[
         {"accelerator": "nvidia-l4", "count": 1, "machine_type": "g2-standard-8"},
         {
@@ -94,7 +95,7 @@ MATRIX = [
     for placement, threads, mem, disk, runtime, env, attempt in itertools.product(
         PLACEMENTS,
         [1, 3],
-        [None, 30000],
+        [None, 24000],  # fits every pool of PLACEMENTS but e2-standard-4
         [None, 100000],
         [None, 90],
         [(), ("SNAKEMAKE_STORAGE_GCS_PROJECT", "TOKEN")],
@@ -172,12 +173,8 @@ def test_job_shape():
     ]
     assert job["secret"] == {"name": f"cfw-{RUN}-env", "namespace": "cfw-jobs", "keys": ["TOKEN"]}
     assert "tolerations" not in pod and "nodeSelector" not in pod
-    assert pools_of(pod) == [
-        "od-e2-highmem-8",
-        "od-e2-standard-16",
-        "od-e2-standard-4",
-        "od-n2d-highcpu-32",
-    ]
+    # e2-standard-4 is left out: 4 threads need more than the 3.92 vCPUs its nodes give pods
+    assert pools_of(pod) == ["od-e2-highmem-8", "od-e2-standard-16", "od-n2d-highcpu-32"]
 
 
 def test_defaults_without_mem_and_disk():
@@ -257,14 +254,36 @@ def test_gpu_limit_selector_and_toleration():
         ),
         ({"gpu": 4}, ["asks for 4 GPUs", "at most 2 per node"]),
         ({"gpu": 2, "gpu_model": "t4"}, ["not preemptible", "only Spot pools"]),
-        ({"threads": 16, "machine_type": "e2-standard-16"}, ["16 threads", "16 vCPUs"]),
+        ({"threads": 16, "machine_type": "e2-standard-16"}, ["16 threads", "15.89 vCPUs"]),
+        (
+            {"mem_mb": 500000, "disk_mb": 900000},
+            [
+                "asks for 1 threads, 500000 MiB of memory and 900000 MiB of disk",
+                "largest node of gke (e2-standard-16, 200 GB boot disk)",
+                "59824 MiB of memory and 106496 MiB of disk",
+            ],
+        ),
+        # e2-standard-4 nodes have 16 GiB, of which pods get 13622 MiB
+        ({"mem_mb": 14000, "machine_type": "e2-standard-4"}, ["13622 MiB of memory"]),
+        ({"disk_mb": 110000}, ["110000 MiB of disk", "raise disk_size_gb"]),
+        ({"gpu": 1, "gpu_model": "l4", "mem_mb": 30000}, ["g2-standard-8", "29023 MiB"]),
     ],
 )
 def test_impossible_requests_are_user_errors(resources, fragments):
     with pytest.raises(UserError) as caught:
         translate(make_spec(**resources), context())
+    assert "\n" not in str(caught.value)
     for fragment in fragments:
         assert fragment in str(caught.value), str(caught.value)
+
+
+def test_gpu_model_short_names_are_the_shared_google_aliases():
+    pool = GpuPool(accelerator="nvidia-h100-80gb", machine_type="a3-highgpu-1g")
+    config = CONFIG.model_copy(update={"gpu_pools": [pool]})
+    for model in ("h100", "H100-80GB", "nvidia-h100-80gb"):
+        spec = translate(make_spec(gpu=1, gpu_model=model), context(config))
+        pod = spec["job"]["spec"]["template"]["spec"]
+        assert pod["nodeSelector"]["cloud.google.com/gke-accelerator"] == "nvidia-h100-80gb"
 
 
 def test_gpu_without_gpu_pools():

@@ -12,7 +12,7 @@ import grpc
 import pytest
 
 from cfw.backends import get_kind
-from cfw.backends.base import EnvContext, JobState
+from cfw.backends.base import EnvContext, JobState, JobStatus
 from cfw.backends.google_batch import backend as backend_mod
 from cfw.backends.google_batch.backend import GoogleBatchBackend
 from cfw.backends.google_batch.client import leftovers
@@ -159,6 +159,26 @@ def test_cancel_deletes_and_gone_is_success(fake, backend):
     backend.cancel(ids)  # NOT_FOUND from the service is success
     assert fake.rpcs["DeleteJob"] == 6
     assert backend.clients.calls["delete_job"] == 6
+
+
+def test_a_cancelled_job_stays_cancelled_once_deleted(fake, backend, monkeypatch):
+    monkeypatch.setattr(backend_mod, "MISSING_GRACE_S", 0.0)
+    running, queued, done = submit(backend, 3)
+    fake.batch.advance(short(running), "RUNNING")
+    fake.batch.advance(short(done), "SUCCEEDED")
+    backend.cancel([running, queued])
+    expected = JobStatus(JobState.CANCELLED, reason="cancelled")
+    assert backend.poll([running, queued]) == {running: expected, queued: expected}
+    fake.batch.settle()  # deleted: Batch lists them no more
+    ids = [running, queued, done]
+    assert backend.poll(ids) == {
+        running: expected,
+        queued: expected,
+        done: JobStatus(JobState.SUCCEEDED),
+    }
+    fresh = GoogleBatchBackend(backend.ctx, clients=fake.clients())  # another run's view
+    assert fresh.poll([running])[running].state == JobState.FAILED
+    fresh.clients.close()
 
 
 def test_a_job_missing_from_the_list(fake, backend, monkeypatch):

@@ -146,6 +146,14 @@ MATRIX = [
         ("nvidia-tesla-a100", 1),
     ),
     (
+        "gpu-exact-n1-within-the-per-gpu-limit",
+        8,
+        {"gpu_model": "v100", "machine_type": "n1-standard-8"},
+        False,
+        "n1-standard-8",
+        ("nvidia-tesla-v100", 1),
+    ),
+    (
         "prefix-cheapest-that-fits",
         2,
         {"machine_type": "n2", "mem_mb": 20000},
@@ -189,6 +197,32 @@ MATRIX = [
 ]
 
 
+def cheapest_that_fits(threads, mem_mb, named, gpus) -> str:
+    """Independently of the chooser: scan the catalogue for the types a job may get (its
+    prefix, the general families, N1 within the GPU's vCPU limit, or the types with its
+    GPUs built in) and take the cheapest with >= threads vCPUs and enough memory."""
+    catalogue = [m for m in machines.CATALOGUE.values() if not m.shared_core]
+    if gpus is None:
+        families = machines.GENERAL_FAMILIES
+        pool = [
+            m
+            for m in catalogue
+            if m.gpus == 0
+            and (machines.matches(m.name, named) if named else m.name.split("-")[0] in families)
+        ]
+    elif machines.GPU_MODELS[gpus[0]].family == "n1":
+        limit = machines.GPU_MODELS[gpus[0]].max_vcpus[gpus[1]]
+        prefix = named if named and named.startswith("n1") else "n1"
+        pool = [m for m in catalogue if machines.matches(m.name, prefix) and m.vcpus <= limit]
+    else:
+        pool = [m for m in catalogue if (m.gpu_model, m.gpus) == gpus]
+    # no mem_mb: the standard shape's memory per thread (what the chooser documents)
+    need = mem_mb if mem_mb is not None else int(threads * 3840 * 0.9)
+    fits = [m for m in pool if m.vcpus >= threads and m.usable_mib >= need]
+    assert fits, (threads, mem_mb, named, gpus)
+    return min(fits, key=lambda m: (m.price, m.vcpus, m.name)).name
+
+
 @pytest.mark.parametrize(
     ("threads", "resources", "preemptible_rule", "machine", "gpus"),
     [m[1:] for m in MATRIX],
@@ -220,8 +254,7 @@ def test_job_field_by_field(tmp_path, threads, resources, preemptible_rule, mach
         f"gcp-batch-0a1b2c-{RUN}-SNAKEMAKE_STORAGE_GCS_PROJECT/versions/latest"
     }
     # compute resources from threads and mem_mb
-    vcpus = known.vcpus if known else threads
-    assert task.compute_resource.cpu_milli == min(threads, vcpus) * 1000
+    assert task.compute_resource.cpu_milli == threads * 1000  # never shrunk to fit a type
     if job.mem_mb:
         assert task.compute_resource.memory_mib == job.mem_mb
     elif known:  # no mem_mb: the job gets what the VM can give
@@ -232,9 +265,11 @@ def test_job_field_by_field(tmp_path, threads, resources, preemptible_rule, mach
     assert task.max_run_duration.total_seconds() == 90 * 60
     # the machine: the exact type, or the cheapest of the prefix that fits
     assert policy.machine_type == machine
-    if known and known.price:
-        assert known.vcpus >= min(threads, known.vcpus)
+    if known:  # the type holds the job, whether named exactly or chosen
+        assert known.vcpus >= threads
         assert job.mem_mb is None or known.usable_mib >= job.mem_mb
+    if resources.get("machine_type") != machine:  # chosen by cfw: the cheapest that fits
+        assert machine == cheapest_that_fits(threads, job.mem_mb, job.machine_type, gpus)
     # GPUs: accelerators and the driver
     if gpus:
         assert [(a.type_, a.count) for a in policy.accelerators] == [gpus]
@@ -358,6 +393,32 @@ def test_placeholders_before_up(tmp_path):
         ),
         ({}, 400, "no machine type of the general-purpose families has 400 vCPUs"),
         ({"machine_type": "e2"}, 64, "no machine type of prefix e2 has 64 vCPUs"),
+        (
+            {"machine_type": "c2-standard-8"},
+            16,
+            "machine_type c2-standard-8 has 8 vCPUs, fewer than the rule's threads=16",
+        ),
+        (
+            {"machine_type": "g2-standard-16", "gpu_model": "l4"},
+            32,
+            "machine_type g2-standard-16 has 16 vCPUs, fewer than the rule's threads=32",
+        ),
+        (
+            {"machine_type": "n1-standard-4", "gpu": 1},
+            8,
+            "machine_type n1-standard-4 has 4 vCPUs, fewer than the rule's threads=8",
+        ),
+        (
+            {"machine_type": "n1-highmem-2", "gpu": 1, "mem_mb": 20000},
+            1,
+            "less than the rule's mem_mb=20000",
+        ),
+        (
+            {"machine_type": "n1-standard-64", "gpu_model": "v100"},
+            1,
+            "n1-standard-64 has 64 vCPUs, more than the limit of 12 vCPUs for 1 "
+            "nvidia-tesla-v100 GPU(s)",
+        ),
     ],
 )
 def test_impossible_requests_are_one_line_user_errors(tmp_path, resources, threads, fragment):
@@ -366,7 +427,44 @@ def test_impossible_requests_are_one_line_user_errors(tmp_path, resources, threa
     assert fragment in str(caught.value) and "\n" not in str(caught.value)
 
 
+@pytest.mark.parametrize(
+    ("model", "machine", "accelerator"),
+    [
+        ("t4", "n1-standard-1", "nvidia-tesla-t4"),
+        ("V100", "n1-standard-1", "nvidia-tesla-v100"),
+        ("tesla-p4", "n1-standard-1", "nvidia-tesla-p4"),
+        ("a100", "a2-highgpu-1g", "nvidia-tesla-a100"),
+        ("a100-80gb", "a2-ultragpu-1g", "nvidia-a100-80gb"),
+        ("l4", "g2-standard-4", "nvidia-l4"),
+        ("h100", "a3-highgpu-1g", "nvidia-h100-80gb"),
+    ],
+)
+def test_short_gpu_model_names_are_googles_accelerators(tmp_path, model, machine, accelerator):
+    _, _, instance, policy = parts(request(tmp_path, spec(gpu=1, gpu_model=model)))
+    assert policy.machine_type == machine
+    assert [(a.type_, a.count) for a in policy.accelerators] == [(accelerator, 1)]
+    assert instance.install_gpu_drivers is True
+
+
+def test_an_unknown_gpu_model_is_a_user_error_not_an_n1_guess(tmp_path):
+    with pytest.raises(UserError) as caught:
+        request(tmp_path, spec(gpu=1, gpu_model="k80"))
+    message = str(caught.value)
+    assert "gpu_model 'k80' is not a GPU model Google Batch offers" in message
+    assert "use one of: nvidia-tesla-t4, nvidia-tesla-v100" in message and "a100-80gb" in message
+    assert "\n" not in message
+
+
+def test_both_google_kinds_share_one_gpu_table():
+    from cfw.backends import google_gpus
+
+    assert set(machines.GPU_MODELS) == set(google_gpus.ACCELERATORS)
+    for name in google_gpus.ACCELERATORS:
+        assert google_gpus.canonical(name) == name
+
+
 MISTAKES = [
+    ("gpu_model: k80\n", ["field 'gpu_model'", "'k80' is not a GPU model", "nvidia-l4"]),
     ("machine_type: m9\n", ["field 'machine_type'", "neither a machine type", "families:"]),
     ("region: Europe\n", ["field 'region'", "us-central1"]),
     ("zones: [europe-west4-a]\n", ["zone 'europe-west4-a' is not a zone of region us-central1"]),

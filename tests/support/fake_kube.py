@@ -5,7 +5,8 @@ objects with metadata (uid, resourceVersion, creationTimestamp), label selectors
 (=, ==, !=, in, notin, exists, !exists), paginated lists (`limit` and an opaque `continue`
 token), 404 Status objects after delete, 409 AlreadyExists, foreground deletion (the Job
 keeps a deletionTimestamp and the foregroundDeletion finalizer until its pods are gone),
-bearer-token authentication, and pod logs (400 while the container never started).
+bearer-token authentication, 403 for the resources in ``forbidden`` (what RBAC denies), and
+pod logs (400 while the container never started).
 
 The job controller is played by the test: ``start``/``finish``/``fail`` move a Job's pod
 through states whose shapes are copied from real clusters (tests/data/gke/pods.yaml), and
@@ -147,6 +148,7 @@ class FakeKube:
         self.lock = threading.RLock()
         self.max_page: int | None = None  # a server-side page cap, like a busy apiserver
         self.outages: list[int] = []  # status codes to answer the next requests with
+        self.forbidden: set[str] = set()  # resources the token's RBAC does not allow (403)
         self.server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
         self.ca_pem: bytes | None = None
         scheme = "http"
@@ -425,6 +427,14 @@ class FakeKube:
                 query = {k: v[-1] for k, v in parse_qs(url.query).items()}
                 res, ns = m.group("res"), m.group("ns") or ""
                 name, sub = m.group("name"), m.group("sub")
+                if res in fake.forbidden:
+                    return self._status(
+                        403,
+                        "Forbidden",
+                        f'{res} is forbidden: User "runner@example.com" cannot list resource '
+                        f'"{res}" in API group "" at the cluster scope',
+                        res,
+                    )
                 with fake.lock:
                     verb = {
                         "GET": "get" if name else "list",

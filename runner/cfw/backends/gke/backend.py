@@ -3,6 +3,13 @@
 Status: one list of the run's Jobs by label selector per cycle, whatever the number of
 jobs; the run's pods are listed (once, for all jobs) only when a Job failed or has been
 waiting to start long enough to be worth explaining (an image that cannot be pulled).
+
+A pod the scheduler cannot place waits for the cluster autoscaler to add a node. When
+no pool can scale up for it (quota, a GPU stockout, a pool at its max_nodes that never
+frees), it would wait forever: after ``unschedulable_timeout`` of Unschedulable during
+which no job of the run was running, the job fails with the scheduler's message. While
+some job of the run runs, a waiting pod is taken to be queueing for a node that will
+free up, and the clock starts again.
 """
 
 from __future__ import annotations
@@ -12,7 +19,7 @@ import os
 import shutil
 import tempfile
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -50,8 +57,11 @@ def connect(config: GkeConfig, outputs: Mapping[str, Any]) -> Any:
 class GkeBackend(Backend):
     capabilities = KIND.capabilities
 
-    def __init__(self, ctx: EnvContext, kube: Any = None):
+    def __init__(
+        self, ctx: EnvContext, kube: Any = None, clock: Callable[[], float] = time.monotonic
+    ):
         super().__init__(ctx)
+        self.clock = clock
         self.config: GkeConfig = ctx.config
         self.namespace = ctx.outputs.get("namespace") or self.config.namespace
         self.kube = kube if kube is not None else connect(self.config, ctx.outputs)
@@ -62,6 +72,8 @@ class GkeBackend(Backend):
         self.final: dict[str, JobStatus] = {}
         self.cancelled: set[str] = set()
         self.waiting_since: dict[str, float] = {}
+        self.unschedulable_since: dict[str, float] = {}
+        self.progressing = False
         self.pods_checked = 0.0
         self.failed_pod: dict[str, str] = {}  # job -> the pod whose log tells why
         self.last: dict[str, JobStatus] = {}
@@ -112,7 +124,7 @@ class GkeBackend(Backend):
                 for i in external_ids
             }
         jobs = {j["metadata"]["name"]: j for j in listed}
-        now = time.monotonic()
+        now = self.clock()
         phases: dict[str, JobState] = {}
         explain: list[str] = []
         for ext in open_ids:
@@ -128,6 +140,8 @@ class GkeBackend(Backend):
                     explain.append(ext)
             else:
                 self.waiting_since.pop(ext, None)
+        # the run progresses: a pod waiting for a node queues for one that will free up
+        self.progressing = JobState.RUNNING in phases.values()
         pods: dict[str, list[dict[str, Any]]] = {}
         need_pods = any(phases[e] == JobState.FAILED for e in explain) or (
             explain and now - self.pods_checked >= PENDING_CHECK_S
@@ -142,7 +156,7 @@ class GkeBackend(Backend):
         result = {i: self.final[i] for i in external_ids if i in self.final}
         for ext in open_ids:
             result[ext] = self._settle(
-                ext, jobs.get(ext), phases.get(ext), pods.get(ext, []), need_pods
+                ext, jobs.get(ext), phases.get(ext), pods.get(ext, []), need_pods, now
             )
             self.last[ext] = result[ext]
         return result
@@ -154,6 +168,7 @@ class GkeBackend(Backend):
         phase: JobState | None,
         pods: list[dict[str, Any]],
         looked: bool,
+        now: float,
     ) -> JobStatus:
         if job is None:
             if ext in self.cancelled:
@@ -174,11 +189,27 @@ class GkeBackend(Backend):
             self._remember_pod(ext, pods)
         elif phase == JobState.PENDING and looked:
             problem = next((p for p in map(st.waiting_problem, pods) if p), None)
+            problem = problem or self._unschedulable(ext, pods, now)
             if problem:  # it would wait until its deadline, or forever: stop it now
                 self.kube.delete_job(self.namespace, ext)
                 self.final[ext] = JobStatus(JobState.FAILED, reason=problem)
                 self._remember_pod(ext, pods)
         return self.final.get(ext) or JobStatus(phase or JobState.PENDING)
+
+    def _unschedulable(self, ext: str, pods: list[dict[str, Any]], now: float) -> str | None:
+        """The scheduler's message once the job's pod has been Unschedulable for too long."""
+        message = next((m for m in map(st.unschedulable, pods) if m), None)
+        if message is None or self.progressing:
+            self.unschedulable_since.pop(ext, None)
+            return None
+        since = self.unschedulable_since.setdefault(ext, now)
+        timeout = self.config.unschedulable_timeout.total_seconds()
+        if now - since < timeout:
+            return None
+        return (
+            f"unschedulable for {timeout / 60:g} min with no job of the run running "
+            f"(no node pool could scale up for it): {message}"
+        )
 
     def _remember_pod(self, ext: str, pods: list[dict[str, Any]]) -> None:
         if pods:

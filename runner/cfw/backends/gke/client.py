@@ -27,6 +27,10 @@ class Unavailable(WorkFailed):
     """The API server did not answer this time (overload, restart, network): try again."""
 
 
+class Forbidden(WorkFailed):
+    """The caller's credentials may not do this (403): RBAC, not a passing fault."""
+
+
 def connect(host: str, ca_file: Path | None, token: Callable[[], str]) -> Kube:
     """A client for the API server at ``host`` that sends a fresh bearer token."""
     config = k8s.Configuration()
@@ -88,7 +92,8 @@ class Kube:
         except ApiException as exc:
             if exc.status in (429, 500, 502, 503, 504):
                 raise Unavailable(f"listing {what}: {exc.status} {exc.reason}") from exc
-            raise WorkFailed(
+            error = Forbidden if exc.status == 403 else WorkFailed
+            raise error(
                 f"the API server refused to list {what} in {namespace}: "
                 f"{exc.status} {describe(exc)}"
             ) from exc

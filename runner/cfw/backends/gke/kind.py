@@ -181,16 +181,25 @@ class GkeKind(Kind):
         )
 
     def status_details(self, config: EnvConfig, outputs: Mapping[str, Any]) -> dict[str, Any]:
-        """Job nodes per pool and Jobs by state (one list of nodes, one of the namespace's Jobs)."""
+        """Job nodes per pool and Jobs by state (one list of nodes, one of the namespace's Jobs).
+
+        Nodes are cluster-scoped: a runner with only the namespace's Role may not list
+        them, and sees them as unknown (Kubernetes Engine Cluster Viewer does not grant it).
+        """
         assert isinstance(config, GkeConfig)
         from cfw.backends.gke.backend import connect
+        from cfw.backends.gke.client import Forbidden
         from cfw.backends.gke.status import job_phase
 
         kube = connect(config, outputs)
-        nodes: dict[str, int] = dict.fromkeys(outputs.get("node_pools") or {}, 0)
-        for node in kube.list_nodes("cfw-pool"):
+        nodes: dict[str, int] | str = dict.fromkeys(outputs.get("node_pools") or {}, 0)
+        try:
+            listed = kube.list_nodes("cfw-pool")
+        except Forbidden:  # the runner Role is namespaced: it grants no node access
+            nodes, listed = "unknown (no permission to list nodes)", []
+        for node in listed:
             pool = node["metadata"]["labels"]["cfw-pool"]
-            if pool != "system":
+            if pool != "system" and isinstance(nodes, dict):
                 nodes[pool] = nodes.get(pool, 0) + 1
         jobs: dict[str, int] = {}
         namespace = outputs.get("namespace") or config.namespace

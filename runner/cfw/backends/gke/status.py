@@ -87,6 +87,19 @@ def waiting_problem(pod: Mapping[str, Any]) -> str | None:
     return f"{kind} ({reason})" + (f": {message}" if message else "")
 
 
+def unschedulable(pod: Mapping[str, Any]) -> str | None:
+    """The scheduler's message while it cannot place the pod (PodScheduled False,
+    Unschedulable: "0/3 nodes are available: 3 Insufficient memory..."), or None."""
+    for condition in (pod.get("status") or {}).get("conditions") or []:
+        if (
+            condition.get("type") == "PodScheduled"
+            and condition.get("status") == "False"
+            and condition.get("reason") == "Unschedulable"
+        ):
+            return (condition.get("message") or "").strip() or "no node can hold it"
+    return None
+
+
 def pod_failure(pod: Mapping[str, Any]) -> tuple[str | None, int | None]:
     """Why a failed pod failed, and the job container's exit code if it has one."""
     status = pod.get("status") or {}

@@ -12,7 +12,9 @@ import re
 from collections.abc import Sequence
 from typing import Any
 
+from cfw.backends import google_gpus
 from cfw.backends.base import EnvContext, JobSpec
+from cfw.backends.gke import allocatable
 from cfw.backends.gke.config import GkeConfig, Pool, node_pools
 from cfw.core.errors import UserError
 
@@ -24,7 +26,6 @@ MANAGED_BY = "app.kubernetes.io/managed-by"
 RUN_LABEL = "cfw-run"
 JOB_LABEL = "cfw-job"
 WORKDIR = "/workdir"
-_VCPUS = re.compile(r"^[a-z0-9]+-(standard|highmem|highcpu)-(\d+)(-lssd)?$")
 
 
 def secret_name(run_id: str) -> str:
@@ -66,13 +67,12 @@ def type_matches(machine_type: str, wanted: str) -> bool:
 
 
 def model_matches(accelerator: str, model: str) -> bool:
+    """A rule's gpu_model names the pool's accelerator: Google's name, or a short one
+    (t4, a100, h100: google_gpus' table), or the name without nvidia-/nvidia-tesla-."""
     model = model.strip().lower()
-    return accelerator in (model, f"nvidia-{model}", f"nvidia-tesla-{model}")
-
-
-def vcpus(machine_type: str) -> int | None:
-    match = _VCPUS.match(machine_type)
-    return int(match.group(2)) if match else None
+    return accelerator in (model, f"nvidia-{model}", f"nvidia-tesla-{model}") or (
+        google_gpus.canonical(model) == accelerator
+    )
 
 
 def _types(pools: Sequence[Pool]) -> str:
@@ -84,7 +84,40 @@ def _family(pools: Sequence[Pool]) -> str:
     return types[0].rsplit("-", 1)[0] if types else "e2-standard"
 
 
-def select_pools(spec: JobSpec, pools: Sequence[Pool], env: str) -> tuple[list[Pool], bool]:
+def _that_fit(
+    spec: JobSpec, pools: Sequence[Pool], config: GkeConfig, env: str, where: str
+) -> list[Pool]:
+    """The pools whose nodes can hold the job's pod (threads, memory and disk requests)."""
+    mem_mb = spec.mem_mb or config.default_mem_mb
+    fix_config = f"edit environments/{env}.yaml and `cfw up {env}` again"
+    nodes = {p.name: allocatable.node(p.machine_type, config.disk_size_gb) for p in pools}
+    fitting = [
+        p for p in pools if allocatable.fits(nodes[p.name], spec.threads, mem_mb, spec.disk_mb)
+    ]
+    if fitting:
+        return fitting
+    largest = max(
+        nodes.values(), key=lambda n: (n.allocatable_mib or 0, n.vcpus or 0, n.machine_type)
+    )
+    needs = f"{spec.threads} threads, {mem_mb} MiB of memory" + (
+        f" and {spec.disk_mb} MiB of disk" if spec.disk_mb else ""
+    )
+    offers = [f"{largest.cpu_milli / 1000:g} vCPUs" if largest.cpu_milli else "its vCPUs"]
+    if largest.allocatable_mib:
+        offers.append(f"{largest.allocatable_mib} MiB of memory")
+    offers.append(f"{largest.disk_mib} MiB of disk")
+    raise UserError(
+        f"{where} asks for {needs}; the largest node of {env} ({largest.machine_type}, "
+        f"{config.disk_size_gb} GB boot disk) offers pods {', '.join(offers[:-1])} and "
+        f"{offers[-1]} (GKE keeps part of every node for itself)",
+        "lower the rule's threads/mem_mb/disk_mb, or add a bigger machine type (or raise "
+        f"disk_size_gb): {fix_config}",
+    )
+
+
+def select_pools(
+    spec: JobSpec, pools: Sequence[Pool], env: str, config: GkeConfig
+) -> tuple[list[Pool], bool]:
     """The pools that can run the job, and whether they are Spot pools."""
     where = f"rule {spec.rule} (job {spec.jobid})"
     fix_config = f"edit environments/{env}.yaml and `cfw up {env}` again"
@@ -131,13 +164,7 @@ def select_pools(spec: JobSpec, pools: Sequence[Pool], env: str) -> tuple[list[P
         raise UserError(
             f"environment {env} has no pool for {where}", f"add machine_types: and {fix_config}"
         )
-    sizes = [vcpus(p.machine_type) for p in candidates]
-    if all(sizes) and spec.threads >= max(s for s in sizes if s):
-        raise UserError(
-            f"{where} asks for {spec.threads} threads; its largest machine type has "
-            f"{max(s for s in sizes if s)} vCPUs and GKE keeps part of every node for itself",
-            f"use fewer threads or a bigger machine type ({_types(candidates)} fit now)",
-        )
+    candidates = _that_fit(spec, candidates, config, env, where)
     if spec.preemptible:
         spot = [p for p in candidates if p.spot]
         if spot:
@@ -218,7 +245,7 @@ def translate(spec: JobSpec, ctx: EnvContext) -> dict[str, Any]:
     outputs = dict(ctx.outputs)
     namespace = outputs.get("namespace") or config.namespace
     service_account = outputs.get("service_account") or config.service_account
-    pools, spot = select_pools(spec, available_pools(config, outputs), ctx.name)
+    pools, spot = select_pools(spec, available_pools(config, outputs), ctx.name, config)
     secret = secret_name(spec.run_id) if spec.env else None
     job_labels = labels(spec, ctx)
     container: dict[str, Any] = {

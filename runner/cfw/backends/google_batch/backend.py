@@ -30,6 +30,8 @@ _STATES = {
     "CANCELLATION_IN_PROGRESS": JobState.CANCELLED,
     "DELETION_IN_PROGRESS": JobState.CANCELLED,
 }
+# what a job this run cancelled may be listed as, until it is deleted and listed no more
+CANCEL = {JobState.CANCELLED, JobState.PENDING, JobState.RUNNING}
 MISSING_GRACE_S = 120.0  # a job just created may not be listed yet
 POLL_FAILURES = 10  # consecutive failed status calls before the run gives up
 
@@ -49,6 +51,7 @@ class GoogleBatchBackend(Backend):
         self.uids: dict[str, str] = {}  # job id -> uid (Cloud Logging labels entries by uid)
         self.secrets: dict[str, str] = {}  # env var -> secret name, created once per run
         self.poll_failures = 0
+        self.cancelled: set[str] = set()  # job ids this run deleted
 
     @staticmethod
     def translate(spec: JobSpec, ctx: EnvContext) -> dict[str, Any]:
@@ -92,6 +95,9 @@ class GoogleBatchBackend(Backend):
         result: dict[str, JobStatus] = {}
         for ext in external_ids:
             job = jobs.get(short(ext))
+            if short(ext) in self.cancelled and (job is None or status_of(job).state in CANCEL):
+                result[ext] = JobStatus(JobState.CANCELLED, reason="cancelled")
+                continue
             if job is None:
                 since = self.submitted.setdefault(short(ext), now)
                 result[ext] = (
@@ -117,6 +123,8 @@ class GoogleBatchBackend(Backend):
                 self.clients.delete_job(ext, reason=f"cancelled by cfw (run {self.ctx.run_id})")
             except CfwError as exc:
                 errors.append(str(exc))
+            else:  # deleting, or already gone: once deleted, the list will not show it
+                self.cancelled.add(short(ext))
         if errors:
             raise WorkFailed(f"could not cancel {len(errors)} job(s): {errors[0]}")
 

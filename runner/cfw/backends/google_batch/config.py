@@ -8,6 +8,7 @@ from typing import Literal
 
 from pydantic import Field, field_validator, model_validator
 
+from cfw.backends import google_gpus
 from cfw.backends.google_batch import machines
 from cfw.core.config import EnvConfig
 
@@ -91,8 +92,11 @@ class GoogleBatchConfig(EnvConfig):
     @field_validator("gpu_model")
     @classmethod
     def _gpu_model(cls, value: str) -> str:
-        if not re.match(r"^[a-z][a-z0-9-]*$", value):
-            raise ValueError("expected a GPU model such as " + ", ".join(machines.GPU_MODELS))
+        if google_gpus.canonical(value) not in machines.GPU_MODELS:
+            raise ValueError(
+                f"{value!r} is not a GPU model of Google Batch: use one of "
+                f"{', '.join(machines.GPU_MODELS)} (or {google_gpus.short_names()})"
+            )
         return value
 
     @field_validator("bucket", "data_buckets")

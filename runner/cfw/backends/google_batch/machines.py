@@ -20,6 +20,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
+from cfw.backends import google_gpus
 from cfw.core.errors import UserError
 
 # VMs keep some memory for the OS, Docker and the Batch agent: a type fits a job when
@@ -242,6 +243,26 @@ def _cheapest(
     return min(fitting, key=lambda m: (m.price, m.vcpus, m.name))
 
 
+def _check_exact(known: MachineType, threads: int, mem_mb: int | None) -> None:
+    """An exact type must hold the job: it is never silently shrunk to fit."""
+    hint = (
+        "choose a larger type, or a prefix such as "
+        f"{known.name.rsplit('-', 1)[0]} to let cfw pick one that fits"
+    )
+    if threads > known.vcpus:
+        raise UserError(
+            f"machine_type {known.name} has {known.vcpus} vCPUs, fewer than the rule's "
+            f"threads={threads}",
+            hint,
+        )
+    if mem_mb is not None and known.usable_mib < mem_mb:
+        raise UserError(
+            f"machine_type {known.name} has {known.memory_mib} MiB of memory "
+            f"({known.usable_mib} usable), less than the rule's mem_mb={mem_mb}",
+            hint,
+        )
+
+
 def _of_prefix(prefix: str | None, families: tuple[str, ...]) -> list[MachineType]:
     pool = [m for m in CATALOGUE.values() if not m.shared_core and m.gpus == 0]
     if prefix:
@@ -259,43 +280,54 @@ def choose(
         known = exact(machine_type)
         if known is None:
             return Choice(machine_type, None, None)
-        if mem_mb is not None and known.usable_mib < mem_mb:
-            raise UserError(
-                f"machine_type {machine_type} has {known.memory_mib} MiB of memory "
-                f"({known.usable_mib} usable), less than the rule's mem_mb={mem_mb}",
-                "choose a larger type, or a prefix such as "
-                f"{machine_type.rsplit('-', 1)[0]} to let cfw pick one that fits",
-            )
+        _check_exact(known, threads, mem_mb)
         return Choice(known.name, known.vcpus, known.memory_mib)
     what = f"of prefix {machine_type}" if machine_type else "of the general-purpose families"
     best = _cheapest(_of_prefix(machine_type, GENERAL_FAMILIES), threads, mem_mb, what)
     return Choice(best.name, best.vcpus, best.memory_mib)
 
 
+def gpu_model(name: str) -> GpuModel:
+    """The model of a rule's gpu_model: Google's name or a short one (t4, a100, l4)."""
+    model = GPU_MODELS.get(google_gpus.canonical(name) or "")
+    if model is None:
+        raise UserError(
+            f"gpu_model {name!r} is not a GPU model Google Batch offers",
+            f"use one of: {', '.join(GPU_MODELS)} (or short names: {google_gpus.short_names()})",
+        )
+    return model
+
+
 def _choose_gpu(
-    threads: int, mem_mb: int | None, machine_type: str | None, gpus: int, model_name: str
+    threads: int, mem_mb: int | None, machine_type: str | None, gpus: int, name: str
 ) -> Choice:
-    model = GPU_MODELS.get(model_name)
-    if model is not None and gpus not in model.counts:
+    model = gpu_model(name)
+    model_name = model.name
+    if gpus not in model.counts:
         raise UserError(
             f"{model_name} comes in counts of {', '.join(map(str, model.counts))}, not {gpus}",
             "set the rule's gpu/nvidia_gpu to one of those",
         )
-    if model is None or model.family == "n1":
-        # attached GPUs (and models unknown here, as Life Sciences did): an N1 VM; a
-        # machine_type of another family is overridden, as Snakemake's docs described
+    if model.family == "n1":
+        # attached GPUs: an N1 VM; a machine_type of another family is overridden, as
+        # Snakemake's docs described
         wanted = machine_type if machine_type and matches(machine_type, "n1") else None
         if wanted and is_exact(wanted):
             known = exact(wanted)
-            return Choice(
-                wanted,
-                known.vcpus if known else None,
-                known.memory_mib if known else None,
-                model_name,
-                gpus,
-            )
+            if known is None:
+                return Choice(wanted, None, None, model_name, gpus)
+            _check_exact(known, threads, mem_mb)
+            limit = (model.max_vcpus or {}).get(gpus)
+            if limit is not None and known.vcpus > limit:
+                raise UserError(
+                    f"machine_type {wanted} has {known.vcpus} vCPUs, more than the limit of "
+                    f"{limit} vCPUs for {gpus} {model_name} GPU(s) on an N1 VM",
+                    f"choose an N1 type with at most {limit} vCPUs, more GPUs, or the prefix "
+                    f"{wanted.rsplit('-', 1)[0]} to let cfw pick one",
+                )
+            return Choice(known.name, known.vcpus, known.memory_mib, model_name, gpus)
         pool = _of_prefix(wanted or "n1", ("n1",))
-        if model is not None and model.max_vcpus:
+        if model.max_vcpus:
             pool = [m for m in pool if m.vcpus <= model.max_vcpus[gpus]]
         best = _cheapest(
             pool, threads, mem_mb, f"of prefix {wanted or 'n1'} with {gpus} {model_name}"
@@ -304,6 +336,7 @@ def _choose_gpu(
     pool = [m for m in CATALOGUE.values() if m.gpu_model == model_name and m.gpus == gpus]
     if machine_type in {m.name for m in pool}:
         known = CATALOGUE[machine_type]
+        _check_exact(known, threads, mem_mb)
         return Choice(known.name, known.vcpus, known.memory_mib, model_name, gpus)
     # a prefix of the right family narrows the choice; any other machine_type is overridden
     narrowed = [m for m in pool if machine_type and matches(m.name, machine_type)]

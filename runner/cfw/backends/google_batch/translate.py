@@ -89,14 +89,13 @@ def build_request(spec: JobSpec, ctx: EnvContext) -> Any:
             secret_variables={var: secret_ref(ctx, var) for var in spec.env},
         ),
     )
-    threads = min(spec.threads, choice.vcpus) if choice.vcpus else spec.threads
     memory = spec.mem_mb or (
         int(choice.memory_mib * machines.USABLE_MEMORY) if choice.memory_mib else 0
     )
     task = batch_v1.TaskSpec(
         runnables=[runnable],
         compute_resource=batch_v1.ComputeResource(
-            cpu_milli=threads * 1000, memory_mib=memory, boot_disk_mib=spec.disk_mb or 0
+            cpu_milli=spec.threads * 1000, memory_mib=memory, boot_disk_mib=spec.disk_mb or 0
         ),
     )
     if spec.runtime:
