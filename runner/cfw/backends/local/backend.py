@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import shutil
 import threading
 import time
 from collections.abc import Mapping, Sequence
@@ -14,6 +15,27 @@ from cfw.backends.local import client
 from cfw.backends.local.kind import KIND
 from cfw.backends.local.translate import translate as _translate
 
+KEEP_FAILED_DAYS = 7  # how long the sandboxes of failed jobs are kept for debugging
+
+
+def prune_kept_sandboxes(root: Path, days: float = KEEP_FAILED_DAYS, now: float | None = None):
+    """Remove the run directories under ROOT (failed jobs' sandboxes, kept for debugging)
+    untouched for DAYS; returns what was removed."""
+    cutoff = (time.time() if now is None else now) - days * 86400
+    removed = []
+    try:
+        runs = list(root.iterdir())
+    except OSError:
+        return removed
+    for run in runs:
+        try:
+            if run.is_dir() and not run.is_symlink() and run.stat().st_mtime < cutoff:
+                shutil.rmtree(run, ignore_errors=True)
+                removed.append(run)
+        except OSError:
+            continue
+    return removed
+
 
 class LocalBackend(Backend):
     capabilities = KIND.capabilities
@@ -21,6 +43,8 @@ class LocalBackend(Backend):
     def __init__(self, ctx: EnvContext):
         super().__init__(ctx)
         self.sandbox_root = Path(ctx.outputs["sandbox_root"])
+        if not ctx.explain:
+            prune_kept_sandboxes(self.sandbox_root)
         self.procs: dict[str, client.Proc] = {}
         self.cpus = client.CpuPool()
         self.changed = threading.Event()
