@@ -102,6 +102,34 @@ def test_readme_quickstart_command_as_written(tmp_path: Path):
         check=True,
     )
     assert clouds.stdout.strip() == "[]", "the core install pulled in a cloud SDK"
+    # a cloud kind's submissions can be explained without its SDK
+    envs = checkout / "examples" / "quickstart" / "environments"
+    envs.mkdir(exist_ok=True)
+    (envs / "tes.yaml").write_text(
+        "kind: tes\nurl: https://tes.example.org\nstorage:\n  prefix: s3://bucket/qs\n"
+    )
+    explain = subprocess.run(
+        [str(venv.parent / "cfw"), "run", "--explain", "--env", "tes", "--forceall"],
+        cwd=checkout / "examples" / "quickstart",
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert explain.returncode == 0, explain.stderr[-2000:]
+    assert len(explain.stdout.splitlines()) == 9
+
+
+def test_missing_cloud_sdk_names_the_extra(tmp_path: Path, monkeypatch):
+    """A backend whose SDK is not installed: one line naming the extra to install."""
+    (tmp_path / "cfw_probe_backend.py").write_text("import no_such_cloud_sdk_xyz\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    from cfw.backends import get_kind
+    from cfw.core.errors import UserError
+
+    with pytest.raises(UserError) as caught:
+        get_kind("tes")._load("cfw_probe_backend:Backend")
+    assert caught.value.message == "the Python package 'no_such_cloud_sdk_xyz' is not installed"
+    assert caught.value.hint == "install it with: pip install 'cfw[tes]'"
 
 
 def test_readme_test_command_is_what_ci_runs():
