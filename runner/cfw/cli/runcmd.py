@@ -29,6 +29,7 @@ def _is_environment(project: Path, token: str) -> bool:
 
 @app.command(
     context_settings={"allow_extra_args": True, "ignore_unknown_options": True},
+    options_metavar="[OPTIONS] [SNAKEMAKE ARGS]...",
 )
 def run(
     ctx: typer.Context,
