@@ -117,6 +117,11 @@ def test_up_jobs_users_run_down_against_moto(cfw, tmp_path, tib_env):
     for bucket in (outputs["data_bucket"], outputs["log_bucket"]):
         block = s3.get_public_access_block(Bucket=bucket)["PublicAccessBlockConfiguration"]
         assert all(block.values()) and len(block) == 4, block
+        # Tibanna writes <jobid>.postrun.json with a canned ACL: ACLs must stay on
+        rules = s3.get_bucket_ownership_controls(Bucket=bucket)["OwnershipControls"]["Rules"]
+        assert rules == [{"ObjectOwnership": "BucketOwnerPreferred"}]
+        s3.put_object(Bucket=bucket, Key="x.postrun.json", Body=b"{}", ACL="private")
+        s3.delete_object(Bucket=bucket, Key="x.postrun.json")
     iam = sess.client("iam")
     assert (
         iam.get_group(GroupName=outputs["user_group"])["Group"]["GroupName"] == f"tibanna_{env_id}"
