@@ -302,9 +302,17 @@ def test_config_mistakes_are_one_line_and_create_nothing(cfw, tmp_path, setting,
     assert not (tmp_path / ".cfw" / "tib").exists()
 
 
-def test_users_on_a_kind_without_users_is_a_user_mistake(cfw, tmp_path):
+def test_users_on_an_environment_that_is_not_up_is_a_user_mistake(cfw, tmp_path):
     result = cfw(["users", "list", "local"], tmp_path)
     assert result.code == 2 and "not up here" in result.stderr
+
+
+def test_users_on_a_kind_without_users_is_a_user_mistake(cfw, tmp_path):
+    assert cfw(["up", "local", "--yes"], tmp_path).code == 0  # up, but kind local has no users
+    result = cfw(["users", "list", "local"], tmp_path)
+    assert result.code == 2, result.output
+    assert "(kind local) has no users to manage" in result.stderr
+    assert "not up here" not in result.stderr
 
 
 def test_up_without_credentials_stops_before_anything_is_created(cfw, tmp_path):
