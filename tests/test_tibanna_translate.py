@@ -333,3 +333,28 @@ def test_up_without_credentials_stops_before_anything_is_created(cfw, tmp_path):
     assert "no AWS credentials were found" in result.stderr
     assert len(result.stderr.strip().splitlines()) == 1
     assert not (tmp_path / ".cfw" / "tib" / "terraform.tfstate").exists()
+
+
+def test_rendered_root_refers_to_its_lambda_zips_relatively(tmp_path):
+    """Two checkouts of one project (a shared state used from another directory) render
+    the same tfvars, so Terraform plans no Lambda redeploy; the zips sit in lambda/ next
+    to each root module."""
+    from cfw.core.environments import resolve
+    from cfw.core.lifecycle import Lifecycle
+
+    rendered = []
+    for checkout in ("alice/project", "bob/elsewhere/project"):
+        project = tmp_path / checkout
+        (project / "environments").mkdir(parents=True)
+        (project / "environments" / "tib.yaml").write_text("kind: tibanna\nregion: us-east-1\n")
+        resolved = resolve(project, "tib", environ={})
+        out = Lifecycle(project, environ={}).render_to(resolved, project / ".cfw" / "tib")
+        tfvars = json.loads((out / "terraform.tfvars.json").read_text())
+        for fn, package in tfvars["lambda_packages"].items():
+            assert package["filename"] == f"lambda/{fn}.zip"
+            data = (out / package["filename"]).read_bytes()
+            digest = base64.b64encode(hashlib.sha256(data).digest()).decode()
+            assert digest == package["source_code_hash"]
+        assert '"${path.module}/${p.filename}"' in (out / "main.tf").read_text()
+        rendered.append(tfvars["lambda_packages"])
+    assert rendered[0] == rendered[1]
