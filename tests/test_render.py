@@ -31,8 +31,6 @@ GOLDEN_OVERRIDES: dict[str, list[str]] = {
     "local": ["sandbox_root=/var/tmp/cfw-sandboxes"],
     "gke": ["project=my-project"],
     "google-batch": ["project=example-project"],
-    # the Lambda zips' hashes depend on the tibanna packages the test extra pins
-    "tibanna": ["lambda_dir=/tmp/cfw-golden/tibanna-lambda"],
 }
 
 

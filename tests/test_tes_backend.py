@@ -12,7 +12,6 @@ from pathlib import Path
 import pytest
 
 from cfw.backends.base import EnvContext, JobState
-from cfw.backends.tes import backend as tes_backend
 from cfw.backends.tes.backend import STATES, TesBackend
 from cfw.backends.tes.client import plain_http_to_remote
 from cfw.backends.tes.config import TesConfig
@@ -180,12 +179,108 @@ def test_a_task_the_server_forgot_fails_after_a_lookup(server, tmp_path, creds):
     with server.lock:
         server.order.remove(task_id)
         del server.tasks[task_id]
-    for _ in range(tes_backend.MISSES_BEFORE_LOOKUP - 1):
-        assert backend.poll([task_id]) == {}  # not listed: still waiting
-    assert server.count("GetTask") == 0
-    status = backend.poll([task_id])[task_id]
+    status = backend.poll([task_id])[task_id]  # not listed: asked for by id in the same poll
     assert status.state == JobState.FAILED and "no longer knows" in status.reason
     assert server.count("GetTask") == 1
+
+
+# -- a server that pages before it filters (Funnel's DynamoDB backend) -----------------------
+def test_the_funnel_dynamodb_model_ends_paging_early(tmp_path, creds):
+    """The test server's model of Funnel's DynamoDB ListTasks: page_size tasks are read
+    before the tag filter, and a page with none of this run's tasks has no token."""
+    with TesServer(users={USER: PASSWORD}, funnel_dynamodb_paging=True) as srv:
+        backend = TesBackend(make_ctx(srv.url, tmp_path, page_size=3))
+        ours = [submit(backend, i) for i in range(2)]
+        other = TesBackend(make_ctx(srv.url, tmp_path, run_id="otherrun"))
+        for i in range(4):
+            submit(other, 100 + i)
+        tasks, token = backend.api.list_page(tags=backend.tags, page_size=3)
+        assert tasks == [] and token is None  # 3 of the other run's read, none returned
+        everything, token = backend.api.list_page(tags={}, page_size=3)
+        assert len(everything) == 3 and token == everything[-1].id
+        tasks, token = backend.api.list_page(tags=backend.tags, page_size=3, page_token=token)
+        assert [t.id for t in tasks] == ours[::-1] and token == ours[0]  # 3 read, 2 returned
+        tasks, token = backend.api.list_page(tags=backend.tags, page_size=3, page_token=token)
+        assert tasks == [] and token is None
+
+
+def test_every_final_state_is_reported_on_funnel_dynamodb_with_bounded_calls(tmp_path, creds):
+    with TesServer(users={USER: PASSWORD}, funnel_dynamodb_paging=True) as srv:
+        backend = TesBackend(make_ctx(srv.url, tmp_path, page_size=3))
+        other = TesBackend(make_ctx(srv.url, tmp_path, run_id="otherrun"))
+        older = [submit(backend, i) for i in range(5)]
+        for i in range(10):  # newer tasks of another run hide the older ones from the pages
+            submit(other, 100 + i)
+        newer = [submit(backend, i) for i in range(5, 7)]
+        ids = older + newer
+        finals = {tid: "COMPLETE" for tid in ids}
+        finals[older[0]] = "EXECUTOR_ERROR"
+        finals[newer[0]] = "SYSTEM_ERROR"
+        active, seen, polls = list(ids), {}, 0
+        for step, tid in enumerate(ids):  # one task finishes between polls
+            srv.set_state(tid, finals[tid])
+            lists, gets = srv.count("ListTasks"), srv.count("GetTask")
+            statuses = backend.poll(active)
+            polls += 1
+            assert set(statuses) == set(active)  # every job has a state after each poll
+            # page 1: the two newer tasks and a token; page 2: empty, no token; then GetTask
+            # for exactly the tasks the pages did not reach
+            assert srv.count("ListTasks") - lists <= 2
+            assert srv.count("GetTask") - gets == len([t for t in active if t in older])
+            for done in [t for t in active if statuses[t].state.finished]:
+                seen[done] = statuses[done]
+                active.remove(done)
+            assert len(seen) == step + 1  # reported in the poll right after it finished
+        assert not active and polls == len(ids)
+        assert {tid: s.state for tid, s in seen.items()} == {
+            tid: STATES[state].state for tid, state in finals.items()
+        }
+        assert srv.count("GetTask") <= 5 * len(ids)  # bounded: never more than once per poll
+
+
+# -- credentials rejected, server failing ----------------------------------------------------
+REJECTED = (
+    "TES server rejected the credentials (HTTP {}): "
+    "set TES_TOKEN or FUNNEL_SERVER_USER/FUNNEL_SERVER_PASSWORD"
+)
+
+
+@pytest.mark.parametrize("status", [401, 403])
+def test_credentials_rejected_mid_run_fail_every_job_clearly(server, tmp_path, creds, status):
+    backend = TesBackend(make_ctx(server.url, tmp_path))
+    ids = [submit(backend, i) for i in range(3)]
+    assert {s.state for s in backend.poll(ids).values()} == {JobState.PENDING}
+    if status == 401:
+        server.users = {USER: "rotated-password"}  # the server's credentials changed
+    else:
+        server.fault = 403
+    statuses = backend.poll(ids)
+    assert set(statuses) == set(ids)
+    for got in statuses.values():
+        assert got.state == JobState.FAILED and got.state.finished
+        assert got.reason == REJECTED.format(status)
+    assert PASSWORD not in REJECTED
+
+
+def test_credentials_rejected_on_a_lookup_fail_every_job(tmp_path, creds):
+    with TesServer(users={USER: PASSWORD}, funnel_dynamodb_paging=True) as srv:
+        backend = TesBackend(make_ctx(srv.url, tmp_path, page_size=1))
+        ids = [submit(backend, i) for i in range(2)]
+        backend.api.list_page = lambda **_: ([], None)  # the listing reaches none of them
+        srv.fault = 401
+        statuses = backend.poll(ids)
+        assert {s.reason for s in statuses.values()} == {REJECTED.format(401)}
+        assert srv.count("GetTask") == 1  # stopped at the first rejection
+
+
+def test_a_failing_server_means_try_again(server, tmp_path, creds):
+    backend = TesBackend(make_ctx(server.url, tmp_path))
+    task_id = submit(backend, 1)
+    server.fault = 503
+    assert backend.poll([task_id]) == {}
+    assert backend.poll([task_id]) == {}
+    server.fault = None
+    assert backend.poll([task_id])[task_id].state == JobState.PENDING
 
 
 def test_logs_come_from_the_full_view_without_the_task_env(server, tmp_path, creds, monkeypatch):

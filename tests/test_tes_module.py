@@ -215,9 +215,15 @@ def test_up_and_down_against_moto(tmp_path, cfw, aws_env):
     seen = KIND.leftovers(config, ident, outputs, os.environ)
     assert len(seen) >= len(before) - 1, (seen, before)  # (the root volume dies with the instance)
 
-    status = cfw(["status", "tes"], project)
-    assert status.code == 0 and "up" in status.output
-    assert "not published its TLS certificate" in status.output  # no Funnel boots in moto
+    status = cfw(["status", "tes", "--json"], project)
+    assert status.code == 0, status.output
+    [row] = json.loads(status.stdout)
+    assert (row["name"], row["kind"], row["state"]) == ("tes", "tes", "up"), row
+    assert row["resources"] > 0
+    # no Funnel boots in moto: the server's details say why it does not answer
+    assert "not published its TLS certificate" in row["details"]["server"], row["details"]
+    shown = cfw(["status", "tes"], project)
+    assert shown.code == 0 and "tes: server: not answering" in shown.output, shown.output
 
     down = cfw(["down", "tes", "--yes"], project)
     assert down.code == 0, down.output[-4000:]

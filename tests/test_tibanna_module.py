@@ -53,3 +53,16 @@ def test_rendered_root_validates_with_the_mirror(tmp_path):
             ["terraform", *args], cwd=out, capture_output=True, text=True, check=False
         )
         assert proc.returncode == 0, proc.stdout + proc.stderr
+
+
+def test_buckets_accept_the_canned_acl_tibanna_writes_postrun_json_with():
+    """Tibanna puts <jobid>.postrun.json with ACL='private' (check_task, awsf3): the buckets
+    must keep ACLs on (not BucketOwnerEnforced) and the bucket policy must allow
+    s3:PutObjectAcl; the public-access block stays fully on (tested above)."""
+    main = re.sub(r"#.*", "", (MODULE / "main.tf").read_text())
+    assert "BucketOwnerEnforced" not in main
+    ownership = re.search(r'"aws_s3_bucket_ownership_controls" "bucket" \{(.*?)\n\}', main, re.S)
+    assert ownership and 'object_ownership = "BucketOwnerPreferred"' in ownership.group(1)
+    iam = (MODULE / "iam.tf").read_text()
+    bucket_policy = re.search(r'data "aws_iam_policy_document" "bucket" \{(.*?)\n\}', iam, re.S)
+    assert bucket_policy and '"s3:PutObjectAcl"' in bucket_policy.group(1)

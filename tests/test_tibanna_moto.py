@@ -117,6 +117,11 @@ def test_up_jobs_users_run_down_against_moto(cfw, tmp_path, tib_env):
     for bucket in (outputs["data_bucket"], outputs["log_bucket"]):
         block = s3.get_public_access_block(Bucket=bucket)["PublicAccessBlockConfiguration"]
         assert all(block.values()) and len(block) == 4, block
+        # Tibanna writes <jobid>.postrun.json with a canned ACL: ACLs must stay on
+        rules = s3.get_bucket_ownership_controls(Bucket=bucket)["OwnershipControls"]["Rules"]
+        assert rules == [{"ObjectOwnership": "BucketOwnerPreferred"}]
+        s3.put_object(Bucket=bucket, Key="x.postrun.json", Body=b"{}", ACL="private")
+        s3.delete_object(Bucket=bucket, Key="x.postrun.json")
     iam = sess.client("iam")
     assert (
         iam.get_group(GroupName=outputs["user_group"])["Group"]["GroupName"] == f"tibanna_{env_id}"
@@ -317,3 +322,65 @@ def test_down_after_an_up_that_failed_half_way(cfw, tmp_path, tib_env):
         assert cfw(["down", "half", "--yes"], proj).code == 0
     finally:
         iam.delete_role(RoleName="tibanna_halfway_for_ec2")
+
+
+def test_logs_show_the_error_markers_and_postrun_json_of_a_job(aws_env, tmp_path):
+    """`cfw logs` of a tibanna job: <jobid>.log, then <jobid>.error, <jobid>.spot_failure
+    and the end of <jobid>.postrun.json where they exist (names as awsf3 writes them)."""
+    from cfw.backends.base import EnvContext
+    from cfw.backends.tibanna.backend import TibannaBackend
+    from cfw.backends.tibanna.config import TibannaConfig
+
+    bucket = "cfw-logs-outcome-test"
+    s3 = boto3.client("s3", region_name="us-east-1")
+    s3.create_bucket(Bucket=bucket)
+    ctx = EnvContext(
+        name="tib",
+        kind="tibanna",
+        config=TibannaConfig(name="tib", region="us-east-1"),
+        outputs={
+            "log_bucket": bucket,
+            "state_machine_arn": "arn:aws:states:us-east-1:123456789012:stateMachine:none",
+        },
+        env_id="logs0",
+        state_dir=tmp_path,
+        run_id="r1",
+    )
+    backend = TibannaBackend(ctx)
+    s3.put_object(Bucket=bucket, Key="ok.log", Body=b"## job started\nhello\n")
+    s3.put_object(
+        Bucket=bucket,
+        Key="ok.postrun.json",
+        Body=json.dumps({"Job": {"JOBID": "ok", "status": ",0,0", "end_time": "t1"}}).encode(),
+    )
+    assert backend.logs("ok") == (
+        "## job started\nhello\n"
+        f"--- tibanna: s3://{bucket}/ok.postrun.json: status ,0,0, end_time t1\n"
+    )
+
+    s3.put_object(Bucket=bucket, Key="bad.log", Body=b"## job started\nboom")
+    s3.put_object(Bucket=bucket, Key="bad.error", Body=b"")
+    s3.put_object(Bucket=bucket, Key="bad.spot_failure", Body=b"")
+    s3.put_object(
+        Bucket=bucket,
+        Key="bad.postrun.json",
+        Body=json.dumps(
+            {"Job": {"JOBID": "bad", "status": ",0,1", "instance_type": "c5.large"}}
+        ).encode(),
+    )
+    lines = backend.logs("bad").splitlines()
+    assert lines[:2] == ["## job started", "boom"]
+    assert lines[2] == f"--- tibanna: s3://{bucket}/bad.error exists: " + (
+        "awsf3 marked the job failed (a step on the instance exited non-zero)"
+    )
+    assert lines[3].startswith(f"--- tibanna: s3://{bucket}/bad.spot_failure exists: AWS ")
+    assert lines[4] == (
+        f"--- tibanna: s3://{bucket}/bad.postrun.json: status ,0,1 (a non-zero exit code: "
+        "failed), instance_type c5.large"
+    )
+
+    s3.put_object(Bucket=bucket, Key="early.spot_failure", Body=b"")  # no .log yet
+    early = backend.logs("early")
+    assert "has not written" in early and "early.spot_failure exists" in early
+    assert "has not written" in backend.logs("nothing")  # nothing at all: as before
+    assert "--- tibanna" not in backend.logs("nothing")

@@ -125,6 +125,58 @@ def test_family_prefix_resolves_to_the_cheapest_fitting_type():
         resolve_instance_type("zz9", 1, 1)
 
 
+def test_current_x86_families_resolve_to_their_cheapest_fitting_type():
+    assert resolve_instance_type("m7i", 2, 3.0) == "m7i.large"  # 8 GiB
+    assert resolve_instance_type("m7i", 8, 40.0) == "m7i.4xlarge"  # 2xlarge has 32 GiB < 41
+    assert resolve_instance_type("c7i", 2, 3.0) == "c7i.large"  # 4 GiB >= 3 + 1
+    assert resolve_instance_type("r7i", 2, 30.0) == "r7i.xlarge"  # 32 GiB
+    assert resolve_instance_type("c6i", 4, 3.0) == "c6i.xlarge"
+    assert resolve_instance_type("m6a", 192, 700.0) == "m6a.48xlarge"
+    assert resolve_instance_type("c7a", 1, 1.0) == "c7a.medium"
+    with pytest.raises(UserError, match="no m7i instance has 500 vCPUs"):
+        resolve_instance_type("m7i", 500, 1)
+    config = translate(spec(threads=4, mem_mb=8000, machine_type="c7i"), context())["config"]
+    assert config["instance_type"] == "c7i.2xlarge"  # xlarge has 8 GiB < 8 + 1
+    assert validate_input(translate(spec(machine_type="m7i"), context()))
+
+
+@pytest.mark.parametrize("machine_type", ["m7g", "c6gn", "r8g.2xlarge", "t4g.", "a1"])
+def test_arm_types_are_refused_with_a_clear_one_line_error(machine_type):
+    with pytest.raises(
+        UserError, match=r"is an Arm \(Graviton\) type; cfw runs Tibanna jobs on x86 only"
+    ) as caught:
+        translate(spec(machine_type=machine_type), context())
+    assert "\n" not in str(caught.value)
+
+
+def test_impossible_threads_fail_at_translate_not_in_the_lambda():
+    with pytest.raises(
+        UserError, match="rule align: no EC2 instance type Tibanna picks from has 500 vCPUs"
+    ) as caught:
+        translate(spec(threads=500), context())
+    assert "\n" not in str(caught.value)
+    with pytest.raises(UserError, match="has 4 vCPUs and 5001 GiB"):
+        translate(spec(threads=4, mem_mb=5000 * 1024), context())
+    payload = translate(spec(), context())
+    payload["config"]["cpu"] = 500
+    with pytest.raises(UserError, match="Tibanna rejects the job's input: no EC2 instance type"):
+        validate_input(payload)
+
+
+def test_ebs_size_counts_the_space_tibanna_adds_at_launch():
+    # Tibanna adds 5 GB for the image (ebs_size_as_is false) and refuses >= 16000 GB
+    with pytest.raises(UserError, match="ebs_size 15997 GB becomes a 16002 GB volume") as caught:
+        translate(spec(disk_mb=15997 * 1024), context())
+    assert "\n" not in str(caught.value)
+    assert translate(spec(disk_mb=15994 * 1024), context())["config"]["ebs_size"] == 15994
+    payload = translate(spec(), context())
+    payload["config"]["ebs_size"] = 15997
+    with pytest.raises(UserError, match="Tibanna rejects the job's input: ebs_size 15997 GB"):
+        validate_input(payload)
+    payload["config"].update(ebs_size=15997, ebs_size_as_is=True)  # no allowance: it fits
+    assert validate_input(payload)["config"]["ebs_size"] == 15997
+
+
 def test_runtime_becomes_a_time_limit_and_precommand_runs_first():
     args = translate(spec(runtime=30), context(precommand="export X=1"))["args"]
     assert args["command"].startswith(
@@ -250,9 +302,17 @@ def test_config_mistakes_are_one_line_and_create_nothing(cfw, tmp_path, setting,
     assert not (tmp_path / ".cfw" / "tib").exists()
 
 
-def test_users_on_a_kind_without_users_is_a_user_mistake(cfw, tmp_path):
+def test_users_on_an_environment_that_is_not_up_is_a_user_mistake(cfw, tmp_path):
     result = cfw(["users", "list", "local"], tmp_path)
     assert result.code == 2 and "not up here" in result.stderr
+
+
+def test_users_on_a_kind_without_users_is_a_user_mistake(cfw, tmp_path):
+    assert cfw(["up", "local", "--yes"], tmp_path).code == 0  # up, but kind local has no users
+    result = cfw(["users", "list", "local"], tmp_path)
+    assert result.code == 2, result.output
+    assert "(kind local) has no users to manage" in result.stderr
+    assert "not up here" not in result.stderr
 
 
 def test_up_without_credentials_stops_before_anything_is_created(cfw, tmp_path):
@@ -273,3 +333,28 @@ def test_up_without_credentials_stops_before_anything_is_created(cfw, tmp_path):
     assert "no AWS credentials were found" in result.stderr
     assert len(result.stderr.strip().splitlines()) == 1
     assert not (tmp_path / ".cfw" / "tib" / "terraform.tfstate").exists()
+
+
+def test_rendered_root_refers_to_its_lambda_zips_relatively(tmp_path):
+    """Two checkouts of one project (a shared state used from another directory) render
+    the same tfvars, so Terraform plans no Lambda redeploy; the zips sit in lambda/ next
+    to each root module."""
+    from cfw.core.environments import resolve
+    from cfw.core.lifecycle import Lifecycle
+
+    rendered = []
+    for checkout in ("alice/project", "bob/elsewhere/project"):
+        project = tmp_path / checkout
+        (project / "environments").mkdir(parents=True)
+        (project / "environments" / "tib.yaml").write_text("kind: tibanna\nregion: us-east-1\n")
+        resolved = resolve(project, "tib", environ={})
+        out = Lifecycle(project, environ={}).render_to(resolved, project / ".cfw" / "tib")
+        tfvars = json.loads((out / "terraform.tfvars.json").read_text())
+        for fn, package in tfvars["lambda_packages"].items():
+            assert package["filename"] == f"lambda/{fn}.zip"
+            data = (out / package["filename"]).read_bytes()
+            digest = base64.b64encode(hashlib.sha256(data).digest()).decode()
+            assert digest == package["source_code_hash"]
+        assert '"${path.module}/${p.filename}"' in (out / "main.tf").read_text()
+        rendered.append(tfvars["lambda_packages"])
+    assert rendered[0] == rendered[1]

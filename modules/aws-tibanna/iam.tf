@@ -55,7 +55,8 @@ data "aws_iam_policy_document" "bucket" {
     resources = local.bucket_arns
   }
   statement {
-    actions   = ["s3:PutObject", "s3:GetObject", "s3:DeleteObject", "s3:PutObjectTagging"]
+    # PutObjectAcl: Tibanna puts <jobid>.postrun.json with ACL='private'
+    actions   = ["s3:PutObject", "s3:PutObjectAcl", "s3:GetObject", "s3:DeleteObject", "s3:PutObjectTagging"]
     resources = [for b in local.bucket_arns : "${b}/*"]
   }
 }

@@ -148,12 +148,17 @@ resource "aws_s3_bucket_public_access_block" "bucket" {
   restrict_public_buckets = true
 }
 
+# Not BucketOwnerEnforced: Tibanna writes <jobid>.postrun.json with a canned ACL
+# (ACL='private', from the check_task Lambda and from awsf3 on the instance), and a bucket
+# with ACLs disabled rejects every PUT whose ACL is not bucket-owner-full-control. With
+# BucketOwnerPreferred the PUT succeeds and the bucket still owns the objects; the
+# public-access block above keeps any public ACL from taking effect.
 resource "aws_s3_bucket_ownership_controls" "bucket" {
   for_each = local.buckets
 
   bucket = each.value
   rule {
-    object_ownership = "BucketOwnerEnforced"
+    object_ownership = "BucketOwnerPreferred"
   }
 }
 

@@ -16,6 +16,13 @@
   image is not used; the task's volumes and workdir are host directories, and paths under
   them in the env are mapped the same way) through QUEUED, INITIALIZING, RUNNING and
   COMPLETE or EXECUTOR_ERROR, with exit codes and the tails of stdout and stderr as logs.
+- ``funnel_dynamodb_paging=True``: ListTasks pages as Funnel's DynamoDB backend does
+  (modelled on Funnel's DynamoDB ListTasks, database/dynamodb/tes.go): the page size is
+  DynamoDB's Query ``Limit``, applied to all tasks BEFORE the tag/state/name filter; the
+  page token is the id of the last task read (not returned), and it is left out when the
+  filtered page is empty, even if more tasks follow — so a client's paging stops early.
+- ``fault``: set to an HTTP status (401, 503, ...) to make every request answer with it
+  from then on (the server restarted with other credentials, or is failing).
 - Optionally HTTPS, with a certificate the test makes (``tls=(cert file, key file)``).
 - Every request is recorded (:attr:`TesServer.requests`) so tests can count API calls.
 """
@@ -75,7 +82,10 @@ class TesServer:
         run_commands: bool = False,
         slots: int = 4,
         tls: tuple[str, str] | None = None,
+        funnel_dynamodb_paging: bool = False,
     ):
+        self.funnel_dynamodb_paging = funnel_dynamodb_paging
+        self.fault: int | None = None
         self.users = dict(users or {})
         self.tokens = set(tokens or ())
         self.run_commands = run_commands
@@ -202,6 +212,8 @@ class TesServer:
         prefix = (params.get("name_prefix") or [""])[0]
         state = (params.get("state") or [""])[0]
         with self.lock:
+            if self.funnel_dynamodb_paging:
+                return 200, self._list_funnel_dynamodb(params, size, view, wanted, prefix, state)
             ids = [
                 i
                 for i in reversed(self.order)
@@ -222,6 +234,28 @@ class TesServer:
                     f"after:{page[-1]}".encode()
                 ).decode()
         return 200, body
+
+    def _list_funnel_dynamodb(
+        self,
+        params: dict[str, list[str]],
+        size: int,
+        view: str,
+        wanted: dict[str, str],
+        prefix: str,
+        state: str,
+    ) -> dict[str, Any]:
+        """Funnel's DynamoDB ListTasks: Query(Limit=page_size, newest first, FilterExpression)
+        and ``if len(tasks) > 0 && LastEvaluatedKey != nil { NextPageToken = id }``."""
+        ids = list(reversed(self.order))  # all tasks, as the Query reads them
+        token = (params.get("page_token") or [""])[0]
+        start = ids.index(token) + 1 if token in ids else 0  # ExclusiveStartKey = the id
+        read = ids[start : start + size]  # Limit counts items read, before the filter
+        docs = [self.tasks[i].doc for i in read]
+        page = [d for d in docs if self._matches(d, wanted, prefix, state)]
+        body: dict[str, Any] = {"tasks": [self._view(d, view) for d in page]}
+        if page and len(read) == size:  # DynamoDB gives LastEvaluatedKey when Limit is hit
+            body["next_page_token"] = read[-1]
+        return body
 
     def get(self, task_id: str, params: dict[str, list[str]]) -> tuple[int, dict[str, Any]]:
         view = (params.get("view") or ["MINIMAL"])[0]
@@ -383,6 +417,8 @@ class TesServer:
                     server.requests.append(Request(method, operation, params, user if ok else None))
                 if operation == "unknown":
                     return self._reply(404, {"code": 5, "message": "Not Found"})
+                if server.fault is not None:
+                    return self._reply(server.fault, {"code": 14, "message": "fault injected"})
                 if not ok:
                     return self._reply(
                         401, {"code": 16, "message": "Basic/Bearer authorization token missing"}

@@ -83,6 +83,10 @@ class Kind:
     def tfvars(self, config: EnvConfig, ident: Identity, workdir: Path) -> dict[str, Any]:
         return {"name": ident.name, "labels": ident.labels(config.labels)}
 
+    def render_files(self, config: EnvConfig, outdir: Path) -> None:
+        """Write the files the rendered root module refers to by a path relative to itself
+        (``path.module``), next to it in ``outdir``; most kinds have none."""
+
     def output_placeholders(self, config: EnvConfig, ident: Identity | None) -> dict[str, Any]:
         """What `--explain` shows for outputs known only after `up`."""
         return {}

@@ -118,6 +118,7 @@ class Lifecycle:
             outdir=outdir,
             terraform_fmt=tf.fmt,
         )
+        kind.render_files(config, outdir)
 
     def _init(self, resolved: Resolved, tf: Terraform, workdir: Path) -> None:
         backend = workdir / "backend.hcl"

@@ -107,6 +107,14 @@ provider "aws" {
   }
 }
 
+locals {
+  # a relative zip path is relative to this root module: the same plan from any directory
+  lambda_packages = { for f, p in var.lambda_packages : f => {
+    filename         = startswith(p.filename, "/") ? p.filename : "${path.module}/${p.filename}"
+    source_code_hash = p.source_code_hash
+  } }
+}
+
 module "tibanna" {
   source = "./modules/aws-tibanna"
 
@@ -114,7 +122,7 @@ module "tibanna" {
   data_bucket_name           = var.data_bucket
   log_bucket_name            = var.log_bucket
   extra_bucket_names         = var.extra_bucket_names
-  lambda_packages            = var.lambda_packages
+  lambda_packages            = local.lambda_packages
   tibanna_version            = var.tibanna_version
   cost_updater               = var.cost_updater
   create_dynamodb_table      = var.create_dynamodb_table

@@ -1,5 +1,6 @@
 """The TES backend: CreateTask per job, ListTasks (MINIMAL view, the run's tags, page by
-page) for status, CancelTask, and the FULL view for a failed task's log."""
+page, GetTask for what the pages miss) for status, CancelTask, and the FULL view for a
+failed task's log."""
 
 from __future__ import annotations
 
@@ -11,7 +12,7 @@ from typing import Any
 
 from cfw.backends.base import Backend, EnvContext, JobSpec, JobState, JobStatus
 from cfw.backends.tes import translate as tr
-from cfw.backends.tes.client import Auth, NotFound, TesApi, plain_http_to_remote
+from cfw.backends.tes.client import Auth, AuthRejected, NotFound, TesApi, plain_http_to_remote
 from cfw.backends.tes.config import TesConfig
 from cfw.backends.tes.kind import KIND
 from cfw.core.errors import CfwError, UserError
@@ -39,7 +40,6 @@ STATES: dict[str, JobStatus] = {
     "CANCELING": JobStatus(JobState.CANCELLED, reason="cancelled (CANCELING)"),
     "CANCELED": JobStatus(JobState.CANCELLED, reason="cancelled (CANCELED)"),
 }
-MISSES_BEFORE_LOOKUP = 3  # polls a task may be absent from ListTasks before a GetTask
 
 
 def resolve_auth(config: TesConfig, outputs: Mapping[str, Any], environ: Mapping[str, str]) -> Auth:
@@ -147,8 +147,8 @@ class TesBackend(Backend):
         self.api = connect(self.config, ctx.outputs, ctx.state_dir)
         self.api.discover()  # reachability and credentials, before anything is submitted
         self.tags = tr.run_filter(ctx.run_id, ctx.env_id)
-        self.misses: dict[str, int] = {}
         self._warned = False
+        self._rejected_said = False
 
     @staticmethod
     def translate(spec: JobSpec, ctx: EnvContext) -> dict[str, Any]:
@@ -177,7 +177,15 @@ class TesBackend(Backend):
         return self.api.create(tr.fill_env(payload, secrets))
 
     def poll(self, external_ids: Sequence[str]) -> dict[str, JobStatus]:
-        """One ListTasks (MINIMAL, this run's tags) per page; stops once every id is seen."""
+        """ListTasks (MINIMAL, this run's tags) page by page until every id is seen or the
+        pages end; then one GetTask (MINIMAL) per task the listing did not reach.
+
+        A server may apply the page size before its tag filter and end the pages early:
+        Funnel's DynamoDB backend reads page_size tasks, filters them, and gives no page
+        token when none of them is this run's. The tasks it skips are asked for by id in
+        the same poll, so each poll costs at most (pages + missing tasks) calls and every
+        task's state is known after one poll. A 401/403 fails every job (the run cannot go
+        on); an unreachable or failing server (5xx) means trying again at the next poll."""
         if not external_ids:
             return {}
         wanted, states = set(external_ids), {}
@@ -193,33 +201,46 @@ class TesBackend(Backend):
                 states.update({t.id: t.state for t in tasks if t.id in wanted})
                 if not token or wanted <= states.keys():
                     break
+            result = {
+                tid: STATES.get(state or "UNKNOWN", STATES["UNKNOWN"])
+                for tid, state in states.items()
+            }
+            for tid in sorted(wanted - states.keys()):
+                found = self._lookup(tid)
+                if found is not None:
+                    result[tid] = found
+        except AuthRejected as exc:
+            return self._rejected(external_ids, exc)
         except CfwError as exc:
             log.warning("cfw: TES status check failed, trying again next time: %s", exc)
             return {}
-        result = {
-            tid: STATES.get(state or "UNKNOWN", STATES["UNKNOWN"]) for tid, state in states.items()
-        }
-        for tid in wanted - states.keys():
-            found = self._missing(tid)
-            if found is not None:
-                result[tid] = found
-        for tid in result:
-            self.misses.pop(tid, None)
         return result
 
-    def _missing(self, task_id: str) -> JobStatus | None:
-        """A task ListTasks did not return (a server's filter or paging may skip it): after a
-        few polls, ask for it by id; a task the server no longer knows has failed."""
-        self.misses[task_id] = self.misses.get(task_id, 0) + 1
-        if self.misses[task_id] < MISSES_BEFORE_LOOKUP:
-            return None
+    def _lookup(self, task_id: str) -> JobStatus | None:
+        """GetTask (MINIMAL) of a task ListTasks did not return; a task the server no longer
+        knows has failed; None (ask again next poll) when the server is failing."""
         try:
             task = self.api.get(task_id, view="MINIMAL")
         except NotFound:
             return JobStatus(JobState.FAILED, reason="the TES server no longer knows this task")
-        except CfwError:
+        except AuthRejected:
+            raise
+        except CfwError as exc:
+            log.warning("cfw: TES GetTask %s failed, trying again next time: %s", task_id, exc)
             return None
         return STATES.get(task.state or "UNKNOWN", STATES["UNKNOWN"])
+
+    def _rejected(self, external_ids: Sequence[str], exc: AuthRejected) -> dict[str, JobStatus]:
+        """The server no longer accepts the credentials: every job fails with one reason
+        (the executor reports each and the run ends) instead of waiting forever."""
+        reason = (
+            f"TES server rejected the credentials (HTTP {exc.status}): "
+            "set TES_TOKEN or FUNNEL_SERVER_USER/FUNNEL_SERVER_PASSWORD"
+        )
+        if not self._rejected_said:
+            self._rejected_said = True
+            log.error("cfw: %s", exc)
+        return {tid: JobStatus(JobState.FAILED, reason=reason) for tid in external_ids}
 
     def cancel(self, external_ids: Sequence[str]) -> None:
         """CancelTask each; a task that has finished or is gone needs nothing."""

@@ -32,6 +32,14 @@ class NotFound(CfwError):
     """The server does not know the task (404)."""
 
 
+class AuthRejected(UserError):
+    """The server refused the request's credentials, or wants some (401/403)."""
+
+    def __init__(self, message: str, hint: str | None = None, status: int = 401):
+        super().__init__(message, hint)
+        self.status = status
+
+
 @dataclass(frozen=True)
 class Auth:
     """How requests authenticate; ``source`` says where the credentials came from."""
@@ -133,10 +141,11 @@ class TesApi:
                 if self.auth.sends_credentials
                 else "requires credentials"
             )
-            return UserError(
+            return AuthRejected(
                 f"the TES server at {self.url} {what} (HTTP {status}, "
                 f"credentials from {self.auth.source})",
                 AUTH_HINT,
+                status=status,
             )
         if status == 404:
             return NotFound(f"{name}: not found on the TES server (HTTP 404)")

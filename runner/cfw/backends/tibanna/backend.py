@@ -146,14 +146,22 @@ class TibannaBackend(Backend):
         client.terminate(self.ec2, client.job_instances(self.ec2, ids).values())
 
     def logs(self, external_id: str) -> str:
-        text = client.read_log(self.s3, self.outputs["log_bucket"], external_id)
-        if text is not None:
+        """<jobid>.log, then what <jobid>.error, <jobid>.spot_failure and
+        <jobid>.postrun.json say about how the job ended, where they exist."""
+        bucket = self.outputs["log_bucket"]
+        text = client.read_log(self.s3, bucket, external_id)
+        outcome = client.job_outcome(self.s3, bucket, external_id)
+        if text is None:
+            desc = client.describe_execution(self.sfn, self._arn(external_id))
+            status = status_of(desc)
+            text = (
+                f"Tibanna has not written s3://{bucket}/{external_id}.log "
+                f"(yet); the execution is {status.state.value}"
+                + (f": {status.reason}" if status.reason else "")
+                + "\n"
+            )
+        if not outcome:
             return text
-        desc = client.describe_execution(self.sfn, self._arn(external_id))
-        status = status_of(desc)
-        return (
-            f"Tibanna has not written s3://{self.outputs['log_bucket']}/{external_id}.log "
-            f"(yet); the execution is {status.state.value}"
-            + (f": {status.reason}" if status.reason else "")
-            + "\n"
-        )
+        if not text.endswith("\n"):
+            text += "\n"
+        return text + "".join(f"--- tibanna: {line}\n" for line in outcome)

@@ -146,15 +146,56 @@ def terminate(ec2, instance_ids: Iterable[str]) -> None:
             raise
 
 
-def read_log(s3, bucket: str, jobid: str) -> str | None:
-    """Tibanna's log of a job (<jobid>.log in the log bucket), None before it exists."""
+def read_object(s3, bucket: str, key: str) -> bytes | None:
+    """An object of the log bucket, None when it does not exist (yet)."""
     try:
-        body = s3.get_object(Bucket=bucket, Key=f"{jobid}.log")["Body"].read()
+        return s3.get_object(Bucket=bucket, Key=key)["Body"].read()
     except ClientError as exc:
         if _code(exc) in ("NoSuchKey", "404", "NoSuchBucket"):
             return None
         raise
-    return body.decode("utf-8", "replace")
+
+
+def read_log(s3, bucket: str, jobid: str) -> str | None:
+    """Tibanna's log of a job (<jobid>.log in the log bucket), None before it exists."""
+    body = read_object(s3, bucket, f"{jobid}.log")
+    return None if body is None else body.decode("utf-8", "replace")
+
+
+# what the job's instance (awsf3) leaves in the log bucket when something went wrong
+MARKERS = {
+    "error": "awsf3 marked the job failed (a step on the instance exited non-zero)",
+    "spot_failure": "AWS announced it would reclaim the spot instance",
+}
+# fields of <jobid>.postrun.json's Job that say how it ended (awsf3 and check_task set them)
+POSTRUN_FIELDS = ("status", "start_time", "end_time", "instance_type", "instance_id")
+
+
+def job_outcome(s3, bucket: str, jobid: str) -> list[str]:
+    """Lines on <jobid>.error, <jobid>.spot_failure and the end of <jobid>.postrun.json,
+    for whichever of them exist; [] when none does."""
+    lines = []
+    for suffix, meaning in MARKERS.items():
+        if read_object(s3, bucket, f"{jobid}.{suffix}") is not None:
+            lines.append(f"s3://{bucket}/{jobid}.{suffix} exists: {meaning}")
+    body = read_object(s3, bucket, f"{jobid}.postrun.json")
+    if body is None:
+        return lines
+    try:
+        postrun = json.loads(body)
+        job = postrun.get("Job") or {}
+    except (ValueError, AttributeError):
+        return [*lines, f"s3://{bucket}/{jobid}.postrun.json is not valid JSON"]
+    fields = {k: job[k] for k in POSTRUN_FIELDS if job.get(k) not in (None, "")}
+    fields.update({k: v for k, v in job.items() if "error" in k.lower() and v})
+    fields.update({k: v for k, v in postrun.items() if "error" in k.lower() and v})
+    if "status" in fields:  # awsf3 appends each step's exit code: ",0,0,1"
+        codes = [c for c in str(fields["status"]).split(",") if c]
+        if any(c != "0" for c in codes):
+            fields["status"] = f"{fields['status']} (a non-zero exit code: failed)"
+    described = ", ".join(f"{k} {v}" for k, v in fields.items()) or "no status"
+    lines.append(f"s3://{bucket}/{jobid}.postrun.json: {described}")
+    return lines
 
 
 # -- users ------------------------------------------------------------------------------------

@@ -82,7 +82,11 @@ class TibannaConfig(EnvConfig):
         "a job's environment in plain text in the log bucket)",
     )
     lambda_dir: Path | None = Field(
-        None, description="where the Lambda zips are built (default: the environment's .cfw dir)"
+        None,
+        description=(
+            "where the Lambda zips are built (default: lambda/ of the rendered root module, "
+            "referred to relatively; a lambda_dir is referred to by its absolute path)"
+        ),
     )
     awsf_repo: str = Field("4dn-dcic/tibanna", description="repository of Tibanna's awsf3 scripts")
     awsf_branch: str = Field("master", description="branch of Tibanna's awsf3 scripts")

@@ -33,6 +33,19 @@ def names(config: TibannaConfig, env_id: str) -> dict[str, str]:
     }
 
 
+LAMBDA_SUBDIR = "lambda"  # of the rendered root module
+
+
+def _lambda_dir(config: TibannaConfig) -> Path | None:
+    return Path(config.lambda_dir).expanduser().absolute() if config.lambda_dir else None
+
+
+def _lambda_filename(config: TibannaConfig, function: str) -> str:
+    """Relative to the root module by default; an explicit lambda_dir is used as given."""
+    where = _lambda_dir(config)
+    return str(where / f"{function}.zip") if where else f"{LAMBDA_SUBDIR}/{function}.zip"
+
+
 class TibannaKind(Kind):
     name = "tibanna"
     summary = "a Tibanna unicorn on AWS: IAM, Lambdas, step function, buckets; a job per execution"
@@ -73,11 +86,12 @@ class TibannaKind(Kind):
 
     # -- rendering --------------------------------------------------------------------------
     def tfvars(self, config: EnvConfig, ident: Identity, workdir: Path) -> dict[str, Any]:
+        """The zips' paths are relative to the rendered root module (which joins them to
+        path.module), so the same inputs plan the same from any directory — a shared
+        state used from another checkout does not redeploy the Lambdas."""
         assert isinstance(config, TibannaConfig)
         from cfw.backends.tibanna import lambda_zip
 
-        lambda_dir = Path(config.lambda_dir or Path(workdir) / ".cfw" / ident.name / "lambda")
-        packages = lambda_zip.build_all(lambda_dir.expanduser().absolute())
         return {
             "name": ident.name,
             "env_id": ident.env_id,
@@ -86,8 +100,8 @@ class TibannaKind(Kind):
             **names(config, ident.env_id),
             "extra_bucket_names": list(config.extra_buckets),
             "lambda_packages": {
-                fn: {"filename": str(p.path), "source_code_hash": p.sha256_b64}
-                for fn, p in packages.items()
+                fn: {"filename": _lambda_filename(config, fn), "source_code_hash": digest}
+                for fn, digest in lambda_zip.digests().items()
             },
             "tibanna_version": lambda_zip.tibanna_version(),
             "cost_updater": config.cost_updater,
@@ -96,6 +110,13 @@ class TibannaKind(Kind):
             "log_object_expiration_days": config.log_expiration_days,
             "awsf_repo": {"name": config.awsf_repo, "branch": config.awsf_branch},
         }
+
+    def render_files(self, config: EnvConfig, outdir: Path) -> None:
+        """The three Lambda zips, in lambda/ next to the root module (or lambda_dir)."""
+        assert isinstance(config, TibannaConfig)
+        from cfw.backends.tibanna import lambda_zip
+
+        lambda_zip.build_all(_lambda_dir(config) or Path(outdir) / LAMBDA_SUBDIR)
 
     def output_placeholders(self, config: EnvConfig, ident: Identity | None) -> dict[str, Any]:
         assert isinstance(config, TibannaConfig)

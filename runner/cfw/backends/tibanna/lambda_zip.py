@@ -20,6 +20,7 @@ import io
 import os
 import zipfile
 from dataclasses import dataclass
+from functools import cache
 from pathlib import Path
 
 from cfw.core.errors import missing_sdk
@@ -74,6 +75,7 @@ def _entry(archive: zipfile.ZipFile, name: str, data: bytes) -> None:
     archive.writestr(info, data, compresslevel=9)
 
 
+@cache
 def build_zip(function: str) -> bytes:
     """The zip of one function, as bytes."""
     if function not in FUNCTIONS:
@@ -90,6 +92,14 @@ def build_zip(function: str) -> bytes:
         for name in sorted(entries):
             _entry(archive, name, entries[name])
     return buffer.getvalue()
+
+
+def digests() -> dict[str, str]:
+    """base64 SHA-256 of each function's zip (Terraform's source_code_hash), built in memory."""
+    return {
+        function: base64.b64encode(hashlib.sha256(build_zip(function)).digest()).decode()
+        for function in FUNCTIONS
+    }
 
 
 def build_all(outdir: Path) -> dict[str, LambdaPackage]:

@@ -16,6 +16,7 @@ import os
 from collections.abc import Iterator
 from typing import Any
 
+from cfw.backends.tibanna.translate import ebs_problem, fitting_problem
 from cfw.core.errors import UserError, missing_sdk
 
 CAPACITY_BEHAVIOURS = ("fail", "wait_and_retry", "retry_without_spot", "other_instance_types")
@@ -93,10 +94,17 @@ def validate_input(
         problems.append(f"behavior_on_capacity_limit {cfg.behavior_on_capacity_limit!r}")
     if cfg.behavior_on_capacity_limit == "retry_without_spot" and not cfg.spot_instance:
         problems.append("retry_without_spot works only with spot_instance")  # run_task's check
-    if not isinstance(cfg.ebs_size, int) or cfg.ebs_size >= 16000:
-        problems.append(f"ebs_size {cfg.ebs_size!r} (an integer below 16000 GB)")
+    # the volume Tibanna launches: ebs_size plus its image allowance (update_config_ebs_size)
+    ebs = ebs_problem(cfg.ebs_size, bool(getattr(cfg, "ebs_size_as_is", False)))
+    if ebs:
+        problems.append(ebs)
     if not (cfg.instance_type or (cfg.cpu and cfg.mem)):
         problems.append("neither instance_type nor cpu and mem")
+    elif not cfg.instance_type:
+        # run_task picks from Benchmark's list (create_instance_type_list), +1 GB unless mem_as_is
+        fit = fitting_problem(cfg.cpu, cfg.mem, bool(getattr(cfg, "mem_as_is", False)))
+        if fit:
+            problems.append(fit)
     if problems:
         raise UserError("Tibanna rejects the job's input: " + "; ".join(problems))
     return unicorn.as_dict()
