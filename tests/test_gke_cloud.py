@@ -275,6 +275,20 @@ def test_leftovers_lists_what_still_carries_the_id(fake_google):
                     }
                 },
             ),
+            (
+                "GET",
+                "https://compute.googleapis.com/compute/v1/projects/my-project/aggregated/disks",
+            ): (
+                200,
+                {
+                    "items": {
+                        "zones/europe-west4-a": {
+                            "disks": [{"name": "pvc-3f1c0e2a-9b7d-4d0e-a1f2-3c4d5e6f7a8b"}]
+                        },
+                        "zones/europe-west4-c": {"warning": {"code": "NO_RESULTS_ON_PAGE"}},
+                    }
+                },
+            ),
             ("GET", "https://storage.googleapis.com/storage/v1/b"): (
                 200,
                 {"items": [{"name": "cfw-gke-0a1b2c-my-project", "labels": {"cfw-id": env_id}}]},
@@ -286,10 +300,12 @@ def test_leftovers_lists_what_still_carries_the_id(fake_google):
     assert left == [
         "cluster cfw-gke-0a1b2c",
         "instance gke-cfw-gke-0a1b2c-od-e2-standard-4-5d1c-x2",
+        "disk pvc-3f1c0e2a-9b7d-4d0e-a1f2-3c4d5e6f7a8b",
         "bucket cfw-gke-0a1b2c-my-project",
     ]
-    instances = next(r for r in fake_google.requests if "aggregated/instances" in r.url)
-    assert parse_qs(urlparse(instances.url).query)["filter"] == [f"labels.cfw-id={env_id}"]
+    for kind in ("instances", "disks"):
+        listed = next(r for r in fake_google.requests if f"aggregated/{kind}" in r.url)
+        assert parse_qs(urlparse(listed.url).query)["filter"] == [f"labels.cfw-id={env_id}"]
     urls = [r.url.split("?")[0] for r in fake_google.requests]
     assert any(u.endswith("/global/networks/cfw-gke-0a1b2c") for u in urls)
     assert any(

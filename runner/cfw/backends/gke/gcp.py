@@ -206,6 +206,18 @@ def leftovers(
             ],
         ),
         (
+            # node boot disks and volumes carry the cluster's labels; a disk left by a node
+            # that was deleted while detached keeps costing
+            "disks",
+            f"https://compute.googleapis.com/compute/v1/projects/{project}/aggregated/disks",
+            {"filter": label},
+            lambda body: [
+                f"disk {d['name']}"
+                for scope in (body.get("items") or {}).values()
+                for d in scope.get("disks") or []
+            ],
+        ),
+        (
             "buckets",
             "https://storage.googleapis.com/storage/v1/b",
             {"project": project, "fields": "items(name,labels)"},
