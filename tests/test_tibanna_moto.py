@@ -125,6 +125,8 @@ def test_up_jobs_users_run_down_against_moto(cfw, tmp_path, tib_env):
         assert rules == [{"ObjectOwnership": "BucketOwnerPreferred"}]
         s3.put_object(Bucket=bucket, Key="x.postrun.json", Body=b"{}", ACL="private")
         s3.delete_object(Bucket=bucket, Key="x.postrun.json")
+    rules = s3.get_bucket_lifecycle_configuration(Bucket=outputs["data_bucket"])["Rules"]
+    assert rules[0]["AbortIncompleteMultipartUpload"] == {"DaysAfterInitiation": 7}
     iam = sess.client("iam")
     assert (
         iam.get_group(GroupName=outputs["user_group"])["Group"]["GroupName"] == f"tibanna_{env_id}"
