@@ -31,6 +31,8 @@ GOLDEN_OVERRIDES: dict[str, list[str]] = {
     "local": ["sandbox_root=/var/tmp/cfw-sandboxes"],
     "gke": ["project=my-project"],
     "google-batch": ["project=example-project"],
+    # auto asks AWS whether the account has the table; the golden render asks no one
+    "tibanna": ["create_dynamodb_table=true"],
 }
 
 

@@ -11,12 +11,14 @@ check that cancel terminates it).
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
 import subprocess
 import sys
 import time
+from datetime import UTC, datetime
 from pathlib import Path
 
 import boto3
@@ -78,6 +80,7 @@ def no_secret_in(root: Path) -> None:
 
 
 def test_up_jobs_users_run_down_against_moto(cfw, tmp_path, tib_env):
+    _drop_master_table(boto3.client("dynamodb", region_name="us-east-1"))
     proj = project(tmp_path, "tib", CONFIG)
     up = cfw(["up", "tib", "--yes"], proj)
     assert up.code == 0, up.output
@@ -122,6 +125,8 @@ def test_up_jobs_users_run_down_against_moto(cfw, tmp_path, tib_env):
         assert rules == [{"ObjectOwnership": "BucketOwnerPreferred"}]
         s3.put_object(Bucket=bucket, Key="x.postrun.json", Body=b"{}", ACL="private")
         s3.delete_object(Bucket=bucket, Key="x.postrun.json")
+    rules = s3.get_bucket_lifecycle_configuration(Bucket=outputs["data_bucket"])["Rules"]
+    assert rules[0]["AbortIncompleteMultipartUpload"] == {"DaysAfterInitiation": 7}
     iam = sess.client("iam")
     assert (
         iam.get_group(GroupName=outputs["user_group"])["Group"]["GroupName"] == f"tibanna_{env_id}"
@@ -264,10 +269,32 @@ def test_up_jobs_users_run_down_against_moto(cfw, tmp_path, tib_env):
 
     no_secret_in(proj)  # rendered files, state, run records, saved logs, Snakemake's logs
 
+    # -- a second unicorn in the account uses tib's tibanna-master table by name -----------
+    ddb = sess.client("dynamodb")
+    proj2 = project(tmp_path / "second", "tib2", CONFIG)
+    up2 = cfw(["up", "tib2", "--yes"], proj2)
+    assert up2.code == 0, up2.output
+    outputs2 = json.loads((proj2 / ".cfw" / "tib2" / "outputs.json").read_text())
+    env_id2 = outputs2["cfw_id"]
+    assert outputs["dynamodb_table_created"] is True
+    assert outputs2["dynamodb_table_created"] is False
+    assert tclient.table_tags(sess)["cfw-id"] == env_id
+    policy = iam.get_policy(
+        PolicyArn=f"arn:aws:iam::{outputs2['account_id']}:policy/tibanna_{env_id2}_dynamodb"
+    )["Policy"]
+    document = iam.get_policy_version(
+        PolicyArn=policy["Arn"], VersionId=policy["DefaultVersionId"]
+    )["PolicyVersion"]["Document"]
+    table_arn = ddb.describe_table(TableName="tibanna-master")["Table"]["TableArn"]
+    assert table_arn in json.dumps(document)
+
     # -- down: destroy, verify by cfw-id, forget; then again ---------------------------------
+    # tib made the table, but tib2 still uses it: tib leaves it, tagged cfw-left-by
     down = cfw(["down", "tib", "--yes"], proj)
     assert down.code == 0, down.output
     assert "destroyed, verified, forgotten" in down.stderr
+    assert "leaving the tibanna-master table" in down.stderr
+    assert tclient.table_tags(sess) == {"cfw-left-by": env_id}
     assert SECRET not in down.output
     assert (
         tclient.leftovers(sess, env_id, env_id, [outputs["data_bucket"], outputs["log_bucket"]])
@@ -279,6 +306,12 @@ def test_up_jobs_users_run_down_against_moto(cfw, tmp_path, tib_env):
     assert iam.get_user(UserName="alice")["User"]["UserName"] == "alice"  # not ours: kept
     again = cfw(["down", "tib", "--yes"], proj)
     assert again.code == 0 and "nothing to destroy" in again.stderr
+
+    # the last unicorn to go deletes the table that tib left to it
+    down2 = cfw(["down", "tib2", "--yes"], proj2)
+    assert down2.code == 0, down2.output
+    assert tclient.table_tags(sess) is None
+    assert tclient.leftovers(sess, env_id2, env_id2, []) == []
 
 
 def test_down_after_an_up_that_failed_half_way(cfw, tmp_path, tib_env):
@@ -384,3 +417,48 @@ def test_logs_show_the_error_markers_and_postrun_json_of_a_job(aws_env, tmp_path
     assert "has not written" in early and "early.spot_failure exists" in early
     assert "has not written" in backend.logs("nothing")  # nothing at all: as before
     assert "--- tibanna" not in backend.logs("nothing")
+
+
+def _drop_master_table(ddb) -> None:
+    """moto's account is shared by the tests: start without tibanna-master."""
+    with contextlib.suppress(ddb.exceptions.ResourceNotFoundException):
+        ddb.delete_table(TableName="tibanna-master")
+
+
+def test_who_manages_the_shared_tibanna_master_table(aws_env):
+    """auto: create the table when the account has none, keep managing the one this
+    environment made (same answer on every up and down), leave anyone else's alone."""
+    from cfw.backends.kind import Identity
+    from cfw.backends.tibanna.config import TibannaConfig
+    from cfw.backends.tibanna.kind import create_table
+
+    ddb = boto3.client("dynamodb", region_name="us-east-1")
+    _drop_master_table(ddb)
+    config = TibannaConfig(name="tib", region="us-east-1")
+    assert config.create_dynamodb_table == "auto"
+    created = datetime(2026, 1, 1, tzinfo=UTC)
+    mine = Identity("tib", "tibanna", "tib-aaaaaa", created, None)
+    theirs = Identity("tib2", "tibanna", "tib2-bbbbbb", created, None)
+    assert create_table(config, mine) is True  # none yet
+    arn = ddb.create_table(
+        TableName="tibanna-master",
+        AttributeDefinitions=[{"AttributeName": "Job Id", "AttributeType": "S"}],
+        KeySchema=[{"AttributeName": "Job Id", "KeyType": "HASH"}],
+        BillingMode="PAY_PER_REQUEST",
+        Tags=[{"Key": "cfw-id", "Value": mine.env_id}],
+    )["TableDescription"]["TableArn"]
+    try:
+        assert create_table(config, mine) is True  # made by this environment: still ours
+        assert create_table(config, theirs) is False
+        sess = boto3.session.Session(region_name="us-east-1")
+        tclient.hand_over_table(sess, mine.env_id)
+        assert tclient.table_tags(sess) == {"cfw-left-by": mine.env_id}
+        assert create_table(config, mine) is False  # handed over: no longer anyone's
+        ddb.untag_resource(ResourceArn=arn, TagKeys=["cfw-left-by"])  # deploy_unicorn's
+        assert create_table(config, mine) is False
+        for explicit in (True, False):
+            forced = TibannaConfig(name="tib", region="us-east-1", create_dynamodb_table=explicit)
+            assert create_table(forced, theirs) is explicit
+    finally:
+        _drop_master_table(ddb)
+    assert tclient.table_tags(boto3.session.Session(region_name="us-east-1")) is None

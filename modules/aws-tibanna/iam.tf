@@ -159,11 +159,18 @@ data "aws_iam_policy_document" "pricing" {
 data "aws_iam_policy_document" "ec2_launch" {
   # what run_task_awsem calls to start a job's instance (tibanna/ec2_utils.py)
   statement {
+    # CreateFleet/RunInstances touch resources whose ids are not known in advance (the
+    # instance, its volumes and network interface, Tibanna's public AMI): any of them, but
+    # only in the unicorn's region; tags are set at launch (TagSpecifications)
     actions = ["ec2:CreateLaunchTemplate", "ec2:DeleteLaunchTemplate", "ec2:CreateFleet", "ec2:DeleteFleets",
-      "ec2:RunInstances", "ec2:CreateTags", "ec2:DescribeInstanceTypes", "ec2:DescribeInstances",
-      "ec2:DescribeImages", "ec2:DescribeSubnets", "ec2:DescribeLaunchTemplates",
-    "ec2:DescribeLaunchTemplateVersions", "ec2:DescribeAvailabilityZones", "ec2:DescribeSpotPriceHistory"]
-    resources = ["*"] # CreateFleet/RunInstances touch resources whose ids are not known in advance
+    "ec2:RunInstances", "ec2:CreateTags"]
+    resources = ["arn:${local.partition}:ec2:${local.region}:*:*"]
+  }
+  statement {
+    actions = ["ec2:DescribeInstanceTypes", "ec2:DescribeInstances", "ec2:DescribeImages", "ec2:DescribeSubnets",
+      "ec2:DescribeLaunchTemplates", "ec2:DescribeLaunchTemplateVersions", "ec2:DescribeAvailabilityZones",
+    "ec2:DescribeSpotPriceHistory"]
+    resources = ["*"] # Describe* take no resource-level permissions
   }
   statement {
     actions   = ["iam:CreateServiceLinkedRole"]
@@ -199,8 +206,12 @@ data "aws_iam_policy_document" "user_read" {
     resources = local.log_group_arns
   }
   statement {
-    actions   = ["cloudwatch:GetMetricData", "cloudwatch:ListMetrics", "cloudwatch:GetDashboard"]
-    resources = ["*"]
+    actions   = ["cloudwatch:GetMetricData", "cloudwatch:ListMetrics"]
+    resources = ["*"] # metrics take no resource-level permissions
+  }
+  statement {
+    actions   = ["cloudwatch:GetDashboard"]
+    resources = ["arn:${local.partition}:cloudwatch::${local.account}:dashboard/awsem-*"]
   }
 }
 

@@ -107,12 +107,22 @@ locals {
 
 # -- buckets (data and logs) ---------------------------------------------------------------
 resource "aws_s3_bucket" "data" {
+  # checkov:skip=CKV_AWS_18: access logging of a bucket of disposable run data would need a bucket that outlives the unicorn
+  # checkov:skip=CKV_AWS_21: versioning would keep every intermediate file (or log) of every run
+  # checkov:skip=CKV_AWS_144: cross-region replication of disposable run data is not wanted
+  # checkov:skip=CKV_AWS_145: SSE-S3 encryption; a customer-managed KMS key would outlive the unicorn
+  # checkov:skip=CKV2_AWS_62: nothing listens to object events (Tibanna polls the log bucket)
   bucket        = var.data_bucket_name
   force_destroy = true # holds only run data
   tags          = var.tags
 }
 
 resource "aws_s3_bucket" "log" {
+  # checkov:skip=CKV_AWS_18: access logging of a bucket of disposable run data would need a bucket that outlives the unicorn
+  # checkov:skip=CKV_AWS_21: versioning would keep every intermediate file (or log) of every run
+  # checkov:skip=CKV_AWS_144: cross-region replication of disposable run data is not wanted
+  # checkov:skip=CKV_AWS_145: SSE-S3 encryption; a customer-managed KMS key would outlive the unicorn
+  # checkov:skip=CKV2_AWS_62: nothing listens to object events (Tibanna polls the log bucket)
   bucket        = var.log_bucket_name
   force_destroy = true # holds only job logs
   tags          = var.tags
@@ -154,6 +164,7 @@ resource "aws_s3_bucket_public_access_block" "bucket" {
 # BucketOwnerPreferred the PUT succeeds and the bucket still owns the objects; the
 # public-access block above keeps any public ACL from taking effect.
 resource "aws_s3_bucket_ownership_controls" "bucket" {
+  # checkov:skip=CKV2_AWS_65: Tibanna PUTs <jobid>.postrun.json with ACL='private', which a bucket with ACLs disabled rejects
   for_each = local.buckets
 
   bucket = each.value
@@ -190,8 +201,23 @@ resource "aws_s3_bucket_lifecycle_configuration" "log" {
   }
 }
 
+# Snakemake's S3 plugin uploads large files in parts: parts of an upload that never
+# finished are invisible and billed until aborted
+resource "aws_s3_bucket_lifecycle_configuration" "data" {
+  bucket = aws_s3_bucket.data.id
+  rule {
+    id     = "abort-incomplete-uploads"
+    status = "Enabled"
+    filter {}
+    abort_incomplete_multipart_upload {
+      days_after_initiation = 7
+    }
+  }
+}
+
 # -- the job table -------------------------------------------------------------------------
 resource "aws_dynamodb_table" "jobs" {
+  # checkov:skip=CKV_AWS_119: encrypted with the AWS managed key; a customer-managed key would outlive the unicorn (and every unicorn of the account would need it)
   count = var.create_dynamodb_table ? 1 : 0
 
   name         = var.dynamodb_table_name
@@ -216,6 +242,8 @@ resource "aws_dynamodb_table" "jobs" {
 
 # -- Lambdas -------------------------------------------------------------------------------
 resource "aws_cloudwatch_log_group" "function" {
+  # checkov:skip=CKV_AWS_158: encrypted by CloudWatch Logs itself; a customer-managed KMS key would outlive the unicorn
+  # checkov:skip=CKV_AWS_338: retention is log_retention_days (default 30): debugging logs of the Lambdas, no audit trail
   for_each = local.log_groups
 
   name              = each.value
@@ -224,6 +252,12 @@ resource "aws_cloudwatch_log_group" "function" {
 }
 
 resource "aws_lambda_function" "function" {
+  # checkov:skip=CKV_AWS_116: Step Functions invokes the Lambdas synchronously and retries them; a DLQ only takes asynchronous events
+  # checkov:skip=CKV_AWS_117: Tibanna's Lambdas call only AWS APIs and S3, as deploy_unicorn deploys them (no VPC without NAT or endpoints)
+  # checkov:skip=CKV_AWS_115: a reserved concurrency would throttle job starts and take from the account's pool; the state machine paces calls
+  # checkov:skip=CKV_AWS_272: the zips are built by cfw from the installed tibanna package; there is no signing profile to check against
+  # checkov:skip=CKV_AWS_173: the environment holds names, the Tibanna version and the account number, no secret worth a KMS key
+  # checkov:skip=CKV_AWS_50: X-Ray traces cost extra and nothing reads them; the Lambdas log to CloudWatch
   for_each = local.functions
 
   function_name    = local.function_names[each.key]
@@ -249,6 +283,8 @@ resource "aws_lambda_function" "function" {
 
 # -- state machines ------------------------------------------------------------------------
 resource "aws_sfn_state_machine" "this" {
+  # checkov:skip=CKV_AWS_285: Step Functions keeps every execution's history, which cfw and Tibanna read; CloudWatch logging would duplicate job inputs
+  # checkov:skip=CKV_AWS_284: X-Ray traces cost extra and nothing reads them
   name       = local.sfn_name
   role_arn   = aws_iam_role.states.arn
   definition = jsonencode(local.unicorn_definition)
@@ -258,6 +294,8 @@ resource "aws_sfn_state_machine" "this" {
 }
 
 resource "aws_sfn_state_machine" "costupdater" {
+  # checkov:skip=CKV_AWS_285: Step Functions keeps every execution's history, which cfw and Tibanna read; CloudWatch logging would duplicate job inputs
+  # checkov:skip=CKV_AWS_284: X-Ray traces cost extra and nothing reads them
   count = var.cost_updater ? 1 : 0
 
   name       = local.sfn_cu_name

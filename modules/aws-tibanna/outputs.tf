@@ -58,6 +58,11 @@ output "dynamodb_table" {
   value       = var.dynamodb_table_name
 }
 
+output "dynamodb_table_created" {
+  description = "Whether this module manages the job table (false: another unicorn's table is used by name)."
+  value       = length(aws_dynamodb_table.jobs) > 0
+}
+
 output "account_id" {
   description = "AWS account the unicorn lives in."
   value       = local.account

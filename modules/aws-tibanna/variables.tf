@@ -106,7 +106,7 @@ variable "dynamodb_table_name" {
 
 variable "create_dynamodb_table" {
   type        = bool
-  description = "Create the job table; false where another unicorn in the account already made it."
+  description = "Create the job table, which Tibanna shares among the unicorns of an account and region; false where another unicorn made it (the policies still name it)."
   default     = true
 }
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 import fcntl
 import json
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -79,3 +80,24 @@ def run_checkov(executable: str, directory: Path) -> dict[str, Any]:
             f"checkov gave no JSON report (exit {proc.returncode}):\n{proc.stderr[-3000:]}"
         ) from None
     return report[0] if isinstance(report, list) else report
+
+
+def unreasoned(report: dict[str, Any], module: Path, min_reason: int = 20) -> list[str]:
+    """What a module's checkov report leaves unjustified: every failed check, a skip whose
+    reason is shorter than ``min_reason`` characters, and a skip that is not an inline
+    ``#checkov:skip=ID:reason`` inside the resource it skips. Empty: clean."""
+    results = report["results"]
+    problems = [f"failed {c['check_id']} {c['resource']}" for c in results["failed_checks"]]
+    if report["summary"].get("parsing_errors"):
+        problems.append(f"{report['summary']['parsing_errors']} files checkov could not parse")
+    for check in results["skipped_checks"]:
+        what = f"{check['check_id']} {check['resource']}"
+        reason = (check.get("check_result", {}).get("suppress_comment") or "").strip()
+        if len(reason) < min_reason:
+            problems.append(f"skipped without a reason: {what}")
+        first, last = check["file_line_range"]
+        lines = (module / check["file_path"].lstrip("/")).read_text().splitlines()[first - 1 : last]
+        pattern = re.compile(rf"#\s*checkov:skip={re.escape(check['check_id'])}:")
+        if not any(pattern.search(line) for line in lines):
+            problems.append(f"skipped from outside the resource: {what}")
+    return problems

@@ -136,6 +136,13 @@ class Kind:
     ) -> None:
         """Undo what was added beside Terraform (users of a group, ...) so destroy succeeds."""
 
+    def kept_on_destroy(
+        self, config: EnvConfig, outputs: Mapping[str, Any], environ: Mapping[str, str]
+    ) -> dict[str, str]:
+        """Terraform addresses `down` removes from the state instead of destroying (something
+        other environments still use), each with the reason; called after before_destroy."""
+        return {}
+
     def leftovers(
         self,
         config: EnvConfig,

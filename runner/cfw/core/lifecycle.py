@@ -363,6 +363,11 @@ class Lifecycle:
             try:
                 if outputs:
                     resolved.kind.before_destroy(resolved.config, outputs, self.environ)
+                    kept = resolved.kind.kept_on_destroy(resolved.config, outputs, self.environ)
+                    for why in kept.values():
+                        self.reporter.info(f"leaving {why} in place")
+                    if kept:
+                        tf.state_rm(kept)
                 tf.destroy()
             except UserError:  # e.g. the state is locked: nothing was destroyed
                 state.set_phase(previous)

@@ -192,6 +192,10 @@ class Terraform:
         out = self._capture(["state", "list", "-no-color"], ok_codes=(0, 1))
         return [line for line in out.splitlines() if line.strip()]
 
+    def state_rm(self, addresses: Iterable[str]) -> None:
+        """Forget resources without destroying them."""
+        self._capture(["state", "rm", self._lock_arg, *addresses])
+
     def fmt(self, paths: Iterable[Path]) -> None:
         self._capture(["fmt", "-list=false", *map(str, paths)])
 

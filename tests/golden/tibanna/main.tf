@@ -75,7 +75,7 @@ variable "cost_updater" {
 
 variable "create_dynamodb_table" {
   type        = bool
-  description = "Create the tibanna-master job table."
+  description = "Create (and on destroy delete) the tibanna-master job table; cfw decides."
   default     = true
 }
 
@@ -185,6 +185,11 @@ output "iam_names" {
 output "dynamodb_table" {
   description = "The job table."
   value       = module.tibanna.dynamodb_table
+}
+
+output "dynamodb_table_created" {
+  description = "Whether this environment manages the job table."
+  value       = module.tibanna.dynamodb_table_created
 }
 
 output "account_id" {

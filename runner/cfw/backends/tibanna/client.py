@@ -16,7 +16,11 @@ from cfw.core.errors import UserError, WorkFailed, missing_sdk
 
 try:
     import boto3
-    from botocore.exceptions import BotoCoreError, ClientError
+    from botocore.exceptions import (
+        BotoCoreError,
+        ClientError,
+        NoCredentialsError,  # noqa: F401 (for kind.py)
+    )
 except ModuleNotFoundError as exc:  # pragma: no cover - the aws extra is missing
     raise missing_sdk(exc.name or "boto3", "aws") from exc
 
@@ -255,6 +259,66 @@ def empty_group(sess: boto3.session.Session, group: str) -> None:
         return  # no group: nothing to empty
     for user in members:
         users.remove(user)
+
+
+# -- the job table every unicorn of an account and region shares ---------------------------
+MASTER_TABLE = "tibanna-master"  # Tibanna's DYNAMODB_TABLE: a fixed name in its Lambdas
+UNICORN_PREFIX = "tibanna_unicorn_"  # Tibanna's step function names
+LEFT_BY = "cfw-left-by"  # tag of a table an environment made and left to other unicorns
+CFW_TAGS = ("cfw-env", "cfw-id", "cfw-expires-at")
+
+
+def table_tags(sess: boto3.session.Session, table: str = MASTER_TABLE) -> dict[str, str] | None:
+    """The table's tags; None when it does not exist (Tibanna's own check: DescribeTable)."""
+    ddb = sess.client("dynamodb")
+    try:
+        arn = ddb.describe_table(TableName=table)["Table"]["TableArn"]
+    except ClientError as exc:
+        if _code(exc) == "ResourceNotFoundException":
+            return None
+        raise
+    tags: dict[str, str] = {}
+    kwargs: dict[str, str] = {"ResourceArn": arn}
+    while True:
+        resp = ddb.list_tags_of_resource(**kwargs)
+        tags.update({t["Key"]: t["Value"] for t in resp.get("Tags", [])})
+        if not resp.get("NextToken"):
+            return tags
+        kwargs["NextToken"] = resp["NextToken"]
+
+
+def other_unicorns(sess: boto3.session.Session, own_state_machine: str) -> list[str]:
+    """Names of the region's other unicorn state machines (cfw's or deploy_unicorn's): the
+    users of the shared job table besides this one."""
+    sfn = sess.client("stepfunctions")
+    found = []
+    for page in sfn.get_paginator("list_state_machines").paginate():
+        for machine in page["stateMachines"]:
+            name = machine["name"]
+            if (
+                name.startswith(UNICORN_PREFIX)
+                and name != own_state_machine
+                and not name.endswith("_costupdater")
+            ):
+                found.append(name)
+    return sorted(found)
+
+
+def hand_over_table(sess: boto3.session.Session, env_id: str, table: str = MASTER_TABLE) -> None:
+    """Take this environment's cfw-* tags off the table and say who left it: it is no
+    longer the environment's (its leftovers check and its `up` then leave it alone)."""
+    ddb = sess.client("dynamodb")
+    arn = ddb.describe_table(TableName=table)["Table"]["TableArn"]
+    ddb.untag_resource(ResourceArn=arn, TagKeys=list(CFW_TAGS))
+    ddb.tag_resource(ResourceArn=arn, Tags=[{"Key": LEFT_BY, "Value": env_id}])
+
+
+def delete_table(sess: boto3.session.Session, table: str = MASTER_TABLE) -> None:
+    try:
+        sess.client("dynamodb").delete_table(TableName=table)
+    except ClientError as exc:
+        if _code(exc) != "ResourceNotFoundException":
+            raise
 
 
 # -- verification after destroy -------------------------------------------------------------

@@ -39,8 +39,11 @@ class TibannaConfig(EnvConfig):
     cost_updater: bool = Field(
         False, description="also deploy Tibanna's cost-updater state machine"
     )
-    create_dynamodb_table: bool = Field(
-        True, description="create the tibanna-master job table (false if the account has one)"
+    create_dynamodb_table: Literal["auto"] | bool = Field(
+        "auto",
+        description="create the tibanna-master job table, which Tibanna shares among all "
+        "unicorns of an account and region: auto (create it unless it exists and another "
+        "environment or `tibanna deploy_unicorn` made it), true or false",
     )
     log_retention_days: int = Field(
         30, description="retention of the Lambdas' CloudWatch logs (0: forever)"

@@ -33,6 +33,35 @@ def names(config: TibannaConfig, env_id: str) -> dict[str, str]:
     }
 
 
+TABLE_ADDRESS = "module.tibanna.aws_dynamodb_table.jobs[0]"  # in the rendered root module
+
+
+def create_table(config: TibannaConfig, ident: Identity) -> bool:
+    """Whether this environment's Terraform manages the tibanna-master table.
+
+    Tibanna shares one table among all unicorns of an account and region (deploy_unicorn
+    creates it when DescribeTable finds none). With ``auto``: create it when it does not
+    exist, and keep managing it when it carries this environment's cfw-id (it made it), so
+    every `up` and `down` of the environment decides the same; a table another environment
+    or deploy_unicorn made is used by name, never changed or deleted."""
+    if config.create_dynamodb_table != "auto":
+        return config.create_dynamodb_table
+    from cfw.backends.tibanna import client
+
+    try:
+        tags = client.table_tags(client.session(config, os.environ))
+    except client.NoCredentialsError:
+        # only `cfw render` gets here (preflight stops `up` and `plan` without credentials):
+        # it renders what `up` would do in an account without the table
+        return True
+    except (client.ClientError, client.BotoCoreError) as exc:
+        raise UserError(
+            f"could not tell whether the {client.MASTER_TABLE} table exists: {exc}",
+            "give AWS credentials, or set create_dynamodb_table: true or false",
+        ) from exc
+    return tags is None or tags.get("cfw-id") == ident.env_id
+
+
 LAMBDA_SUBDIR = "lambda"  # of the rendered root module
 
 
@@ -105,7 +134,7 @@ class TibannaKind(Kind):
             },
             "tibanna_version": lambda_zip.tibanna_version(),
             "cost_updater": config.cost_updater,
-            "create_dynamodb_table": config.create_dynamodb_table,
+            "create_dynamodb_table": create_table(config, ident),
             "log_retention_days": config.log_retention_days,
             "log_object_expiration_days": config.log_expiration_days,
             "awsf_repo": {"name": config.awsf_repo, "branch": config.awsf_branch},
@@ -172,6 +201,49 @@ class TibannaKind(Kind):
                 client.empty_group(client.session(config, environ), group)
             except (client.ClientError, client.BotoCoreError) as exc:
                 raise WorkFailed(f"could not take the users out of {group}: {exc}") from exc
+
+        self._delete_left_table(config, outputs, environ)
+
+    def _delete_left_table(
+        self, config: TibannaConfig, outputs: Mapping[str, Any], environ: Mapping[str, str]
+    ) -> None:
+        """The last unicorn to go deletes a table that another cfw environment made and left
+        to it (tagged cfw-left-by); one that deploy_unicorn made is never deleted."""
+        from cfw.backends.tibanna import client
+
+        if outputs.get("dynamodb_table_created") or not outputs.get("state_machine_name"):
+            return
+        sess = client.session(config, environ)
+        try:
+            tags = client.table_tags(sess)
+            left = bool(tags) and client.LEFT_BY in tags
+            if left and not client.other_unicorns(sess, outputs["state_machine_name"]):
+                client.delete_table(sess)
+        except (client.ClientError, client.BotoCoreError) as exc:
+            raise WorkFailed(f"could not check the {client.MASTER_TABLE} table: {exc}") from exc
+
+    def kept_on_destroy(
+        self, config: EnvConfig, outputs: Mapping[str, Any], environ: Mapping[str, str]
+    ) -> dict[str, str]:
+        """The table this environment made stays while other unicorns use it: its cfw-*
+        tags are replaced by cfw-left-by, and the last unicorn to go deletes it."""
+        assert isinstance(config, TibannaConfig)
+        if not outputs.get("dynamodb_table_created"):
+            return {}
+        from cfw.backends.tibanna import client
+
+        sess = client.session(config, environ)
+        try:
+            others = client.other_unicorns(sess, outputs["state_machine_name"])
+            if not others:
+                return {}
+            client.hand_over_table(sess, str(outputs.get("cfw_id") or ""))
+        except (client.ClientError, client.BotoCoreError) as exc:
+            raise WorkFailed(f"could not check the {client.MASTER_TABLE} table: {exc}") from exc
+        return {
+            TABLE_ADDRESS: f"the {client.MASTER_TABLE} table, which other unicorns use "
+            f"({', '.join(others)})"
+        }
 
     def leftovers(
         self,
