@@ -176,6 +176,22 @@ def cluster_access(
 
 
 # -- after destroy -------------------------------------------------------------------------
+def _aggregated(
+    project: str, resource: str, singular: str, label: str
+) -> tuple[str, str, Any, Callable[[Any], list[str]]]:
+    """A check of a Compute Engine aggregated list (every zone) filtered by a label."""
+    return (
+        resource,
+        f"https://compute.googleapis.com/compute/v1/projects/{project}/aggregated/{resource}",
+        {"filter": label},
+        lambda body: [
+            f"{singular} {item['name']}"
+            for scope in (body.get("items") or {}).values()
+            for item in scope.get(resource) or []
+        ],
+    )
+
+
 def leftovers(
     project: str, env_id: str, names: Mapping[str, str], creds: Any | None = None
 ) -> list[str]:
@@ -195,28 +211,10 @@ def leftovers(
                 if (c.get("resourceLabels") or {}).get("cfw-id") == env_id
             ],
         ),
-        (
-            "instances",
-            f"https://compute.googleapis.com/compute/v1/projects/{project}/aggregated/instances",
-            {"filter": label},
-            lambda body: [
-                f"instance {i['name']}"
-                for scope in (body.get("items") or {}).values()
-                for i in scope.get("instances") or []
-            ],
-        ),
-        (
-            # node boot disks and volumes carry the cluster's labels; a disk left by a node
-            # that was deleted while detached keeps costing
-            "disks",
-            f"https://compute.googleapis.com/compute/v1/projects/{project}/aggregated/disks",
-            {"filter": label},
-            lambda body: [
-                f"disk {d['name']}"
-                for scope in (body.get("items") or {}).values()
-                for d in scope.get("disks") or []
-            ],
-        ),
+        # VMs, and the disks that carry the cluster's labels (one a node left behind
+        # while detached keeps costing)
+        _aggregated(project, "instances", "instance", label),
+        _aggregated(project, "disks", "disk", label),
         (
             "buckets",
             "https://storage.googleapis.com/storage/v1/b",
