@@ -150,3 +150,8 @@ class Backend(ABC):
 
     def close(self) -> None:  # noqa: B027 - optional hook
         """End of run: release per-run resources (secrets, per-run jobs)."""
+
+
+def aws_region(environ: Mapping[str, str]) -> str | None:
+    """The AWS region the environment names, as boto3 and the aws provider read it."""
+    return environ.get("AWS_REGION") or environ.get("AWS_DEFAULT_REGION")

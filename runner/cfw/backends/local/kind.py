@@ -9,7 +9,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from cfw.backends.base import Capabilities, StorageSpec
+from cfw.backends.base import Capabilities, StorageSpec, aws_region
 from cfw.backends.kind import Identity, Kind
 from cfw.backends.local.config import LocalConfig
 from cfw.core.config import EnvConfig
@@ -83,7 +83,7 @@ class LocalKind(Kind):
         ):
             if environ.get(theirs):
                 env[f"SNAKEMAKE_STORAGE_S3_{ours}"] = environ[theirs]
-        region = environ.get("AWS_REGION") or environ.get("AWS_DEFAULT_REGION")
+        region = aws_region(environ)
         if region:
             env["SNAKEMAKE_STORAGE_S3_REGION"] = region
         if "SNAKEMAKE_STORAGE_S3_ACCESS_KEY" not in env:

@@ -7,7 +7,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from cfw.backends.base import Capabilities, StorageSpec
+from cfw.backends.base import Capabilities, StorageSpec, aws_region
 from cfw.backends.kind import Identity, Kind
 from cfw.backends.tes.config import TesConfig
 from cfw.core.config import EnvConfig
@@ -100,7 +100,7 @@ class TesKind(Kind):
     default_jobs = 100
 
     def defaults(self, environ: Mapping[str, str]) -> dict[str, Any]:
-        region = environ.get("AWS_REGION") or environ.get("AWS_DEFAULT_REGION")
+        region = aws_region(environ)
         return {"region": region} if region else {}
 
     def preflight(self, config: EnvConfig, environ: Mapping[str, str]) -> None:
@@ -183,12 +183,7 @@ class TesKind(Kind):
         )
         if endpoint:
             env["SNAKEMAKE_STORAGE_S3_ENDPOINT_URL"] = endpoint
-        region = (
-            config.region
-            or outputs.get("region")
-            or environ.get("AWS_REGION")
-            or environ.get("AWS_DEFAULT_REGION")
-        )
+        region = config.region or outputs.get("region") or aws_region(environ)
         if region:
             env["SNAKEMAKE_STORAGE_S3_REGION"] = region
         if config.storage.pass_credentials:

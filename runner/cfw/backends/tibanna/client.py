@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
+from cfw.backends.base import aws_region
 from cfw.core.errors import UserError, WorkFailed, missing_sdk
 
 try:
@@ -29,7 +30,7 @@ DESCRIBE_FILTER_VALUES = 200  # values per filter in one DescribeInstances call
 
 
 def session(config: Any, environ: Mapping[str, str]) -> boto3.session.Session:
-    region = config.region or environ.get("AWS_REGION") or environ.get("AWS_DEFAULT_REGION")
+    region = config.region or aws_region(environ)
     return boto3.session.Session(region_name=region)
 
 

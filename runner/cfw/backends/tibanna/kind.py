@@ -7,7 +7,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from cfw.backends.base import Capabilities, StorageSpec
+from cfw.backends.base import Capabilities, StorageSpec, aws_region
 from cfw.backends.kind import Identity, Kind
 from cfw.backends.tibanna.config import TibannaConfig
 from cfw.core.config import EnvConfig
@@ -21,7 +21,7 @@ AWS_CREDENTIAL_ENV = (
 
 
 def region_of(config: TibannaConfig, environ: Mapping[str, str]) -> str | None:
-    return config.region or environ.get("AWS_REGION") or environ.get("AWS_DEFAULT_REGION")
+    return config.region or aws_region(environ)
 
 
 def names(config: TibannaConfig, env_id: str) -> dict[str, str]:
@@ -96,7 +96,7 @@ class TibannaKind(Kind):
 
     # -- config -----------------------------------------------------------------------------
     def defaults(self, environ: Mapping[str, str]) -> dict[str, Any]:
-        region = environ.get("AWS_REGION") or environ.get("AWS_DEFAULT_REGION")
+        region = aws_region(environ)
         return {"region": region} if region else {}
 
     def preflight(self, config: EnvConfig, environ: Mapping[str, str]) -> None:

@@ -16,6 +16,7 @@ import os
 from collections.abc import Iterator
 from typing import Any
 
+from cfw.backends.base import aws_region
 from cfw.backends.tibanna.translate import ebs_problem, fitting_problem
 from cfw.core.errors import UserError, missing_sdk
 
@@ -49,8 +50,7 @@ def import_tibanna(region: str | None = None, account: str | None = None) -> Any
         or _PLACEHOLDER_ACCOUNT,
         "TIBANNA_AWS_REGION": os.environ.get("TIBANNA_AWS_REGION")
         or region
-        or os.environ.get("AWS_REGION")
-        or os.environ.get("AWS_DEFAULT_REGION")
+        or aws_region(os.environ)
         or "us-east-1",
     }
     try:
