@@ -78,7 +78,7 @@ def submit(backend: AzureBatchBackend, jobid: int, threads: int = 1) -> str:
         resources={},
         env_names=["MY_TOKEN", "SNAKEMAKE_STORAGE_AZURE_ACCOUNT_NAME"],
     )
-    payload = backend.translate(spec, backend.ctx)
+    payload = KIND.translate(spec, backend.ctx)
     return backend.submit(
         spec, payload, {"MY_TOKEN": SECRET, "SNAKEMAKE_STORAGE_AZURE_ACCOUNT_NAME": "acct"}
     )
@@ -164,7 +164,7 @@ def test_env_values_are_not_secret_on_batch_said_once_per_run(fake_batch, tmp_pa
     with caplog.at_level(logging.WARNING, logger="cfw.azure_batch"):
         quiet.submit(
             spec,
-            quiet.translate(spec, quiet.ctx),
+            KIND.translate(spec, quiet.ctx),
             {"SNAKEMAKE_STORAGE_AZURE_ACCOUNT_NAME": "acct"},
         )
     assert not [r for r in caplog.records if "not secret" in r.getMessage()]

@@ -22,7 +22,7 @@ from urllib.parse import urlparse
 import pytest
 
 from cfw import __version__
-from cfw.core.environments import dump_config, resolve
+from cfw.backends.registry import dump_config, resolve
 from cfw.core.state import PHASE_UP, EnvState, Meta
 from support.fake_batch import NodeAgent
 

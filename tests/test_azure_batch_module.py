@@ -18,8 +18,8 @@ import pytest
 
 from cfw.backends.azure_batch.kind import KIND
 from cfw.backends.kind import Identity
-from cfw.core.environments import resolve
-from cfw.core.lifecycle import Lifecycle
+from cfw.backends.registry import resolve
+from cfw.orchestration.lifecycle import Lifecycle
 from support.checkov import checkov_executable, run_checkov
 
 REPO = Path(__file__).resolve().parent.parent

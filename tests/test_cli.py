@@ -130,7 +130,7 @@ def test_core_needs_no_cloud_sdk(tmp_path: Path):
         + """
 from cfw.cli import main
 import cfw.backends.local.backend  # the local backend imports no SDK
-from cfw.backends import get_kind, kind_names
+from cfw.backends.registry import get_kind, kind_names
 for name in kind_names():
     get_kind(name)  # kind modules import no SDK either
 try:

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
+from cfw.backends.registry import resolve, write_config
 from cfw.core.config import parse_duration
-from cfw.core.environments import resolve, write_config
 from cfw.core.errors import UserError
 
 MISTAKES = [
@@ -108,7 +108,7 @@ def test_bad_durations(bad):
 
 
 def test_every_example_config_validates():
-    from cfw.backends import kind_names
+    from cfw.backends.registry import kind_names
     from cfw.core.assets import example_environments_dir
 
     examples = example_environments_dir()

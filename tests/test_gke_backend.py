@@ -18,6 +18,7 @@ from cfw.backends.gke import backend as gke_backend
 from cfw.backends.gke import client as kube_client
 from cfw.backends.gke.backend import GkeBackend
 from cfw.backends.gke.config import GkeConfig, node_pools
+from cfw.backends.gke.kind import KIND
 from cfw.core.errors import WorkFailed
 from support.fake_kube import FakeKube
 
@@ -86,7 +87,7 @@ def spec(jobid: int, **resources) -> JobSpec:
 
 def submit(backend, jobid: int, **resources) -> str:
     s = spec(jobid, **resources)
-    payload = backend.translate(s, backend.ctx)
+    payload = KIND.translate(s, backend.ctx)
     return backend.submit(
         s, payload, {"SNAKEMAKE_STORAGE_GCS_PROJECT": "my-project", "API_TOKEN": SECRET_VALUE}
     )
@@ -98,7 +99,7 @@ def test_submit_stores_env_values_only_in_the_run_secret(fake, backend):
     assert base64.b64decode(secret["data"]["API_TOKEN"]).decode() == SECRET_VALUE
     assert secret["metadata"]["labels"]["cfw-run"] == RUN
     assert fake.count("create", "secrets") == 1  # once per run, not per job
-    sent = backend.translate(spec(3), backend.ctx)["job"]
+    sent = KIND.translate(spec(3), backend.ctx)["job"]
     stored = fake.get("jobs", NS, ids[2])
     assert stored["spec"] == sent["spec"]  # what the API server got is exactly the manifest
     assert stored["metadata"]["labels"] == sent["metadata"]["labels"]
@@ -149,7 +150,7 @@ def test_list_pagination_follows_continue(fake, backend, monkeypatch):
 
 def test_other_runs_jobs_are_not_seen(fake, backend):
     mine = submit(backend, 1)
-    other = dict(backend.translate(spec(2), backend.ctx)["job"])
+    other = dict(KIND.translate(spec(2), backend.ctx)["job"])
     other["metadata"] = {
         **other["metadata"],
         "name": "cfw-other-2-align-a1",

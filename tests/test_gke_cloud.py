@@ -19,15 +19,14 @@ import requests
 from google.oauth2.credentials import Credentials
 from requests.adapters import BaseAdapter
 
-from cfw.backends import get_kind
 from cfw.backends.gke import backend as gke_backend
 from cfw.backends.gke import client as kube_client
 from cfw.backends.gke import gcp
 from cfw.backends.gke.config import GkeConfig
 from cfw.backends.kind import Identity
-from cfw.core.environments import resolve
+from cfw.backends.registry import get_kind, resolve
 from cfw.core.errors import UserError, WorkFailed
-from cfw.core.lifecycle import Lifecycle
+from cfw.orchestration.lifecycle import Lifecycle
 from support.fake_kube import FakeKube
 
 NO_GOOGLE = {

@@ -315,7 +315,7 @@ def test_kind_and_translate_import_no_cloud_sdk():
     import sys
 
     code = (
-        "import sys; from cfw.backends import get_kind; k = get_kind('gke'); "
+        "import sys; from cfw.backends.registry import get_kind; k = get_kind('gke'); "
         "import cfw.backends.gke.translate; "
         "bad = [m for m in sys.modules if m.split('.')[0] in ('kubernetes', 'google')]; "
         "print(bad); sys.exit(1 if bad else 0)"

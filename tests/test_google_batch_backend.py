@@ -11,14 +11,13 @@ from pathlib import Path
 import grpc
 import pytest
 
-from cfw.backends import get_kind
 from cfw.backends.base import EnvContext, JobState, JobStatus
 from cfw.backends.google_batch import backend as backend_mod
 from cfw.backends.google_batch.backend import GoogleBatchBackend
 from cfw.backends.google_batch.client import leftovers
 from cfw.backends.google_batch.translate import job_id
 from cfw.backends.kind import Identity
-from cfw.core.environments import resolve
+from cfw.backends.registry import get_kind, resolve
 from cfw.core.errors import WorkFailed
 from cfw.executor.spec import build_spec
 from support.fake_google import PROJECT, Abort, FakeGoogle
@@ -73,7 +72,7 @@ def submit(be: GoogleBatchBackend, n: int, start: int = 0, **resources) -> list[
     ids = []
     for i in range(start, start + n):
         job = spec(i, run_id=be.ctx.run_id, **resources)
-        ids.append(be.submit(job, be.translate(job, be.ctx), {"API_TOKEN": SECRET}))
+        ids.append(be.submit(job, KIND.translate(job, be.ctx), {"API_TOKEN": SECRET}))
     return ids
 
 
@@ -105,8 +104,8 @@ def test_submit_creates_the_job_and_keeps_env_values_in_secret_manager(fake, bac
 
 def test_a_resubmission_that_already_exists_is_the_same_job(fake, backend):
     job = spec(1)
-    first = backend.submit(job, backend.translate(job, backend.ctx), {"API_TOKEN": SECRET})
-    again = backend.submit(job, backend.translate(job, backend.ctx), {"API_TOKEN": SECRET})
+    first = backend.submit(job, KIND.translate(job, backend.ctx), {"API_TOKEN": SECRET})
+    again = backend.submit(job, KIND.translate(job, backend.ctx), {"API_TOKEN": SECRET})
     assert first == again and len(fake.batch.jobs) == 1
     assert fake.rpcs["GetJob"] == 1  # the ALREADY_EXISTS answer was looked up
 

@@ -190,8 +190,7 @@ def test_preflight_accepts_a_key_file_and_takes_the_project_from_the_environment
     from cryptography.hazmat.primitives import serialization
     from cryptography.hazmat.primitives.asymmetric import rsa
 
-    from cfw.backends import get_kind
-    from cfw.core.environments import resolve
+    from cfw.backends.registry import get_kind, resolve
 
     key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
     pem = key.private_bytes(

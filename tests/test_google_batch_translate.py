@@ -12,12 +12,11 @@ from pathlib import Path
 import pytest
 from google.cloud import batch_v1
 
-from cfw.backends import get_kind
+from cfw.backends._google import machines
 from cfw.backends.base import EnvContext
-from cfw.backends.google_batch import machines
 from cfw.backends.google_batch import translate as tr
 from cfw.backends.kind import Identity
-from cfw.core.environments import resolve
+from cfw.backends.registry import get_kind, resolve
 from cfw.core.errors import UserError
 from cfw.executor.spec import build_spec
 
@@ -456,7 +455,7 @@ def test_an_unknown_gpu_model_is_a_user_error_not_an_n1_guess(tmp_path):
 
 
 def test_both_google_kinds_share_one_gpu_table():
-    from cfw.backends import google_gpus
+    from cfw.backends._google import gpus as google_gpus
 
     assert set(machines.GPU_MODELS) == set(google_gpus.ACCELERATORS)
     for name in google_gpus.ACCELERATORS:

@@ -18,8 +18,8 @@ def test_parse_chain_accepts_only_known_python_modules():
         ["snakemake", "--deploy-sources", "s3://b/x.tar.xz", "abc"],
         ["snakemake", "--target-jobs", "a:s=1", "--cores", "all"],
     ]
-    assert forkrun.parse_chain("python -m cfw.executor.stage q -- x") == [
-        ["cfw.executor.stage", "q", "--", "x"]
+    assert forkrun.parse_chain("python -m cfw.core.staging q -- x") == [
+        ["cfw.core.staging", "q", "--", "x"]
     ]
     for shell in (
         "pip install x && python -m snakemake",  # a precommand: bash runs it

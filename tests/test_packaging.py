@@ -123,7 +123,7 @@ def test_missing_cloud_sdk_names_the_extra(tmp_path: Path, monkeypatch):
     """A backend whose SDK is not installed: one line naming the extra to install."""
     (tmp_path / "cfw_probe_backend.py").write_text("import no_such_cloud_sdk_xyz\n")
     monkeypatch.syspath_prepend(str(tmp_path))
-    from cfw.backends import get_kind
+    from cfw.backends.registry import get_kind
     from cfw.core.errors import UserError
 
     with pytest.raises(UserError) as caught:

@@ -16,12 +16,11 @@ from pathlib import Path
 import pytest
 from jinja2 import UndefinedError
 
-from cfw.backends import get_kind, kind_names
 from cfw.backends.kind import Identity
+from cfw.backends.registry import get_kind, kind_names, resolve
 from cfw.core.assets import example_environments_dir
-from cfw.core.environments import resolve
-from cfw.core.lifecycle import Lifecycle
 from cfw.core.render import ROOT_FILES, hcl_string, hcl_value, jinja_env, render_text
+from cfw.orchestration.lifecycle import Lifecycle
 
 GOLDEN = Path(__file__).resolve().parent / "golden"
 UPDATE = os.environ.get("CFW_UPDATE_GOLDEN") == "1"

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from cfw.core import smkargs
+from cfw.core import snakemake_args
 from cfw.core.errors import UserError
 from conftest import EXAMPLES, copy_workflow, run_cfw
 
@@ -29,37 +29,42 @@ def workflow(tmp_path: Path) -> Path:
 )
 def test_snakemake_mistakes_are_user_errors(workflow: Path, args, message):
     with pytest.raises(UserError) as caught:
-        smkargs.check(workflow, args)
+        snakemake_args.check(workflow, args)
     assert message in str(caught.value)
 
 
 def test_no_snakefile_names_the_fix(tmp_path: Path):
     with pytest.raises(UserError) as caught:
-        smkargs.check(tmp_path, [])
+        snakemake_args.check(tmp_path, [])
     assert "no Snakefile in" in caught.value.message
     assert "--snakefile" in (caught.value.hint or "")
 
 
 def test_good_arguments_pass_unchanged(workflow: Path):
     args = ["-n", "--configfile", "config.yaml", "--set-resources", "gc_content:mem_mb=100"]
-    assert smkargs.check(workflow, args).args == args
+    assert snakemake_args.check(workflow, args).args == args
     # elsewhere with --directory: Snakemake finds the Snakefile there
-    assert smkargs.check(workflow.parent, ["-d", str(workflow)]).args == ["-d", str(workflow)]
+    assert snakemake_args.check(workflow.parent, ["-d", str(workflow)]).args == [
+        "-d",
+        str(workflow),
+    ]
 
 
 def test_secret_settings_move_to_the_environment(workflow: Path):
-    checked = smkargs.check(
+    checked = snakemake_args.check(
         workflow, ["-n", "--storage-s3-secret-key", "S3CR3T-value", "--storage-s3-retries", "3"]
     )
     assert checked.args == ["-n", "--storage-s3-retries", "3"]
     assert checked.env == {"SNAKEMAKE_STORAGE_S3_SECRET_KEY": "S3CR3T-value"}
     assert checked.moved == ["--storage-s3-secret-key"]
-    inline = smkargs.check(workflow, ["--storage-s3-secret-key=S3CR3T-value", "-n"])
+    inline = snakemake_args.check(workflow, ["--storage-s3-secret-key=S3CR3T-value", "-n"])
     assert inline.args == ["-n"] and inline.env["SNAKEMAKE_STORAGE_S3_SECRET_KEY"]
     # tagged values stay for Snakemake, never shown
-    tagged = smkargs.check(workflow, ["--storage-s3-secret-key", "a::S3CR3T-1", "b::S3CR3T-2"])
+    tagged = snakemake_args.check(
+        workflow, ["--storage-s3-secret-key", "a::S3CR3T-1", "b::S3CR3T-2"]
+    )
     assert "a::S3CR3T-1" in tagged.args and not tagged.env
-    assert "S3CR3T" not in tagged.shown() and smkargs.REDACTED in tagged.shown()
+    assert "S3CR3T" not in tagged.shown() and snakemake_args.REDACTED in tagged.shown()
 
 
 def test_cfw_run_one_line_errors_and_no_secret_in_output(workflow: Path):

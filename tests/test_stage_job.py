@@ -16,7 +16,7 @@ import boto3
 import pytest
 
 from cfw.backends.local import forkrun
-from cfw.executor.stage import job_stage_command, job_stage_script
+from cfw.core.staging import job_stage_command, job_stage_script
 
 pytestmark = [pytest.mark.moto]
 
@@ -38,7 +38,7 @@ def test_fork_launcher_runs_the_inlined_stage_in_process():
     command = job_stage_command(["s3://b/ck/a.txt"], "--default-storage-provider s3")
     chain = forkrun.parse_chain(f"{command} && python -m snakemake --target-jobs x")
     assert chain == [
-        ["cfw.executor.stage", "s3://b/ck/a.txt", "--", "--default-storage-provider", "s3"],
+        ["cfw.core.staging", "s3://b/ck/a.txt", "--", "--default-storage-provider", "s3"],
         ["snakemake", "--target-jobs", "x"],
     ]
     # other inline code is not ours to run in-process

@@ -15,6 +15,7 @@ from cfw.backends.base import EnvContext, JobState
 from cfw.backends.tes.backend import STATES, TesBackend
 from cfw.backends.tes.client import plain_http_to_remote
 from cfw.backends.tes.config import TesConfig
+from cfw.backends.tes.kind import KIND
 from cfw.core.errors import UserError, WorkFailed
 from cfw.executor.spec import build_spec
 from support.tes_server import TesServer
@@ -65,7 +66,7 @@ def spec(jobid: int, run_id: str = "run1", env: tuple[str, ...] = ()):
 
 def submit(backend: TesBackend, jobid: int, secrets=None, env=()) -> str:
     job = spec(jobid, backend.ctx.run_id, env)
-    return backend.submit(job, backend.translate(job, backend.ctx), secrets or {})
+    return backend.submit(job, KIND.translate(job, backend.ctx), secrets or {})
 
 
 # -- authentication ---------------------------------------------------------------------------

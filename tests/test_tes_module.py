@@ -51,7 +51,7 @@ def test_rendered_root_validates_with_the_aws_provider(tmp_path):
 
 
 def test_url_mode_root_needs_no_provider(tmp_path):
-    from cfw.core.lifecycle import Lifecycle
+    from cfw.orchestration.lifecycle import Lifecycle
 
     project = tmp_path / "p"
     (project / "environments").mkdir(parents=True)
@@ -61,7 +61,7 @@ def test_url_mode_root_needs_no_provider(tmp_path):
         )
     )
     lifecycle = Lifecycle(project, environ={})
-    from cfw.core.environments import resolve
+    from cfw.backends.registry import resolve
 
     out = lifecycle.render_to(resolve(project, "tes", environ={}), tmp_path / "root")
     main = (out / "main.tf").read_text()

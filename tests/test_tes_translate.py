@@ -14,10 +14,10 @@ from tes.utils import unmarshal
 
 from cfw.backends.base import EnvContext, JobSpec
 from cfw.backends.kind import Identity
+from cfw.backends.registry import resolve
 from cfw.backends.tes import translate as tr
 from cfw.backends.tes.config import TesConfig
 from cfw.backends.tes.kind import KIND, funnel_names, render_user_data, resource_prefix
-from cfw.core.environments import resolve
 from cfw.core.errors import UserError
 from cfw.executor.spec import build_spec
 from support.tes_schema import request_errors, unknown_properties

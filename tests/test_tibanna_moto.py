@@ -26,7 +26,8 @@ import pytest
 
 from cfw.backends.tibanna import client as tclient
 from cfw.backends.tibanna import lambda_zip
-from cfw.core.runs import RunLog
+from cfw.backends.tibanna.kind import KIND
+from cfw.core.records import RunLog
 from cfw.executor.session import open_context
 from cfw.executor.spec import build_spec
 
@@ -143,7 +144,7 @@ def test_up_jobs_users_run_down_against_moto(cfw, tmp_path, tib_env):
 
     # -- jobs on the real state machine: submit, batched status, cancel, logs -------------
     kind, ctx = open_context(proj, "tib", "r1")
-    backend = kind.backend_class()(ctx)
+    backend = kind.backend(ctx)
     calls = Calls(backend.sfn)
     specs = [
         build_spec(
@@ -162,7 +163,7 @@ def test_up_jobs_users_run_down_against_moto(cfw, tmp_path, tib_env):
         "SNAKEMAKE_STORAGE_S3_SECRET_KEY": SECRET,
         "SNAKEMAKE_STORAGE_S3_REGION": "us-east-1",
     }
-    ids = [backend.submit(s, backend.translate(s, ctx), secrets) for s in specs]
+    ids = [backend.submit(s, KIND.translate(s, ctx), secrets) for s in specs]
     assert calls.take() == ["StartExecution"] * 3
     for jobid in ids:
         execution = sfn.describe_execution(executionArn=backend.arns[jobid])

@@ -12,8 +12,8 @@ from pathlib import Path
 
 import pytest
 
-from cfw.backends import get_kind
 from cfw.backends.base import EnvContext, JobState
+from cfw.backends.registry import get_kind
 from cfw.backends.tibanna import lambda_zip
 from cfw.backends.tibanna.backend import EXECUTION_STATES, status_of
 from cfw.backends.tibanna.config import TibannaConfig
@@ -186,7 +186,7 @@ def test_runtime_becomes_a_time_limit_and_precommand_runs_first():
 
 def test_gpu_jobs_are_refused_with_a_hint():
     with pytest.raises(UserError, match="Tibanna jobs get no GPUs"):
-        translate(spec(gpu=1), context())
+        get_kind("tibanna").translate(spec(gpu=1), context())
 
 
 def test_credentials_never_reach_the_input():
@@ -339,8 +339,8 @@ def test_rendered_root_refers_to_its_lambda_zips_relatively(tmp_path):
     """Two checkouts of one project (a shared state used from another directory) render
     the same tfvars, so Terraform plans no Lambda redeploy; the zips sit in lambda/ next
     to each root module."""
-    from cfw.core.environments import resolve
-    from cfw.core.lifecycle import Lifecycle
+    from cfw.backends.registry import resolve
+    from cfw.orchestration.lifecycle import Lifecycle
 
     rendered = []
     for checkout in ("alice/project", "bob/elsewhere/project"):

@@ -1,14 +1,26 @@
 """The shim Snakemake discovers for `--executor cfw`; the executor itself lives in cfw."""
 
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Optional
 
 from snakemake_interface_executor_plugins.settings import ExecutorSettingsBase
 
 from cfw.executor.executor import COMMON_SETTINGS as common_settings
-from cfw.executor.executor import CfwExecutor as Executor
+from cfw.executor.executor import CfwExecutor
 
 __all__ = ["Executor", "ExecutorSettings", "common_settings"]
+
+
+def _attach(resolved):
+    """A shared environment up elsewhere: read its remote state (imported only then)."""
+    from cfw.orchestration.lifecycle import Lifecycle
+
+    return Lifecycle(Path.cwd()).attach(resolved)
+
+
+class Executor(CfwExecutor):
+    attach = staticmethod(_attach)
 
 
 @dataclass

@@ -1,8 +1,9 @@
-"""The backend interface every kind implements, and the backend-neutral job description.
+"""What every kind shares with the executor: the backend-neutral job, its states, what a
+kind can give a job, where its files are, and the small interface of a running backend.
 
-A backend turns a :class:`JobSpec` into its service's submission with a pure
-``translate(spec, env)``, then submits, polls many jobs per call, cancels (idempotently)
-and fetches logs. Core code never branches on a kind's name; it reads
+A kind (kind.py) turns a :class:`JobSpec` into its service's submission with a pure
+translate; a :class:`Backend` then submits, polls many jobs per call, cancels
+(idempotently) and fetches logs. Core code never branches on a kind's name; it reads
 :class:`Capabilities`.
 """
 
@@ -13,7 +14,9 @@ from abc import ABC, abstractmethod
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Generic, TypeVar
+
+from cfw.core.errors import UserError
 
 
 @dataclass(frozen=True)
@@ -62,15 +65,19 @@ class JobStatus:
 
 @dataclass(frozen=True)
 class Capabilities:
-    """What a backend can do; core code and the executor ask these, never the kind name."""
+    """What a kind can give a job; core code and the executor ask these, never its name.
 
-    gpu: bool = False
-    spot: bool = False
-    secrets: bool = False  # env values travel in a secret store, not in the payload
+    A job that asks for what its kind cannot give is refused before translation when
+    going without would break it (GPUs), and runs with a note when it is a preference
+    (a machine type, spot capacity): see :func:`check_job` and :func:`ignored`.
+    """
+
+    gpu: bool = False  # jobs may ask for GPUs
+    spot: bool = False  # `preemptible` gets spot/preemptible capacity
+    machine_types: bool = False  # `machine_type` picks the machine
     needs_up: bool = True  # jobs need a provisioned environment
-    machine_types: bool = False  # honours machine_type
-    env_is_secret: bool = True  # False where env vars are visible to others (TES)
-    users: bool = False  # `cfw users` manages access
+    containers: bool = True  # jobs run in the container image (not on this machine)
+    users: bool = False  # `cfw users` manages who may use it
     local_outputs: bool = False  # outputs land in the workflow directory
 
 
@@ -101,13 +108,16 @@ class StorageSpec:
         return f"{self.prefix.rstrip('/')}/{relative}"
 
 
+C = TypeVar("C")
+
+
 @dataclass
-class EnvContext:
+class EnvContext(Generic[C]):
     """What a backend knows about the environment it submits to."""
 
     name: str
     kind: str
-    config: Any  # the kind's validated config model
+    config: C  # the kind's validated config model
     outputs: Mapping[str, Any]  # Terraform outputs; placeholders before `up`
     env_id: str
     state_dir: Path
@@ -119,18 +129,15 @@ class EnvContext:
         return self.state_dir / "runs" / self.run_id
 
 
-class Backend(ABC):
-    """Submits, polls, cancels and reads logs of jobs for one environment."""
+class Backend(ABC, Generic[C]):
+    """What a running job needs: submit, poll many at once, cancel, logs; one per run.
 
-    capabilities: Capabilities = Capabilities()
+    The payload comes from the kind's pure translate (:meth:`Kind.translate`). A backend
+    may also offer ``async wait_for_change(timeout)``, to wake the status loop early.
+    """
 
-    def __init__(self, ctx: EnvContext):
+    def __init__(self, ctx: EnvContext[C]):
         self.ctx = ctx
-
-    @staticmethod
-    @abstractmethod
-    def translate(spec: JobSpec, ctx: EnvContext) -> dict[str, Any]:
-        """Pure: the exact payload the service's API would receive (secrets by reference)."""
 
     @abstractmethod
     def submit(self, spec: JobSpec, payload: dict[str, Any], secrets: Mapping[str, str]) -> str:
@@ -148,10 +155,24 @@ class Backend(ABC):
     def logs(self, external_id: str) -> str:
         """The job's log text (best effort)."""
 
-    def close(self) -> None:  # noqa: B027 - optional hook
+    def close(self) -> None:
         """End of run: release per-run resources (secrets, per-run jobs)."""
 
 
-def aws_region(environ: Mapping[str, str]) -> str | None:
-    """The AWS region the environment names, as boto3 and the aws provider read it."""
-    return environ.get("AWS_REGION") or environ.get("AWS_DEFAULT_REGION")
+def check_job(spec: JobSpec, caps: Capabilities, kind_label: str) -> None:
+    """Refuse a job that asks for what the kind cannot give and cannot run without."""
+    if spec.gpu and not caps.gpu:
+        raise UserError(
+            f"rule {spec.rule} asks for {spec.gpu} GPU(s); {kind_label} jobs get no GPUs",
+            "run it on an environment whose kind has GPUs (gke, google-batch, azure-batch)",
+        )
+
+
+def ignored(spec: JobSpec, caps: Capabilities) -> list[str]:
+    """The job's resources the kind cannot honour and runs without (preferences)."""
+    out = []
+    if spec.machine_type and not caps.machine_types:
+        out.append(f"machine_type={spec.machine_type}")
+    if spec.preemptible and not caps.spot:
+        out.append("preemptible")
+    return out

@@ -1,21 +1,25 @@
 """What an environment kind declares to the core: its config, module, template and backend.
 
-A kind module imports no cloud SDK; the backend class (which may) is loaded lazily with
-:meth:`Kind.backend_class`, and a missing SDK becomes an install hint.
+:class:`Kind` is the one contract the orchestration and the executor see. It is generic
+in the kind's config model, so that every hook takes the kind's own config. A kind module
+imports no cloud SDK; the backend class and the translate function (which may) are loaded
+lazily, and a missing SDK becomes an install hint.
 """
 
 from __future__ import annotations
 
-import importlib
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
-from typing import Any, ClassVar, Protocol
+from typing import Any, ClassVar, Generic, Protocol, TypeVar
 
-from cfw.backends.base import Backend, Capabilities, EnvContext, JobSpec, StorageSpec
+from cfw.backends import sdk
+from cfw.backends.base import Backend, Capabilities, EnvContext, JobSpec, StorageSpec, check_job
 from cfw.core.config import EnvConfig
-from cfw.core.errors import UserError, missing_sdk
+from cfw.core.errors import UserError
+
+C = TypeVar("C", bound=EnvConfig)
 
 
 @dataclass(frozen=True)
@@ -48,10 +52,11 @@ class Users(Protocol):
     def remove(self, user: str) -> bool: ...  # False: was not a member
 
 
-class Kind:
+class Kind(Generic[C]):
     name: ClassVar[str]
+    label: ClassVar[str]  # how messages name its jobs' service: "Tibanna", "Azure Batch"
     summary: ClassVar[str]
-    config_model: ClassVar[type[EnvConfig]]
+    config_model: type[C]
     modules: ClassVar[tuple[str, ...]] = ()
     capabilities: ClassVar[Capabilities] = Capabilities()
     backend_path: ClassVar[str]  # "package.module:Class"
@@ -68,31 +73,31 @@ class Kind:
         """Config values taken from the usual environment variables of this cloud."""
         return {}
 
-    def preflight(self, config: EnvConfig, environ: Mapping[str, str]) -> None:
+    def preflight(self, config: C, environ: Mapping[str, str]) -> None:
         """Raise UserError, before anything is created, when something required is missing."""
 
-    def terraform_env(self, config: EnvConfig, environ: Mapping[str, str]) -> dict[str, str]:
+    def terraform_env(self, config: C, environ: Mapping[str, str]) -> dict[str, str]:
         """Extra environment for Terraform: provider credentials and secret variables
         (``TF_VAR_*``), which must never be written to terraform.tfvars.json."""
         return {}
 
     # -- rendering --------------------------------------------------------------------------
-    def template_context(self, config: EnvConfig) -> dict[str, Any]:
+    def template_context(self, config: C) -> dict[str, Any]:
         return {}
 
-    def tfvars(self, config: EnvConfig, ident: Identity, workdir: Path) -> dict[str, Any]:
+    def tfvars(self, config: C, ident: Identity, workdir: Path) -> dict[str, Any]:
         return {"name": ident.name, "labels": ident.labels(config.labels)}
 
-    def render_files(self, config: EnvConfig, outdir: Path) -> None:
+    def render_files(self, config: C, outdir: Path) -> None:
         """Write the files the rendered root module refers to by a path relative to itself
         (``path.module``), next to it in ``outdir``; most kinds have none."""
 
-    def output_placeholders(self, config: EnvConfig, ident: Identity | None) -> dict[str, Any]:
+    def output_placeholders(self, config: C, ident: Identity | None) -> dict[str, Any]:
         """What `--explain` shows for outputs known only after `up`."""
         return {}
 
     def after_apply(
-        self, config: EnvConfig, outputs: Mapping[str, Any], environ: Mapping[str, str]
+        self, config: C, outputs: Mapping[str, Any], environ: Mapping[str, str]
     ) -> None:
         """After `terraform apply`: create what Terraform does not (e.g. Kubernetes objects).
         Must be idempotent: a repeated `up` calls it again. Raise CfwError on failure."""
@@ -100,7 +105,7 @@ class Kind:
     # -- running ----------------------------------------------------------------------------
     def storage(
         self,
-        config: EnvConfig,
+        config: C,
         outputs: Mapping[str, Any],
         workdir: Path,
         environ: Mapping[str, str],
@@ -109,35 +114,35 @@ class Kind:
         """Where sources and files go; ``scratch`` is a private directory of the environment."""
         raise NotImplementedError
 
-    def default_image(self, config: EnvConfig) -> str:
+    def default_image(self, config: C) -> str:
         from snakemake import __version__ as smk_version
 
         return config.image or f"snakemake/snakemake:v{smk_version}"
 
-    def backend_class(self) -> type[Backend]:
+    def backend_class(self) -> type[Backend[C]]:
         return self._load(self.backend_path)
 
-    def translate(self, spec: JobSpec, ctx: EnvContext) -> dict[str, Any]:
+    def backend(self, ctx: EnvContext[C]) -> Backend[C]:
+        """The backend of a run on this environment."""
+        return self.backend_class()(ctx)
+
+    def translate(self, spec: JobSpec, ctx: EnvContext[C]) -> dict[str, Any]:
+        """The exact payload the service's API would receive (secrets by reference), after
+        refusing what the kind cannot give the job. Pure: no network, no SDK client."""
+        check_job(spec, self.capabilities, self.label)
         return self._load(self.translate_path)(spec, ctx)
 
     def _load(self, path: str) -> Any:
-        module_name, _, attr = path.partition(":")
-        try:
-            module = importlib.import_module(module_name)
-        except ModuleNotFoundError as exc:
-            if exc.name and not exc.name.startswith("cfw"):
-                raise missing_sdk(exc.name, self.extra or self.name) from exc
-            raise
-        return getattr(module, attr)
+        return sdk.load(path, self.extra or self.name)
 
     # -- teardown ---------------------------------------------------------------------------
     def before_destroy(
-        self, config: EnvConfig, outputs: Mapping[str, Any], environ: Mapping[str, str]
+        self, config: C, outputs: Mapping[str, Any], environ: Mapping[str, str]
     ) -> None:
         """Undo what was added beside Terraform (users of a group, ...) so destroy succeeds."""
 
     def kept_on_destroy(
-        self, config: EnvConfig, outputs: Mapping[str, Any], environ: Mapping[str, str]
+        self, config: C, outputs: Mapping[str, Any], environ: Mapping[str, str]
     ) -> dict[str, str]:
         """Terraform addresses `down` removes from the state instead of destroying (something
         other environments still use), each with the reason; called after before_destroy."""
@@ -145,7 +150,7 @@ class Kind:
 
     def leftovers(
         self,
-        config: EnvConfig,
+        config: C,
         ident: Identity,
         outputs: Mapping[str, Any],
         environ: Mapping[str, str],
@@ -153,13 +158,11 @@ class Kind:
         """Resources still carrying this environment's id after destroy (empty = clean)."""
         return []
 
-    def status_details(self, config: EnvConfig, outputs: Mapping[str, Any]) -> dict[str, Any]:
+    def status_details(self, config: C, outputs: Mapping[str, Any]) -> dict[str, Any]:
         """Extra facts for `cfw status` (pool allocation, node counts, ...)."""
         return {}
 
-    def users(
-        self, config: EnvConfig, outputs: Mapping[str, Any], environ: Mapping[str, str]
-    ) -> Users:
+    def users(self, config: C, outputs: Mapping[str, Any], environ: Mapping[str, str]) -> Users:
         """The environment's users (kinds whose capabilities say ``users``)."""
         raise UserError(
             f"kind {self.name} has no users to manage",

@@ -12,14 +12,21 @@ from pathlib import Path
 import typer
 from rich.table import Table
 
-from cfw.backends import get_kind, kind_names
+from cfw.backends.registry import (
+    check_name,
+    config_path,
+    get_kind,
+    kind_names,
+    resolve,
+    write_config,
+)
 from cfw.cli import app
 from cfw.cli.output import Output
 from cfw.core.assets import example_environments_dir
-from cfw.core.environments import check_name, config_path, resolve, write_config
 from cfw.core.errors import CfwError, UserError
-from cfw.core.lifecycle import Lifecycle
 from cfw.core.state import EnvState
+from cfw.orchestration.lifecycle import Lifecycle
+from cfw.orchestration.status import Status
 
 _SECRET_NAME = re.compile(r"password|secret|token|key|sas|credential", re.I)
 
@@ -195,7 +202,7 @@ def status(
 ) -> None:
     """Environments here: kind, state (up / half-up / failed), age, expiry, jobs running."""
     out = Output(quiet=as_json)
-    rows = Lifecycle(Path.cwd(), out).status(name, details=details or bool(name))
+    rows = Status(Lifecycle(Path.cwd(), out)).of(name, details=details or bool(name))
     if as_json:
         typer.echo(json.dumps([asdict(r) for r in rows], indent=2))
         return
@@ -231,7 +238,7 @@ def reap(
     """Destroy every environment here that is past its ttl."""
     out = Output()
     lifecycle = Lifecycle(Path.cwd(), out)
-    expired = lifecycle.expired()
+    expired = Status(lifecycle).expired()
     if not expired:
         out.info("nothing is past its ttl")
         return

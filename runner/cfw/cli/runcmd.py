@@ -6,17 +6,16 @@ from pathlib import Path
 
 import typer
 
-from cfw.backends import kind_names
+from cfw.backends.registry import check_name, config_path, kind_names
 from cfw.cli import app
 from cfw.cli.envs import LOCK_HELP, _complete_env
 from cfw.cli.output import Output
 from cfw.core.config import NAME_RE
-from cfw.core.environments import check_name, config_path
 from cfw.core.errors import UserError
-from cfw.core.run import Runner, RunRequest
-from cfw.core.runs import find_job
+from cfw.core.records import find_job
 from cfw.core.state import EnvState
 from cfw.executor.session import open_context
+from cfw.orchestration.run import Runner, RunRequest
 
 
 def _is_environment(project: Path, token: str) -> bool:
@@ -113,7 +112,7 @@ def logs(
         typer.echo(Path(saved).read_text(errors="replace"), nl=False)
     else:
         kind, ctx = open_context(project, name, run.run_id)
-        backend = kind.backend_class()(ctx)
+        backend = kind.backend(ctx)
         typer.echo(backend.logs(record["external_id"]), nl=False)
     Output().info(
         f"job {record.get('jobid')} ({record.get('rule', '?')}) of run {run.run_id}: "

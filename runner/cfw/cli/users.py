@@ -12,7 +12,7 @@ from pathlib import Path
 
 import typer
 
-from cfw.backends import get_kind
+from cfw.backends.registry import get_kind
 from cfw.cli import app
 from cfw.cli.envs import _complete_env
 from cfw.cli.output import Output

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import os
 import traceback
-from collections.abc import AsyncGenerator
+from collections.abc import AsyncGenerator, Callable
 from pathlib import Path
 
 from snakemake_interface_executor_plugins.executors.base import SubmittedJobInfo
@@ -14,13 +14,14 @@ from snakemake_interface_executor_plugins.jobs import JobExecutorInterface
 from snakemake_interface_executor_plugins.settings import CommonSettings
 from snakemake_interface_executor_plugins.utils import join_cli_args
 
-from cfw.backends.base import Backend, JobSpec, JobState
+from cfw.backends.base import Backend, JobSpec, JobState, ignored
+from cfw.backends.registry import Resolved
 from cfw.core.errors import CfwError
-from cfw.core.runs import RunLog, new_run_id, record_startup_error
+from cfw.core.records import RunLog, new_run_id, record_startup_error
+from cfw.core.staging import job_stage_command
 from cfw.core.state import EnvState
 from cfw.executor.session import open_context, pick_environment
 from cfw.executor.spec import spec_from_job
-from cfw.executor.stage import job_stage_command
 
 
 def _has_input_function(job: JobExecutorInterface) -> bool:
@@ -66,14 +67,20 @@ def storage_plugin_install_command(provider: str) -> str:
 
 
 class CfwExecutor(RemoteExecutor):
+    # records a shared environment another directory brought up; set by the plugin shim
+    # (the orchestration runs Terraform, which this layer does not)
+    attach: Callable[[Resolved], object] | None = None
+
     def __post_init__(self) -> None:
         settings = self.workflow.executor_settings
         self.project = Path.cwd()
         name, why = pick_environment(self.project, getattr(settings, "env", None))
         self.run_id = getattr(settings, "run_id", None) or new_run_id()
         try:
-            self.kind, self.ctx = open_context(self.project, name, self.run_id)
-            self.backend: Backend = self.kind.backend_class()(self.ctx)
+            self.kind, self.ctx = open_context(
+                self.project, name, self.run_id, attach=type(self).attach
+            )
+            self.backend: Backend = self.kind.backend(self.ctx)
         except CfwError as exc:
             from snakemake_interface_common.exceptions import WorkflowError
 
@@ -82,6 +89,7 @@ class CfwExecutor(RemoteExecutor):
             raise WorkflowError(f"cfw: {exc}") from None
         self.run_log = RunLog(self.ctx.run_dir, name, self.run_id)
         self.specs: dict[str, JobSpec] = {}
+        self.ignored_said: set[str] = set()  # rules told what their kind does not honour
         self.unfinished: set[str] = set()
         self.cancelled = False
         self.done = self.failed = 0
@@ -112,8 +120,9 @@ class CfwExecutor(RemoteExecutor):
 
     def run_job(self, job: JobExecutorInterface) -> None:
         spec = self.job_spec(job)
+        self._say_ignored(spec)
         try:
-            payload = self.backend.translate(spec, self.ctx)
+            payload = self.kind.translate(spec, self.ctx)
             external_id = self.backend.submit(spec, payload, self.envvars())
         except CfwError as exc:
             self.report_job_error(SubmittedJobInfo(job), msg=f"cfw: submission failed: {exc}")
@@ -130,6 +139,18 @@ class CfwExecutor(RemoteExecutor):
         )
         self.report_job_submission(SubmittedJobInfo(job, external_jobid=external_id))
         self._progress()
+
+    def _say_ignored(self, spec: JobSpec) -> None:
+        """Once per rule: the resources this kind runs the job without."""
+        if spec.rule in self.ignored_said:
+            return
+        self.ignored_said.add(spec.rule)
+        skipped = ignored(spec, self.kind.capabilities)
+        if skipped:
+            self.logger.info(
+                f"cfw: rule {spec.rule}: {self.kind.label} jobs run without "
+                f"{' and '.join(skipped)} (kind {self.kind.name} does not honour it)"
+            )
 
     # -- status -----------------------------------------------------------------------------
     async def check_active_jobs(
@@ -188,7 +209,7 @@ class CfwExecutor(RemoteExecutor):
         auto-deploy, which would try to install every plugin registered here, cfw's too."""
         image = self.workflow.remote_execution_settings.container_image or ""
         provider = self.workflow.storage_settings.default_storage_provider
-        if self.kind.name == "local" or not image.startswith(STOCK_IMAGE) or not provider:
+        if not (self.kind.capabilities.containers and image.startswith(STOCK_IMAGE) and provider):
             return ""
         return storage_plugin_install_command(provider)
 

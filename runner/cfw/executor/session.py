@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 
-from cfw.backends import get_kind
 from cfw.backends.base import EnvContext
 from cfw.backends.kind import Identity, Kind
+from cfw.backends.registry import Resolved, get_kind, resolve
 from cfw.core.config import validate
-from cfw.core.environments import resolve
 from cfw.core.errors import UserError
 from cfw.core.state import PHASE_UP, EnvState, list_environments, parse_time
 
@@ -37,15 +36,17 @@ def open_context(
     *,
     explain: bool = False,
     environ: Mapping[str, str] | None = None,
+    attach: Callable[[Resolved], object] | None = None,
 ) -> tuple[Kind, EnvContext]:
+    """The kind and context of a run on ``name``. ``attach`` records a shared environment
+    that another working directory brought up (from its remote state) before it is read;
+    the orchestration supplies it (this layer runs no Terraform)."""
     environ = os.environ if environ is None else environ
     state = EnvState(project, name)
-    if not state.exists and not explain:
+    if not state.exists and not explain and attach is not None:
         resolved = resolve(project, name, environ=environ)
         if resolved.config.state.shared:  # brought up from another working directory?
-            from cfw.core.lifecycle import Lifecycle
-
-            Lifecycle(project, environ=environ).attach(resolved)
+            attach(resolved)
     meta = state.meta()
     if meta is not None and meta.phase == PHASE_UP:
         kind = get_kind(meta.kind)

@@ -20,9 +20,7 @@ from typing import Any
 from azure.core.exceptions import AzureError, ResourceNotFoundError
 
 from cfw.backends.azure_batch import client
-from cfw.backends.azure_batch.kind import KIND
 from cfw.backends.azure_batch.translate import SAS_READ, SAS_WRITE, env_placeholder
-from cfw.backends.azure_batch.translate import translate as _translate
 from cfw.backends.base import Backend, EnvContext, JobSpec, JobState, JobStatus
 
 # the service's clock and ours may differ; re-read transitions this far back
@@ -33,8 +31,6 @@ PLAIN_ENV = frozenset({"SNAKEMAKE_STORAGE_AZURE_ACCOUNT_NAME"})
 
 
 class AzureBatchBackend(Backend):
-    capabilities = KIND.capabilities
-
     def __init__(
         self,
         ctx: EnvContext,
@@ -54,10 +50,6 @@ class AzureBatchBackend(Backend):
         self.slots_warned: set[str] = set()  # pools warned about jobs of too many slots
         self.env_warned = False
         self._lock = threading.Lock()
-
-    @staticmethod
-    def translate(spec: JobSpec, ctx: EnvContext) -> dict[str, Any]:
-        return _translate(spec, ctx)
 
     # -- submit -----------------------------------------------------------------------------
     def submit(self, spec: JobSpec, payload: dict[str, Any], secrets: Mapping[str, str]) -> str:

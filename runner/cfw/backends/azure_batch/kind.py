@@ -18,7 +18,6 @@ from typing import Any
 from cfw.backends.azure_batch.config import AzureBatchConfig, PoolConfig
 from cfw.backends.base import Capabilities, StorageSpec
 from cfw.backends.kind import Identity, Kind
-from cfw.core.config import EnvConfig
 from cfw.core.errors import UserError, missing_sdk
 from cfw.core.render import render_text
 
@@ -100,15 +99,14 @@ def autoscale_formula(config: AzureBatchConfig, pool: PoolConfig) -> str:
     )
 
 
-class AzureBatchKind(Kind):
+class AzureBatchKind(Kind[AzureBatchConfig]):
     name = "azure-batch"
+    label = "Azure Batch"
     summary = "an Azure Batch account with autoscaling pools (scale to zero); jobs are Batch tasks"
     config_model = AzureBatchConfig
     modules = ("azure-batch",)
     # environment settings of a Batch task are readable by whoever can read the job
-    capabilities = Capabilities(
-        gpu=True, spot=True, machine_types=True, secrets=False, env_is_secret=False
-    )
+    capabilities = Capabilities(gpu=True, spot=True, machine_types=True)
     backend_path = "cfw.backends.azure_batch.backend:AzureBatchBackend"
     translate_path = "cfw.backends.azure_batch.translate:translate"
     extra = "azure"
@@ -152,8 +150,7 @@ class AzureBatchKind(Kind):
             values["registry"] = registry
         return values
 
-    def preflight(self, config: EnvConfig, environ: Mapping[str, str]) -> None:
-        assert isinstance(config, AzureBatchConfig)
+    def preflight(self, config: AzureBatchConfig, environ: Mapping[str, str]) -> None:
         if not (
             config.subscription_id or first(environ, "AZURE_SUBSCRIPTION_ID", "ARM_SUBSCRIPTION_ID")
         ):
@@ -223,9 +220,8 @@ class AzureBatchKind(Kind):
         oidc = first(environ, "ARM_USE_OIDC", "ARM_USE_MSI")
         return bool((client and secret) or (oidc and oidc.lower() == "true"))
 
-    def terraform_env(self, config: EnvConfig, environ: Mapping[str, str]) -> dict[str, str]:
+    def terraform_env(self, config: AzureBatchConfig, environ: Mapping[str, str]) -> dict[str, str]:
         """Secrets and credentials reach Terraform as environment variables, never tfvars."""
-        assert isinstance(config, AzureBatchConfig)
         env = {
             arm: environ[azure]
             for arm, azure in _ARM_FROM_AZURE
@@ -241,8 +237,7 @@ class AzureBatchKind(Kind):
         return env
 
     # -- rendering --------------------------------------------------------------------------
-    def tfvars(self, config: EnvConfig, ident: Identity, workdir: Path) -> dict[str, Any]:
-        assert isinstance(config, AzureBatchConfig)
+    def tfvars(self, config: AzureBatchConfig, ident: Identity, workdir: Path) -> dict[str, Any]:
         n = names(config, ident.env_id, ident.name)
         script = None
         if config.start_task.script is not None:
@@ -288,8 +283,9 @@ class AzureBatchKind(Kind):
             values["location"] = config.region
         return values
 
-    def output_placeholders(self, config: EnvConfig, ident: Identity | None) -> dict[str, Any]:
-        assert isinstance(config, AzureBatchConfig)
+    def output_placeholders(
+        self, config: AzureBatchConfig, ident: Identity | None
+    ) -> dict[str, Any]:
         env_id = ident.env_id if ident else f"{config.name or self.name}-adhoc"
         n = names(config, env_id, config.name or self.name)
         blob = f"https://{n['storage_account']}.blob.core.windows.net"
@@ -311,33 +307,26 @@ class AzureBatchKind(Kind):
     # -- running ----------------------------------------------------------------------------
     def storage(
         self,
-        config: EnvConfig,
+        config: AzureBatchConfig,
         outputs: Mapping[str, Any],
         workdir: Path,
         environ: Mapping[str, str],
         scratch: Path,
     ) -> StorageSpec:
-        assert isinstance(config, AzureBatchConfig)
         prefix = config.storage_prefix or (
             f"az://{config.data_container}/{_slug(getpass.getuser())}/{_slug(workdir.name)}"
         )
         env = {"SNAKEMAKE_STORAGE_AZURE_ACCOUNT_NAME": str(outputs["storage_account_name"])}
         return StorageSpec(provider="azure", prefix=prefix, env=env)
 
-    def default_image(self, config: EnvConfig) -> str:
-        if config.image:
-            return config.image
-        return super().default_image(config)
-
     # -- teardown and status ----------------------------------------------------------------
     def leftovers(
         self,
-        config: EnvConfig,
+        config: AzureBatchConfig,
         ident: Identity,
         outputs: Mapping[str, Any],
         environ: Mapping[str, str],
     ) -> list[str]:
-        assert isinstance(config, AzureBatchConfig)
         client = _client()
         subscription = (
             outputs.get("subscription_id")
@@ -346,8 +335,9 @@ class AzureBatchKind(Kind):
         )
         return client.tagged_resources(subscription or "", ident.env_id, config, environ)
 
-    def status_details(self, config: EnvConfig, outputs: Mapping[str, Any]) -> dict[str, Any]:
-        assert isinstance(config, AzureBatchConfig)
+    def status_details(
+        self, config: AzureBatchConfig, outputs: Mapping[str, Any]
+    ) -> dict[str, Any]:
         return _client().pool_details(config, outputs, os.environ)
 
 

@@ -23,7 +23,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from cfw.backends.google_batch.machines import exact
+from cfw.backends._google.machines import exact
 
 _VCPUS = re.compile(r"^[a-z0-9]+-(standard|highmem|highcpu)-(\d+)(-lssd)?$")
 _MEMORY_TIERS = ((4, 0.25), (4, 0.20), (8, 0.10), (112, 0.06))  # (GiB, reserved share)

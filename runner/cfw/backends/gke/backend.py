@@ -28,7 +28,6 @@ from cfw.backends.gke import status as st
 from cfw.backends.gke import translate as tr
 from cfw.backends.gke.client import Unavailable
 from cfw.backends.gke.config import GkeConfig
-from cfw.backends.gke.kind import KIND
 from cfw.core.errors import CfwError, UserError
 
 PENDING_CHECK_S = 30.0  # look at a waiting job's pod after this long, and then this often
@@ -55,8 +54,6 @@ def connect(config: GkeConfig, outputs: Mapping[str, Any]) -> Any:
 
 
 class GkeBackend(Backend):
-    capabilities = KIND.capabilities
-
     def __init__(
         self, ctx: EnvContext, kube: Any = None, clock: Callable[[], float] = time.monotonic
     ):
@@ -77,10 +74,6 @@ class GkeBackend(Backend):
         self.pods_checked = 0.0
         self.failed_pod: dict[str, str] = {}  # job -> the pod whose log tells why
         self.last: dict[str, JobStatus] = {}
-
-    @staticmethod
-    def translate(spec: JobSpec, ctx: EnvContext) -> dict[str, Any]:
-        return tr.translate(spec, ctx)
 
     # -- submit ------------------------------------------------------------------------------
     def submit(self, spec: JobSpec, payload: dict[str, Any], secrets: Mapping[str, str]) -> str:

@@ -10,7 +10,6 @@ from typing import Any
 from cfw.backends.base import Capabilities, StorageSpec
 from cfw.backends.gke.config import GkeConfig, node_pools
 from cfw.backends.kind import Identity, Kind
-from cfw.core.config import EnvConfig
 from cfw.core.errors import UserError
 
 PROJECT_VARS = ("GOOGLE_CLOUD_PROJECT", "CLOUDSDK_CORE_PROJECT", "GCLOUD_PROJECT")
@@ -53,14 +52,13 @@ def _emails(config: GkeConfig, env_id: str) -> dict[str, str]:
     }
 
 
-class GkeKind(Kind):
+class GkeKind(Kind[GkeConfig]):
     name = "gke"
+    label = "GKE"
     summary = "a GKE cluster with autoscaling (Spot, GPU) pools; each job a Kubernetes Job"
     config_model = GkeConfig
     modules = ("gke-cluster",)
-    capabilities = Capabilities(
-        gpu=True, spot=True, secrets=True, machine_types=True, env_is_secret=True
-    )
+    capabilities = Capabilities(gpu=True, spot=True, machine_types=True)
     backend_path = "cfw.backends.gke.backend:GkeBackend"
     translate_path = "cfw.backends.gke.translate:translate"
     extra = "gke"
@@ -76,8 +74,7 @@ class GkeKind(Kind):
             out["region"] = region
         return out
 
-    def preflight(self, config: EnvConfig, environ: Mapping[str, str]) -> None:
-        assert isinstance(config, GkeConfig)
+    def preflight(self, config: GkeConfig, environ: Mapping[str, str]) -> None:
         if not config.project:
             raise UserError(
                 f"no GCP project is set for environment {config.name or 'gke'}",
@@ -89,8 +86,7 @@ class GkeKind(Kind):
         gcp.check_project(config.project)
 
     # -- rendering --------------------------------------------------------------------------
-    def tfvars(self, config: EnvConfig, ident: Identity, workdir: Path) -> dict[str, Any]:
-        assert isinstance(config, GkeConfig)
+    def tfvars(self, config: GkeConfig, ident: Identity, workdir: Path) -> dict[str, Any]:
         n = names(config, ident.env_id)
         return {
             "name": ident.name,
@@ -126,8 +122,7 @@ class GkeKind(Kind):
             "nodes_account_id": n["nodes_account_id"],
         }
 
-    def output_placeholders(self, config: EnvConfig, ident: Identity | None) -> dict[str, Any]:
-        assert isinstance(config, GkeConfig)
+    def output_placeholders(self, config: GkeConfig, ident: Identity | None) -> dict[str, Any]:
         env_id = ident.env_id if ident else "adhoc"
         n = names(config, env_id)
         return {
@@ -144,13 +139,12 @@ class GkeKind(Kind):
     # -- running ----------------------------------------------------------------------------
     def storage(
         self,
-        config: EnvConfig,
+        config: GkeConfig,
         outputs: Mapping[str, Any],
         workdir: Path,
         environ: Mapping[str, str],
         scratch: Path,
     ) -> StorageSpec:
-        assert isinstance(config, GkeConfig)
         bucket = outputs.get("bucket_name") or "<bucket-known-after-up>"
         project = outputs.get("project") or config.project or ""
         # jobs reach the bucket through Workload Identity; the runner with its own ADC
@@ -161,10 +155,9 @@ class GkeKind(Kind):
         )
 
     def after_apply(
-        self, config: EnvConfig, outputs: Mapping[str, Any], environ: Mapping[str, str]
+        self, config: GkeConfig, outputs: Mapping[str, Any], environ: Mapping[str, str]
     ) -> None:
         """Namespace, Workload Identity service account and runner RBAC, through the API."""
-        assert isinstance(config, GkeConfig)
         from cfw.backends.gke.backend import connect
 
         kube = connect(config, outputs)
@@ -180,13 +173,12 @@ class GkeKind(Kind):
             labels=labels,
         )
 
-    def status_details(self, config: EnvConfig, outputs: Mapping[str, Any]) -> dict[str, Any]:
+    def status_details(self, config: GkeConfig, outputs: Mapping[str, Any]) -> dict[str, Any]:
         """Job nodes per pool and Jobs by state (one list of nodes, one of the namespace's Jobs).
 
         Nodes are cluster-scoped: a runner with only the namespace's Role may not list
         them, and sees them as unknown (Kubernetes Engine Cluster Viewer does not grant it).
         """
-        assert isinstance(config, GkeConfig)
         from cfw.backends.gke.backend import connect
         from cfw.backends.gke.client import Forbidden
         from cfw.backends.gke.status import job_phase
@@ -211,12 +203,11 @@ class GkeKind(Kind):
     # -- teardown ---------------------------------------------------------------------------
     def leftovers(
         self,
-        config: EnvConfig,
+        config: GkeConfig,
         ident: Identity,
         outputs: Mapping[str, Any],
         environ: Mapping[str, str],
     ) -> list[str]:
-        assert isinstance(config, GkeConfig)
         if not config.project:
             return []
         from cfw.backends.gke import gcp

@@ -12,7 +12,7 @@ import re
 from collections.abc import Sequence
 from typing import Any
 
-from cfw.backends import google_gpus
+from cfw.backends._google import gpus as google_gpus
 from cfw.backends.base import EnvContext, JobSpec
 from cfw.backends.gke import allocatable
 from cfw.backends.gke.config import GkeConfig, Pool, node_pools

@@ -9,7 +9,6 @@ from typing import Any
 from cfw.backends.base import Backend, EnvContext, JobSpec, JobState, JobStatus
 from cfw.backends.google_batch import translate as tr
 from cfw.backends.google_batch.client import Clients
-from cfw.backends.google_batch.kind import KIND
 from cfw.core.errors import CfwError, WorkFailed
 
 # Batch's exit codes for what happened to the VM rather than the job
@@ -42,8 +41,6 @@ def short(name: str) -> str:
 
 
 class GoogleBatchBackend(Backend):
-    capabilities = KIND.capabilities
-
     def __init__(self, ctx: EnvContext, clients: Clients | None = None):
         super().__init__(ctx)
         self.clients = clients or Clients(str(ctx.outputs["project"]), str(ctx.outputs["region"]))
@@ -52,10 +49,6 @@ class GoogleBatchBackend(Backend):
         self.secrets: dict[str, str] = {}  # env var -> secret name, created once per run
         self.poll_failures = 0
         self.cancelled: set[str] = set()  # job ids this run deleted
-
-    @staticmethod
-    def translate(spec: JobSpec, ctx: EnvContext) -> dict[str, Any]:
-        return tr.translate(spec, ctx)
 
     # -- submit -----------------------------------------------------------------------------
     def submit(self, spec: JobSpec, payload: dict[str, Any], secrets: Mapping[str, str]) -> str:

@@ -8,8 +8,8 @@ from typing import Literal
 
 from pydantic import Field, field_validator, model_validator
 
-from cfw.backends import google_gpus
-from cfw.backends.google_batch import machines
+from cfw.backends._google import gpus as google_gpus
+from cfw.backends._google import machines
 from cfw.core.config import EnvConfig
 
 PROJECT_RE = re.compile(r"^[a-z][a-z0-9-]{4,28}[a-z0-9]$")

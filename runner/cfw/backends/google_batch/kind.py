@@ -10,7 +10,6 @@ from typing import Any
 from cfw.backends.base import Capabilities, StorageSpec
 from cfw.backends.google_batch.config import PROJECT_RE, GoogleBatchConfig
 from cfw.backends.kind import Identity, Kind
-from cfw.core.config import EnvConfig
 from cfw.core.errors import UserError
 
 PROJECT_VARS = ("GOOGLE_CLOUD_PROJECT", "CLOUDSDK_CORE_PROJECT")
@@ -35,14 +34,13 @@ def names(config: GoogleBatchConfig, env_id: str) -> dict[str, str]:
     }
 
 
-class GoogleBatchKind(Kind):
+class GoogleBatchKind(Kind[GoogleBatchConfig]):
     name = "google-batch"
+    label = "Google Batch"
     summary = "Google Batch (successor of Cloud Life Sciences): each job a Batch job on its own VM"
     config_model = GoogleBatchConfig
     modules = ("google-batch",)
-    capabilities = Capabilities(
-        gpu=True, spot=True, secrets=True, needs_up=True, machine_types=True, env_is_secret=True
-    )
+    capabilities = Capabilities(gpu=True, spot=True, machine_types=True)
     backend_path = "cfw.backends.google_batch.backend:GoogleBatchBackend"
     translate_path = "cfw.backends.google_batch.translate:translate"
     extra = "gcp"
@@ -53,12 +51,11 @@ class GoogleBatchKind(Kind):
         project = next((environ[v] for v in PROJECT_VARS if environ.get(v)), None)
         return {"project": project} if project else {}
 
-    def preflight(self, config: EnvConfig, environ: Mapping[str, str]) -> None:
+    def preflight(self, config: GoogleBatchConfig, environ: Mapping[str, str]) -> None:
         """Project and Application Default Credentials, checked before anything is made.
 
         A config without a project takes GOOGLE_CLOUD_PROJECT (the resolved value is what
         `up` records)."""
-        assert isinstance(config, GoogleBatchConfig)
         if config.project is None:
             config.project = self.defaults(environ).get("project")
         if config.project is None:
@@ -77,8 +74,7 @@ class GoogleBatchKind(Kind):
         check_credentials(environ)
 
     # -- rendering --------------------------------------------------------------------------
-    def tfvars(self, config: EnvConfig, ident: Identity, workdir: Path) -> dict[str, Any]:
-        assert isinstance(config, GoogleBatchConfig)
+    def tfvars(self, config: GoogleBatchConfig, ident: Identity, workdir: Path) -> dict[str, Any]:
         if config.project is None:
             raise UserError(
                 "no Google Cloud project is set for kind google-batch",
@@ -99,10 +95,11 @@ class GoogleBatchKind(Kind):
             "allow_ssh_from_iap": config.allow_ssh_from_iap,
         }
 
-    def output_placeholders(self, config: EnvConfig, ident: Identity | None) -> dict[str, Any]:
+    def output_placeholders(
+        self, config: GoogleBatchConfig, ident: Identity | None
+    ) -> dict[str, Any]:
         """Before `up`: the names the module will give (derived from the environment's id;
         ENV_ID before the id exists)."""
-        assert isinstance(config, GoogleBatchConfig)
         env_id = ident.env_id if ident else "ENV_ID"
         labels = (
             ident.labels(config.labels)
@@ -124,7 +121,7 @@ class GoogleBatchKind(Kind):
     # -- running ----------------------------------------------------------------------------
     def storage(
         self,
-        config: EnvConfig,
+        config: GoogleBatchConfig,
         outputs: Mapping[str, Any],
         workdir: Path,
         environ: Mapping[str, str],
@@ -140,20 +137,20 @@ class GoogleBatchKind(Kind):
 
     def leftovers(
         self,
-        config: EnvConfig,
+        config: GoogleBatchConfig,
         ident: Identity,
         outputs: Mapping[str, Any],
         environ: Mapping[str, str],
     ) -> list[str]:
-        assert isinstance(config, GoogleBatchConfig)
         from cfw.backends.google_batch.client import Clients, leftovers
 
         known = {**names(config, ident.env_id), **{k: v for k, v in outputs.items() if v}}
         return leftovers(Clients(str(config.project), config.region), ident.env_id, known)
 
-    def status_details(self, config: EnvConfig, outputs: Mapping[str, Any]) -> dict[str, Any]:
+    def status_details(
+        self, config: GoogleBatchConfig, outputs: Mapping[str, Any]
+    ) -> dict[str, Any]:
         """Batch jobs of this environment by state (one list call)."""
-        assert isinstance(config, GoogleBatchConfig)
         from cfw.backends.google_batch.client import Clients
 
         labels = outputs.get("cfw_labels") or {}

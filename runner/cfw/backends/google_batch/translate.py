@@ -12,8 +12,8 @@ import math
 import re
 from typing import Any
 
+from cfw.backends._google import machines
 from cfw.backends.base import EnvContext, JobSpec
-from cfw.backends.google_batch import machines
 from cfw.backends.google_batch.config import GoogleBatchConfig
 from cfw.core.errors import missing_sdk
 

@@ -12,8 +12,6 @@ from typing import Any
 
 from cfw.backends.base import Backend, EnvContext, JobSpec, JobState, JobStatus
 from cfw.backends.local import client
-from cfw.backends.local.kind import KIND
-from cfw.backends.local.translate import translate as _translate
 
 KEEP_FAILED_DAYS = 7  # how long the sandboxes of failed jobs are kept for debugging
 
@@ -38,8 +36,6 @@ def prune_kept_sandboxes(root: Path, days: float = KEEP_FAILED_DAYS, now: float 
 
 
 class LocalBackend(Backend):
-    capabilities = KIND.capabilities
-
     def __init__(self, ctx: EnvContext):
         super().__init__(ctx)
         self.sandbox_root = Path(ctx.outputs["sandbox_root"])
@@ -49,10 +45,6 @@ class LocalBackend(Backend):
         self.cpus = client.CpuPool()
         self.changed = threading.Event()
         self._lock = threading.Lock()
-
-    @staticmethod
-    def translate(spec: JobSpec, ctx: EnvContext) -> dict[str, Any]:
-        return _translate(spec, ctx)
 
     def submit(self, spec: JobSpec, payload: dict[str, Any], secrets: Mapping[str, str]) -> str:
         sandbox = Path(payload["sandbox"])

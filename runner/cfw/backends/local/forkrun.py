@@ -23,7 +23,7 @@ _PRELOAD = ["cfw.backends.local.preload"]  # Snakemake, its plugins and registri
 # `python -m MODULE` commands a job chain may hold, and the function that is their main
 _ENTRY_POINTS = {
     "snakemake": ("snakemake.cli", "main"),
-    "cfw.executor.stage": ("cfw.executor.stage", "main"),
+    "cfw.core.staging": ("cfw.core.staging", "main"),
 }
 _PUNCTUATION = set("();<>|&")
 
@@ -47,15 +47,15 @@ def parse_chain(command: str) -> list[list[str]] | None:
             parts[-1].append(token)
     for part in parts:
         if part[:3] == ["python", "-c", _job_stage_script()]:
-            # the in-job checkpoint staging: cfw.executor.stage's own code, inlined
-            part[:3] = ["python", "-m", "cfw.executor.stage"]
+            # the in-job checkpoint staging: cfw.core.staging's own code, inlined
+            part[:3] = ["python", "-m", "cfw.core.staging"]
     if not all(len(p) >= 3 and p[:2] == ["python", "-m"] and p[2] in _ENTRY_POINTS for p in parts):
         return None
     return [part[2:] for part in parts]
 
 
 def _job_stage_script() -> str:
-    from cfw.executor.stage import job_stage_script
+    from cfw.core.staging import job_stage_script
 
     return job_stage_script()
 

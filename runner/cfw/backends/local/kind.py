@@ -9,10 +9,10 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from cfw.backends.base import Capabilities, StorageSpec, aws_region
+from cfw.backends._aws import aws_region, s3_storage_env
+from cfw.backends.base import Capabilities, StorageSpec
 from cfw.backends.kind import Identity, Kind
 from cfw.backends.local.config import LocalConfig
-from cfw.core.config import EnvConfig
 from cfw.core.errors import UserError
 
 
@@ -25,18 +25,24 @@ def sandbox_root(config: LocalConfig, env_id: str) -> Path:
     return Path(base).expanduser().absolute() / env_id
 
 
-class LocalKind(Kind):
+class LocalKind(Kind[LocalConfig]):
     name = "local"
+    label = "local"
     summary = "this machine: every job in a fresh sandbox directory; no cloud account"
     config_model = LocalConfig
     modules = ("local",)
-    capabilities = Capabilities(needs_up=False, local_outputs=True, env_is_secret=True)
+    capabilities = Capabilities(
+        # a job may use this machine's GPUs, if it has any (they are not reserved per job)
+        gpu=True,
+        needs_up=False,
+        containers=False,
+        local_outputs=True,
+    )
     backend_path = "cfw.backends.local.backend:LocalBackend"
     translate_path = "cfw.backends.local.translate:translate"
     default_jobs = os.cpu_count() or 2
 
-    def tfvars(self, config: EnvConfig, ident: Identity, workdir: Path) -> dict[str, Any]:
-        assert isinstance(config, LocalConfig)
+    def tfvars(self, config: LocalConfig, ident: Identity, workdir: Path) -> dict[str, Any]:
         return {
             "name": ident.name,
             "env_id": ident.env_id,
@@ -44,20 +50,18 @@ class LocalKind(Kind):
             "sandbox_root": str(sandbox_root(config, ident.env_id)),
         }
 
-    def output_placeholders(self, config: EnvConfig, ident: Identity | None) -> dict[str, Any]:
-        assert isinstance(config, LocalConfig)
+    def output_placeholders(self, config: LocalConfig, ident: Identity | None) -> dict[str, Any]:
         env_id = ident.env_id if ident else "adhoc"
         return {"sandbox_root": str(sandbox_root(config, env_id))}
 
     def storage(
         self,
-        config: EnvConfig,
+        config: LocalConfig,
         outputs: Mapping[str, Any],
         workdir: Path,
         environ: Mapping[str, str],
         scratch: Path,
     ) -> StorageSpec:
-        assert isinstance(config, LocalConfig)
         store = config.storage
         if store.provider == "disk":
             root = Path(store.root).expanduser() if store.root else workdir
@@ -68,24 +72,7 @@ class LocalKind(Kind):
                 prefix=str(root.resolve()),
                 args=("--storage-cfw-sources-dir", str(scratch / "sources")),
             )
-        env = {}
-        endpoint = (
-            store.endpoint_url
-            or environ.get("AWS_ENDPOINT_URL_S3")
-            or environ.get("AWS_ENDPOINT_URL")
-        )
-        if endpoint:
-            env["SNAKEMAKE_STORAGE_S3_ENDPOINT_URL"] = endpoint
-        for ours, theirs in (
-            ("ACCESS_KEY", "AWS_ACCESS_KEY_ID"),
-            ("SECRET_KEY", "AWS_SECRET_ACCESS_KEY"),
-            ("TOKEN", "AWS_SESSION_TOKEN"),
-        ):
-            if environ.get(theirs):
-                env[f"SNAKEMAKE_STORAGE_S3_{ours}"] = environ[theirs]
-        region = aws_region(environ)
-        if region:
-            env["SNAKEMAKE_STORAGE_S3_REGION"] = region
+        env = s3_storage_env(environ, endpoint=store.endpoint_url, region=aws_region(environ))
         if "SNAKEMAKE_STORAGE_S3_ACCESS_KEY" not in env:
             raise UserError(
                 "storage provider s3 needs credentials",
@@ -95,12 +82,11 @@ class LocalKind(Kind):
 
     def leftovers(
         self,
-        config: EnvConfig,
+        config: LocalConfig,
         ident: Identity,
         outputs: Mapping[str, Any],
         environ: Mapping[str, str],
     ) -> list[str]:
-        assert isinstance(config, LocalConfig)
         root = Path(outputs.get("sandbox_root") or sandbox_root(config, ident.env_id))
         return [f"directory {root}"] if root.exists() else []
 

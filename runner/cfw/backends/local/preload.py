@@ -12,7 +12,7 @@ from snakemake_interface_report_plugins.registry import ReportPluginRegistry
 from snakemake_interface_scheduler_plugins.registry import SchedulerPluginRegistry
 from snakemake_interface_storage_plugins.registry import StoragePluginRegistry
 
-import cfw.executor.stage  # noqa: F401
+import cfw.core.staging  # noqa: F401
 
 for _registry in (
     StoragePluginRegistry,

@@ -14,7 +14,6 @@ from cfw.backends.base import Backend, EnvContext, JobSpec, JobState, JobStatus
 from cfw.backends.tes import translate as tr
 from cfw.backends.tes.client import Auth, AuthRejected, NotFound, TesApi, plain_http_to_remote
 from cfw.backends.tes.config import TesConfig
-from cfw.backends.tes.kind import KIND
 from cfw.core.errors import CfwError, UserError
 
 log = logging.getLogger("cfw.tes")
@@ -139,8 +138,6 @@ def describe_server(config: TesConfig, outputs: Mapping[str, Any]) -> dict[str, 
 
 
 class TesBackend(Backend):
-    capabilities = KIND.capabilities
-
     def __init__(self, ctx: EnvContext):
         super().__init__(ctx)
         self.config: TesConfig = ctx.config
@@ -149,10 +146,6 @@ class TesBackend(Backend):
         self.tags = tr.run_filter(ctx.run_id, ctx.env_id)
         self._warned = False
         self._rejected_said = False
-
-    @staticmethod
-    def translate(spec: JobSpec, ctx: EnvContext) -> dict[str, Any]:
-        return tr.translate(spec, ctx)
 
     def _warn_env_once(self, spec: JobSpec) -> None:
         if self._warned:

@@ -7,10 +7,10 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from cfw.backends.base import Capabilities, StorageSpec, aws_region
+from cfw.backends._aws import aws_region, s3_storage_env
+from cfw.backends.base import Capabilities, StorageSpec
 from cfw.backends.kind import Identity, Kind
 from cfw.backends.tes.config import TesConfig
-from cfw.core.config import EnvConfig
 from cfw.core.errors import UserError
 from cfw.core.render import header, jinja_env, render_text
 
@@ -81,18 +81,18 @@ def render_user_data(config: TesConfig, ident: Identity) -> str:
     return "#cloud-config\n" + header(template) + body
 
 
-class TesKind(Kind):
+class TesKind(Kind[TesConfig]):
     name = "tes"
+    label = "TES"
     summary = "GA4GH TES: a Funnel server on AWS (EC2, AWS Batch, DynamoDB, S3), or a TES URL"
     config_model = TesConfig
     modules = ("aws-funnel",)
     capabilities = Capabilities(
-        needs_up=True,
-        env_is_secret=False,
-        secrets=False,
-        gpu=False,
-        spot=False,
-        machine_types=False,
+        # TES resources have `preemptible`; GPUs and machine types go to backend_parameters,
+        # which a server may honour (TESK, TES on Azure) or ignore (Funnel)
+        gpu=True,
+        spot=True,
+        machine_types=True,
     )
     backend_path = "cfw.backends.tes.backend:TesBackend"
     translate_path = "cfw.backends.tes.translate:translate"
@@ -103,8 +103,7 @@ class TesKind(Kind):
         region = aws_region(environ)
         return {"region": region} if region else {}
 
-    def preflight(self, config: EnvConfig, environ: Mapping[str, str]) -> None:
-        assert isinstance(config, TesConfig)
+    def preflight(self, config: TesConfig, environ: Mapping[str, str]) -> None:
         if config.provision and not config.region:
             raise UserError(
                 "kind tes needs an AWS region to provision the Funnel server",
@@ -112,16 +111,14 @@ class TesKind(Kind):
             )
 
     # -- rendering --------------------------------------------------------------------------
-    def template_context(self, config: EnvConfig) -> dict[str, Any]:
-        assert isinstance(config, TesConfig)
+    def template_context(self, config: TesConfig) -> dict[str, Any]:
         return {
             "provision": config.provision,
             "aws_provider_version": AWS_PROVIDER,
             "outputs": MODULE_OUTPUTS,
         }
 
-    def tfvars(self, config: EnvConfig, ident: Identity, workdir: Path) -> dict[str, Any]:
-        assert isinstance(config, TesConfig)
+    def tfvars(self, config: TesConfig, ident: Identity, workdir: Path) -> dict[str, Any]:
         common = {"name": ident.name, "env_id": ident.env_id, "labels": ident.labels(config.labels)}
         if not config.provision:
             return {**common, "url": config.url, "storage_prefix": config.storage.prefix}
@@ -141,8 +138,7 @@ class TesKind(Kind):
             "user_data": render_user_data(config, ident),
         }
 
-    def output_placeholders(self, config: EnvConfig, ident: Identity | None) -> dict[str, Any]:
-        assert isinstance(config, TesConfig)
+    def output_placeholders(self, config: TesConfig, ident: Identity | None) -> dict[str, Any]:
         if not config.provision:
             return {"tes_url": config.url, "storage_prefix": config.storage.prefix}
         prefix = resource_prefix(ident.env_id if ident else "adhoc")
@@ -160,7 +156,7 @@ class TesKind(Kind):
     # -- running ----------------------------------------------------------------------------
     def storage(
         self,
-        config: EnvConfig,
+        config: TesConfig,
         outputs: Mapping[str, Any],
         workdir: Path,
         environ: Mapping[str, str],
@@ -169,47 +165,33 @@ class TesKind(Kind):
         """S3 through Snakemake's s3 plugin. This machine's Snakemake finds credentials the
         usual way (AWS_* variables, profile, SSO); jobs get them only with
         storage.pass_credentials (see translate.py), else through the compute's role."""
-        assert isinstance(config, TesConfig)
         prefix = config.storage.prefix or outputs.get("storage_prefix")
         if not prefix:
             raise UserError(
                 "the environment has no storage prefix recorded", "run `cfw up` again to record it"
             )
-        env: dict[str, str] = {}
-        endpoint = (
-            config.storage.endpoint_url
-            or environ.get("AWS_ENDPOINT_URL_S3")
-            or environ.get("AWS_ENDPOINT_URL")
-        )
-        if endpoint:
-            env["SNAKEMAKE_STORAGE_S3_ENDPOINT_URL"] = endpoint
         region = config.region or outputs.get("region") or aws_region(environ)
-        if region:
-            env["SNAKEMAKE_STORAGE_S3_REGION"] = region
-        if config.storage.pass_credentials:
-            for ours, theirs in (
-                ("ACCESS_KEY", "AWS_ACCESS_KEY_ID"),
-                ("SECRET_KEY", "AWS_SECRET_ACCESS_KEY"),
-                ("TOKEN", "AWS_SESSION_TOKEN"),
-            ):
-                if environ.get(theirs):
-                    env[f"SNAKEMAKE_STORAGE_S3_{ours}"] = environ[theirs]
-            if "SNAKEMAKE_STORAGE_S3_ACCESS_KEY" not in env:
-                raise UserError(
-                    "storage.pass_credentials is on but there are no credentials to pass",
-                    "set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY",
-                )
+        env = s3_storage_env(
+            environ,
+            endpoint=config.storage.endpoint_url,
+            region=region,
+            credentials=config.storage.pass_credentials,
+        )
+        if config.storage.pass_credentials and "SNAKEMAKE_STORAGE_S3_ACCESS_KEY" not in env:
+            raise UserError(
+                "storage.pass_credentials is on but there are no credentials to pass",
+                "set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY",
+            )
         return StorageSpec(provider="s3", prefix=str(prefix), env=env)
 
     # -- teardown and status ----------------------------------------------------------------
     def leftovers(
         self,
-        config: EnvConfig,
+        config: TesConfig,
         ident: Identity,
         outputs: Mapping[str, Any],
         environ: Mapping[str, str],
     ) -> list[str]:
-        assert isinstance(config, TesConfig)
         if not config.provision:
             return []  # nothing was created in any cloud
         from cfw.backends.tes import aws
@@ -217,8 +199,7 @@ class TesKind(Kind):
         region = config.region or outputs.get("region")
         return aws.leftovers(region, ident.env_id, resource_prefix(ident.env_id))
 
-    def status_details(self, config: EnvConfig, outputs: Mapping[str, Any]) -> dict[str, Any]:
-        assert isinstance(config, TesConfig)
+    def status_details(self, config: TesConfig, outputs: Mapping[str, Any]) -> dict[str, Any]:
         from cfw.backends.tes.backend import describe_server
 
         return describe_server(config, outputs)

@@ -10,8 +10,7 @@ from typing import Any
 
 from cfw.backends.base import Backend, EnvContext, JobSpec, JobState, JobStatus
 from cfw.backends.tibanna import client
-from cfw.backends.tibanna.kind import KIND
-from cfw.backends.tibanna.translate import PENDING_VALUE, forwarded_env, translate
+from cfw.backends.tibanna.translate import PENDING_VALUE, forwarded_env
 from cfw.backends.tibanna.validate import validate_input
 
 # Step Functions execution status -> what Snakemake is told
@@ -56,8 +55,6 @@ def _short(cause: str | None, limit: int = 300) -> str | None:
 
 
 class TibannaBackend(Backend):
-    capabilities = KIND.capabilities
-
     def __init__(self, ctx: EnvContext):
         super().__init__(ctx)
         import os
@@ -71,10 +68,6 @@ class TibannaBackend(Backend):
         self.arns: dict[str, str] = {}  # external id (Tibanna job id) -> execution ARN
         self.finished: dict[str, JobStatus] = {}
         self.withheld_warned = False
-
-    @staticmethod
-    def translate(spec: JobSpec, ctx: EnvContext) -> dict[str, Any]:
-        return translate(spec, ctx)
 
     def submit(self, spec: JobSpec, payload: dict[str, Any], secrets: Mapping[str, str]) -> str:
         document = copy.deepcopy(payload)

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from cfw.backends.base import aws_region
+from cfw.backends._aws import aws_region
 from cfw.core.errors import UserError, WorkFailed, missing_sdk
 
 try:

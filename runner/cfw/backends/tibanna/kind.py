@@ -7,17 +7,11 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from cfw.backends.base import Capabilities, StorageSpec, aws_region
+from cfw.backends._aws import aws_region, s3_storage_env
+from cfw.backends.base import Capabilities, StorageSpec
 from cfw.backends.kind import Identity, Kind
 from cfw.backends.tibanna.config import TibannaConfig
-from cfw.core.config import EnvConfig
 from cfw.core.errors import UserError, WorkFailed
-
-AWS_CREDENTIAL_ENV = (
-    ("ACCESS_KEY", "AWS_ACCESS_KEY_ID"),
-    ("SECRET_KEY", "AWS_SECRET_ACCESS_KEY"),
-    ("TOKEN", "AWS_SESSION_TOKEN"),
-)
 
 
 def region_of(config: TibannaConfig, environ: Mapping[str, str]) -> str | None:
@@ -75,20 +69,13 @@ def _lambda_filename(config: TibannaConfig, function: str) -> str:
     return str(where / f"{function}.zip") if where else f"{LAMBDA_SUBDIR}/{function}.zip"
 
 
-class TibannaKind(Kind):
+class TibannaKind(Kind[TibannaConfig]):
     name = "tibanna"
+    label = "Tibanna"
     summary = "a Tibanna unicorn on AWS: IAM, Lambdas, step function, buckets; a job per execution"
     config_model = TibannaConfig
     modules = ("aws-tibanna",)
-    capabilities = Capabilities(
-        gpu=False,
-        spot=True,
-        secrets=False,
-        needs_up=True,
-        machine_types=True,
-        env_is_secret=False,
-        users=True,
-    )
+    capabilities = Capabilities(spot=True, machine_types=True, users=True)
     backend_path = "cfw.backends.tibanna.backend:TibannaBackend"
     translate_path = "cfw.backends.tibanna.translate:translate"
     extra = "aws"
@@ -99,8 +86,7 @@ class TibannaKind(Kind):
         region = aws_region(environ)
         return {"region": region} if region else {}
 
-    def preflight(self, config: EnvConfig, environ: Mapping[str, str]) -> None:
-        assert isinstance(config, TibannaConfig)
+    def preflight(self, config: TibannaConfig, environ: Mapping[str, str]) -> None:
         if not region_of(config, environ):
             raise UserError(
                 "the tibanna environment has no AWS region",
@@ -114,11 +100,10 @@ class TibannaKind(Kind):
         tibanna_version()  # the Lambdas are built from the installed package
 
     # -- rendering --------------------------------------------------------------------------
-    def tfvars(self, config: EnvConfig, ident: Identity, workdir: Path) -> dict[str, Any]:
+    def tfvars(self, config: TibannaConfig, ident: Identity, workdir: Path) -> dict[str, Any]:
         """The zips' paths are relative to the rendered root module (which joins them to
         path.module), so the same inputs plan the same from any directory — a shared
         state used from another checkout does not redeploy the Lambdas."""
-        assert isinstance(config, TibannaConfig)
         from cfw.backends.tibanna import lambda_zip
 
         return {
@@ -140,15 +125,13 @@ class TibannaKind(Kind):
             "awsf_repo": {"name": config.awsf_repo, "branch": config.awsf_branch},
         }
 
-    def render_files(self, config: EnvConfig, outdir: Path) -> None:
+    def render_files(self, config: TibannaConfig, outdir: Path) -> None:
         """The three Lambda zips, in lambda/ next to the root module (or lambda_dir)."""
-        assert isinstance(config, TibannaConfig)
         from cfw.backends.tibanna import lambda_zip
 
         lambda_zip.build_all(_lambda_dir(config) or Path(outdir) / LAMBDA_SUBDIR)
 
-    def output_placeholders(self, config: EnvConfig, ident: Identity | None) -> dict[str, Any]:
-        assert isinstance(config, TibannaConfig)
+    def output_placeholders(self, config: TibannaConfig, ident: Identity | None) -> dict[str, Any]:
         env_id = ident.env_id if ident else "<env-id>"
         known = names(config, env_id)
         region = config.region or "<region>"
@@ -166,7 +149,7 @@ class TibannaKind(Kind):
     # -- running ----------------------------------------------------------------------------
     def storage(
         self,
-        config: EnvConfig,
+        config: TibannaConfig,
         outputs: Mapping[str, Any],
         workdir: Path,
         environ: Mapping[str, str],
@@ -174,25 +157,15 @@ class TibannaKind(Kind):
     ) -> StorageSpec:
         """Sources and files go through the data bucket. This machine's Snakemake uses the
         AWS credentials of the environment; jobs use their instance role."""
-        assert isinstance(config, TibannaConfig)
-        env = {}
-        endpoint = environ.get("AWS_ENDPOINT_URL_S3") or environ.get("AWS_ENDPOINT_URL")
-        if endpoint:
-            env["SNAKEMAKE_STORAGE_S3_ENDPOINT_URL"] = endpoint
-        for ours, theirs in AWS_CREDENTIAL_ENV:
-            if environ.get(theirs):
-                env[f"SNAKEMAKE_STORAGE_S3_{ours}"] = environ[theirs]
         region = region_of(config, environ) or outputs.get("region")
-        if region:
-            env["SNAKEMAKE_STORAGE_S3_REGION"] = str(region)
+        env = s3_storage_env(environ, region=region)
         return StorageSpec(provider="s3", prefix=f"s3://{outputs['data_bucket']}/cfw", env=env)
 
     # -- teardown and status ----------------------------------------------------------------
     def before_destroy(
-        self, config: EnvConfig, outputs: Mapping[str, Any], environ: Mapping[str, str]
+        self, config: TibannaConfig, outputs: Mapping[str, Any], environ: Mapping[str, str]
     ) -> None:
         """IAM refuses to delete a group with members: take the users out first."""
-        assert isinstance(config, TibannaConfig)
         group = outputs.get("user_group")
         if group:
             from cfw.backends.tibanna import client
@@ -223,11 +196,10 @@ class TibannaKind(Kind):
             raise WorkFailed(f"could not check the {client.MASTER_TABLE} table: {exc}") from exc
 
     def kept_on_destroy(
-        self, config: EnvConfig, outputs: Mapping[str, Any], environ: Mapping[str, str]
+        self, config: TibannaConfig, outputs: Mapping[str, Any], environ: Mapping[str, str]
     ) -> dict[str, str]:
         """The table this environment made stays while other unicorns use it: its cfw-*
         tags are replaced by cfw-left-by, and the last unicorn to go deletes it."""
-        assert isinstance(config, TibannaConfig)
         if not outputs.get("dynamodb_table_created"):
             return {}
         from cfw.backends.tibanna import client
@@ -247,12 +219,11 @@ class TibannaKind(Kind):
 
     def leftovers(
         self,
-        config: EnvConfig,
+        config: TibannaConfig,
         ident: Identity,
         outputs: Mapping[str, Any],
         environ: Mapping[str, str],
     ) -> list[str]:
-        assert isinstance(config, TibannaConfig)
         from cfw.backends.tibanna import client
 
         known = names(config, ident.env_id)
@@ -263,8 +234,7 @@ class TibannaKind(Kind):
             [known["data_bucket"], known["log_bucket"]],
         )
 
-    def status_details(self, config: EnvConfig, outputs: Mapping[str, Any]) -> dict[str, Any]:
-        assert isinstance(config, TibannaConfig)
+    def status_details(self, config: TibannaConfig, outputs: Mapping[str, Any]) -> dict[str, Any]:
         from cfw.backends.tibanna import client
 
         sfn = client.session(config, os.environ).client("stepfunctions")
@@ -275,8 +245,7 @@ class TibannaKind(Kind):
             "log bucket": outputs.get("log_bucket"),
         }
 
-    def users(self, config: EnvConfig, outputs: Mapping[str, Any], environ: Mapping[str, str]):
-        assert isinstance(config, TibannaConfig)
+    def users(self, config: TibannaConfig, outputs: Mapping[str, Any], environ: Mapping[str, str]):
         from cfw.backends.tibanna import client
 
         return client.GroupUsers(client.session(config, environ), outputs["user_group"])

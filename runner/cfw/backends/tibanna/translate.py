@@ -185,11 +185,6 @@ def execution_arn(state_machine_arn: str, name: str) -> str:
 
 def translate(spec: JobSpec, ctx: EnvContext) -> dict[str, Any]:
     config, outputs = ctx.config, ctx.outputs
-    if spec.gpu:
-        raise UserError(
-            f"rule {spec.rule} asks for {spec.gpu} GPU(s); Tibanna jobs get no GPUs",
-            "run it on an environment whose kind has GPUs (gke, google-batch, azure-batch)",
-        )
     mem_gb = math.ceil((spec.mem_mb or config.default_mem_mb) / 512) / 2  # 0.5 GiB steps
     cpu = max(1, spec.threads)
     keep, _ = forwarded_env(spec.env, config.pass_env)

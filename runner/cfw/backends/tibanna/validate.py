@@ -16,7 +16,7 @@ import os
 from collections.abc import Iterator
 from typing import Any
 
-from cfw.backends.base import aws_region
+from cfw.backends._aws import aws_region
 from cfw.backends.tibanna.translate import ebs_problem, fitting_problem
 from cfw.core.errors import UserError, missing_sdk
 

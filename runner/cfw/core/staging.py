@@ -3,7 +3,7 @@
 Three uses, all with the storage arguments a job's Snakemake gets (--default-storage-*,
 --storage-*, --local-storage-prefix) after ``--``:
 
-``python -m cfw.executor.stage QUERY... -- ARGS``
+``python -m cfw.core.staging QUERY... -- ARGS``
     In a job, before its Snakemake: put storage objects where Snakemake keeps local
     copies. Used for checkpoints — a job whose input function reads a checkpoint's output
     (``glob_wildcards`` over a checkpoint directory) needs it locally, but without a
@@ -11,9 +11,9 @@ Three uses, all with the storage arguments a job's Snakemake gets (--default-sto
     declared inputs. A job runs it as ``job_stage_command()``: this module's own code
     through ``python -c``, so a node's image needs Snakemake and its storage plugin, not
     cfw.
-``python -m cfw.executor.stage put LOCAL=QUERY... -- ARGS``
+``python -m cfw.core.staging put LOCAL=QUERY... -- ARGS``
     Upload local files the storage lacks (or has older): a workflow's input files.
-``python -m cfw.executor.stage get QUERY=LOCAL... -- ARGS``
+``python -m cfw.core.staging get QUERY=LOCAL... -- ARGS``
     Download storage objects to local paths: a run's requested targets.
 """
 

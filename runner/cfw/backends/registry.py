@@ -1,20 +1,49 @@
-"""Find and resolve an environment's config: file, saved record, or a kind's defaults."""
+"""The registry of kinds, and of environments: which kinds exist, and the validated config
+of an environment (its file, its saved record, or a kind's defaults).
+
+Kinds are found by name and imported only when asked for, so that a command pays for the
+kinds it uses; each kind lives in its own package, independent of the others.
+"""
 
 from __future__ import annotations
 
+import importlib
 import os
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from functools import cache
 from pathlib import Path
 from typing import Any
 
-import yaml
-
-from cfw.backends import get_kind, kind_names
 from cfw.backends.kind import Kind
 from cfw.core.config import NAME_RE, EnvConfig, read_yaml, set_dotted, validate
 from cfw.core.errors import UserError
 from cfw.core.state import EnvState
+
+KIND_MODULES = {
+    "local": "cfw.backends.local.kind",
+    "gke": "cfw.backends.gke.kind",
+    "tibanna": "cfw.backends.tibanna.kind",
+    "tes": "cfw.backends.tes.kind",
+    "azure-batch": "cfw.backends.azure_batch.kind",
+    "google-batch": "cfw.backends.google_batch.kind",
+}
+
+
+def kind_names() -> list[str]:
+    return list(KIND_MODULES)
+
+
+@cache
+def get_kind(name: str) -> Kind:
+    module = KIND_MODULES.get(name)
+    if module is None:
+        raise UserError(
+            f"{name!r} is not a known kind",
+            f"use one of: {', '.join(KIND_MODULES)}",
+        )
+    return importlib.import_module(module).KIND
+
 
 ENV_DIR = "environments"
 
@@ -105,6 +134,8 @@ def write_config(project: Path, resolved: Resolved) -> Path:
     """Write the resolved config to environments/NAME.yaml so the run is reproducible."""
     path = config_path(project, resolved.name)
     path.parent.mkdir(parents=True, exist_ok=True)
+    import yaml
+
     body = yaml.safe_dump(dump_config(resolved.config, minimal=True), sort_keys=False)
     path.write_text(
         f"# environment {resolved.name} (kind {resolved.kind.name}), "

@@ -20,7 +20,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from cfw.backends import google_gpus
+from cfw.backends._google import gpus as google_gpus
 from cfw.core.errors import UserError
 
 # VMs keep some memory for the OS, Docker and the Batch agent: a type fits a job when

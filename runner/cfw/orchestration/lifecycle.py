@@ -1,4 +1,4 @@
-"""plan / up / down / render / status / reap: the environment lifecycle over Terraform."""
+"""plan / up / down / render / attach: the environment lifecycle over Terraform."""
 
 from __future__ import annotations
 
@@ -8,19 +8,16 @@ import os
 import secrets
 import shutil
 from collections.abc import Mapping
-from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 from cfw import __version__
-from cfw.backends import get_kind
 from cfw.backends.kind import Identity
-from cfw.core.environments import Resolved, dump_config, resolve
+from cfw.backends.registry import Resolved, dump_config, resolve
 from cfw.core.errors import CfwError, Interrupted, UserError, WorkFailed
 from cfw.core.render import render_root
 from cfw.core.report import Reporter
-from cfw.core.runs import active_runs
 from cfw.core.state import (
     PHASE_APPLYING,
     PHASE_DESTROY_FAILED,
@@ -30,27 +27,10 @@ from cfw.core.state import (
     PHASE_UP,
     EnvState,
     Meta,
-    list_environments,
     now,
     parse_time,
 )
 from cfw.core.terraform import Terraform, count_state_resources
-
-
-@dataclass
-class EnvStatus:
-    name: str
-    kind: str
-    state: str  # up / half-up / failed / destroying
-    env_id: str
-    created_at: str | None
-    age: str
-    expires_at: str | None
-    expired: bool
-    jobs_running: int
-    resources: int
-    last_error: str | None = None
-    details: dict[str, Any] = field(default_factory=dict)
 
 
 def new_identity(
@@ -72,6 +52,21 @@ def new_identity(
         env_id=f"{resolved.name}-{secrets.token_hex(3)}",
         created_at=created,
         expires_at=created + ttl if ttl else None,
+    )
+
+
+def new_meta(resolved: Resolved, ident: Identity, with_expiry: bool = True) -> Meta:
+    """The record of an environment cfw starts to know (its phase: rendered)."""
+    return Meta(
+        name=resolved.name,
+        kind=resolved.kind.name,
+        env_id=ident.env_id,
+        phase=PHASE_RENDERED,
+        created_at=ident.created_at.isoformat(),
+        updated_at=ident.created_at.isoformat(),
+        expires_at=ident.expires_at.isoformat() if with_expiry and ident.expires_at else None,
+        config=dump_config(resolved.config),
+        cfw_version=__version__,
     )
 
 
@@ -124,6 +119,20 @@ class Lifecycle:
         backend = workdir / "backend.hcl"
         tf.init(backend_config=backend if backend.exists() else None, reconfigure=True)
 
+    def _prepare_root(
+        self, resolved: Resolved, state: EnvState, ident: Identity, tf: Terraform
+    ) -> Identity:
+        """Render and init the root module; a shared environment already up elsewhere keeps
+        its id in every label (re-rendered with it). Returns the identity in use."""
+        self.render(resolved, ident, state.dir, tf)
+        self._init(resolved, tf, state.dir)
+        if resolved.config.state.shared:
+            adopted = self._adopt_shared_identity(state, tf, ident)
+            if adopted != ident:
+                ident = adopted
+                self.render(resolved, ident, state.dir, tf)
+        return ident
+
     # -- commands ---------------------------------------------------------------------------
     def render_to(self, resolved: Resolved, outdir: Path) -> Path:
         """`cfw render`: the root module as `up` would write it, in a directory of the user's."""
@@ -166,25 +175,10 @@ class Lifecycle:
             # stops here leaves no environment behind for `down` to trip over
             tf = self.terraform(resolved, state.dir, lock_timeout)
             if meta is None:
-                meta = Meta(
-                    name=resolved.name,
-                    kind=kind.name,
-                    env_id=ident.env_id,
-                    phase=PHASE_RENDERED,
-                    created_at=ident.created_at.isoformat(),
-                    updated_at=ident.created_at.isoformat(),
-                    expires_at=ident.expires_at.isoformat() if ident.expires_at else None,
-                    cfw_version=__version__,
-                )
+                meta = new_meta(resolved, ident)
             meta.config = dump_config(config)
             state.save_meta(meta)
-            self.render(resolved, ident, state.dir, tf)
-            self._init(resolved, tf, state.dir)
-            if config.state.shared:
-                adopted = self._adopt_shared_identity(state, tf, ident)
-                if adopted != ident:  # up elsewhere already: keep its id in every label
-                    ident = adopted
-                    self.render(resolved, ident, state.dir, tf)
+            ident = self._prepare_root(resolved, state, ident, tf)
             previous = meta.phase
             state.set_phase(PHASE_APPLYING)
             try:
@@ -253,18 +247,7 @@ class Lifecycle:
             return state.exists
         with state.lock("attach"):
             ident = new_identity(resolved, None)
-            state.save_meta(
-                Meta(
-                    name=resolved.name,
-                    kind=resolved.kind.name,
-                    env_id=ident.env_id,
-                    phase=PHASE_RENDERED,
-                    created_at=ident.created_at.isoformat(),
-                    updated_at=ident.created_at.isoformat(),
-                    config=dump_config(resolved.config),
-                    cfw_version=__version__,
-                )
-            )
+            state.save_meta(new_meta(resolved, ident, with_expiry=False))
             tf = self.terraform(resolved, state.dir)
             self.render(resolved, ident, state.dir, tf)
             self._init(resolved, tf, state.dir)
@@ -321,19 +304,7 @@ class Lifecycle:
             meta = state.meta()
             resolved = resolve(self.project, name, environ=self.environ, prefer_saved=True)
             if meta is None:  # a shared environment brought up from another directory
-                ident = new_identity(resolved, None)
-                state.save_meta(
-                    Meta(
-                        name=name,
-                        kind=resolved.kind.name,
-                        env_id=ident.env_id,
-                        phase=PHASE_RENDERED,
-                        created_at=ident.created_at.isoformat(),
-                        updated_at=ident.created_at.isoformat(),
-                        config=dump_config(resolved.config),
-                        cfw_version=__version__,
-                    )
-                )
+                state.save_meta(new_meta(resolved, new_identity(resolved, None), False))
                 meta = state.meta()
             assert meta is not None
             if (
@@ -346,18 +317,9 @@ class Lifecycle:
                 self.reporter.info(f"{name} has no Terraform state: nothing was created")
                 state.forget()
                 return True
-            ident = new_identity(resolved, meta)
             tf = self.terraform(resolved, state.dir, lock_timeout)
-            self.render(resolved, ident, state.dir, tf)
-            self._init(resolved, tf, state.dir)
-            if resolved.config.state.shared:
-                adopted = self._adopt_shared_identity(state, tf, ident)
-                if adopted != ident:
-                    ident = adopted
-                    self.render(resolved, ident, state.dir, tf)
-                outputs = tf.output()
-            else:
-                outputs = state.outputs()
+            ident = self._prepare_root(resolved, state, new_identity(resolved, meta), tf)
+            outputs = tf.output() if resolved.config.state.shared else state.outputs()
             previous = meta.phase
             state.set_phase(PHASE_DESTROYING)
             try:
@@ -395,74 +357,3 @@ class Lifecycle:
                 )
             state.forget()
             return True
-
-    # -- status and reap --------------------------------------------------------------------
-    def status(self, name: str | None = None, details: bool = False) -> list[EnvStatus]:
-        if name is not None and not EnvState(self.project, name).exists:
-            try:
-                resolved = resolve(self.project, name, environ=self.environ)
-            except UserError:
-                resolved = None
-            if resolved is not None:
-                self.attach(resolved)
-        states = list_environments(self.project)
-        if name is not None:
-            states = [s for s in states if s.name == name]
-            if not states:
-                raise UserError(
-                    f"environment {name!r} is not up here (no .cfw/{name}/)",
-                    f"bring it up with `cfw up {name}`",
-                )
-        return [self._status_of(s, details) for s in states]
-
-    def _status_of(self, state: EnvState, details: bool) -> EnvStatus:
-        meta = state.meta()
-        assert meta is not None
-        created = parse_time(meta.created_at)
-        expires = parse_time(meta.expires_at)
-        current = now()
-        resources = (
-            count_state_resources(state.state_file) if state.state_file.exists() else meta.resources
-        )
-        if meta.phase == PHASE_UP:
-            label = "up"
-        elif meta.phase in (PHASE_APPLYING, PHASE_FAILED, PHASE_DESTROYING, PHASE_DESTROY_FAILED):
-            label = "half-up" if resources else "failed"
-        else:
-            label = "failed" if meta.last_error else "down"
-        extra: dict[str, Any] = {}
-        if details and label == "up":
-            kind = get_kind(meta.kind)
-            config = kind.config_model.model_validate(meta.config)
-            try:
-                extra = kind.status_details(config, state.outputs())
-            except CfwError as exc:
-                extra = {"error": str(exc)}
-        return EnvStatus(
-            name=meta.name,
-            kind=meta.kind,
-            state=label,
-            env_id=meta.env_id,
-            created_at=meta.created_at,
-            age=_human(current - created) if created else "?",
-            expires_at=meta.expires_at,
-            expired=bool(expires and expires <= current),
-            jobs_running=sum(run.running for run in active_runs(state.runs_dir)),
-            resources=resources,
-            last_error=meta.last_error,
-            details=extra,
-        )
-
-    def expired(self) -> list[EnvStatus]:
-        return [s for s in self.status() if s.expired]
-
-
-def _human(delta) -> str:
-    seconds = int(delta.total_seconds())
-    if seconds < 120:
-        return f"{seconds}s"
-    if seconds < 7200:
-        return f"{seconds // 60}m"
-    if seconds < 172800:
-        return f"{seconds // 3600}h"
-    return f"{seconds // 86400}d"

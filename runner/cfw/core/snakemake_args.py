@@ -18,6 +18,18 @@ from cfw.core.errors import UserError
 
 REDACTED = "<redacted>"
 
+# options cfw sets unless the user gave them
+JOBS = ("-j", "--jobs")
+STORAGE = ("--default-storage-provider", "--default-storage-prefix")
+IMAGE = ("--container-image",)
+CORES = ("--cores", "-c")
+# options `cfw run` refuses, with what to do instead
+FORBIDDEN = {
+    "--executor": "cfw run always uses cfw's executor; choose the environment with --env",
+    "-e": "cfw run always uses cfw's executor; choose the environment with --env",
+    "--cfw-env": "use `cfw run --env NAME`",
+}
+
 
 @dataclass
 class SnakemakeArgs:
@@ -28,6 +40,39 @@ class SnakemakeArgs:
     def shown(self) -> str:
         """The arguments as cfw prints them."""
         return " ".join(redact(self.args))
+
+
+def has_flag(args: Sequence[str], names: Sequence[str]) -> bool:
+    return any(
+        a in names or any(a.startswith(f"{n}=") for n in names if n.startswith("--")) for a in args
+    )
+
+
+def flag_value(args: Sequence[str], names: Sequence[str]) -> str | None:
+    for i, arg in enumerate(args):
+        for name in names:
+            if arg == name and i + 1 < len(args):
+                return args[i + 1]
+            if name.startswith("--") and arg.startswith(f"{name}="):
+                return arg.split("=", 1)[1]
+    return None
+
+
+def refuse_forbidden(args: Sequence[str]) -> None:
+    """Options that `cfw run` sets itself: one line saying what to do instead."""
+    for arg in args:
+        key = arg.split("=", 1)[0]
+        if key in FORBIDDEN:
+            raise UserError(f"cfw run does not take {key}", FORBIDDEN[key])
+
+
+def replace_storage(argv: list[str], provider: str, prefix: str) -> list[str]:
+    """ARGV with its default storage provider and prefix replaced."""
+    out = list(argv)
+    for flag, value in zip(STORAGE, (provider, prefix), strict=True):
+        i = out.index(flag)
+        out[i + 1] = value
+    return out
 
 
 class _Stop(Exception):

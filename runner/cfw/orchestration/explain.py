@@ -1,0 +1,104 @@
+"""`cfw run --explain`: one JSON object per DAG job, the submission it would get; and the
+dry-run with cfw's explaining executor that computes them (cfw/executor/explain.py)."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+from cfw.core import snakemake_args
+from cfw.core.errors import UserError, WorkFailed
+from cfw.core.report import Reporter
+from cfw.executor import explain as explain_mod
+from cfw.orchestration.invocation import Prepared
+
+
+def dry_run(project: Path, argv: list[str], env: dict[str, str]) -> subprocess.CompletedProcess:
+    """Snakemake's dry-run with cfw's explaining executor."""
+    return subprocess.run(
+        [sys.executable, "-m", "cfw.executor.explain", *argv],
+        cwd=project,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        errors="replace",
+        check=False,
+    )
+
+
+def explain(
+    project: Path, reporter: Reporter, name: str, prepared: Prepared, user_args: list[str]
+) -> int:
+    """Print one JSON object per DAG job: the submission it would get. Submits nothing."""
+    argv, env, storage = prepared.argv, prepared.env, prepared.storage
+    with tempfile.TemporaryDirectory(prefix="cfw-explain-") as tmp:
+        out = Path(tmp) / "jobs.jsonl"
+        out.touch()
+        env[explain_mod.OUT_VAR] = str(out)
+        env[explain_mod.ENV_VAR] = name
+        env[explain_mod.CORES_VAR] = (
+            snakemake_args.flag_value(user_args, snakemake_args.CORES) or "all"
+        )
+        if not storage.on_this_machine and not snakemake_args.has_flag(
+            user_args, snakemake_args.STORAGE
+        ):
+            # a remote storage (perhaps not even created yet): the DAG is computed from
+            # the workflow directory, as `cfw run` stages it; the commands show the
+            # storage a real run uses
+            env[explain_mod.STORAGE_VAR] = json.dumps(
+                {"provider": storage.provider, "prefix": storage.prefix}
+            )
+            argv = snakemake_args.replace_storage(argv, "cfw", str(project))
+        proc = dry_run(project, argv, env)
+        if proc.returncode != 0:
+            tail = "\n".join(proc.stdout.strip().splitlines()[-15:])
+            print(tail, file=sys.stderr)
+            raise WorkFailed(
+                "snakemake could not compute the DAG to explain", "see its messages above"
+            )
+        records = [json.loads(line) for line in out.read_text().splitlines()]
+    refused = [r for r in records if explain_mod.ERROR in r]
+    lines = [r for r in records if explain_mod.ERROR not in r]
+    for record in lines:
+        print(json.dumps(record))
+    summary = (
+        f"{len(lines)} job(s) explained for environment {name} "
+        f"(kind {prepared.kind.name}); nothing was submitted"
+    )
+    if not records:  # said even under --explain's quiet output: stdout is empty
+        reporter.warn(f"{summary}: Snakemake has nothing to do (use --forceall?)")
+    else:
+        reporter.info(summary)
+    if refused:
+        first = refused[0]
+        error = first[explain_mod.ERROR]
+        raise UserError(
+            f"{len(refused)} job(s) cannot be submitted to {name}; "
+            f"rule {first['rule']} (job {first['jobid']}): {error['message']}",
+            error.get("hint") or "change the rule's resources or the environment's config",
+        )
+    return 0
+
+
+def collect(project: Path, name: str, prepared: Prepared) -> dict:
+    """The DAG's external inputs and targets, computed with the workflow directory as the
+    storage and every job forced, so that nothing depends on what the bucket holds."""
+    argv = [*snakemake_args.replace_storage(prepared.argv, "cfw", str(project)), "--forceall"]
+    env = prepared.env
+    with tempfile.TemporaryDirectory(prefix="cfw-collect-") as tmp:
+        out = Path(tmp) / "collect.json"
+        env[explain_mod.COLLECT_VAR] = str(out)
+        env[explain_mod.OUT_VAR] = os.devnull
+        env[explain_mod.ENV_VAR] = name
+        proc = dry_run(project, argv, env)
+        if not out.exists():
+            print("\n".join(proc.stdout.strip().splitlines()[-15:]), file=sys.stderr)
+            raise WorkFailed(
+                "snakemake could not compute the workflow's DAG", "see its messages above"
+            )
+        return json.loads(out.read_text())

@@ -1,0 +1,188 @@
+"""`cfw run`: pick the environment, (bring it up,) run Snakemake with cfw's executor,
+(download outputs,) and tear down when asked — also after failure, SIGINT or SIGTERM."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import subprocess
+import sys
+from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+
+from cfw.backends.registry import resolve
+from cfw.core import snakemake_args
+from cfw.core.errors import Interrupted, UserError, WorkFailed
+from cfw.core.records import new_run_id, read_run, startup_error
+from cfw.core.report import Reporter
+from cfw.core.state import EnvState, private_dir
+from cfw.executor.session import open_context, pick_environment
+from cfw.orchestration import explain as explaining
+from cfw.orchestration.invocation import Prepared
+from cfw.orchestration.lifecycle import Lifecycle
+from cfw.orchestration.signals import signals_deferred, wait_forwarding_signals
+from cfw.orchestration.transfer import Transfer
+
+
+@dataclass
+class RunRequest:
+    env: str | None = None
+    up: bool = False
+    teardown: bool = False
+    explain: bool = False
+    download: bool = False
+    lock_timeout: float = 0.0
+    snakemake_args: list[str] = field(default_factory=list)
+
+
+class Runner:
+    def __init__(
+        self,
+        project: Path,
+        reporter: Reporter | None = None,
+        environ: Mapping[str, str] | None = None,
+    ):
+        self.project = Path(project).resolve()
+        self.reporter = reporter or Reporter()
+        self.environ = dict(os.environ if environ is None else environ)
+        self.lifecycle = Lifecycle(self.project, self.reporter, self.environ)
+        self.transfer = Transfer(self.project, self.reporter)
+
+    # -- the command ------------------------------------------------------------------------
+    def run(self, req: RunRequest) -> int:
+        snakemake_args.refuse_forbidden(req.snakemake_args)
+        name, why = pick_environment(self.project, req.env)
+        resolved = resolve(
+            self.project,
+            name,
+            environ=self.environ,
+            prefer_saved=EnvState(self.project, name).exists,
+        )
+        # Snakemake's own mistakes, before anything (an --up, say) is done
+        checked = snakemake_args.check(self.project, req.snakemake_args)
+        req = replace(req, snakemake_args=checked.args)
+        self.environ.update(checked.env)
+        if checked.moved:
+            self.reporter.info(
+                f"{', '.join(checked.moved)} passed to Snakemake in its environment, "
+                "not on its command line"
+            )
+        if req.explain:
+            prepared = self.prepare(name, "explain", req, explain=True)
+            return explaining.explain(
+                self.project, self.reporter, name, prepared, req.snakemake_args
+            )
+        teardown = req.teardown or resolved.config.teardown == "after-run"
+        self.reporter.info(
+            f"environment {name} (kind {resolved.kind.name}; {why})"
+            + ("; it will be torn down after the run" if teardown else "")
+        )
+        state = EnvState(self.project, name)
+        lock = (
+            state.lock("run --teardown", req.lock_timeout) if teardown else contextlib.nullcontext()
+        )
+        code = 1
+        with lock:
+            try:
+                if req.up:
+                    self.lifecycle.up(resolved, locked=teardown)
+                code = self._run_snakemake(name, req)
+            except KeyboardInterrupt:  # SIGINT or SIGTERM; Snakemake cancelled the jobs
+                raise Interrupted(
+                    "the run was interrupted; its jobs were cancelled"
+                    + (f" and {name} is torn down" if teardown else ""),
+                ) from None
+            finally:
+                if teardown:
+                    self._teardown(name)
+        return code
+
+    def _teardown(self, name: str) -> None:
+        self.reporter.info(f"tearing down {name}")
+        # a second Ctrl-C must not leave the environment half torn down
+        with signals_deferred():
+            if not self.lifecycle.down(name, locked=True):
+                self.reporter.info(f"{name} was not up; nothing to tear down")
+
+    # -- snakemake --------------------------------------------------------------------------
+    def prepare(self, name: str, run_id: str, req: RunRequest, explain: bool) -> Prepared:
+        """Snakemake's arguments and environment for a run on ``name``."""
+        kind, ctx = open_context(
+            self.project,
+            name,
+            run_id,
+            explain=explain,
+            environ=self.environ,
+            attach=self.lifecycle.attach,
+        )
+        scratch = private_dir(ctx.state_dir)
+        storage = kind.storage(ctx.config, ctx.outputs, self.project, self.environ, scratch)
+        args = ["--executor", "cfw", "--cfw-env", name, "--cfw-run-id", run_id]
+        user = list(req.snakemake_args)
+        if not snakemake_args.has_flag(user, snakemake_args.STORAGE):
+            args += storage.cli_args()
+        if not snakemake_args.has_flag(user, snakemake_args.JOBS):
+            args += ["--jobs", str(ctx.config.jobs or kind.default_jobs)]
+        if not snakemake_args.has_flag(user, snakemake_args.IMAGE):
+            args += ["--container-image", kind.default_image(ctx.config)]
+        env = dict(self.environ)
+        env.update(storage.env)
+        return Prepared(kind, [*args, *user], env, storage)
+
+    def _run_snakemake(self, name: str, req: RunRequest) -> int:
+        run_id = new_run_id()
+        prepared = self.prepare(name, run_id, req, explain=False)
+        storage, env = prepared.storage, prepared.env
+        own_storage = snakemake_args.has_flag(req.snakemake_args, snakemake_args.STORAGE)
+        remote = not storage.on_this_machine and not own_storage
+        collected = (
+            explaining.collect(self.project, name, self.prepare(name, "collect", req, True))
+            if remote
+            else {}
+        )
+        if remote:
+            self.transfer.upload_inputs(collected.get("inputs", []), storage, env)
+        self.reporter.info(
+            f"run {run_id}: snakemake "
+            + (" ".join(snakemake_args.redact(req.snakemake_args)) or "(default target)")
+        )
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "snakemake", *prepared.argv],
+            cwd=self.project,
+            env=env,
+            start_new_session=True,
+        )
+        code = wait_forwarding_signals(proc)
+        run_dir = EnvState(self.project, name).runs_dir / run_id
+        failed_start = startup_error(run_dir)
+        if code != 0 and failed_start:
+            error = UserError if failed_start["type"] == "UserError" else WorkFailed
+            raise error(failed_start["message"], failed_start.get("hint"))
+        run = read_run(run_dir)
+        if run:
+            self.reporter.info(
+                f"run {run_id}: {run.done} jobs done, {run.failed} failed"
+                + (f"; records in {run_dir}" if run.failed else "")
+            )
+        if code == -signal.SIGINT or code == 130 or (run and run.outcome == "interrupted"):
+            raise Interrupted(f"run {run_id} was interrupted; its jobs were cancelled")
+        if code != 0 and not (run and (run.done or run.failed)):
+            raise WorkFailed(
+                f"run {run_id} failed before any job ran (snakemake exited with {code})",
+                "see Snakemake's message above",
+            )
+        if code != 0:
+            raise WorkFailed(
+                f"run {run_id} failed (snakemake exited with {code})",
+                "see the messages above; failed jobs' logs were saved where shown",
+            )
+        if remote and (req.download or prepared.kind.capabilities.local_outputs):
+            self.transfer.download(collected.get("targets", []), storage, env)
+        elif remote:
+            self.reporter.info(
+                f"outputs are in {storage.prefix}; `cfw run --download` "
+                "fetches the requested targets"
+            )
+        return 0

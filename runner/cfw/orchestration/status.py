@@ -1,0 +1,119 @@
+"""`cfw status` and `cfw reap`'s view of environments: state, age, expiry, running jobs."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import timedelta
+from typing import Any
+
+from cfw.backends.registry import get_kind, resolve
+from cfw.core.errors import CfwError, UserError
+from cfw.core.records import active_runs
+from cfw.core.state import (
+    PHASE_APPLYING,
+    PHASE_DESTROY_FAILED,
+    PHASE_DESTROYING,
+    PHASE_FAILED,
+    PHASE_UP,
+    EnvState,
+    list_environments,
+    now,
+    parse_time,
+)
+from cfw.core.terraform import count_state_resources
+from cfw.orchestration.lifecycle import Lifecycle
+
+
+@dataclass
+class EnvStatus:
+    name: str
+    kind: str
+    state: str  # up / half-up / failed / destroying
+    env_id: str
+    created_at: str | None
+    age: str
+    expires_at: str | None
+    expired: bool
+    jobs_running: int
+    resources: int
+    last_error: str | None = None
+    details: dict[str, Any] = field(default_factory=dict)
+
+
+class Status:
+    def __init__(self, lifecycle: Lifecycle):
+        self.lifecycle = lifecycle
+        self.project = lifecycle.project
+        self.environ: Mapping[str, str] = lifecycle.environ
+
+    def of(self, name: str | None = None, details: bool = False) -> list[EnvStatus]:
+        """Every environment here (or NAME, attaching a shared one up elsewhere)."""
+        if name is not None and not EnvState(self.project, name).exists:
+            try:
+                resolved = resolve(self.project, name, environ=self.environ)
+            except UserError:
+                resolved = None
+            if resolved is not None:
+                self.lifecycle.attach(resolved)
+        states = list_environments(self.project)
+        if name is not None:
+            states = [s for s in states if s.name == name]
+            if not states:
+                raise UserError(
+                    f"environment {name!r} is not up here (no .cfw/{name}/)",
+                    f"bring it up with `cfw up {name}`",
+                )
+        return [self._status_of(s, details) for s in states]
+
+    def expired(self) -> list[EnvStatus]:
+        return [s for s in self.of() if s.expired]
+
+    def _status_of(self, state: EnvState, details: bool) -> EnvStatus:
+        meta = state.meta()
+        assert meta is not None  # list_environments lists only directories with a record
+        created = parse_time(meta.created_at)
+        expires = parse_time(meta.expires_at)
+        current = now()
+        resources = (
+            count_state_resources(state.state_file) if state.state_file.exists() else meta.resources
+        )
+        if meta.phase == PHASE_UP:
+            label = "up"
+        elif meta.phase in (PHASE_APPLYING, PHASE_FAILED, PHASE_DESTROYING, PHASE_DESTROY_FAILED):
+            label = "half-up" if resources else "failed"
+        else:
+            label = "failed" if meta.last_error else "down"
+        extra: dict[str, Any] = {}
+        if details and label == "up":
+            kind = get_kind(meta.kind)
+            config = kind.config_model.model_validate(meta.config)
+            try:
+                extra = kind.status_details(config, state.outputs())
+            except CfwError as exc:
+                extra = {"error": str(exc)}
+        return EnvStatus(
+            name=meta.name,
+            kind=meta.kind,
+            state=label,
+            env_id=meta.env_id,
+            created_at=meta.created_at,
+            age=human(current - created) if created else "?",
+            expires_at=meta.expires_at,
+            expired=bool(expires and expires <= current),
+            jobs_running=sum(run.running for run in active_runs(state.runs_dir)),
+            resources=resources,
+            last_error=meta.last_error,
+            details=extra,
+        )
+
+
+def human(delta: timedelta) -> str:
+    seconds = int(delta.total_seconds())
+    if seconds < 120:
+        return f"{seconds}s"
+    if seconds < 7200:
+        return f"{seconds // 60}m"
+    if seconds < 172800:
+        return f"{seconds // 3600}h"
+    return f"{seconds // 86400}d"
