@@ -18,6 +18,7 @@ from cfw.backends.tes.config import TesConfig
 from cfw.backends.tes.kind import KIND
 from cfw.core.errors import UserError, WorkFailed
 from cfw.executor.spec import build_spec
+from support import tls
 from support.tes_server import TesServer
 
 USER, PASSWORD, TOKEN = "alice", "pw-Lk3vQ9zT7", "tok-8Hs2mX0pR4"
@@ -361,42 +362,8 @@ def test_unreachable_server_during_poll_means_try_again(server, tmp_path, creds)
 # -- a provisioned server: credentials and certificate from the cloud, at run time -------------
 def self_signed(tmp_path: Path, name: str) -> tuple[str, str]:
     """A self-signed certificate for 127.0.0.1, as the server's setup script makes one."""
-    import datetime
-    import ipaddress
-
-    from cryptography import x509
-    from cryptography.hazmat.primitives import hashes, serialization
-    from cryptography.hazmat.primitives.asymmetric import ec
-    from cryptography.x509.oid import NameOID
-
-    key = ec.generate_private_key(ec.SECP256R1())
-    subject = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "funnel")])
-    now = datetime.datetime.now(datetime.UTC)
-    cert = (
-        x509.CertificateBuilder()
-        .subject_name(subject)
-        .issuer_name(subject)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - datetime.timedelta(minutes=5))
-        .not_valid_after(now + datetime.timedelta(days=1))
-        .add_extension(
-            x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]),
-            critical=False,
-        )
-        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
-        .sign(key, hashes.SHA256())
-    )
-    cert_file, key_file = tmp_path / f"{name}.pem", tmp_path / f"{name}.key"
-    cert_file.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
-    key_file.write_bytes(
-        key.private_bytes(
-            serialization.Encoding.PEM,
-            serialization.PrivateFormat.PKCS8,
-            serialization.NoEncryption(),
-        )
-    )
-    return str(cert_file), str(key_file)
+    cert, key = tls.self_signed(tmp_path, name, common_name="funnel")
+    return str(cert), str(key)
 
 
 def provisioned_ctx(url: str, tmp_path: Path, store: str) -> EnvContext:
