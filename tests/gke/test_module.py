@@ -13,9 +13,9 @@ from pathlib import Path
 import pytest
 
 from support.checkov import checkov_venv
-from test_render import render_example
+from support.render import render_example
 
-REPO = Path(__file__).resolve().parent.parent
+REPO = Path(__file__).resolve().parents[2]
 MODULE = REPO / "modules" / "gke-cluster"
 
 _PARSE = r"""

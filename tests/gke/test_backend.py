@@ -24,7 +24,7 @@ from support.fake_kube import FakeKube
 
 NS = "cfw-jobs"
 RUN = "03021200beef"
-POD_STATUS = yaml.safe_load((Path(__file__).parent / "data" / "gke" / "pods.yaml").read_text())
+POD_STATUS = yaml.safe_load((Path(__file__).parents[1] / "data" / "gke" / "pods.yaml").read_text())
 SECRET_VALUE = "s3cr3t-value-never-in-a-manifest"
 
 

@@ -7,62 +7,17 @@ change, refresh them with `task render` (CFW_UPDATE_GOLDEN=1) and review the dif
 from __future__ import annotations
 
 import json
-import os
 import shutil
 import subprocess
-from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
 from jinja2 import UndefinedError
 
-from cfw.backends.kind import Identity
-from cfw.backends.registry import get_kind, kind_names, resolve
+from cfw.backends.registry import get_kind, kind_names
 from cfw.core.assets import example_environments_dir
 from cfw.core.render import ROOT_FILES, hcl_string, hcl_value, jinja_env, render_text
-from cfw.orchestration.lifecycle import Lifecycle
-
-GOLDEN = Path(__file__).resolve().parent / "golden"
-UPDATE = os.environ.get("CFW_UPDATE_GOLDEN") == "1"
-
-# machine-specific values pinned so that a golden render is the same everywhere
-GOLDEN_OVERRIDES: dict[str, list[str]] = {
-    "local": ["sandbox_root=/var/tmp/cfw-sandboxes"],
-    "gke": ["project=my-project"],
-    "google-batch": ["project=example-project"],
-    # auto asks AWS whether the account has the table; the golden render asks no one
-    "tibanna": ["create_dynamodb_table=true"],
-}
-
-
-def golden_identity(kind: str, ttl: timedelta | None) -> Identity:
-    created = datetime(2026, 1, 1, tzinfo=UTC)
-    return Identity(
-        name=kind,
-        kind=kind,
-        env_id=f"{kind}-0a1b2c",
-        created_at=created,
-        expires_at=created + ttl if ttl else None,
-    )
-
-
-def render_example(kind: str, outdir: Path) -> Path:
-    project = example_environments_dir().parent
-    resolved = resolve(project, kind, overrides=GOLDEN_OVERRIDES.get(kind, []), environ={})
-    lifecycle = Lifecycle(project, environ={})
-    tf = lifecycle.terraform(resolved, outdir)
-    lifecycle.render(resolved, golden_identity(kind, resolved.config.ttl), outdir, tf)
-    return outdir
-
-
-def golden_mismatches(rendered: Path, golden: Path) -> list[str]:
-    """The root-module files whose render differs from (or is missing beside) the golden."""
-    stale = []
-    for name in ROOT_FILES:
-        new, old = rendered / name, golden / name
-        if new.exists() != old.exists() or (old.exists() and new.read_text() != old.read_text()):
-            stale.append(name)
-    return stale
+from support.render import GOLDEN, UPDATE, golden_mismatches, render_example
 
 
 @pytest.mark.parametrize("kind", kind_names())

@@ -20,7 +20,7 @@ from cfw.backends.tes.kind import KIND
 from conftest import REPO
 from support.aws_tags import tagged
 from support.checkov import checkov_executable, run_checkov, unreasoned
-from test_render import render_example
+from support.render import render_example
 
 MODULE = REPO / "modules" / "aws-funnel"
 

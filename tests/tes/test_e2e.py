@@ -159,7 +159,7 @@ rule make:
 """)
     (project / "environments").mkdir()
     shutil.copy(
-        Path(__file__).resolve().parent.parent / "environments" / "tes.yaml",
+        Path(__file__).resolve().parents[2] / "environments" / "tes.yaml",
         project / "environments" / "tes.yaml",
     )
     secrets = {

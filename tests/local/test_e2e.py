@@ -13,20 +13,11 @@ from pathlib import Path
 import pytest
 
 from conftest import EXAMPLES, WORKFLOWS, copy_workflow, run_cfw
+from support.workflows import plain_snakemake
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(600)]
 
 IGNORED = {".snakemake", ".cfw", "environments"}
-
-
-def plain_snakemake(workdir: Path, *args: str) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        [sys.executable, "-m", "snakemake", "--cores", "2", "--quiet", *args],
-        cwd=workdir,
-        capture_output=True,
-        text=True,
-        check=False,
-    )
 
 
 def tree(root: Path) -> dict[str, bytes]:

@@ -17,9 +17,9 @@ import hcl2
 import pytest
 
 from support.checkov import checkov_executable, run_checkov
-from test_render import render_example
+from support.render import render_example
 
-MODULE = Path(__file__).resolve().parent.parent / "modules" / "google-batch"
+MODULE = Path(__file__).resolve().parents[2] / "modules" / "google-batch"
 
 
 def unq(value):

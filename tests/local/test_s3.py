@@ -11,7 +11,7 @@ import boto3
 import pytest
 
 from conftest import EXAMPLES, copy_workflow, run_cfw
-from test_e2e_local import plain_snakemake
+from support.workflows import plain_snakemake
 
 pytestmark = [pytest.mark.e2e, pytest.mark.moto, pytest.mark.timeout(600)]
 

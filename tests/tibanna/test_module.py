@@ -9,9 +9,9 @@ import subprocess
 from pathlib import Path
 
 from support.checkov import checkov_executable, run_checkov, unreasoned
-from test_render import render_example
+from support.render import render_example
 
-MODULE = Path(__file__).resolve().parent.parent / "modules" / "aws-tibanna"
+MODULE = Path(__file__).resolve().parents[2] / "modules" / "aws-tibanna"
 
 
 def test_module_is_canonical_and_documented():

@@ -29,7 +29,7 @@ from support.fake_batch import NodeAgent
 pytest_plugins = ["support.azure"]
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(600)]
 
-REPO = Path(__file__).resolve().parent.parent
+REPO = Path(__file__).resolve().parents[2]
 QUICKSTART = REPO / "examples" / "quickstart"
 BATCH_KEY = "ZmFrZS1iYXRjaC1rZXktZm9yLWUyZS10ZXN0cw=="
 CONFIG = """kind: azure-batch

@@ -22,7 +22,7 @@ from cfw.backends.registry import resolve
 from cfw.orchestration.lifecycle import Lifecycle
 from support.checkov import checkov_executable, run_checkov
 
-REPO = Path(__file__).resolve().parent.parent
+REPO = Path(__file__).resolve().parents[2]
 MODULE = REPO / "modules" / "azure-batch"
 SAS = "https://sa.blob.core.windows.net/s/start.sh?sv=2024&sig=TOPSECRETSIGNATURE"
 PASSWORD = "registry-password-never-in-files"

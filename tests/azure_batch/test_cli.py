@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 from azure.batch import models as bm
 
-REPO = Path(__file__).resolve().parent.parent
+REPO = Path(__file__).resolve().parents[2]
 SAS = "https://sa.blob.core.windows.net/s/start.sh?sv=2024&sig=STARTTASKSIGNATURE"
 SECRETS = {
     "AZ_BATCH_ACCOUNT_KEY": "YmF0Y2gta2V5LXRoYXQtbXVzdC1uZXZlci1zaG93",
