@@ -18,6 +18,7 @@ from cfw.backends import sdk
 from cfw.backends.base import Backend, Capabilities, EnvContext, JobSpec, StorageSpec, check_job
 from cfw.core.config import EnvConfig
 from cfw.core.errors import UserError
+from cfw.core.rootmodule import RootSpec
 
 C = TypeVar("C", bound=EnvConfig)
 
@@ -57,7 +58,7 @@ class Kind(Generic[C]):
     label: ClassVar[str]  # how messages name its jobs' service: "Tibanna", "Azure Batch"
     summary: ClassVar[str]
     config_model: type[C]
-    modules: ClassVar[tuple[str, ...]] = ()
+    root: ClassVar[RootSpec] = RootSpec()  # the modules its root module composes
     capabilities: ClassVar[Capabilities] = Capabilities()
     backend_path: ClassVar[str]  # "package.module:Class"
     translate_path: ClassVar[str]  # "package.module:function", pure, no SDK import needed
@@ -82,8 +83,9 @@ class Kind(Generic[C]):
         return {}
 
     # -- rendering --------------------------------------------------------------------------
-    def template_context(self, config: C) -> dict[str, Any]:
-        return {}
+    def root_spec(self, config: C) -> RootSpec:
+        """What the environment's root module composes (by default the kind's ``root``)."""
+        return self.root
 
     def tfvars(self, config: C, ident: Identity, workdir: Path) -> dict[str, Any]:
         return {"name": ident.name, "labels": ident.labels(config.labels)}

@@ -18,6 +18,7 @@ from cfw.backends.registry import Resolved, dump_config, resolve
 from cfw.core.errors import CfwError, Interrupted, UserError, WorkFailed
 from cfw.core.render import render_root
 from cfw.core.report import Reporter
+from cfw.core.rootmodule import module_names, plan_root
 from cfw.core.state import (
     PHASE_APPLYING,
     PHASE_DESTROY_FAILED,
@@ -98,17 +99,19 @@ class Lifecycle:
     def render(self, resolved: Resolved, ident: Identity, outdir: Path, tf: Terraform) -> None:
         config, kind = resolved.config, resolved.kind
         state = config.state
+        spec = kind.root_spec(config)
+        tfvars = kind.tfvars(config, ident, self.project)
         context = {
             "name": resolved.name,
             "kind": kind.name,
             "state_backend": state.backend,
-            **kind.template_context(config),
+            "root": plan_root(spec, tfvars),
         }
         render_root(
             template=kind.template,
             context=context,
-            tfvars=kind.tfvars(config, ident, self.project),
-            modules=list(kind.modules),
+            tfvars=tfvars,
+            modules=module_names(spec),
             backend=state.backend_config() if state.shared else None,
             outdir=outdir,
             terraform_fmt=tf.fmt,

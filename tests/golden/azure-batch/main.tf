@@ -8,7 +8,7 @@ terraform {
   required_providers {
     azurerm = {
       source  = "hashicorp/azurerm"
-      version = "~> 4.0"
+      version = ">= 4.0, < 5.0"
     }
   }
 }
@@ -28,119 +28,82 @@ variable "labels" {
   description = "Labels/tags for every resource (cfw-env, cfw-id, cfw-expires-at, user labels)."
 }
 
-variable "subscription_id" {
-  type        = string
-  description = "Azure subscription (null: ARM_SUBSCRIPTION_ID)."
-  default     = null
-}
-
-variable "tenant_id" {
-  type        = string
-  description = "Entra tenant (null: ARM_TENANT_ID or the CLI's)."
-  default     = null
-}
-
-variable "location" {
-  type        = string
-  description = "Azure location."
-}
-
-variable "resource_group_name" {
-  type        = string
-  description = "Resource group of the environment."
-}
-
-variable "batch_account_name" {
-  type        = string
-  description = "Batch account name."
-}
-
-variable "storage_account_name" {
-  type        = string
-  description = "Storage account name."
-}
-
-variable "containers" {
-  type        = list(string)
-  description = "Blob containers."
-}
-
-variable "pools" {
-  type = list(object({
-    id                  = string
-    vm_size             = string
-    task_slots_per_node = number
-    autoscale_formula   = string
-  }))
-  description = "Pools with their rendered autoscale formulas."
+# cfw's values (terraform.tfvars.json), untyped here: the variables.tf of the module that
+# takes one types and validates it
+variable "acr_id" {
+  description = "Resource id of an existing Azure Container Registry to grant AcrPull on."
 }
 
 variable "autoscale_evaluation_interval" {
-  type        = string
-  description = "Autoscale evaluation interval."
+  description = "How often Batch evaluates the autoscale formula (ISO 8601, at least PT5M)."
 }
 
-variable "node_image" {
-  type = object({
-    publisher         = string
-    offer             = string
-    sku               = string
-    version           = string
-    node_agent_sku_id = string
-  })
-  description = "Node image."
-}
-
-variable "node_fill_type" {
-  type        = string
-  description = "Pack or Spread."
+variable "batch_account_name" {
+  description = "Batch account name: 3-24 lowercase letters and digits."
 }
 
 variable "container_image" {
-  type        = string
-  description = "Job image."
+  description = "Job image with Snakemake and its Azure storage plugin; prefetched on every node."
 }
 
-variable "registry" {
-  type = object({
-    server   = string
-    username = string
-  })
-  description = "Private registry of the job image."
-  default     = null
-}
-
-variable "registry_password" {
-  type        = string
-  description = "Registry password (TF_VAR_registry_password)."
-  sensitive   = true
-  default     = null
-}
-
-variable "acr_id" {
-  type        = string
-  description = "Existing Azure Container Registry to grant AcrPull on."
-  default     = null
+variable "containers" {
+  description = "Blob containers to create (run data, task logs)."
 }
 
 variable "create_registry" {
-  type        = bool
-  description = "Create an Azure Container Registry."
+  description = "Create an Azure Container Registry (Premium: private, no admin user) for job images."
+}
+
+variable "location" {
+  description = "Azure location of every resource, e.g. westeurope."
+}
+
+variable "node_fill_type" {
+  description = "How tasks are spread over nodes: Pack or Spread."
+}
+
+variable "node_image" {
+  description = "Marketplace image of the nodes (must support containers) and its node agent."
+}
+
+variable "pools" {
+  description = "One autoscaling pool per VM size; the formula is cfw's rendered autoscale formula."
+}
+
+variable "registry" {
+  description = "Private registry of the job image; without username the pool identity pulls (AcrPull)."
+}
+
+variable "registry_password" {
+  description = "Password of registry.username (pass it as TF_VAR_registry_password)."
+  sensitive   = true
+  default     = null
+}
+
+variable "resource_group_name" {
+  description = "Resource group the module creates and puts everything in."
 }
 
 variable "start_task" {
-  type = object({
-    command_line = string
-    script       = string
-  })
-  description = "Start task of every node."
+  description = "What every node runs when it starts; script is uploaded by the module."
 }
 
 variable "start_task_sas_url" {
-  type        = string
-  description = "SAS URL of the start script (TF_VAR_start_task_sas_url)."
+  description = "SAS URL of a start script (instead of start_task.script); pass it as TF_VAR_start_task_sas_url."
   sensitive   = true
   default     = null
+}
+
+variable "storage_account_name" {
+  description = "Storage account name (globally unique): 3-24 lowercase letters and digits."
+}
+
+variable "subscription_id" {
+  description = "Azure subscription (null: ARM_SUBSCRIPTION_ID)."
+}
+
+variable "tenant_id" {
+  description = "Entra tenant (null: ARM_TENANT_ID or the CLI's)."
 }
 
 provider "azurerm" {
@@ -175,47 +138,58 @@ module "azure_batch" {
 }
 
 output "batch_account_url" {
-  value = module.azure_batch.batch_account_url
+  description = "URL of the Batch account's service endpoint (where jobs and tasks are submitted)."
+  value       = module.azure_batch.batch_account_url
 }
 
 output "batch_account_name" {
-  value = module.azure_batch.batch_account_name
+  description = "Name of the Batch account."
+  value       = module.azure_batch.batch_account_name
 }
 
 output "batch_pool_ids" {
-  value = module.azure_batch.batch_pool_ids
+  description = "Ids of the autoscaling pools, one per VM size."
+  value       = module.azure_batch.batch_pool_ids
 }
 
 output "storage_account_name" {
-  value = module.azure_batch.storage_account_name
+  description = "Name of the storage account (Batch auto-storage and Snakemake's default storage)."
+  value       = module.azure_batch.storage_account_name
 }
 
 output "storage_blob_endpoint" {
-  value = module.azure_batch.storage_blob_endpoint
+  description = "Blob endpoint of the storage account."
+  value       = module.azure_batch.storage_blob_endpoint
 }
 
 output "storage_container_urls" {
-  value = module.azure_batch.storage_container_urls
+  description = "URL of each blob container, by name."
+  value       = module.azure_batch.storage_container_urls
 }
 
 output "identity_id" {
-  value = module.azure_batch.identity_id
+  description = "Resource id of the nodes' user-assigned identity (for identity references)."
+  value       = module.azure_batch.identity_id
 }
 
 output "identity_client_id" {
-  value = module.azure_batch.identity_client_id
+  description = "Client id of the nodes' user-assigned identity."
+  value       = module.azure_batch.identity_client_id
 }
 
 output "resource_group_name" {
-  value = module.azure_batch.resource_group_name
+  description = "Resource group that holds everything."
+  value       = module.azure_batch.resource_group_name
 }
 
 output "subscription_id" {
-  value = module.azure_batch.subscription_id
+  description = "Subscription the environment lives in."
+  value       = module.azure_batch.subscription_id
 }
 
 output "registry_login_server" {
-  value = module.azure_batch.registry_login_server
+  description = "Login server of the job image registry (null without one)."
+  value       = module.azure_batch.registry_login_server
 }
 
 output "cfw_id" {

@@ -28,89 +28,66 @@ variable "labels" {
   description = "Labels/tags for every resource (cfw-env, cfw-id, cfw-expires-at, user labels)."
 }
 
-variable "project" {
-  type        = string
-  description = "GCP project id."
-}
-
-variable "region" {
-  type        = string
-  description = "Region of the network and bucket."
-}
-
-variable "location" {
-  type        = string
-  description = "Cluster location: the region, or a zone of it."
-}
-
-variable "cluster_name" {
-  type        = string
-  description = "Name of the cluster and its network."
-}
-
-variable "release_channel" {
-  type        = string
-  description = "GKE release channel."
-}
-
+# cfw's values (terraform.tfvars.json), untyped here: the variables.tf of the module that
+# takes one types and validates it
 variable "authorized_networks" {
-  type        = list(string)
-  description = "CIDR ranges allowed to reach the control plane."
-}
-
-variable "system_machine_type" {
-  type        = string
-  description = "Machine type of the system pool."
-}
-
-variable "node_pools" {
-  type = map(object({
-    machine_type      = string
-    spot              = bool
-    max_nodes         = number
-    disk_size_gb      = optional(number, 100)
-    disk_type         = optional(string, "pd-balanced")
-    accelerator_type  = optional(string)
-    accelerator_count = optional(number, 0)
-    driver_version    = optional(string, "DEFAULT")
-    zones             = optional(list(string), [])
-  }))
-  description = "Job pools by name."
+  description = "CIDR ranges allowed to reach the control plane's public endpoint."
 }
 
 variable "bucket_name" {
-  type        = string
-  description = "Name of the data bucket."
+  description = "Name of the bucket that holds the workflow's sources and files (globally unique)."
 }
 
 variable "bucket_retention_days" {
-  type        = number
-  description = "Days after which objects are deleted."
+  description = "Objects in the bucket are deleted this many days after they were written."
 }
 
-variable "namespace" {
-  type        = string
-  description = "Kubernetes namespace jobs run in."
-}
-
-variable "service_account" {
-  type        = string
-  description = "Kubernetes service account jobs run as."
-}
-
-variable "runners" {
-  type        = list(string)
-  description = "IAM members who run workflows here (bucket access)."
+variable "cluster_name" {
+  description = "Name of the GKE cluster, its network, subnet and router."
 }
 
 variable "jobs_account_id" {
-  type        = string
-  description = "Account id of the jobs' Google service account."
+  description = "Account id of the Google service account jobs act as (bucket access)."
+}
+
+variable "location" {
+  description = "Cluster location: the region (regional cluster) or one of its zones (zonal)."
+}
+
+variable "namespace" {
+  description = "Kubernetes namespace jobs run in (bound into the Workload Identity member)."
+}
+
+variable "node_pools" {
+  description = "Job pools by name: each autoscales from 0 to max_nodes; spot pools and GPU pools are tainted."
 }
 
 variable "nodes_account_id" {
-  type        = string
-  description = "Account id of the nodes' Google service account."
+  description = "Account id of the nodes' Google service account (logging, monitoring, image pulls)."
+}
+
+variable "project" {
+  description = "GCP project id everything is created in."
+}
+
+variable "region" {
+  description = "Region of the network, the bucket and (unless location is a zone) the cluster."
+}
+
+variable "release_channel" {
+  description = "GKE release channel: RAPID, REGULAR or STABLE."
+}
+
+variable "runners" {
+  description = "IAM members (user:, group:, serviceAccount:) who run workflows here: object access to the bucket."
+}
+
+variable "service_account" {
+  description = "Kubernetes service account jobs run as (bound into the Workload Identity member)."
+}
+
+variable "system_machine_type" {
+  description = "Machine type of the system pool (cluster add-ons, not jobs)."
 }
 
 provider "google" {
@@ -124,10 +101,10 @@ module "gke_cluster" {
 
   name                  = var.name
   env_id                = var.env_id
-  labels                = var.labels
   project               = var.project
   region                = var.region
   location              = var.location
+  labels                = var.labels
   cluster_name          = var.cluster_name
   release_channel       = var.release_channel
   authorized_networks   = var.authorized_networks
@@ -142,23 +119,18 @@ module "gke_cluster" {
   nodes_account_id      = var.nodes_account_id
 }
 
-output "project" {
-  description = "GCP project id."
-  value       = var.project
-}
-
 output "cluster_name" {
   description = "Name of the GKE cluster."
   value       = module.gke_cluster.cluster_name
 }
 
 output "cluster_location" {
-  description = "Location of the cluster."
+  description = "Location (region or zone) of the cluster."
   value       = module.gke_cluster.cluster_location
 }
 
 output "cluster_endpoint" {
-  description = "IP address of the control plane."
+  description = "IP address of the cluster's control plane."
   value       = module.gke_cluster.cluster_endpoint
 }
 
@@ -183,7 +155,7 @@ output "service_account" {
 }
 
 output "jobs_service_account_email" {
-  description = "Google service account jobs act as."
+  description = "Google service account jobs act as through Workload Identity."
   value       = module.gke_cluster.jobs_service_account_email
 }
 
@@ -200,6 +172,11 @@ output "node_pools" {
 output "network_name" {
   description = "Name of the VPC network."
   value       = module.gke_cluster.network_name
+}
+
+output "project" {
+  description = "GCP project id."
+  value       = var.project
 }
 
 output "cfw_id" {

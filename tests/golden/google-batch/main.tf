@@ -7,7 +7,7 @@ terraform {
   required_providers {
     google = {
       source  = "hashicorp/google"
-      version = "~> 6.0"
+      version = ">= 6.0, < 7.0"
     }
   }
 }
@@ -27,50 +27,42 @@ variable "labels" {
   description = "Labels/tags for every resource (cfw-env, cfw-id, cfw-expires-at, user labels)."
 }
 
-variable "project" {
-  type        = string
-  description = "Google Cloud project id."
-}
-
-variable "region" {
-  type        = string
-  description = "Region of the jobs, the bucket and the subnet."
-}
-
-variable "resource_name" {
-  type        = string
-  description = "Base name of the environment's resources."
+# cfw's values (terraform.tfvars.json), untyped here: the variables.tf of the module that
+# takes one types and validates it
+variable "allow_ssh_from_iap" {
+  description = "Allow SSH to job VMs from Identity-Aware Proxy's range (debugging)."
 }
 
 variable "bucket_name" {
-  type        = string
-  description = "Name of the bucket (null: derived from resource_name)."
-  default     = null
+  description = "Name of the bucket for workflow sources and files (default: NAME-data)."
 }
 
 variable "bucket_retention_days" {
-  type        = number
-  description = "Days after which objects in the bucket are deleted."
+  description = "Objects in the bucket are deleted this many days after they were written."
 }
 
 variable "data_buckets" {
-  type        = list(string)
-  description = "Existing buckets with input data the jobs may read."
-}
-
-variable "subnet_cidr" {
-  type        = string
-  description = "IP range of the job VMs' subnet."
+  description = "Existing buckets (names) holding input data that the jobs may read."
 }
 
 variable "enable_nat" {
-  type        = bool
-  description = "Cloud NAT for job VMs without external IPs."
+  description = "Create a Cloud NAT so that job VMs without external IPs reach the internet (container registries)."
 }
 
-variable "allow_ssh_from_iap" {
-  type        = bool
-  description = "SSH to job VMs through Identity-Aware Proxy."
+variable "project" {
+  description = "Project id the environment lives in."
+}
+
+variable "region" {
+  description = "Region of the bucket, the subnet and the jobs (us-central1, europe-west4, ...)."
+}
+
+variable "resource_name" {
+  description = "Base name of every resource; also the service account id, the network tag and the prefix of the job secrets."
+}
+
+variable "subnet_cidr" {
+  description = "Private IPv4 range of the job VMs' subnet."
 }
 
 provider "google" {
@@ -94,42 +86,42 @@ module "google_batch" {
 }
 
 output "project" {
-  description = "Google Cloud project id."
+  description = "Project id of the environment."
   value       = module.google_batch.project
 }
 
 output "region" {
-  description = "Region of the jobs."
+  description = "Region of the jobs, the bucket and the subnet."
   value       = module.google_batch.region
 }
 
 output "bucket" {
-  description = "Bucket for workflow sources and files."
+  description = "Name of the bucket for workflow sources and files."
   value       = module.google_batch.bucket
 }
 
 output "service_account" {
-  description = "Service account the job VMs run as."
+  description = "Email of the service account the job VMs run as."
   value       = module.google_batch.service_account
 }
 
 output "network" {
-  description = "Network of the job VMs."
+  description = "Network of the job VMs (projects/P/global/networks/N)."
   value       = module.google_batch.network
 }
 
 output "subnetwork" {
-  description = "Subnet of the job VMs."
+  description = "Subnet of the job VMs (projects/P/regions/R/subnetworks/N)."
   value       = module.google_batch.subnetwork
 }
 
 output "network_tag" {
-  description = "Network tag of the job VMs."
+  description = "Network tag the jobs' VMs carry (the firewall rules target it)."
   value       = module.google_batch.network_tag
 }
 
 output "secret_prefix" {
-  description = "Prefix of the job secrets in Secret Manager."
+  description = "Job secrets are named with this prefix; the service account may read only those."
   value       = module.google_batch.secret_prefix
 }
 

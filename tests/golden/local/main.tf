@@ -19,9 +19,10 @@ variable "labels" {
   description = "Labels/tags for every resource (cfw-env, cfw-id, cfw-expires-at, user labels)."
 }
 
+# cfw's values (terraform.tfvars.json), untyped here: the variables.tf of the module that
+# takes one types and validates it
 variable "sandbox_root" {
-  type        = string
-  description = "Directory that holds job sandboxes."
+  description = "Absolute path of the directory that holds job sandboxes."
 }
 
 module "local" {
@@ -36,6 +37,11 @@ module "local" {
 output "sandbox_root" {
   description = "Directory that holds job sandboxes."
   value       = module.local.sandbox_root
+}
+
+output "env_id" {
+  description = "Unique id of the environment."
+  value       = module.local.env_id
 }
 
 output "cfw_id" {

@@ -7,7 +7,7 @@ terraform {
   required_providers {
     aws = {
       source  = "hashicorp/aws"
-      version = "~> 5.0"
+      version = ">= 5.90, < 6.0"
     }
   }
 }
@@ -27,76 +27,54 @@ variable "labels" {
   description = "Labels/tags for every resource (cfw-env, cfw-id, cfw-expires-at, user labels)."
 }
 
-variable "region" {
-  type        = string
-  description = "AWS region (null: the provider's usual AWS_REGION / profile lookup)."
-  default     = null
-}
-
-variable "usergroup" {
-  type        = string
-  description = "Tibanna user group: the suffix of every name."
-}
-
-variable "data_bucket" {
-  type        = string
-  description = "Bucket for job inputs and outputs."
-}
-
-variable "log_bucket" {
-  type        = string
-  description = "Bucket for Tibanna's job logs."
-}
-
-variable "extra_bucket_names" {
-  type        = list(string)
-  description = "Existing buckets jobs may use."
-  default     = []
-}
-
-variable "lambda_packages" {
-  type = map(object({
-    filename         = string
-    source_code_hash = string
-  }))
-  description = "The Lambda zips cfw built from the installed tibanna package."
-}
-
-variable "tibanna_version" {
-  type        = string
-  description = "Version of tibanna the Lambdas were built from."
+# cfw's values (terraform.tfvars.json), untyped here: the variables.tf of the module that
+# takes one types and validates it
+variable "awsf_repo" {
+  description = "GitHub repository and branch the EC2 instances fetch Tibanna's awsf3 scripts from (TIBANNA_REPO_NAME/BRANCH)."
 }
 
 variable "cost_updater" {
-  type        = bool
-  description = "Deploy the cost-updater state machine."
-  default     = false
+  description = "Also create the cost-updater state machine (`deploy_unicorn --deploy-costupdater`)."
 }
 
 variable "create_dynamodb_table" {
-  type        = bool
-  description = "Create (and on destroy delete) the tibanna-master job table; cfw decides."
-  default     = true
+  description = "Create the job table, which Tibanna shares among the unicorns of an account and region; false where another unicorn made it (the policies still name it)."
 }
 
-variable "log_retention_days" {
-  type        = number
-  description = "Retention of the Lambdas' logs."
-  default     = 30
+variable "data_bucket" {
+  description = "Name of the S3 bucket created for job inputs and outputs."
+}
+
+variable "extra_bucket_names" {
+  description = "Existing buckets (not created or changed here) that jobs may read and write, like `deploy_unicorn -b`."
+}
+
+variable "lambda_packages" {
+  description = "The Lambda zip of each Tibanna function (run_task_awsem, check_task_awsem, update_cost_awsem): path and base64 SHA-256."
+}
+
+variable "log_bucket" {
+  description = "Name of the S3 bucket created for Tibanna's job logs (<jobid>.log, .postrun.json, ...)."
 }
 
 variable "log_object_expiration_days" {
-  type        = number
-  description = "Expiry of job logs in the log bucket (0: keep)."
-  default     = 0
+  description = "Delete objects in the log bucket after this many days (0: keep them)."
 }
 
-variable "awsf_repo" {
-  type = object({
-    name   = string
-    branch = string
-  })
-  description = "Where job instances fetch Tibanna's awsf3 scripts from."
+variable "log_retention_days" {
+  description = "Retention of the Lambdas' CloudWatch log groups and of the objects in the log bucket (0: keep forever)."
+}
+
+variable "region" {
+  description = "AWS region (null: the provider's usual AWS_REGION / profile lookup)."
+}
+
+variable "tibanna_version" {
+  description = "Version of the tibanna package the Lambdas were built from (their TIBANNA_VERSION)."
+}
+
+variable "usergroup" {
+  description = "Tibanna user group: every name is derived from it (tibanna_<usergroup>_..., run_task_awsem_<usergroup>, tibanna_unicorn_<usergroup>)."
 }
 
 provider "aws" {
@@ -124,26 +102,26 @@ module "tibanna" {
   extra_bucket_names         = var.extra_bucket_names
   lambda_packages            = local.lambda_packages
   tibanna_version            = var.tibanna_version
+  awsf_repo                  = var.awsf_repo
   cost_updater               = var.cost_updater
   create_dynamodb_table      = var.create_dynamodb_table
   log_retention_days         = var.log_retention_days
-  log_object_expiration_days = var.log_object_expiration_days
-  awsf_repo                  = var.awsf_repo
   tags                       = var.labels
+  log_object_expiration_days = var.log_object_expiration_days
 }
 
 output "state_machine_arn" {
-  description = "ARN of the unicorn state machine."
+  description = "ARN of the unicorn state machine jobs are started on."
   value       = module.tibanna.state_machine_arn
 }
 
 output "state_machine_name" {
-  description = "Name of the unicorn state machine."
+  description = "Name of the unicorn state machine (Tibanna's --sfn)."
   value       = module.tibanna.state_machine_name
 }
 
 output "costupdater_arn" {
-  description = "ARN of the cost-updater state machine, if any."
+  description = "ARN of the cost-updater state machine (null when switched off)."
   value       = module.tibanna.costupdater_arn
 }
 
@@ -158,17 +136,17 @@ output "log_bucket" {
 }
 
 output "user_group" {
-  description = "IAM group of the unicorn's users."
+  description = "IAM group whose members may run jobs on this unicorn."
   value       = module.tibanna.user_group
 }
 
 output "usergroup" {
-  description = "Tibanna user group."
+  description = "Tibanna user group name (the suffix of every name)."
   value       = module.tibanna.usergroup
 }
 
 output "instance_profile_arn" {
-  description = "Instance profile of job instances."
+  description = "Instance profile of the job instances."
   value       = module.tibanna.instance_profile_arn
 }
 
@@ -178,7 +156,7 @@ output "function_names" {
 }
 
 output "iam_names" {
-  description = "Names of the IAM roles and policies."
+  description = "Names of the IAM roles and policies (for verification after destroy)."
   value       = module.tibanna.iam_names
 }
 
@@ -188,17 +166,17 @@ output "dynamodb_table" {
 }
 
 output "dynamodb_table_created" {
-  description = "Whether this environment manages the job table."
+  description = "Whether this module manages the job table (false: another unicorn's table is used by name)."
   value       = module.tibanna.dynamodb_table_created
 }
 
 output "account_id" {
-  description = "AWS account."
+  description = "AWS account the unicorn lives in."
   value       = module.tibanna.account_id
 }
 
 output "region" {
-  description = "AWS region."
+  description = "AWS region of the unicorn."
   value       = module.tibanna.region
 }
 

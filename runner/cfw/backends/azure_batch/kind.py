@@ -20,6 +20,7 @@ from cfw.backends.base import Capabilities, StorageSpec
 from cfw.backends.kind import Identity, Kind
 from cfw.core.errors import UserError, missing_sdk
 from cfw.core.render import render_text
+from cfw.core.rootmodule import ModuleCall, RootSpec
 
 FORMULA_TEMPLATE = "azure-batch/autoscale.formula.j2"
 # https://ACCOUNT.REGION.batch.azure.com (or a sovereign cloud's batch.* domain)
@@ -104,7 +105,16 @@ class AzureBatchKind(Kind[AzureBatchConfig]):
     label = "Azure Batch"
     summary = "an Azure Batch account with autoscaling pools (scale to zero); jobs are Batch tasks"
     config_model = AzureBatchConfig
-    modules = ("azure-batch",)
+    root = RootSpec(
+        modules=(ModuleCall("azure-batch", "azure_batch"),),
+        providers=("azurerm",),
+        variables={
+            "subscription_id": "Azure subscription (null: ARM_SUBSCRIPTION_ID).",
+            "tenant_id": "Entra tenant (null: ARM_TENANT_ID or the CLI's).",
+        },
+        # secrets, and a location taken from AZURE_LOCATION, come as TF_VAR_*
+        env_inputs=("location", "start_task_sas_url", "registry_password"),
+    )
     # environment settings of a Batch task are readable by whoever can read the job
     capabilities = Capabilities(gpu=True, spot=True, machine_types=True)
     backend_path = "cfw.backends.azure_batch.backend:AzureBatchBackend"

@@ -11,6 +11,7 @@ from cfw.backends.base import Capabilities, StorageSpec
 from cfw.backends.gke.config import GkeConfig, node_pools
 from cfw.backends.kind import Identity, Kind
 from cfw.core.errors import UserError
+from cfw.core.rootmodule import ModuleCall, RootSpec
 
 PROJECT_VARS = ("GOOGLE_CLOUD_PROJECT", "CLOUDSDK_CORE_PROJECT", "GCLOUD_PROJECT")
 REGION_VARS = ("GOOGLE_CLOUD_REGION", "CLOUDSDK_COMPUTE_REGION")
@@ -57,7 +58,11 @@ class GkeKind(Kind[GkeConfig]):
     label = "GKE"
     summary = "a GKE cluster with autoscaling (Spot, GPU) pools; each job a Kubernetes Job"
     config_model = GkeConfig
-    modules = ("gke-cluster",)
+    root = RootSpec(
+        modules=(ModuleCall("gke-cluster", "gke_cluster"),),
+        providers=("google",),
+        outputs={"project": ("GCP project id.", "var.project")},
+    )
     capabilities = Capabilities(gpu=True, spot=True, machine_types=True)
     backend_path = "cfw.backends.gke.backend:GkeBackend"
     translate_path = "cfw.backends.gke.translate:translate"

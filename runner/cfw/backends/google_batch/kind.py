@@ -11,6 +11,7 @@ from cfw.backends.base import Capabilities, StorageSpec
 from cfw.backends.google_batch.config import PROJECT_RE, GoogleBatchConfig
 from cfw.backends.kind import Identity, Kind
 from cfw.core.errors import UserError
+from cfw.core.rootmodule import ModuleCall, RootSpec
 
 PROJECT_VARS = ("GOOGLE_CLOUD_PROJECT", "CLOUDSDK_CORE_PROJECT")
 
@@ -39,7 +40,12 @@ class GoogleBatchKind(Kind[GoogleBatchConfig]):
     label = "Google Batch"
     summary = "Google Batch (successor of Cloud Life Sciences): each job a Batch job on its own VM"
     config_model = GoogleBatchConfig
-    modules = ("google-batch",)
+    root = RootSpec(
+        modules=(
+            ModuleCall("google-batch", "google_batch", renames={"name": "var.resource_name"}),
+        ),
+        providers=("google",),
+    )
     capabilities = Capabilities(gpu=True, spot=True, machine_types=True)
     backend_path = "cfw.backends.google_batch.backend:GoogleBatchBackend"
     translate_path = "cfw.backends.google_batch.translate:translate"

@@ -14,6 +14,7 @@ from cfw.backends.base import Capabilities, StorageSpec
 from cfw.backends.kind import Identity, Kind
 from cfw.backends.local.config import LocalConfig
 from cfw.core.errors import UserError
+from cfw.core.rootmodule import ModuleCall, RootSpec
 
 
 def default_sandbox_base() -> Path:
@@ -30,7 +31,7 @@ class LocalKind(Kind[LocalConfig]):
     label = "local"
     summary = "this machine: every job in a fresh sandbox directory; no cloud account"
     config_model = LocalConfig
-    modules = ("local",)
+    root = RootSpec(modules=(ModuleCall("local", "local"),))
     capabilities = Capabilities(
         # a job may use this machine's GPUs, if it has any (they are not reserved per job)
         gpu=True,

@@ -13,25 +13,28 @@ from cfw.backends.kind import Identity, Kind
 from cfw.backends.tes.config import TesConfig
 from cfw.core.errors import UserError
 from cfw.core.render import header, jinja_env, render_text
+from cfw.core.rootmodule import ModuleCall, RootSpec
 
-AWS_PROVIDER = ">= 5.90, < 6.0"
 HTTPS_PORT = 443
-# outputs of modules/aws-funnel that the root module passes on
-MODULE_OUTPUTS = {
-    "tes_url": "Base URL of the TES API.",
-    "storage_prefix": "Where Snakemake keeps sources and files.",
-    "bucket_name": "S3 bucket for run data.",
-    "region": "AWS region of the environment.",
-    "basic_auth_user": "The basic-auth user cfw uses by default.",
-    "basic_auth_store": "Where the users' passwords are: secretsmanager or ssm.",
-    "basic_auth_names": "Per user, the secret or parameter that holds the password.",
-    "tls_certificate_parameter": "SSM parameter with the server's TLS certificate.",
-    "instance_id": "EC2 instance of the Funnel server.",
-    "table_basename": "Funnel's DynamoDB TableBasename.",
-    "job_queue_name": "AWS Batch job queue Funnel submits to.",
-    "job_definition_name": "AWS Batch job definition of Funnel's worker.",
-    "compute_environment_name": "AWS Batch compute environment.",
-}
+FUNNEL_ROOT = RootSpec(
+    modules=(
+        ModuleCall(
+            "aws-funnel", "funnel", renames={"name": "var.resource_prefix", "tags": "var.labels"}
+        ),
+    ),
+    providers=("aws",),
+    variables={"region": "AWS region."},
+)
+URL_ROOT = RootSpec(  # an existing server: the state records it, nothing is created
+    variables={
+        "url": "Base URL of the existing TES server.",
+        "storage_prefix": "Where Snakemake keeps sources and files.",
+    },
+    outputs={
+        "tes_url": ("Base URL of the TES API.", "var.url"),
+        "storage_prefix": ("Where Snakemake keeps sources and files.", "var.storage_prefix"),
+    },
+)
 
 
 def resource_prefix(env_id: str) -> str:
@@ -86,7 +89,7 @@ class TesKind(Kind[TesConfig]):
     label = "TES"
     summary = "GA4GH TES: a Funnel server on AWS (EC2, AWS Batch, DynamoDB, S3), or a TES URL"
     config_model = TesConfig
-    modules = ("aws-funnel",)
+    root = FUNNEL_ROOT
     capabilities = Capabilities(
         # TES resources have `preemptible`; GPUs and machine types go to backend_parameters,
         # which a server may honour (TESK, TES on Azure) or ignore (Funnel)
@@ -111,12 +114,8 @@ class TesKind(Kind[TesConfig]):
             )
 
     # -- rendering --------------------------------------------------------------------------
-    def template_context(self, config: TesConfig) -> dict[str, Any]:
-        return {
-            "provision": config.provision,
-            "aws_provider_version": AWS_PROVIDER,
-            "outputs": MODULE_OUTPUTS,
-        }
+    def root_spec(self, config: TesConfig) -> RootSpec:
+        return FUNNEL_ROOT if config.provision else URL_ROOT
 
     def tfvars(self, config: TesConfig, ident: Identity, workdir: Path) -> dict[str, Any]:
         common = {"name": ident.name, "env_id": ident.env_id, "labels": ident.labels(config.labels)}

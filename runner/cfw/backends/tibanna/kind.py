@@ -12,6 +12,7 @@ from cfw.backends.base import Capabilities, StorageSpec
 from cfw.backends.kind import Identity, Kind
 from cfw.backends.tibanna.config import TibannaConfig
 from cfw.core.errors import UserError, WorkFailed
+from cfw.core.rootmodule import ModuleCall, RootSpec
 
 
 def region_of(config: TibannaConfig, environ: Mapping[str, str]) -> str | None:
@@ -74,7 +75,24 @@ class TibannaKind(Kind[TibannaConfig]):
     label = "Tibanna"
     summary = "a Tibanna unicorn on AWS: IAM, Lambdas, step function, buckets; a job per execution"
     config_model = TibannaConfig
-    modules = ("aws-tibanna",)
+    root = RootSpec(
+        modules=(
+            ModuleCall(
+                "aws-tibanna",
+                "tibanna",
+                renames={
+                    "data_bucket_name": "var.data_bucket",
+                    "log_bucket_name": "var.log_bucket",
+                    "lambda_packages": "local.lambda_packages",  # paths made absolute
+                    "tags": "var.labels",
+                },
+            ),
+        ),
+        providers=("aws",),
+        variables={
+            "region": "AWS region (null: the provider's usual AWS_REGION / profile lookup)."
+        },
+    )
     capabilities = Capabilities(spot=True, machine_types=True, users=True)
     backend_path = "cfw.backends.tibanna.backend:TibannaBackend"
     translate_path = "cfw.backends.tibanna.translate:translate"
