@@ -50,7 +50,9 @@ def _alive(pid: int) -> bool:
 
 
 class RunLog:
-    """Written by the executor while a run goes on."""
+    """Written by the executor while a run goes on. Job events are kept in memory and
+    appended to jobs.jsonl by :meth:`flush` (the executor flushes about once a second and
+    at the end), so that recording costs nothing per job."""
 
     def __init__(self, run_dir: Path, env: str, run_id: str):
         self.dir = private_dir(run_dir)
@@ -62,6 +64,7 @@ class RunLog:
             started=datetime.now(UTC).isoformat(timespec="seconds"),
         )
         self._lock = threading.RLock()
+        self._pending: list[str] = []
         self.save()
 
     @property
@@ -75,22 +78,30 @@ class RunLog:
     def job_event(self, event: str, **fields: Any) -> None:
         record = {"time": datetime.now(UTC).isoformat(timespec="seconds"), "event": event, **fields}
         with self._lock:
-            fd = os.open(self.dir / "jobs.jsonl", os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
-            with os.fdopen(fd, "a") as handle:
-                handle.write(json.dumps(record) + "\n")
+            self._pending.append(json.dumps(record) + "\n")
 
     def counts(self, *, done: int, running: int, failed: int, total: int | None = None) -> None:
         with self._lock:
             self.info.done, self.info.running, self.info.failed = done, running, failed
             if total is not None:
                 self.info.total = total
+
+    def flush(self) -> None:
+        """Append the events so far to jobs.jsonl and rewrite run.json."""
+        with self._lock:
+            if self._pending:
+                fd = os.open(self.dir / "jobs.jsonl", os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
+                with os.fdopen(fd, "a") as handle:
+                    handle.write("".join(self._pending))
+                self._pending.clear()
             self.save()
 
     def finish(self, outcome: str) -> None:
-        self.info.finished = datetime.now(UTC).isoformat(timespec="seconds")
-        self.info.outcome = outcome
-        self.info.running = 0
-        self.save()
+        with self._lock:
+            self.info.finished = datetime.now(UTC).isoformat(timespec="seconds")
+            self.info.outcome = outcome
+            self.info.running = 0
+            self.flush()
 
 
 def record_startup_error(run_dir: Path, error: Exception) -> None:

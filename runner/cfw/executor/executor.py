@@ -12,22 +12,16 @@ from snakemake_interface_executor_plugins.executors.base import SubmittedJobInfo
 from snakemake_interface_executor_plugins.executors.remote import RemoteExecutor
 from snakemake_interface_executor_plugins.jobs import JobExecutorInterface
 from snakemake_interface_executor_plugins.settings import CommonSettings
-from snakemake_interface_executor_plugins.utils import join_cli_args
 
 from cfw.backends.base import Backend, JobSpec, JobState, ignored
 from cfw.backends.registry import Resolved
 from cfw.core.errors import CfwError
 from cfw.core.records import RunLog, new_run_id, record_startup_error
-from cfw.core.staging import job_stage_command
 from cfw.core.state import EnvState
+from cfw.executor.prefix import checkpoint_staging, plugin_install, retrieve_checkpoint_outputs
 from cfw.executor.session import open_context, pick_environment
 from cfw.executor.spec import spec_from_job
-
-
-def _has_input_function(job: JobExecutorInterface) -> bool:
-    rule = getattr(job, "rule", None)
-    return any(callable(item) for item in getattr(rule, "input", ()) or ())
-
+from cfw.executor.tracker import Counts, RunTracker
 
 COMMON_SETTINGS = CommonSettings(
     non_local_exec=True,
@@ -44,26 +38,6 @@ COMMON_SETTINGS = CommonSettings(
     auto_deploy_default_storage_provider=False,
     init_seconds_before_status_checks=0,
 )
-
-
-STOCK_IMAGE = "snakemake/snakemake:"
-
-
-def storage_plugin_install_command(provider: str) -> str:
-    """``pip install`` of PROVIDER's storage plugin, at the version installed here."""
-    from importlib.metadata import PackageNotFoundError, version
-
-    from snakemake_interface_storage_plugins.registry import StoragePluginRegistry
-
-    package = StoragePluginRegistry().get_plugin_package_name(provider)
-    try:
-        pinned = f"{package}=={version(package)}"
-    except PackageNotFoundError:
-        pinned = package
-    return (
-        "python -m pip install --quiet --disable-pip-version-check --no-warn-script-location "
-        f"--target .snakemake/pip-deployments {pinned}"
-    )
 
 
 class CfwExecutor(RemoteExecutor):
@@ -87,13 +61,11 @@ class CfwExecutor(RemoteExecutor):
             # `cfw run` reads this back and exits as the error says (2 for a user mistake)
             record_startup_error(EnvState(self.project, name).runs_dir / self.run_id, exc)
             raise WorkflowError(f"cfw: {exc}") from None
-        self.run_log = RunLog(self.ctx.run_dir, name, self.run_id)
+        self.tracker = RunTracker(RunLog(self.ctx.run_dir, name, self.run_id))
         self.specs: dict[str, JobSpec] = {}
         self.ignored_said: set[str] = set()  # rules told what their kind does not honour
-        self.unfinished: set[str] = set()
         self.cancelled = False
-        self.done = self.failed = 0
-        self._last_counts: tuple[int, int, int] | None = None
+        self._last_counts: Counts | None = None
         self.logger.info(
             f"cfw: running on environment {name!r} (kind {self.kind.name}; {why}), "
             f"run {self.run_id}"
@@ -129,14 +101,7 @@ class CfwExecutor(RemoteExecutor):
             return
         self.logger.debug(f"cfw: submitted {external_id}: {spec.command}")
         self.specs[external_id] = spec
-        self.unfinished.add(external_id)
-        self.run_log.job_event(
-            "submitted",
-            jobid=job.jobid,
-            rule=spec.rule,
-            external_id=external_id,
-            attempt=spec.attempt,
-        )
+        self.tracker.submitted(spec, external_id)
         self.report_job_submission(SubmittedJobInfo(job, external_jobid=external_id))
         self._progress()
 
@@ -164,27 +129,20 @@ class CfwExecutor(RemoteExecutor):
         for info in active_jobs:
             status = statuses.get(info.external_jobid)
             if status is None or not status.state.finished:
+                if status is not None:
+                    self.tracker.seen(info.external_jobid, status.state)
                 yield info
                 continue
             spec = self.specs.get(info.external_jobid)
-            self.unfinished.discard(info.external_jobid)
             if status.state == JobState.SUCCEEDED:
-                await self._retrieve_checkpoint_outputs(info.job)
-                self.done += 1
-                self.run_log.job_event(
-                    "succeeded", jobid=info.job.jobid, external_id=info.external_jobid
-                )
+                await retrieve_checkpoint_outputs(info.job)
+                self.tracker.succeeded(info.external_jobid, info.job.jobid)
                 self.report_job_success(info)
             else:
-                self.failed += 1
                 path = self._save_log(info, spec)
                 reason = status.reason or status.state.value
-                self.run_log.job_event(
-                    "failed",
-                    jobid=info.job.jobid,
-                    external_id=info.external_jobid,
-                    reason=reason,
-                    log=str(path) if path else None,
+                self.tracker.failed(
+                    info.external_jobid, info.job.jobid, reason, str(path) if path else None
                 )
                 where = f"; log saved to {path}" if path else ""
                 self.report_job_error(
@@ -198,62 +156,16 @@ class CfwExecutor(RemoteExecutor):
 
     def get_job_exec_prefix(self, job: JobExecutorInterface) -> str:
         """Deploy the storage plugin where the image lacks it, then stage the checkpoint
-        outputs a job's input functions may read (see stage.py)."""
-        steps = [self._storage_plugin_install(), self._checkpoint_staging(job)]
+        outputs a job's input functions may read (see prefix.py)."""
+        steps = [
+            plugin_install(
+                self.workflow.remote_execution_settings.container_image or "",
+                self.workflow.storage_settings.default_storage_provider,
+                self.kind.capabilities.containers,
+            ),
+            checkpoint_staging(self.workflow, job),
+        ]
         return " && ".join(step for step in steps if step)
-
-    def _storage_plugin_install(self) -> str:
-        """Snakemake's stock image has Snakemake but no storage plugin: a job on it installs
-        the default storage's plugin, pinned to the version here, where Snakemake looks
-        (.snakemake/pip-deployments) — only that one plugin, unlike Snakemake's own
-        auto-deploy, which would try to install every plugin registered here, cfw's too."""
-        image = self.workflow.remote_execution_settings.container_image or ""
-        provider = self.workflow.storage_settings.default_storage_provider
-        if not (self.kind.capabilities.containers and image.startswith(STOCK_IMAGE) and provider):
-            return ""
-        return storage_plugin_install_command(provider)
-
-    def _checkpoint_staging(self, job: JobExecutorInterface) -> str:
-        queries = self._checkpoint_queries(job)
-        if not queries:
-            return ""
-        factory = self.workflow.spawned_job_args_factory
-        storage = join_cli_args(
-            [
-                factory.get_default_storage_provider_args(),
-                *factory.get_storage_provider_args(),
-                factory.workflow_property_to_arg(
-                    "storage_settings.remote_job_local_storage_prefix",
-                    flag="--local-storage-prefix",
-                    base64_encode=True,
-                ),
-            ]
-        )
-        return job_stage_command(queries, storage)
-
-    def _checkpoint_queries(self, job: JobExecutorInterface) -> list[str]:
-        """Storage queries of the checkpoint outputs created so far, for jobs whose inputs
-        come from functions (only those can read a checkpoint's output; files found inside a
-        checkpoint directory have no producing job, so the DAG does not link them)."""
-        jobs = list(job.jobs) if job.is_group() else [job]
-        if not any(_has_input_function(j) for j in jobs):
-            return []
-        created = getattr(getattr(self.workflow, "checkpoints", None), "created_output", ())
-        return sorted({f.storage_object.query for f in created if getattr(f, "is_storage", False)})
-
-    async def _retrieve_checkpoint_outputs(self, job: JobExecutorInterface) -> None:
-        """Bring a checkpoint's outputs from storage into this process.
-
-        Without a shared filesystem the checkpoint's outputs exist only in the storage,
-        but Snakemake re-evaluates the DAG here, with input functions that read them
-        (glob_wildcards over a checkpoint directory, say). Snakemake does not fetch them
-        for remote executors, so the executor does, before it reports success.
-        """
-        for single in job.jobs if job.is_group() else [job]:
-            if getattr(single, "is_checkpoint", False):
-                for output in single.output:
-                    if getattr(output, "is_storage", False):
-                        await output.retrieve_from_storage()
 
     async def sleep(self) -> None:
         # the status thread starts before __post_init__ has made the backend
@@ -273,30 +185,34 @@ class CfwExecutor(RemoteExecutor):
         except Exception as exc:  # a log we cannot fetch must not hide the failure
             text = f"cfw could not fetch this job's log: {exc}\n"
         name = spec.name if spec else info.external_jobid
-        path = self.run_log.logs_dir / f"{name}-a{info.job.attempt}.log"
+        path = self.tracker.run_log.logs_dir / f"{name}-a{info.job.attempt}.log"
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
         with os.fdopen(fd, "w") as handle:
             handle.write(text)
         return path
 
     def _progress(self) -> None:
-        running = len(self.unfinished)  # active_jobs is emptied while a check is under way
-        counts = (self.done, running, self.failed)
+        counts = self.tracker.counts()
+        self.tracker.flush()
         if counts == self._last_counts:
             return
         self._last_counts = counts
-        self.run_log.counts(done=self.done, running=running, failed=self.failed)
-        self.logger.info(f"cfw: jobs {self.done} done, {running} running, {self.failed} failed")
+        self.logger.info(
+            f"cfw: jobs {counts.done} done, {counts.running} running, {counts.failed} failed"
+        )
 
     # -- cancel and shutdown ----------------------------------------------------------------
     def cancel_jobs(self, active_jobs: list[SubmittedJobInfo]) -> None:
         self.cancelled = True
-        ids = sorted({j.external_jobid for j in active_jobs if j.external_jobid} | self.unfinished)
+        ids = sorted(
+            {j.external_jobid for j in active_jobs if j.external_jobid}
+            | set(self.tracker.open_ids())
+        )
         if ids:
             self.logger.info(f"cfw: cancelling {len(ids)} submitted job(s)")
             self.backend.cancel(ids)
             for ext in ids:
-                self.run_log.job_event("cancelled", external_id=ext)
+                self.tracker.cancelled(ext)
 
     def shutdown(self) -> None:
         super().shutdown()
@@ -304,5 +220,6 @@ class CfwExecutor(RemoteExecutor):
             self.backend.close()
         except Exception:  # closing must not mask the run's own outcome
             self.logger.warning("cfw: closing the backend failed:\n" + traceback.format_exc())
-        outcome = "interrupted" if self.cancelled else "failure" if self.failed else "success"
-        self.run_log.finish(outcome)
+        failed = self.tracker.counts().failed
+        outcome = "interrupted" if self.cancelled else "failure" if failed else "success"
+        self.tracker.finish(outcome)

@@ -1,0 +1,141 @@
+"""What the executor knows about each job of a run, in one place, and its records.
+
+Every fact about a job (when it was submitted, first seen running, finished; its attempts,
+its outcome and why) is kept here; the run's records (run.json, jobs.jsonl) are written
+from it in batches, at most about once a second and at the end, never per job event.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from cfw.backends.base import JobSpec, JobState
+from cfw.core.records import RunLog
+
+FLUSH_SECONDS = 1.0
+
+
+@dataclass
+class TrackedJob:
+    jobid: int
+    rule: str
+    external_id: str
+    attempt: int
+    submitted: float
+    state: JobState = JobState.PENDING
+    started: float | None = None  # first seen running
+    finished: float | None = None
+    reason: str | None = None
+    log: str | None = None
+
+    @property
+    def open(self) -> bool:
+        return not self.state.finished
+
+
+@dataclass(frozen=True)
+class Counts:
+    done: int = 0
+    running: int = 0  # submitted and not finished
+    failed: int = 0
+    cancelled: int = 0
+
+
+class RunTracker:
+    def __init__(
+        self,
+        run_log: RunLog,
+        clock: Callable[[], float] = time.time,
+        flush_seconds: float = FLUSH_SECONDS,
+    ):
+        self.run_log = run_log
+        self.clock = clock
+        self.flush_seconds = flush_seconds
+        self.jobs: dict[str, TrackedJob] = {}
+        self._lock = threading.RLock()  # the scheduler's and the status thread's
+        self._last_flush = 0.0
+        self._dirty = False
+
+    # -- events -----------------------------------------------------------------------------
+    def submitted(self, spec: JobSpec, external_id: str) -> TrackedJob:
+        with self._lock:
+            job = TrackedJob(spec.jobid, spec.rule, external_id, spec.attempt, self.clock())
+            self.jobs[external_id] = job
+            self._event(
+                "submitted",
+                jobid=spec.jobid,
+                rule=spec.rule,
+                external_id=external_id,
+                attempt=spec.attempt,
+            )
+            return job
+
+    def seen(self, external_id: str, state: JobState) -> None:
+        """A poll's view of an open job (running: it has started)."""
+        with self._lock:
+            job = self.jobs.get(external_id)
+            if job is None or not job.open:
+                return
+            if state == JobState.RUNNING and job.started is None:
+                job.started = self.clock()
+                self._dirty = True
+            if not state.finished:
+                job.state = state
+
+    def succeeded(self, external_id: str, jobid: int) -> None:
+        self._finish(external_id, JobState.SUCCEEDED, "succeeded", jobid=jobid)
+
+    def failed(self, external_id: str, jobid: int, reason: str, log: str | None) -> None:
+        self._finish(external_id, JobState.FAILED, "failed", jobid=jobid, reason=reason, log=log)
+
+    def cancelled(self, external_id: str) -> None:
+        self._finish(external_id, JobState.CANCELLED, "cancelled")
+
+    def _finish(self, external_id: str, state: JobState, event: str, **fields) -> None:
+        with self._lock:
+            job = self.jobs.get(external_id)
+            if job is not None and job.open:
+                job.state, job.finished = state, self.clock()
+                job.reason, job.log = fields.get("reason"), fields.get("log")
+            self._event(event, external_id=external_id, **fields)
+
+    def _event(self, event: str, **fields) -> None:
+        self.run_log.job_event(event, **fields)
+        self._dirty = True
+
+    # -- views ------------------------------------------------------------------------------
+    def counts(self) -> Counts:
+        with self._lock:
+            jobs = list(self.jobs.values())
+        return Counts(
+            done=sum(j.state == JobState.SUCCEEDED for j in jobs),
+            running=sum(j.open for j in jobs),
+            failed=sum(j.state == JobState.FAILED for j in jobs),
+            cancelled=sum(j.state == JobState.CANCELLED for j in jobs),
+        )
+
+    def open_ids(self) -> list[str]:
+        with self._lock:
+            return sorted(ext for ext, job in self.jobs.items() if job.open)
+
+    # -- records ----------------------------------------------------------------------------
+    def flush(self, force: bool = False) -> None:
+        """Write what changed, at most every ``flush_seconds`` unless forced."""
+        with self._lock:
+            now = self.clock()
+            if not (self._dirty or force) or (
+                not force and now - self._last_flush < self.flush_seconds
+            ):
+                return
+            counts = self.counts()
+            self.run_log.counts(done=counts.done, running=counts.running, failed=counts.failed)
+            self.run_log.flush()
+            self._last_flush, self._dirty = now, False
+
+    def finish(self, outcome: str) -> None:
+        with self._lock:
+            self.flush(force=True)
+            self.run_log.finish(outcome)
