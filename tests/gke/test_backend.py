@@ -17,6 +17,7 @@ from cfw.backends.base import EnvContext, JobSpec, JobState
 from cfw.backends.gke import backend as gke_backend
 from cfw.backends.gke import client as kube_client
 from cfw.backends.gke.backend import GkeBackend
+from cfw.backends.gke.cloud import WORKLOAD_IDENTITY, runner_subjects
 from cfw.backends.gke.config import GkeConfig, node_pools
 from cfw.backends.gke.kind import KIND
 from cfw.core.errors import WorkFailed
@@ -301,6 +302,15 @@ def test_logs_of_a_failed_job(fake, backend):
     assert fake.calls == [("log", "pods")]
 
 
+def test_no_log_before_the_container_starts_says_why(fake, backend):
+    ext = submit(backend, 18)
+    pod = fake.pods_of(ext, NS)[0]["metadata"]["name"]
+    assert backend.logs(ext) == (
+        f'no log from pod {pod}: container "job" in pod "{pod}" is waiting to start: '
+        "ContainerCreating\n"
+    )
+
+
 def test_cancel_deletes_in_the_foreground_and_is_idempotent(fake, backend):
     ext = submit(backend, 11)
     fake.start(ext, NS)
@@ -342,8 +352,8 @@ def test_runner_objects_are_created_then_updated(fake, backend):
         backend.kube.ensure_runner_objects(
             namespace=NS,
             service_account="cfw-jobs",
-            gsa_email="cfwj-0a1b2c-gke@my-project.iam.gserviceaccount.com",
-            runners=["user:alice@example.com", "group:lab@example.com"],
+            annotations={WORKLOAD_IDENTITY: "cfwj-0a1b2c-gke@my-project.iam.gserviceaccount.com"},
+            subjects=runner_subjects(["user:alice@example.com", "group:lab@example.com"]),
             labels=labels,
         )
     assert fake.count("create", "namespaces") == 2 and fake.count("replace", "namespaces") == 1
