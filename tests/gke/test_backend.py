@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from cfw.backends.base import EnvContext, JobSpec, JobState
+from cfw.backends.base import JobSpec, JobState
 from cfw.backends.gke import backend as gke_backend
 from cfw.backends.gke import client as kube_client
 from cfw.backends.gke.backend import GkeBackend
@@ -21,6 +21,7 @@ from cfw.backends.gke.cloud import WORKLOAD_IDENTITY, runner_subjects
 from cfw.backends.gke.config import GkeConfig, node_pools
 from cfw.backends.gke.kind import KIND
 from cfw.core.errors import WorkFailed
+from support.builders import context, job_spec
 from support.fake_kube import FakeKube
 
 NS = "cfw-jobs"
@@ -60,27 +61,17 @@ def backend(fake, tmp_path, clock):
         "project": "my-project",
         "node_pools": {p.name: p.machine_type for p in node_pools(config)},
     }
-    ctx = EnvContext(
-        name="gke",
-        kind="gke",
-        config=config,
-        outputs=outputs,
-        env_id="gke-0a1b2c",
-        state_dir=tmp_path,
-        run_id=RUN,
-    )
+    ctx = context("gke", config, outputs=outputs, state_dir=tmp_path, run_id=RUN)
     kube = kube_client.connect(fake.url, None, lambda: fake.token)
     return GkeBackend(ctx, kube=kube, clock=clock)
 
 
 def spec(jobid: int, **resources) -> JobSpec:
-    return JobSpec(
-        name=f"cfw-{RUN}-{jobid}-align",
-        rule="align",
-        jobid=jobid,
+    return job_spec(
+        "align",
+        jobid,
         run_id=RUN,
         command="python -m snakemake --target-jobs 'align:sample=a'",
-        image="snakemake/snakemake:v9.27.1",
         env=("SNAKEMAKE_STORAGE_GCS_PROJECT", "API_TOKEN"),
         **resources,
     )

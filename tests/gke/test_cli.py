@@ -23,10 +23,10 @@ from cfw.backends.gke import client as kube_client
 from cfw.backends.gke import cloud
 from cfw.backends.gke.backend import GkeBackend
 from cfw.backends.gke.config import GkeConfig
-from cfw.backends.kind import Identity
 from cfw.backends.registry import get_kind, resolve
 from cfw.core.errors import UserError, WorkFailed
 from cfw.orchestration.lifecycle import Lifecycle
+from support.builders import context, identity
 from support.fake_kube import FakeKube
 
 NO_GOOGLE = {
@@ -294,7 +294,7 @@ def test_leftovers_lists_what_still_carries_the_id(fake_google):
             ),
         }
     )
-    ident = Identity("gke", "gke", env_id, None, None)
+    ident = identity("gke", env=env_id)
     left = get_kind("gke").leftovers(GkeConfig(project="my-project"), ident, {}, {})
     assert left == [
         "cluster cfw-gke-0a1b2c",
@@ -543,7 +543,7 @@ def test_the_runner_reaches_the_cluster_over_tls_with_the_gke_api_credentials(
     fake_gke, monkeypatch, tmp_path
 ):
     """GKE API -> endpoint + CA -> kubernetes client verifying TLS with that CA -> Jobs."""
-    from cfw.backends.base import EnvContext, JobState
+    from cfw.backends.base import JobState
     from cfw.core.errors import WorkFailed
 
     kube = FakeKube(token="ya29.test", tls=True)
@@ -559,15 +559,7 @@ def test_the_runner_reaches_the_cluster_over_tls_with_the_gke_api_credentials(
             "cluster_location": "europe-west4",
             "namespace": "cfw-jobs",
         }
-        ctx = EnvContext(
-            name="gke",
-            kind="gke",
-            config=config,
-            outputs=outputs,
-            env_id="gke-0a1b2c",
-            state_dir=tmp_path,
-            run_id="r1",
-        )
+        ctx = context("gke", config, outputs=outputs, state_dir=tmp_path, run_id="r1")
         backend = GkeBackend(ctx)  # connects as a run does
         assert backend.poll(["cfw-r1-1-x-a1"])["cfw-r1-1-x-a1"].state == JobState.FAILED
         assert kube.calls == [("list", "jobs")]
