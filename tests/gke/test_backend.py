@@ -13,13 +13,15 @@ from pathlib import Path
 import pytest
 import yaml
 
-from cfw.backends.base import EnvContext, JobSpec, JobState
+from cfw.backends.base import JobSpec, JobState
 from cfw.backends.gke import backend as gke_backend
 from cfw.backends.gke import client as kube_client
 from cfw.backends.gke.backend import GkeBackend
+from cfw.backends.gke.cloud import WORKLOAD_IDENTITY, runner_subjects
 from cfw.backends.gke.config import GkeConfig, node_pools
 from cfw.backends.gke.kind import KIND
 from cfw.core.errors import WorkFailed
+from support.builders import context, job_spec
 from support.fake_kube import FakeKube
 
 NS = "cfw-jobs"
@@ -59,27 +61,17 @@ def backend(fake, tmp_path, clock):
         "project": "my-project",
         "node_pools": {p.name: p.machine_type for p in node_pools(config)},
     }
-    ctx = EnvContext(
-        name="gke",
-        kind="gke",
-        config=config,
-        outputs=outputs,
-        env_id="gke-0a1b2c",
-        state_dir=tmp_path,
-        run_id=RUN,
-    )
+    ctx = context("gke", config, outputs=outputs, state_dir=tmp_path, run_id=RUN)
     kube = kube_client.connect(fake.url, None, lambda: fake.token)
     return GkeBackend(ctx, kube=kube, clock=clock)
 
 
 def spec(jobid: int, **resources) -> JobSpec:
-    return JobSpec(
-        name=f"cfw-{RUN}-{jobid}-align",
-        rule="align",
-        jobid=jobid,
+    return job_spec(
+        "align",
+        jobid,
         run_id=RUN,
         command="python -m snakemake --target-jobs 'align:sample=a'",
-        image="snakemake/snakemake:v9.27.1",
         env=("SNAKEMAKE_STORAGE_GCS_PROJECT", "API_TOKEN"),
         **resources,
     )
@@ -301,6 +293,15 @@ def test_logs_of_a_failed_job(fake, backend):
     assert fake.calls == [("log", "pods")]
 
 
+def test_no_log_before_the_container_starts_says_why(fake, backend):
+    ext = submit(backend, 18)
+    pod = fake.pods_of(ext, NS)[0]["metadata"]["name"]
+    assert backend.logs(ext) == (
+        f'no log from pod {pod}: container "job" in pod "{pod}" is waiting to start: '
+        "ContainerCreating\n"
+    )
+
+
 def test_cancel_deletes_in_the_foreground_and_is_idempotent(fake, backend):
     ext = submit(backend, 11)
     fake.start(ext, NS)
@@ -342,8 +343,8 @@ def test_runner_objects_are_created_then_updated(fake, backend):
         backend.kube.ensure_runner_objects(
             namespace=NS,
             service_account="cfw-jobs",
-            gsa_email="cfwj-0a1b2c-gke@my-project.iam.gserviceaccount.com",
-            runners=["user:alice@example.com", "group:lab@example.com"],
+            annotations={WORKLOAD_IDENTITY: "cfwj-0a1b2c-gke@my-project.iam.gserviceaccount.com"},
+            subjects=runner_subjects(["user:alice@example.com", "group:lab@example.com"]),
             labels=labels,
         )
     assert fake.count("create", "namespaces") == 2 and fake.count("replace", "namespaces") == 1

@@ -19,14 +19,14 @@ import requests
 from google.oauth2.credentials import Credentials
 from requests.adapters import BaseAdapter
 
-from cfw.backends.gke import backend as gke_backend
 from cfw.backends.gke import client as kube_client
-from cfw.backends.gke import gcp
+from cfw.backends.gke import cloud
+from cfw.backends.gke.backend import GkeBackend
 from cfw.backends.gke.config import GkeConfig
-from cfw.backends.kind import Identity
 from cfw.backends.registry import get_kind, resolve
 from cfw.core.errors import UserError, WorkFailed
 from cfw.orchestration.lifecycle import Lifecycle
+from support.builders import context, identity
 from support.fake_kube import FakeKube
 
 NO_GOOGLE = {
@@ -127,14 +127,14 @@ def fake_google(monkeypatch):
     monkeypatch.setattr(
         google.auth, "default", lambda scopes=None, **kw: (Credentials(token="ya29.test"), None)
     )
-    real_session = gcp.session
+    real_session = cloud.session
 
     def session(creds):
         http = real_session(creds)
         http.mount("https://", adapter)
         return http
 
-    monkeypatch.setattr(gcp, "session", session)
+    monkeypatch.setattr(cloud, "session", session)
     return adapter
 
 
@@ -182,7 +182,7 @@ def test_a_disabled_api_stops_up_before_anything(fake_google, tmp_path):
     request = fake_google.requests[0]
     assert request.headers["Authorization"] == "Bearer ya29.test"
     assert request.headers["x-goog-user-project"] == "my-project"
-    assert len(parse_qs(urlparse(request.url).query)["names"]) == len(gcp.REQUIRED_APIS)
+    assert len(parse_qs(urlparse(request.url).query)["names"]) == len(cloud.REQUIRED_APIS)
 
 
 @pytest.mark.parametrize(
@@ -294,7 +294,7 @@ def test_leftovers_lists_what_still_carries_the_id(fake_google):
             ),
         }
     )
-    ident = Identity("gke", "gke", env_id, None, None)
+    ident = identity("gke", env=env_id)
     left = get_kind("gke").leftovers(GkeConfig(project="my-project"), ident, {}, {})
     assert left == [
         "cluster cfw-gke-0a1b2c",
@@ -363,7 +363,7 @@ def fake_gke(monkeypatch):
     from google.cloud import container_v1
 
     monkeypatch.setattr(
-        gcp,
+        cloud,
         "cluster_manager",
         lambda creds: container_v1.ClusterManagerClient(
             credentials=creds,
@@ -380,13 +380,13 @@ def test_cluster_access_from_the_gke_api(fake_gke):
     ca, seen, _ = fake_gke
     assert not seen
     creds = Credentials(token="ya29.test")
-    access = gcp.cluster_access("my-project", "europe-west4", "cfw-gke-0a1b2c", creds)
+    access = cloud.cluster_access("my-project", "europe-west4", "cfw-gke-0a1b2c", creds)
     assert seen[0].startswith("/v1/projects/my-project/locations/europe-west4/clusters/")
     assert access.endpoint == "https://34.90.1.2"
     assert access.ca_pem == ca
     assert access.token() == "ya29.test"
     with pytest.raises(UserError, match="cluster cfw-gke-other does not exist"):
-        gcp.cluster_access("my-project", "europe-west4", "cfw-gke-other", creds)
+        cloud.cluster_access("my-project", "europe-west4", "cfw-gke-other", creds)
 
 
 def test_connect_writes_the_ca_privately(fake_gke, monkeypatch):
@@ -398,7 +398,7 @@ def test_connect_writes_the_ca_privately(fake_gke, monkeypatch):
         "cluster_name": "cfw-gke-0a1b2c",
         "cluster_location": "europe-west4",
     }
-    kube = gke_backend.connect(GkeConfig(project="my-project"), outputs)
+    kube = cloud.connect(GkeConfig(project="my-project"), outputs)
     config = kube.api.configuration
     assert config.host == "https://34.90.1.2"
     ca_file = Path(config.ssl_ca_cert)
@@ -410,7 +410,7 @@ def test_after_apply_creates_the_runner_objects(monkeypatch):
     fake = FakeKube()
     try:
         monkeypatch.setattr(
-            gke_backend,
+            cloud,
             "connect",
             lambda config, outputs: kube_client.connect(fake.url, None, lambda: fake.token),
         )
@@ -452,7 +452,7 @@ def test_status_details_count_nodes_per_pool_and_jobs(monkeypatch):
     fake = FakeKube()
     try:
         kube = kube_client.connect(fake.url, None, lambda: fake.token)
-        monkeypatch.setattr(gke_backend, "connect", lambda config, outputs: kube)
+        monkeypatch.setattr(cloud, "connect", lambda config, outputs: kube)
         for name, pool in (
             ("n1", "od-e2-standard-4"),
             ("n2", "od-e2-standard-4"),
@@ -497,7 +497,7 @@ def test_status_details_without_node_access_still_count_jobs(monkeypatch):
     try:
         fake.forbidden = {"nodes"}
         kube = kube_client.connect(fake.url, None, lambda: fake.token)
-        monkeypatch.setattr(gke_backend, "connect", lambda config, outputs: kube)
+        monkeypatch.setattr(cloud, "connect", lambda config, outputs: kube)
         job = {
             "apiVersion": "batch/v1",
             "kind": "Job",
@@ -543,7 +543,7 @@ def test_the_runner_reaches_the_cluster_over_tls_with_the_gke_api_credentials(
     fake_gke, monkeypatch, tmp_path
 ):
     """GKE API -> endpoint + CA -> kubernetes client verifying TLS with that CA -> Jobs."""
-    from cfw.backends.base import EnvContext, JobState
+    from cfw.backends.base import JobState
     from cfw.core.errors import WorkFailed
 
     kube = FakeKube(token="ya29.test", tls=True)
@@ -559,20 +559,12 @@ def test_the_runner_reaches_the_cluster_over_tls_with_the_gke_api_credentials(
             "cluster_location": "europe-west4",
             "namespace": "cfw-jobs",
         }
-        ctx = EnvContext(
-            name="gke",
-            kind="gke",
-            config=config,
-            outputs=outputs,
-            env_id="gke-0a1b2c",
-            state_dir=tmp_path,
-            run_id="r1",
-        )
-        backend = gke_backend.GkeBackend(ctx)  # connects as a run does
+        ctx = context("gke", config, outputs=outputs, state_dir=tmp_path, run_id="r1")
+        backend = GkeBackend(ctx)  # connects as a run does
         assert backend.poll(["cfw-r1-1-x-a1"])["cfw-r1-1-x-a1"].state == JobState.FAILED
         assert kube.calls == [("list", "jobs")]
         fake_gke[2].update(ca=FakeKube(tls=True).ca_pem)  # another cluster's CA: refused
         with pytest.raises(WorkFailed, match=r"TLS certificate does not verify.*CERTIFICATE_VERI"):
-            gke_backend.GkeBackend(ctx).poll(["cfw-r1-1-x-a1"])
+            GkeBackend(ctx).poll(["cfw-r1-1-x-a1"])
     finally:
         kube.close()

@@ -9,7 +9,6 @@ import functools
 import itertools
 import json
 import re
-from pathlib import Path
 
 import kubernetes_validate
 import kubernetes_validate.utils as kv_utils
@@ -19,6 +18,7 @@ from cfw.backends.base import EnvContext, JobSpec
 from cfw.backends.gke.config import GkeConfig, GpuPool, node_pools
 from cfw.backends.gke.translate import translate
 from cfw.core.errors import UserError
+from support import builders
 
 # the schema files are read once per version, not once per manifest
 kv_utils.schema_contents = functools.cache(kv_utils.schema_contents)
@@ -46,26 +46,17 @@ CONFIG = GkeConfig(
 
 
 def context(config: GkeConfig = CONFIG, outputs: dict | None = None) -> EnvContext:
-    return EnvContext(
-        name="gke",
-        kind="gke",
-        config=config,
-        outputs=outputs or {},
-        env_id="gke-0a1b2c",
-        state_dir=Path("/nonexistent"),
-        run_id=RUN,
-    )
+    """An environment before `up` (no outputs: every pool of the config) unless OUTPUTS."""
+    return builders.context("gke", config, outputs=outputs or {}, run_id=RUN)
 
 
 def make_spec(jobid: int = 1, rule: str = "call_variants", **resources) -> JobSpec:
-    return JobSpec(
-        name=f"cfw-{RUN}-{jobid}-{rule.replace('_', '-')}",
-        rule=rule,
-        jobid=jobid,
+    return builders.job_spec(
+        rule,
+        jobid,
         run_id=RUN,
         command="python -m snakemake --deploy-sources 'gcs://b/x' && "
         "python -m snakemake --target-jobs 'call_variants:sample=NA12878'",
-        image="snakemake/snakemake:v9.27.1",
         **resources,
     )
 

@@ -14,55 +14,42 @@ free up, and the clock starts again.
 
 from __future__ import annotations
 
-import atexit
-import os
-import shutil
-import tempfile
 import time
 from collections.abc import Callable, Mapping, Sequence
-from pathlib import Path
 from typing import Any
 
 from cfw.backends.base import Backend, EnvContext, JobSpec, JobState, JobStatus
-from cfw.backends.gke import status as st
-from cfw.backends.gke import translate as tr
-from cfw.backends.gke.client import Unavailable
+from cfw.backends.gke.client import Kube, NoLog, Unavailable
+from cfw.backends.gke.cloud import connect
 from cfw.backends.gke.config import GkeConfig
+from cfw.backends.gke.status import (
+    JOB_NAME_LABELS,
+    job_failure,
+    job_of,
+    job_phase,
+    unschedulable,
+    waiting_problem,
+)
+from cfw.backends.gke.translate import RUN_LABEL, label_value, run_selector
 from cfw.core.errors import CfwError, UserError
 
 PENDING_CHECK_S = 30.0  # look at a waiting job's pod after this long, and then this often
 LOG_LINES = 5000
 
 
-def connect(config: GkeConfig, outputs: Mapping[str, Any]) -> Any:
-    """A Kubernetes client for the environment's cluster, credentials from the GKE API."""
-    from cfw.backends.gke import client, gcp
-
-    project = outputs.get("project") or config.project
-    cluster = outputs.get("cluster_name")
-    if not project or not cluster:
-        raise UserError("the environment's outputs name no cluster", "run `cfw up` for it again")
-    location = outputs.get("cluster_location") or config.location
-    access = gcp.cluster_access(project, location, cluster)
-    workdir = tempfile.mkdtemp(prefix="cfw-gke-")
-    atexit.register(shutil.rmtree, workdir, True)
-    ca_file = Path(workdir) / "cluster-ca.pem"
-    fd = os.open(ca_file, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "wb") as handle:
-        handle.write(access.ca_pem)
-    return client.connect(access.endpoint, ca_file, access.token)
-
-
-class GkeBackend(Backend):
+class GkeBackend(Backend[GkeConfig]):
     def __init__(
-        self, ctx: EnvContext, kube: Any = None, clock: Callable[[], float] = time.monotonic
+        self,
+        ctx: EnvContext[GkeConfig],
+        kube: Kube | None = None,
+        clock: Callable[[], float] = time.monotonic,
     ):
         super().__init__(ctx)
         self.clock = clock
-        self.config: GkeConfig = ctx.config
+        self.config = ctx.config
         self.namespace = ctx.outputs.get("namespace") or self.config.namespace
         self.kube = kube if kube is not None else connect(self.config, ctx.outputs)
-        self.selector = tr.run_selector(ctx.run_id)
+        self.selector = run_selector(ctx.run_id)
         self.secret_keys: set[str] = set()
         self.secret_name: str | None = None
         self.submitted: set[str] = set()
@@ -94,7 +81,7 @@ class GkeBackend(Backend):
                     {k: secrets[k] for k in sorted(self.secret_keys)},
                     {
                         "app.kubernetes.io/managed-by": "cfw",
-                        tr.RUN_LABEL: tr.label_value(self.ctx.run_id),
+                        RUN_LABEL: label_value(self.ctx.run_id),
                     },
                 )
                 self.secret_name = ref["name"]
@@ -124,7 +111,7 @@ class GkeBackend(Backend):
             job = jobs.get(ext)
             if job is None:
                 continue
-            phases[ext] = st.job_phase(job)
+            phases[ext] = job_phase(job)
             if phases[ext] == JobState.FAILED:
                 explain.append(ext)
             elif phases[ext] == JobState.PENDING:
@@ -143,7 +130,7 @@ class GkeBackend(Backend):
             self.pods_checked = now
             try:
                 for pod in self.kube.list_pods(self.namespace, self.selector):
-                    pods.setdefault(st.job_of(pod) or "", []).append(pod)
+                    pods.setdefault(job_of(pod) or "", []).append(pod)
             except Unavailable:
                 need_pods = False
         result = {i: self.final[i] for i in external_ids if i in self.final}
@@ -178,10 +165,10 @@ class GkeBackend(Backend):
         if phase == JobState.SUCCEEDED:
             self.final[ext] = JobStatus(JobState.SUCCEEDED, exit_code=0)
         elif phase == JobState.FAILED:
-            self.final[ext] = st.job_failure(job, pods)
+            self.final[ext] = job_failure(job, pods)
             self._remember_pod(ext, pods)
         elif phase == JobState.PENDING and looked:
-            problem = next((p for p in map(st.waiting_problem, pods) if p), None)
+            problem = next((p for p in map(waiting_problem, pods) if p), None)
             problem = problem or self._unschedulable(ext, pods, now)
             if problem:  # it would wait until its deadline, or forever: stop it now
                 self.kube.delete_job(self.namespace, ext)
@@ -191,7 +178,7 @@ class GkeBackend(Backend):
 
     def _unschedulable(self, ext: str, pods: list[dict[str, Any]], now: float) -> str | None:
         """The scheduler's message once the job's pod has been Unschedulable for too long."""
-        message = next((m for m in map(st.unschedulable, pods) if m), None)
+        message = next((m for m in map(unschedulable, pods) if m), None)
         if message is None or self.progressing:
             self.unschedulable_since.pop(ext, None)
             return None
@@ -219,13 +206,9 @@ class GkeBackend(Backend):
                 self.final[ext] = JobStatus(JobState.CANCELLED, reason="cancelled")
 
     def logs(self, external_id: str) -> str:
-        from kubernetes.client.exceptions import ApiException
-
-        from cfw.backends.gke.client import describe
-
         pod = self.failed_pod.get(external_id)
         if pod is None:
-            selector = f"{st.JOB_NAME_LABELS[0]}={external_id}"
+            selector = f"{JOB_NAME_LABELS[0]}={external_id}"
             pods = self.kube.list_pods(self.namespace, selector)
             if not pods:
                 return f"no log: the pods of Job {external_id} are gone\n"
@@ -233,8 +216,8 @@ class GkeBackend(Backend):
             pod = newest["metadata"]["name"]
         try:
             return self.kube.pod_log(self.namespace, pod, LOG_LINES)
-        except ApiException as exc:
-            return f"no log from pod {pod}: {describe(exc)}\n"
+        except NoLog as exc:
+            return f"{exc}\n"
 
     def close(self) -> None:
         """End of run: stop what still runs, and delete the run's Secret."""

@@ -2,7 +2,8 @@
 
 Everything is read as the API's own JSON (``_preload_content=False``), so status logic sees
 what `kubectl get -o json` shows, whatever the client version's model classes look like.
-Deleting what is already gone is success.
+Deleting what is already gone is success. Nothing here is GKE's: any cluster's API server
+(``connect`` takes its endpoint, CA and a token source) gets the same calls.
 """
 
 from __future__ import annotations
@@ -13,11 +14,12 @@ from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
-import urllib3
-from kubernetes import client as k8s
-from kubernetes.client.exceptions import ApiException
-
+from cfw.backends.sdk import require
 from cfw.core.errors import WorkFailed
+
+k8s = require("kubernetes.client", "gke")
+ApiException = require("kubernetes.client.exceptions", "gke").ApiException
+urllib3 = require("urllib3", "gke")
 
 PAGE = 500  # items per list page; a longer list continues with `continue`
 RUNNER_ROLE = "cfw-runner"
@@ -29,6 +31,10 @@ class Unavailable(WorkFailed):
 
 class Forbidden(WorkFailed):
     """The caller's credentials may not do this (403): RBAC, not a passing fault."""
+
+
+class NoLog(WorkFailed):
+    """The API server gives no log for the pod (gone, not started, refused)."""
 
 
 def connect(host: str, ca_file: Path | None, token: Callable[[], str]) -> Kube:
@@ -136,9 +142,13 @@ class Kube:
             raise WorkFailed(f"could not delete Job {name}: {describe(exc)}") from exc
 
     def pod_log(self, namespace: str, pod: str, tail_lines: int) -> str:
-        response = self.core.read_namespaced_pod_log(
-            pod, namespace, container="job", tail_lines=tail_lines, _preload_content=False
-        )
+        """The job container's last lines; NoLog when the API server has none to give."""
+        try:
+            response = self.core.read_namespaced_pod_log(
+                pod, namespace, container="job", tail_lines=tail_lines, _preload_content=False
+            )
+        except ApiException as exc:
+            raise NoLog(f"no log from pod {pod}: {describe(exc)}") from exc
         return (response.data or b"").decode(errors="replace")
 
     # -- the run's secret ------------------------------------------------------------------
@@ -176,11 +186,12 @@ class Kube:
         self,
         namespace: str,
         service_account: str,
-        gsa_email: str,
-        runners: list[str],
+        annotations: Mapping[str, str],
+        subjects: list[dict[str, str]],
         labels: Mapping[str, str],
     ) -> None:
-        """Namespace, Workload Identity KSA, and the runner Role/RoleBinding; create or update."""
+        """Namespace, the jobs' service account (with ``annotations``, e.g. for Workload
+        Identity), and the runner Role bound to ``subjects``; created or updated."""
         meta = {"labels": dict(labels)}
         self._apply(
             self.core.create_namespace,
@@ -199,7 +210,7 @@ class Kube:
                     "name": service_account,
                     "namespace": namespace,
                     **meta,
-                    "annotations": {"iam.gke.io/gcp-service-account": gsa_email},
+                    "annotations": dict(annotations),
                 },
             },
         )
@@ -213,7 +224,7 @@ class Kube:
             self.rbac.create_namespaced_role_binding,
             self.rbac.replace_namespaced_role_binding,
             namespace,
-            runner_binding(namespace, runners, labels),
+            runner_binding(namespace, subjects, labels),
         )
 
     def _apply(
@@ -259,18 +270,13 @@ def runner_role(namespace: str, labels: Mapping[str, str]) -> dict[str, Any]:
     }
 
 
-def runner_binding(namespace: str, runners: list[str], labels: Mapping[str, str]) -> dict[str, Any]:
-    kinds = {"user": "User", "group": "Group", "serviceAccount": "User"}
-    subjects = []
-    for member in runners:
-        prefix, _, email = member.partition(":")
-        subjects.append(
-            {"apiGroup": "rbac.authorization.k8s.io", "kind": kinds[prefix], "name": email}
-        )
+def runner_binding(
+    namespace: str, subjects: list[dict[str, str]], labels: Mapping[str, str]
+) -> dict[str, Any]:
     return {
         "apiVersion": "rbac.authorization.k8s.io/v1",
         "kind": "RoleBinding",
         "metadata": {"name": RUNNER_ROLE, "namespace": namespace, "labels": dict(labels)},
         "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": RUNNER_ROLE},
-        "subjects": subjects,
+        "subjects": [dict(s) for s in subjects],
     }

@@ -1,4 +1,5 @@
-"""Kind `gke` as the core sees it. Imports no cloud SDK (gcp.py and client.py do, lazily)."""
+"""Kind `gke` as the core sees it. Imports no cloud SDK: its hooks import cloud.py (GKE's
+control plane) and client.py (the Kubernetes API) when they run."""
 
 from __future__ import annotations
 
@@ -86,9 +87,9 @@ class GkeKind(Kind[GkeConfig]):
                 "pass --project PROJECT, set project: in "
                 f"environments/{config.name or 'gke'}.yaml, or set GOOGLE_CLOUD_PROJECT",
             )
-        from cfw.backends.gke import gcp
+        from cfw.backends.gke import cloud
 
-        gcp.check_project(config.project)
+        cloud.check_project(config.project)
 
     # -- rendering --------------------------------------------------------------------------
     def tfvars(self, config: GkeConfig, ident: Identity, workdir: Path) -> dict[str, Any]:
@@ -163,20 +164,9 @@ class GkeKind(Kind[GkeConfig]):
         self, config: GkeConfig, outputs: Mapping[str, Any], environ: Mapping[str, str]
     ) -> None:
         """Namespace, Workload Identity service account and runner RBAC, through the API."""
-        from cfw.backends.gke.backend import connect
+        from cfw.backends.gke import cloud
 
-        kube = connect(config, outputs)
-        labels = {
-            "app.kubernetes.io/managed-by": "cfw",
-            **{k: v for k, v in (outputs.get("cfw_labels") or {}).items() if k.startswith("cfw-")},
-        }
-        kube.ensure_runner_objects(
-            namespace=outputs.get("namespace") or config.namespace,
-            service_account=outputs.get("service_account") or config.service_account,
-            gsa_email=outputs["jobs_service_account_email"],
-            runners=list(config.runners),
-            labels=labels,
-        )
+        cloud.create_runner_objects(config, outputs)
 
     def status_details(self, config: GkeConfig, outputs: Mapping[str, Any]) -> dict[str, Any]:
         """Job nodes per pool and Jobs by state (one list of nodes, one of the namespace's Jobs).
@@ -184,11 +174,11 @@ class GkeKind(Kind[GkeConfig]):
         Nodes are cluster-scoped: a runner with only the namespace's Role may not list
         them, and sees them as unknown (Kubernetes Engine Cluster Viewer does not grant it).
         """
-        from cfw.backends.gke.backend import connect
+        from cfw.backends.gke import cloud
         from cfw.backends.gke.client import Forbidden
         from cfw.backends.gke.status import job_phase
 
-        kube = connect(config, outputs)
+        kube = cloud.connect(config, outputs)
         nodes: dict[str, int] | str = dict.fromkeys(outputs.get("node_pools") or {}, 0)
         try:
             listed = kube.list_nodes("cfw-pool")
@@ -215,9 +205,9 @@ class GkeKind(Kind[GkeConfig]):
     ) -> list[str]:
         if not config.project:
             return []
-        from cfw.backends.gke import gcp
+        from cfw.backends.gke import cloud
 
-        return gcp.leftovers(config.project, ident.env_id, _emails(config, ident.env_id))
+        return cloud.leftovers(config.project, ident.env_id, _emails(config, ident.env_id))
 
 
 KIND = GkeKind()

@@ -228,7 +228,7 @@ def placement(spec: JobSpec, pools: list[Pool], spot: bool) -> dict[str, Any]:
     return out
 
 
-def labels(spec: JobSpec, ctx: EnvContext) -> dict[str, str]:
+def labels(spec: JobSpec, ctx: EnvContext[GkeConfig]) -> dict[str, str]:
     return {
         MANAGED_BY: "cfw",
         "cfw-env": label_value(ctx.name),
@@ -240,8 +240,8 @@ def labels(spec: JobSpec, ctx: EnvContext) -> dict[str, str]:
     }
 
 
-def translate(spec: JobSpec, ctx: EnvContext) -> dict[str, Any]:
-    config: GkeConfig = ctx.config
+def translate(spec: JobSpec, ctx: EnvContext[GkeConfig]) -> dict[str, Any]:
+    config = ctx.config
     outputs = dict(ctx.outputs)
     namespace = outputs.get("namespace") or config.namespace
     service_account = outputs.get("service_account") or config.service_account

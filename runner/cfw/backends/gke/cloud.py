@@ -1,17 +1,29 @@
-"""Google Cloud calls: Application Default Credentials, the project's APIs, the cluster's
-endpoint and CA (google-cloud-container; no gcloud needed), and what is left after destroy.
+"""GKE's control plane: Application Default Credentials, the project's APIs, the cluster's
+endpoint and CA (google-cloud-container; no gcloud needed) and a Kubernetes client made from
+them, the GCP side of the objects jobs need in the cluster, and what is left after destroy.
 
-Imported lazily: google-auth and google-cloud-container come with ``pip install 'cfw[gke]'``.
+The kind's hooks import this module lazily; it imports google-auth and google-cloud-container
+(``pip install 'cfw[gke]'``) with :func:`cfw.backends.sdk.require` where it calls them.
 """
 
 from __future__ import annotations
 
+import atexit
 import base64
+import os
+import shutil
+import tempfile
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Any
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
-from cfw.core.errors import UserError, WorkFailed, missing_sdk
+from cfw.backends.gke.config import GkeConfig
+from cfw.backends.sdk import require
+from cfw.core.errors import UserError, WorkFailed
+
+if TYPE_CHECKING:
+    from cfw.backends.gke.client import Kube
 
 SCOPES = ["https://www.googleapis.com/auth/cloud-platform"]
 REQUIRED_APIS = {
@@ -30,14 +42,11 @@ ADC_FIX = (
 
 def credentials(project: str) -> Any:
     """Application Default Credentials, billed to ``project`` where they name no quota project."""
+    google_auth = require("google.auth", "gke")
+    auth_errors = require("google.auth.exceptions", "gke")
     try:
-        import google.auth
-        from google.auth.exceptions import DefaultCredentialsError
-    except ModuleNotFoundError as exc:
-        raise missing_sdk(exc.name or "google-auth", "gke") from exc
-    try:
-        creds, _ = google.auth.default(scopes=SCOPES)
-    except DefaultCredentialsError as exc:
+        creds, _ = google_auth.default(scopes=SCOPES)
+    except auth_errors.DefaultCredentialsError as exc:
         raise UserError(
             "no Google Cloud credentials found (Application Default Credentials)", ADC_FIX
         ) from exc
@@ -48,21 +57,18 @@ def credentials(project: str) -> Any:
 
 def session(creds: Any) -> Any:
     """An HTTP session that signs requests with ``creds`` (tests put a fake transport here)."""
-    from google.auth.transport.requests import AuthorizedSession
-
-    return AuthorizedSession(creds)
+    return require("google.auth.transport.requests", "gke").AuthorizedSession(creds)
 
 
 def _get(http: Any, url: str, what: str, params: Any = None) -> Any:
-    from google.auth.exceptions import RefreshError, TransportError
-
+    auth_errors = require("google.auth.exceptions", "gke")
     try:
         return http.get(url, params=params, timeout=30)
-    except RefreshError as exc:
+    except auth_errors.RefreshError as exc:
         raise UserError(
             f"the Google Cloud credentials could not be refreshed ({exc})", ADC_FIX
         ) from exc
-    except (TransportError, OSError) as exc:
+    except (auth_errors.TransportError, OSError) as exc:
         raise UserError(
             f"cannot reach Google Cloud to {what} ({type(exc).__name__})",
             "check the network connection and try again",
@@ -134,10 +140,7 @@ class ClusterAccess:
 
 def cluster_manager(creds: Any) -> Any:
     """The google-cloud-container client (tests swap in one pointed at a fake)."""
-    try:
-        from google.cloud import container_v1
-    except ModuleNotFoundError as exc:
-        raise missing_sdk(exc.name or "google-cloud-container", "gke") from exc
+    container_v1 = require("google.cloud.container_v1", "gke")
     return container_v1.ClusterManagerClient(credentials=creds)
 
 
@@ -146,9 +149,8 @@ def cluster_access(
 ) -> ClusterAccess:
     """Endpoint, CA and a bearer-token source for the cluster: what kubectl's gcloud plugin
     would give, from the GKE API and Application Default Credentials."""
-    from google.api_core import exceptions as gexc
-    from google.auth.transport.requests import Request
-
+    gexc = require("google.api_core.exceptions", "gke")
+    request = require("google.auth.transport.requests", "gke").Request
     creds = creds or credentials(project)
     name = f"projects/{project}/locations/{location}/clusters/{cluster}"
     try:
@@ -168,11 +170,63 @@ def cluster_access(
 
     def token() -> str:
         if not creds.valid:
-            creds.refresh(Request())
+            creds.refresh(request())
         return creds.token
 
     ca = base64.b64decode(found.master_auth.cluster_ca_certificate)
     return ClusterAccess(endpoint=f"https://{found.endpoint}", ca_pem=ca, token=token)
+
+
+def connect(config: GkeConfig, outputs: Mapping[str, Any]) -> Kube:
+    """A Kubernetes client for the environment's cluster, credentials from the GKE API."""
+    from cfw.backends.gke import client
+
+    project = outputs.get("project") or config.project
+    cluster = outputs.get("cluster_name")
+    if not project or not cluster:
+        raise UserError("the environment's outputs name no cluster", "run `cfw up` for it again")
+    location = outputs.get("cluster_location") or config.location
+    access = cluster_access(project, location, cluster)
+    workdir = tempfile.mkdtemp(prefix="cfw-gke-")
+    atexit.register(shutil.rmtree, workdir, True)
+    ca_file = Path(workdir) / "cluster-ca.pem"
+    fd = os.open(ca_file, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "wb") as handle:
+        handle.write(access.ca_pem)
+    return client.connect(access.endpoint, ca_file, access.token)
+
+
+# -- what jobs need in the cluster (after `terraform apply`) -------------------------------
+WORKLOAD_IDENTITY = "iam.gke.io/gcp-service-account"
+SUBJECT_KINDS = {"user": "User", "group": "Group", "serviceAccount": "User"}
+
+
+def runner_subjects(runners: list[str]) -> list[dict[str, str]]:
+    """RoleBinding subjects for IAM members (user:, group:, serviceAccount:EMAIL): GKE
+    authenticates a Google service account as the User named by its email."""
+    subjects = []
+    for member in runners:
+        prefix, _, email = member.partition(":")
+        subjects.append(
+            {"apiGroup": "rbac.authorization.k8s.io", "kind": SUBJECT_KINDS[prefix], "name": email}
+        )
+    return subjects
+
+
+def create_runner_objects(config: GkeConfig, outputs: Mapping[str, Any]) -> None:
+    """Namespace, the jobs' service account bound to their Google service account (Workload
+    Identity), and the runners' Role and RoleBinding; created or updated."""
+    labels = {
+        "app.kubernetes.io/managed-by": "cfw",
+        **{k: v for k, v in (outputs.get("cfw_labels") or {}).items() if k.startswith("cfw-")},
+    }
+    connect(config, outputs).ensure_runner_objects(
+        namespace=outputs.get("namespace") or config.namespace,
+        service_account=outputs.get("service_account") or config.service_account,
+        annotations={WORKLOAD_IDENTITY: outputs["jobs_service_account_email"]},
+        subjects=runner_subjects(list(config.runners)),
+        labels=labels,
+    )
 
 
 # -- after destroy -------------------------------------------------------------------------
