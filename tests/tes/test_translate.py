@@ -8,10 +8,10 @@ import socket
 from pathlib import Path
 
 import pytest
+import tes
 import yaml
 from tes.utils import unmarshal
 
-import tes
 from cfw.backends.base import EnvContext, JobSpec
 from cfw.backends.kind import Identity
 from cfw.backends.registry import resolve
