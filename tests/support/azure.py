@@ -1,8 +1,9 @@
 """Fixtures of the azure-batch tests: Azurite (blob storage) started by the tests on
 127.0.0.1, and the fake Batch service over HTTPS.
 
-Azurite is required: without `azurite-blob` (npm `azurite`; `.ci/run` installs it) the
-tests fail, they do not skip.
+Azurite is required: when no `azurite-blob` is installed (CFW_AZURITE_BLOB, PATH, or
+.cache/npm of the checkout), the tests install npm's `azurite` into .cache/npm themselves;
+without npm they fail, they do not skip.
 """
 
 from __future__ import annotations
@@ -27,12 +28,44 @@ AZURITE_KEY = (
 )
 
 
+AZURITE_PACKAGE = "azurite@3"
+NPM_PREFIX = REPO / ".cache" / "npm"
+
+
 def azurite_binary() -> str | None:
     given = os.environ.get("CFW_AZURITE_BLOB")
     if given:
         return given
-    local = REPO / ".cache" / "npm" / "node_modules" / ".bin" / "azurite-blob"
+    local = NPM_PREFIX / "node_modules" / ".bin" / "azurite-blob"
     return shutil.which("azurite-blob") or (str(local) if local.exists() else None)
+
+
+def install_azurite() -> str:
+    """npm install azurite into the checkout's .cache/npm (once; concurrent test processes
+    wait for each other), and return its azurite-blob."""
+    import fcntl
+
+    npm = shutil.which("npm")
+    if npm is None:
+        pytest.fail("azurite-blob is not installed and npm is not on PATH to install it")
+    NPM_PREFIX.mkdir(parents=True, exist_ok=True)
+    with open(NPM_PREFIX / ".install.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        binary = azurite_binary()
+        if binary:
+            return binary
+        command = [npm, "install", "--prefix", str(NPM_PREFIX), "--no-audit", "--no-fund"]
+        proc = subprocess.run(
+            [*command, "--loglevel=error", AZURITE_PACKAGE],
+            capture_output=True,
+            text=True,
+            timeout=600,
+            check=False,
+        )
+        binary = azurite_binary()
+        if proc.returncode != 0 or binary is None:
+            pytest.fail(f"npm install {AZURITE_PACKAGE} failed: {proc.stderr[-2000:]}")
+        return binary
 
 
 def _free_port() -> int:
@@ -43,12 +76,7 @@ def _free_port() -> int:
 
 @pytest.fixture(scope="session")
 def azurite(tmp_path_factory) -> Iterator[dict[str, str]]:
-    binary = azurite_binary()
-    if binary is None:
-        pytest.fail(
-            "azurite-blob is not installed: `npm install --prefix .cache/npm azurite` "
-            "(or set CFW_AZURITE_BLOB); .ci/run installs it"
-        )
+    binary = azurite_binary() or install_azurite()
     port = _free_port()
     data = tmp_path_factory.mktemp("azurite")
     proc = subprocess.Popen(
