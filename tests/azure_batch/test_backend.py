@@ -13,7 +13,7 @@ from urllib.parse import parse_qs, urlparse
 import pytest
 from azure.core.credentials import AccessToken
 
-from cfw.backends.azure_batch import client
+from cfw.backends.azure_batch import cloud
 from cfw.backends.azure_batch.backend import WATERMARK_SLACK, AzureBatchBackend
 from cfw.backends.azure_batch.config import AzureBatchConfig
 from cfw.backends.azure_batch.kind import KIND
@@ -345,7 +345,7 @@ class StaticToken:
 
 
 def test_status_details_show_pool_state_and_autoscale_errors(fake_batch, monkeypatch):
-    monkeypatch.setattr(client, "token_credential", lambda environ: StaticToken())
+    monkeypatch.setattr(cloud, "token_credential", lambda environ: StaticToken())
     base = (
         "/subscriptions/sub1/resourceGroups/cfw-ab/providers/Microsoft.Batch/"
         "batchAccounts/acct/pools"
@@ -394,7 +394,7 @@ def test_leftovers_lists_what_still_carries_the_id(fake_batch, monkeypatch):
 
     from cfw.backends.kind import Identity
 
-    monkeypatch.setattr(client, "token_credential", lambda environ: StaticToken())
+    monkeypatch.setattr(cloud, "token_credential", lambda environ: StaticToken())
     fake_batch.arm["/subscriptions/sub1/resources"] = {
         "value": [
             {
@@ -437,7 +437,7 @@ def test_status_and_leftovers_without_credentials_say_so(fake_batch, monkeypatch
     from cfw.backends.kind import Identity
     from cfw.core.errors import WorkFailed
 
-    monkeypatch.setattr(client, "token_credential", lambda environ: NoCredential())
+    monkeypatch.setattr(cloud, "token_credential", lambda environ: NoCredential())
     cfg = AzureBatchConfig(name="ab", region="westeurope", arm_endpoint=fake_batch.base_url)
     outputs = {
         "subscription_id": "sub1",
