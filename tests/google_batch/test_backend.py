@@ -14,7 +14,7 @@ import pytest
 from cfw.backends.base import EnvContext, JobState, JobStatus
 from cfw.backends.google_batch import backend as backend_mod
 from cfw.backends.google_batch.backend import GoogleBatchBackend
-from cfw.backends.google_batch.client import leftovers
+from cfw.backends.google_batch.cloud import leftovers
 from cfw.backends.google_batch.translate import job_id
 from cfw.backends.kind import Identity
 from cfw.backends.registry import get_kind, resolve
