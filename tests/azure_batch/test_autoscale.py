@@ -14,8 +14,8 @@ from pydantic import ValidationError
 
 from cfw.backends.azure_batch.config import AzureBatchConfig
 from cfw.backends.azure_batch.kind import KIND, autoscale_formula
-from cfw.backends.kind import Identity
 from support.batch_formula import Call, Evaluator, FormulaError, Method, parse
+from support.builders import identity
 
 SAMPLES_PER_MIN = 2  # Batch samples metrics every 30 s
 
@@ -218,10 +218,7 @@ def test_module_gets_a_five_minute_interval_and_each_pool_its_formula(tmp_path):
             {"vm_size": "Standard_E16s_v3", "task_slots_per_node": 16},
         ],
     )
-    from datetime import UTC, datetime
-
-    ident = Identity("t", "azure-batch", "t-0a1b2c", datetime(2026, 1, 1, tzinfo=UTC), None)
-    values = KIND.tfvars(cfg, ident, tmp_path)
+    values = KIND.tfvars(cfg, identity("t", "azure-batch"), tmp_path)
     assert values["autoscale_evaluation_interval"] == "PT5M"
     assert [p["id"] for p in values["pools"]] == ["standard-d4s-v3", "standard-e16s-v3"]
     assert [p["task_slots_per_node"] for p in values["pools"]] == [1, 16]

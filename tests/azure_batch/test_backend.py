@@ -13,13 +13,13 @@ from urllib.parse import parse_qs, urlparse
 import pytest
 from azure.core.credentials import AccessToken
 
-from cfw.backends.azure_batch import client
+from cfw.backends.azure_batch import cloud
 from cfw.backends.azure_batch.backend import WATERMARK_SLACK, AzureBatchBackend
 from cfw.backends.azure_batch.config import AzureBatchConfig
 from cfw.backends.azure_batch.kind import KIND
-from cfw.backends.base import EnvContext, JobState
+from cfw.backends.base import JobState
 from cfw.core.errors import UserError
-from cfw.executor.spec import build_spec
+from support.builders import context, identity, job_spec
 
 pytest_plugins = ["support.azure"]  # the azurite and fake_batch fixtures
 
@@ -48,15 +48,7 @@ def make_backend(
         identity_id="/subscriptions/s/resourceGroups/g/providers/x/nodes",
         identity_client_id="11111111-2222-3333-4444-555555555555",
     )
-    ctx = EnvContext(
-        name="ab",
-        kind="azure-batch",
-        config=cfg,
-        outputs=outputs,
-        env_id="ab-0a1b2c",
-        state_dir=tmp_path,
-        run_id="run1",
-    )
+    ctx = context("azure-batch", cfg, name="ab", outputs=outputs, state_dir=tmp_path, run_id="run1")
     return AzureBatchBackend(
         ctx,
         environ={
@@ -68,15 +60,14 @@ def make_backend(
 
 
 def submit(backend: AzureBatchBackend, jobid: int, threads: int = 1) -> str:
-    spec = build_spec(
-        rule="step",
-        jobid=jobid,
+    spec = job_spec(
+        "step",
+        jobid,
         run_id="run1",
         command=f"echo job {jobid}",
         image="img",
         threads=threads,
-        resources={},
-        env_names=["MY_TOKEN", "SNAKEMAKE_STORAGE_AZURE_ACCOUNT_NAME"],
+        env=["MY_TOKEN", "SNAKEMAKE_STORAGE_AZURE_ACCOUNT_NAME"],
     )
     payload = KIND.translate(spec, backend.ctx)
     return backend.submit(
@@ -151,15 +142,13 @@ def test_env_values_are_not_secret_on_batch_said_once_per_run(fake_batch, tmp_pa
     # a run that sends only the storage account's name has nothing to warn about
     caplog.clear()
     quiet = make_backend(fake_batch, tmp_path)
-    spec = build_spec(
-        rule="step",
-        jobid=7,
+    spec = job_spec(
+        "step",
+        7,
         run_id="run1",
         command="echo",
         image="img",
-        threads=1,
-        resources={},
-        env_names=["SNAKEMAKE_STORAGE_AZURE_ACCOUNT_NAME"],
+        env=["SNAKEMAKE_STORAGE_AZURE_ACCOUNT_NAME"],
     )
     with caplog.at_level(logging.WARNING, logger="cfw.azure_batch"):
         quiet.submit(
@@ -345,7 +334,7 @@ class StaticToken:
 
 
 def test_status_details_show_pool_state_and_autoscale_errors(fake_batch, monkeypatch):
-    monkeypatch.setattr(client, "token_credential", lambda environ: StaticToken())
+    monkeypatch.setattr(cloud, "token_credential", lambda environ: StaticToken())
     base = (
         "/subscriptions/sub1/resourceGroups/cfw-ab/providers/Microsoft.Batch/"
         "batchAccounts/acct/pools"
@@ -390,11 +379,7 @@ def test_status_details_show_pool_state_and_autoscale_errors(fake_batch, monkeyp
 
 
 def test_leftovers_lists_what_still_carries_the_id(fake_batch, monkeypatch):
-    from datetime import UTC, datetime
-
-    from cfw.backends.kind import Identity
-
-    monkeypatch.setattr(client, "token_credential", lambda environ: StaticToken())
+    monkeypatch.setattr(cloud, "token_credential", lambda environ: StaticToken())
     fake_batch.arm["/subscriptions/sub1/resources"] = {
         "value": [
             {
@@ -406,8 +391,7 @@ def test_leftovers_lists_what_still_carries_the_id(fake_batch, monkeypatch):
     cfg = AzureBatchConfig(
         name="ab", region="westeurope", subscription_id="sub1", arm_endpoint=fake_batch.base_url
     )
-    ident = Identity("ab", "azure-batch", "ab-0a1b2c", datetime.now(UTC), None)
-    left = KIND.leftovers(cfg, ident, {}, {})
+    left = KIND.leftovers(cfg, identity("ab", "azure-batch"), {}, {})
     assert left == [
         "/subscriptions/sub1/resourceGroups/cfw-ab/providers/Microsoft.Batch/batchAccounts/acct"
     ]
@@ -432,12 +416,9 @@ class NoCredential:
 
 
 def test_status_and_leftovers_without_credentials_say_so(fake_batch, monkeypatch):
-    from datetime import UTC, datetime
-
-    from cfw.backends.kind import Identity
     from cfw.core.errors import WorkFailed
 
-    monkeypatch.setattr(client, "token_credential", lambda environ: NoCredential())
+    monkeypatch.setattr(cloud, "token_credential", lambda environ: NoCredential())
     cfg = AzureBatchConfig(name="ab", region="westeurope", arm_endpoint=fake_batch.base_url)
     outputs = {
         "subscription_id": "sub1",
@@ -447,7 +428,6 @@ def test_status_and_leftovers_without_credentials_say_so(fake_batch, monkeypatch
     }
     details = KIND.status_details(cfg, outputs)
     assert details == {"pools": details["pools"]} and "az login" in details["pools"]
-    ident = Identity("ab", "azure-batch", "ab-0a1b2c", datetime.now(UTC), None)
     with pytest.raises(WorkFailed, match="could not list what is left of ab-0a1b2c"):
-        KIND.leftovers(cfg, ident, outputs, {})
+        KIND.leftovers(cfg, identity("ab", "azure-batch"), outputs, {})
     assert fake_batch.count("GET", "arm") == 0

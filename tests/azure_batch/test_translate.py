@@ -9,18 +9,16 @@ import json
 import re
 import shlex
 from datetime import timedelta
-from pathlib import Path
 
 import pytest
 from azure.batch import models as bm
 from azure.batch._utils.model_base import SdkJSONEncoder
 
 from cfw.backends.azure_batch.config import AzureBatchConfig
-from cfw.backends.azure_batch.kind import KIND
 from cfw.backends.azure_batch.translate import SAS_READ, SAS_WRITE, choose_pool, translate
 from cfw.backends.base import EnvContext
 from cfw.core.errors import UserError
-from cfw.executor.spec import build_spec
+from support.builders import context, job_spec
 
 POOLS = [
     {
@@ -43,6 +41,8 @@ POOLS = [
         "memory_mb": 112000,
     },
 ]
+IMAGE = "reg.example/snakemake-azure:9"
+RUN = "r20260101"
 COMMAND = (
     "python -m snakemake --deploy-sources 'az://data/u/w/src.tar.xz' abc "
     "&& python -m snakemake --target-jobs 'all:' --cores 'all' --default-resources "
@@ -51,36 +51,20 @@ COMMAND = (
 
 
 def make_ctx(**overrides) -> EnvContext:
-    config = AzureBatchConfig(
-        name="ab",
-        region="westeurope",
-        pools=POOLS,
-        image="reg.example/snakemake-azure:9",
-        **overrides,
-    )
-    return EnvContext(
-        name="ab",
-        kind="azure-batch",
-        config=config,
-        outputs=KIND.output_placeholders(config, None),
-        env_id="ab-adhoc",
-        state_dir=Path("/nonexistent"),
-        run_id="r20260101",
-        explain=True,
+    """An environment before `up` (the outputs are placeholders), as `--explain` sees it."""
+    config = {"region": "westeurope", "pools": POOLS, "image": IMAGE, **overrides}
+    return context(
+        "azure-batch", config, name="ab", up=False, env="ab-adhoc", run_id=RUN, explain=True
     )
 
 
 def spec(**resources):
-    threads = resources.pop("threads", 1)
-    return build_spec(
-        rule="align",
-        jobid=7,
-        run_id="r20260101",
+    return job_spec(
+        run_id=RUN,
         command=COMMAND,
-        image="reg.example/snakemake-azure:9",
-        threads=threads,
-        resources=resources,
-        env_names=["SNAKEMAKE_STORAGE_AZURE_ACCOUNT_NAME", "MY_TOKEN"],
+        image=IMAGE,
+        env=["SNAKEMAKE_STORAGE_AZURE_ACCOUNT_NAME", "MY_TOKEN"],
+        **resources,
     )
 
 
@@ -212,16 +196,6 @@ def test_long_rule_names_make_valid_unique_task_ids():
     ctx = make_ctx()
     ids = set()
     for attempt in (1, 2):
-        job = build_spec(
-            rule="r" * 80,
-            jobid=123456,
-            run_id="r1",
-            command="true",
-            image="i",
-            threads=1,
-            resources={},
-            env_names=[],
-            attempt=attempt,
-        )
+        job = job_spec("r" * 80, 123456, command="true", image="i", attempt=attempt)
         ids.add(translate(job, ctx)["task"]["id"])
     assert len(ids) == 2 and all(len(i) <= 64 for i in ids)

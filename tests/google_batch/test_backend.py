@@ -5,21 +5,18 @@ and cfw's own SDK calls are counted."""
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
 from pathlib import Path
 
 import grpc
 import pytest
 
 from cfw.backends.base import EnvContext, JobState, JobStatus
-from cfw.backends.google_batch import backend as backend_mod
 from cfw.backends.google_batch.backend import GoogleBatchBackend
-from cfw.backends.google_batch.client import leftovers
+from cfw.backends.google_batch.cloud import leftovers
 from cfw.backends.google_batch.translate import job_id
-from cfw.backends.kind import Identity
-from cfw.backends.registry import get_kind, resolve
+from cfw.backends.registry import get_kind
 from cfw.core.errors import WorkFailed
-from cfw.executor.spec import build_spec
+from support.builders import context, job_spec
 from support.fake_google import PROJECT, Abort, FakeGoogle
 
 KIND = get_kind("google-batch")
@@ -34,15 +31,12 @@ def fake():
     server.stop()
 
 
-def context(tmp_path: Path, run_id: str = RUN) -> EnvContext:
-    config = resolve(tmp_path, "google-batch", overrides=[f"project={PROJECT}"], environ={}).config
-    ident = Identity("google-batch", "google-batch", ENV_ID, datetime(2026, 1, 1, tzinfo=UTC), None)
-    return EnvContext(
-        name="google-batch",
-        kind="google-batch",
-        config=config,
-        outputs=KIND.output_placeholders(config, ident),
-        env_id=ENV_ID,
+def environment(tmp_path: Path, run_id: str = RUN) -> EnvContext:
+    """A run on an environment that came up (outputs = the names the module gives)."""
+    return context(
+        "google-batch",
+        {"project": PROJECT},
+        env=ENV_ID,
         state_dir=tmp_path / ".cfw",
         run_id=run_id,
     )
@@ -50,21 +44,14 @@ def context(tmp_path: Path, run_id: str = RUN) -> EnvContext:
 
 @pytest.fixture
 def backend(fake, tmp_path):
-    be = GoogleBatchBackend(context(tmp_path), clients=fake.clients())
+    be = GoogleBatchBackend(environment(tmp_path), clients=fake.clients())
     yield be
     be.clients.close()
 
 
 def spec(jobid: int, run_id: str = RUN, env=("API_TOKEN",), **resources):
-    return build_spec(
-        rule="count",
-        jobid=jobid,
-        run_id=run_id,
-        command="python -m snakemake",
-        image="snakemake/snakemake:v9.27.1",
-        threads=1,
-        resources=resources,
-        env_names=list(env),
+    return job_spec(
+        "count", jobid, run_id=run_id, command="python -m snakemake", env=env, **resources
     )
 
 
@@ -112,7 +99,7 @@ def test_a_resubmission_that_already_exists_is_the_same_job(fake, backend):
 
 def test_status_is_one_paged_list_call_per_cycle(fake, backend, tmp_path):
     ids = submit(backend, 250)
-    other = GoogleBatchBackend(context(tmp_path, run_id="01011300ffff"), clients=fake.clients())
+    other = GoogleBatchBackend(environment(tmp_path, run_id="01011300ffff"), clients=fake.clients())
     submit(other, 120, start=1000)  # another run of the same environment
     states = {
         0: ("SCHEDULED", None),
@@ -161,7 +148,7 @@ def test_cancel_deletes_and_gone_is_success(fake, backend):
 
 
 def test_a_cancelled_job_stays_cancelled_once_deleted(fake, backend, monkeypatch):
-    monkeypatch.setattr(backend_mod, "MISSING_GRACE_S", 0.0)
+    monkeypatch.setattr("cfw.backends.google_batch.backend.MISSING_GRACE_S", 0.0)
     running, queued, done = submit(backend, 3)
     fake.batch.advance(short(running), "RUNNING")
     fake.batch.advance(short(done), "SUCCEEDED")
@@ -184,7 +171,7 @@ def test_a_job_missing_from_the_list(fake, backend, monkeypatch):
     (ext,) = submit(backend, 1)
     fake.batch.jobs.pop(short(ext))  # deleted behind cfw's back
     assert backend.poll([ext])[ext].state == JobState.PENDING  # may just not be listed yet
-    monkeypatch.setattr(backend_mod, "MISSING_GRACE_S", 0.0)
+    monkeypatch.setattr("cfw.backends.google_batch.backend.MISSING_GRACE_S", 0.0)
     status = backend.poll([ext])[ext]
     assert status.state == JobState.FAILED and "no longer in Google Batch" in status.reason
 
@@ -192,7 +179,7 @@ def test_a_job_missing_from_the_list(fake, backend, monkeypatch):
 def test_status_errors_are_retried_then_fatal(fake, backend, monkeypatch):
     ids = submit(backend, 1)
     fake.fail["ListJobs"] = (grpc.StatusCode.INTERNAL, "backend error")
-    monkeypatch.setattr(backend_mod, "POLL_FAILURES", 3)
+    monkeypatch.setattr("cfw.backends.google_batch.backend.POLL_FAILURES", 3)
     assert backend.poll(ids) == {} and backend.poll(ids) == {}  # no news: jobs stay active
     with pytest.raises(WorkFailed, match="INTERNAL"):
         backend.poll(ids)

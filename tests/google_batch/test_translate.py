@@ -6,67 +6,49 @@ from __future__ import annotations
 
 import json
 import re
-from datetime import UTC, datetime
-from pathlib import Path
+from typing import Any
 
 import pytest
 from google.cloud import batch_v1
 
 from cfw.backends._google import machines
+from cfw.backends._google.gpus import ACCELERATORS, canonical
 from cfw.backends.base import EnvContext
-from cfw.backends.google_batch import translate as tr
-from cfw.backends.kind import Identity
-from cfw.backends.registry import get_kind, resolve
+from cfw.backends.google_batch.translate import (
+    WORKDIR,
+    build_request,
+    from_json,
+    job_id,
+    translate,
+)
+from cfw.backends.registry import resolve
 from cfw.core.errors import UserError
-from cfw.executor.spec import build_spec
+from support.builders import context, job_spec
 
-KIND = get_kind("google-batch")
 RUN = "01011200abcd"
 POLICY = batch_v1.AllocationPolicy
 LABEL_KEY, LABEL_VALUE = re.compile(r"^[a-z][a-z0-9_-]{0,62}$"), re.compile(r"^[a-z0-9_-]{0,63}$")
 
 
-def context(tmp_path: Path, *overrides: str, up: bool = True) -> EnvContext:
-    """An environment as `cfw up` leaves it (outputs = the names the module gives)."""
-    config = resolve(
-        tmp_path, "google-batch", environ={}, overrides=["project=example-project", *overrides]
-    ).config
-    ident = Identity(
-        "google-batch",
-        "google-batch",
-        "google-batch-0a1b2c",
-        datetime(2026, 1, 1, tzinfo=UTC),
-        None,
-    )
-    outputs = KIND.output_placeholders(config, ident if up else None)
-    return EnvContext(
-        name="google-batch",
-        kind="google-batch",
-        config=config,
-        outputs=outputs,
-        env_id=ident.env_id,
-        state_dir=tmp_path / ".cfw",
-        run_id=RUN,
-    )
+def environment(up: bool = True, **settings: Any) -> EnvContext:
+    """An environment of project example-project as `cfw up` leaves it (outputs = the names
+    the module gives), or before `up` (placeholders)."""
+    config = {"project": "example-project", **settings}
+    return context("google-batch", config, up=up, run_id=RUN)
 
 
-def spec(rule="align", jobid=7, threads=1, attempt=1, spot_rule=False, env=(), **resources):
-    return build_spec(
-        rule=rule,
-        jobid=jobid,
+def spec(spot_rule: bool = False, env: tuple[str, ...] = (), **resources: Any):
+    return job_spec(
         run_id=RUN,
         command="python -m snakemake --x",
-        image="snakemake/snakemake:v9.27.1",
-        threads=threads,
-        resources=resources,
-        env_names=list(env),
-        attempt=attempt,
+        env=env,
         preemptible_rule=spot_rule,
+        **resources,
     )
 
 
-def request(tmp_path, job, *overrides) -> batch_v1.CreateJobRequest:
-    req = tr.build_request(job, context(tmp_path, *overrides))
+def request(job, **settings: Any) -> batch_v1.CreateJobRequest:
+    req = build_request(job, environment(**settings))
     assert isinstance(req, batch_v1.CreateJobRequest)
     return req
 
@@ -227,7 +209,7 @@ def cheapest_that_fits(threads, mem_mb, named, gpus) -> str:
     [m[1:] for m in MATRIX],
     ids=[m[0] for m in MATRIX],
 )
-def test_job_field_by_field(tmp_path, threads, resources, preemptible_rule, machine, gpus):
+def test_job_field_by_field(threads, resources, preemptible_rule, machine, gpus):
     job = spec(
         threads=threads,
         spot_rule=preemptible_rule,
@@ -236,7 +218,7 @@ def test_job_field_by_field(tmp_path, threads, resources, preemptible_rule, mach
         runtime=90,
         **resources,
     )
-    req = request(tmp_path, job)
+    req = request(job)
     task, runnable, instance, policy = parts(req)
     known = machines.exact(machine)
 
@@ -246,7 +228,7 @@ def test_job_field_by_field(tmp_path, threads, resources, preemptible_rule, mach
     assert runnable.container.image_uri == "snakemake/snakemake:v9.27.1"
     assert runnable.container.entrypoint == "/bin/bash"
     assert list(runnable.container.commands) == ["-c", "python -m snakemake --x"]
-    assert runnable.container.options.split()[:2] == ["--workdir", tr.WORKDIR]
+    assert runnable.container.options.split()[:2] == ["--workdir", WORKDIR]
     assert ("--gpus all" in runnable.container.options) == bool(gpus)
     assert dict(runnable.environment.secret_variables) == {
         "SNAKEMAKE_STORAGE_GCS_PROJECT": "projects/example-project/secrets/"
@@ -304,15 +286,15 @@ def test_job_field_by_field(tmp_path, threads, resources, preemptible_rule, mach
     assert req.job.task_groups[0].task_count == 1
 
 
-def test_json_mapping_round_trips_to_the_same_message(tmp_path):
+def test_json_mapping_round_trips_to_the_same_message():
     job = spec(threads=4, spot_rule=True, gpu_model="nvidia-l4", mem_mb=12000, runtime=5)
-    ctx = context(tmp_path)
-    payload = tr.translate(job, ctx)
+    ctx = environment()
+    payload = translate(job, ctx)
     json.dumps(payload)  # plain JSON
     assert payload["jobId"] == f"cfw-{RUN}-7-align-a1"  # camelCase: the REST JSON mapping
     policy = payload["job"]["allocationPolicy"]["instances"][0]["policy"]
     assert policy["provisioningModel"] == "SPOT"
-    assert tr.from_json(payload) == tr.build_request(job, ctx)
+    assert from_json(payload) == build_request(job, ctx)
 
 
 def test_cheapest_type_of_a_prefix_is_the_cheapest_that_fits():
@@ -332,16 +314,15 @@ def test_cheapest_type_of_a_prefix_is_the_cheapest_that_fits():
         assert choice.machine_type == min(fits, key=lambda m: m.price).name
 
 
-def test_defaults_and_config_settings_shape_the_job(tmp_path):
+def test_defaults_and_config_settings_shape_the_job():
     job = spec(threads=2, spot_rule=True, mem_mb=3000)
     req = request(
-        tmp_path,
         job,
-        "machine_type=n2d",
-        "zones=[us-central1-a, us-central1-c]",
-        "preemption_retries=5",
-        "external_ip=true",
-        "boot_disk_type=pd-ssd",
+        machine_type="n2d",
+        zones=["us-central1-a", "us-central1-c"],
+        preemption_retries=5,
+        external_ip=True,
+        boot_disk_type="pd-ssd",
     )
     task, runnable, _, policy = parts(req)
     assert policy.machine_type.startswith("n2d-")
@@ -353,29 +334,29 @@ def test_defaults_and_config_settings_shape_the_job(tmp_path):
     assert req.job.allocation_policy.network.network_interfaces[0].no_external_ip_address is False
     assert policy.boot_disk.type_ == "pd-ssd"
     assert not runnable.environment.secret_variables
-    no_runtime = parts(request(tmp_path, spec(mem_mb=100)))[0]
+    no_runtime = parts(request(spec(mem_mb=100)))[0]
     assert not no_runtime.max_run_duration  # no runtime: no limit set
 
 
-def test_job_ids_are_valid_and_differ_per_attempt(tmp_path):
+def test_job_ids_are_valid_and_differ_per_attempt():
     long = spec(rule="a_very_long_rule_name_that_goes_on_and_on_and_on_and_on", jobid=12345)
-    first, again = tr.job_id(long), tr.job_id(spec(rule=long.rule, jobid=12345, attempt=2))
+    first, again = job_id(long), job_id(spec(rule=long.rule, jobid=12345, attempt=2))
     for jid in (first, again):
         assert re.match(r"^[a-z]([a-z0-9-]{0,61}[a-z0-9])?$", jid), jid
     assert first != again and first.endswith("-a1") and again.endswith("-a2")
 
 
-def test_secret_values_never_reach_the_payload(tmp_path):
+def test_secret_values_never_reach_the_payload():
     """translate never sees values; the payload holds Secret Manager references only."""
     job = spec(env=("API_TOKEN", "SNAKEMAKE_STORAGE_GCS_PROJECT"))
-    text = json.dumps(tr.translate(job, context(tmp_path)))
+    text = json.dumps(translate(job, environment()))
     refs = json.loads(text)["job"]["taskGroups"][0]["taskSpec"]["runnables"][0]["environment"]
     assert set(refs["secretVariables"]) == {"API_TOKEN", "SNAKEMAKE_STORAGE_GCS_PROJECT"}
     assert "variables" not in refs or "API_TOKEN" not in refs["variables"]
 
 
-def test_placeholders_before_up(tmp_path):
-    payload = tr.translate(spec(gpu=1), context(tmp_path, up=False))
+def test_placeholders_before_up():
+    payload = translate(spec(gpu=1), environment(up=False))
     alloc = payload["job"]["allocationPolicy"]
     assert alloc["serviceAccount"]["email"] == "ENV_ID@example-project.iam.gserviceaccount.com"
     assert alloc["labels"]["cfw-id"] == "ENV_ID"
@@ -420,9 +401,9 @@ def test_placeholders_before_up(tmp_path):
         ),
     ],
 )
-def test_impossible_requests_are_one_line_user_errors(tmp_path, resources, threads, fragment):
+def test_impossible_requests_are_one_line_user_errors(resources, threads, fragment):
     with pytest.raises(UserError) as caught:
-        request(tmp_path, spec(threads=threads, **resources))
+        request(spec(threads=threads, **resources))
     assert fragment in str(caught.value) and "\n" not in str(caught.value)
 
 
@@ -438,16 +419,16 @@ def test_impossible_requests_are_one_line_user_errors(tmp_path, resources, threa
         ("h100", "a3-highgpu-1g", "nvidia-h100-80gb"),
     ],
 )
-def test_short_gpu_model_names_are_googles_accelerators(tmp_path, model, machine, accelerator):
-    _, _, instance, policy = parts(request(tmp_path, spec(gpu=1, gpu_model=model)))
+def test_short_gpu_model_names_are_googles_accelerators(model, machine, accelerator):
+    _, _, instance, policy = parts(request(spec(gpu=1, gpu_model=model)))
     assert policy.machine_type == machine
     assert [(a.type_, a.count) for a in policy.accelerators] == [(accelerator, 1)]
     assert instance.install_gpu_drivers is True
 
 
-def test_an_unknown_gpu_model_is_a_user_error_not_an_n1_guess(tmp_path):
+def test_an_unknown_gpu_model_is_a_user_error_not_an_n1_guess():
     with pytest.raises(UserError) as caught:
-        request(tmp_path, spec(gpu=1, gpu_model="k80"))
+        request(spec(gpu=1, gpu_model="k80"))
     message = str(caught.value)
     assert "gpu_model 'k80' is not a GPU model Google Batch offers" in message
     assert "use one of: nvidia-tesla-t4, nvidia-tesla-v100" in message and "a100-80gb" in message
@@ -455,11 +436,9 @@ def test_an_unknown_gpu_model_is_a_user_error_not_an_n1_guess(tmp_path):
 
 
 def test_both_google_kinds_share_one_gpu_table():
-    from cfw.backends._google import gpus as google_gpus
-
-    assert set(machines.GPU_MODELS) == set(google_gpus.ACCELERATORS)
-    for name in google_gpus.ACCELERATORS:
-        assert google_gpus.canonical(name) == name
+    assert set(machines.GPU_MODELS) == set(ACCELERATORS)
+    for name in ACCELERATORS:
+        assert canonical(name) == name
 
 
 MISTAKES = [

@@ -20,7 +20,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from cfw.backends._google import gpus as google_gpus
+from cfw.backends._google.gpus import canonical, short_names
 from cfw.core.errors import UserError
 
 # VMs keep some memory for the OS, Docker and the Batch agent: a type fits a job when
@@ -289,11 +289,11 @@ def choose(
 
 def gpu_model(name: str) -> GpuModel:
     """The model of a rule's gpu_model: Google's name or a short one (t4, a100, l4)."""
-    model = GPU_MODELS.get(google_gpus.canonical(name) or "")
+    model = GPU_MODELS.get(canonical(name) or "")
     if model is None:
         raise UserError(
             f"gpu_model {name!r} is not a GPU model Google Batch offers",
-            f"use one of: {', '.join(GPU_MODELS)} (or short names: {google_gpus.short_names()})",
+            f"use one of: {', '.join(GPU_MODELS)} (or short names: {short_names()})",
         )
     return model
 

@@ -17,11 +17,14 @@ from collections.abc import Mapping, Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
-from azure.core.exceptions import AzureError, ResourceNotFoundError
-
 from cfw.backends.azure_batch import client
+from cfw.backends.azure_batch.config import AzureBatchConfig
+from cfw.backends.azure_batch.status import task_status
 from cfw.backends.azure_batch.translate import SAS_READ, SAS_WRITE, env_placeholder
 from cfw.backends.base import Backend, EnvContext, JobSpec, JobState, JobStatus
+from cfw.backends.sdk import require
+
+azure_errors = require("azure.core.exceptions", "azure")
 
 # the service's clock and ours may differ; re-read transitions this far back
 WATERMARK_SLACK = timedelta(minutes=2)
@@ -30,10 +33,10 @@ log = logging.getLogger("cfw.azure_batch")
 PLAIN_ENV = frozenset({"SNAKEMAKE_STORAGE_AZURE_ACCOUNT_NAME"})
 
 
-class AzureBatchBackend(Backend):
+class AzureBatchBackend(Backend[AzureBatchConfig]):
     def __init__(
         self,
-        ctx: EnvContext,
+        ctx: EnvContext[AzureBatchConfig],
         environ: Mapping[str, str] | None = None,
         service: client.BatchService | None = None,
     ):
@@ -157,42 +160,24 @@ class AzureBatchBackend(Backend):
     def _refresh(self, job_id: str, open_ids: list[str]) -> None:
         try:
             states = self.service.task_states(job_id, self.since.get(job_id))
-        except ResourceNotFoundError:
+        except azure_errors.ResourceNotFoundError:
             for ext in open_ids:
                 self.last[ext] = JobStatus(
                     JobState.FAILED, reason=f"the run's Batch job {job_id} is gone"
                 )
             return
-        except AzureError:
+        except azure_errors.AzureError:
             return  # no answer this cycle (throttled, network): ask again next cycle
         newest = self.since.get(job_id)
         for task in states:
             ext = f"{job_id}/{task.id}"
             if ext in self.last and not self._finished(ext):
-                self.last[ext] = self._status(ext, task)
+                self.last[ext] = task_status(task, cancelled=ext in self.cancelled)
             if task.transition is not None:
                 mark = task.transition - WATERMARK_SLACK
                 newest = mark if newest is None or mark > newest else newest
         if newest is not None:
             self.since[job_id] = newest
-
-    def _status(self, ext: str, task: client.TaskState) -> JobStatus:
-        if task.state in ("active", "preparing"):
-            return JobStatus(JobState.PENDING)
-        if task.state == "running":
-            return JobStatus(JobState.RUNNING)
-        if ext in self.cancelled:
-            return JobStatus(JobState.CANCELLED, reason="cancelled", exit_code=task.exit_code)
-        if task.result == "success":
-            return JobStatus(JobState.SUCCEEDED, exit_code=task.exit_code)
-        reason = task.failure or (
-            f"exit code {task.exit_code}" if task.exit_code is not None else "failed"
-        )
-        if task.failure and "MaxWallClockTimeExpiry" in task.failure:
-            reason = "exceeded its runtime (maxWallClockTime)"
-        if task.node:
-            reason += f" on node {task.node}"
-        return JobStatus(JobState.FAILED, reason=reason, exit_code=task.exit_code)
 
     # -- cancel, logs, close ----------------------------------------------------------------
     def cancel(self, external_ids: Sequence[str]) -> None:

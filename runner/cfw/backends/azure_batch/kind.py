@@ -1,7 +1,7 @@
 """Kind `azure-batch` as the core sees it: config, Terraform values, storage, preflight.
 
-No Azure SDK is imported here; the backend and the status/leftover queries load
-``client`` lazily.
+No Azure SDK is imported here; credential checks, pool state and leftovers are Azure's
+control plane, in ``cloud`` (imported inside the hooks that use it).
 """
 
 from __future__ import annotations
@@ -9,8 +9,6 @@ from __future__ import annotations
 import getpass
 import os
 import re
-import shutil
-import subprocess
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -18,18 +16,13 @@ from typing import Any
 from cfw.backends.azure_batch.config import AzureBatchConfig, PoolConfig
 from cfw.backends.base import Capabilities, StorageSpec
 from cfw.backends.kind import Identity, Kind
-from cfw.core.errors import UserError, missing_sdk
+from cfw.core.errors import UserError
 from cfw.core.render import render_text
 from cfw.core.rootmodule import ModuleCall, RootSpec
 
 FORMULA_TEMPLATE = "azure-batch/autoscale.formula.j2"
 # https://ACCOUNT.REGION.batch.azure.com (or a sovereign cloud's batch.* domain)
 BATCH_URL_RE = re.compile(r"^https://([a-z0-9]{3,24})\.([a-z0-9]+)\.batch\.[a-z0-9.-]+/?$")
-AZ_TIMEOUT = 20  # seconds for `az account show`: it reads the CLI's local cache, no network
-CREDENTIALS_FIX = (
-    "run `az login`, or set ARM_CLIENT_ID, ARM_CLIENT_SECRET and ARM_TENANT_ID (or "
-    "AZURE_CLIENT_ID, AZURE_CLIENT_SECRET and AZURE_TENANT_ID) for a service principal"
-)
 # Terraform's azurerm provider reads ARM_*; the Azure SDKs and CLI use AZURE_*
 _ARM_FROM_AZURE = (
     ("ARM_SUBSCRIPTION_ID", "AZURE_SUBSCRIPTION_ID"),
@@ -174,13 +167,9 @@ class AzureBatchKind(Kind[AzureBatchConfig]):
                 "no Azure location for azure-batch",
                 "set region in the config, --region westeurope, or AZURE_LOCATION",
             )
-        if not self._service_principal(environ):
-            az = shutil.which("az", path=environ.get("PATH"))
-            if not az:
-                raise UserError(
-                    "no Azure credentials for Terraform's azurerm provider", CREDENTIALS_FIX
-                )
-            _check_az_login(az, environ)
+        from cfw.backends.azure_batch import cloud
+
+        cloud.check_credentials(environ)
         if not config.image:
             raise UserError(
                 "azure-batch needs a job image with Snakemake and snakemake-storage-plugin-azure",
@@ -215,20 +204,6 @@ class AzureBatchKind(Kind[AzureBatchConfig]):
                 f"registry user {reg.username!r} is set but {reg.password_env} is empty",
                 f"export {reg.password_env}, or drop the user to pull with the pool's identity",
             )
-
-    @staticmethod
-    def _service_principal(environ: Mapping[str, str]) -> bool:
-        """Credentials the azurerm provider takes without the Azure CLI."""
-        client = first(environ, "ARM_CLIENT_ID", "AZURE_CLIENT_ID")
-        secret = first(
-            environ,
-            "ARM_CLIENT_SECRET",
-            "AZURE_CLIENT_SECRET",
-            "ARM_CLIENT_CERTIFICATE_PATH",
-            "AZURE_CLIENT_CERTIFICATE_PATH",
-        )
-        oidc = first(environ, "ARM_USE_OIDC", "ARM_USE_MSI")
-        return bool((client and secret) or (oidc and oidc.lower() == "true"))
 
     def terraform_env(self, config: AzureBatchConfig, environ: Mapping[str, str]) -> dict[str, str]:
         """Secrets and credentials reach Terraform as environment variables, never tfvars."""
@@ -337,54 +312,25 @@ class AzureBatchKind(Kind[AzureBatchConfig]):
         outputs: Mapping[str, Any],
         environ: Mapping[str, str],
     ) -> list[str]:
-        client = _client()
+        from cfw.backends.azure_batch import cloud
+
         subscription = (
             outputs.get("subscription_id")
             or config.subscription_id
             or first(environ, "AZURE_SUBSCRIPTION_ID", "ARM_SUBSCRIPTION_ID")
         )
-        return client.tagged_resources(subscription or "", ident.env_id, config, environ)
+        return cloud.tagged_resources(subscription or "", ident.env_id, config, environ)
 
     def status_details(
         self, config: AzureBatchConfig, outputs: Mapping[str, Any]
     ) -> dict[str, Any]:
-        return _client().pool_details(config, outputs, os.environ)
+        from cfw.backends.azure_batch import cloud
 
-
-def _check_az_login(az: str, environ: Mapping[str, str]) -> None:
-    """The Azure CLI is the only credential source: is it logged in? `az account show`
-    answers from its local cache (offline-safe); a CLI that hangs or cannot start is left
-    for Terraform to report."""
-    try:
-        result = subprocess.run(
-            [az, "account", "show", "--output", "json"],
-            env=dict(environ),
-            stdin=subprocess.DEVNULL,
-            capture_output=True,
-            text=True,
-            timeout=AZ_TIMEOUT,
-        )
-    except (OSError, subprocess.TimeoutExpired):
-        return
-    if result.returncode != 0:
-        said = next((line.strip() for line in result.stderr.splitlines() if line.strip()), "")
-        said = f": {said[:160]}" if said else ""
-        raise UserError(
-            f"the Azure CLI is not logged in (`az account show` exited {result.returncode}{said})",
-            CREDENTIALS_FIX,
-        )
+        return cloud.pool_details(config, outputs, os.environ)
 
 
 def _slug(text: str) -> str:
     return re.sub(r"[^a-z0-9-]+", "-", text.lower()).strip("-") or "x"
-
-
-def _client():
-    try:
-        from cfw.backends.azure_batch import client
-    except ModuleNotFoundError as exc:
-        raise missing_sdk(exc.name or "azure-mgmt-batch", "azure") from exc
-    return client
 
 
 KIND = AzureBatchKind()

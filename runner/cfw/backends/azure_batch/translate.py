@@ -14,12 +14,13 @@ import shlex
 from datetime import timedelta
 from typing import Any
 
-from azure.batch import models as m
-from azure.batch._utils.model_base import SdkJSONEncoder
-
 from cfw.backends.azure_batch.config import AzureBatchConfig, PoolConfig
 from cfw.backends.base import EnvContext, JobSpec
+from cfw.backends.sdk import require
 from cfw.core.errors import UserError
+
+models = require("azure.batch.models", "azure")
+model_base = require("azure.batch._utils.model_base", "azure")  # the SDK's own JSON encoder
 
 SAS_WRITE = "<sas:write>"  # a write-only container SAS minted per task at submit
 SAS_READ = "<sas:read>"
@@ -107,13 +108,13 @@ def blob_url(outputs: Any, source: str) -> str:
 
 def _auth(
     config: AzureBatchConfig, outputs: Any, url: str, sas: str
-) -> tuple[str, m.BatchNodeIdentityReference | None]:
+) -> tuple[str, models.BatchNodeIdentityReference | None]:
     if config.output_files_auth == "sas":
         return f"{url}?{sas}", None
-    return url, m.BatchNodeIdentityReference(resource_id=str(outputs["identity_id"]))
+    return url, models.BatchNodeIdentityReference(resource_id=str(outputs["identity_id"]))
 
 
-def build_task(spec: JobSpec, ctx: EnvContext, pool: PoolConfig) -> m.BatchTaskCreateOptions:
+def build_task(spec: JobSpec, ctx: EnvContext, pool: PoolConfig) -> models.BatchTaskCreateOptions:
     config: AzureBatchConfig = ctx.config
     outputs = ctx.outputs
     tid = task_id(spec)
@@ -122,13 +123,13 @@ def build_task(spec: JobSpec, ctx: EnvContext, pool: PoolConfig) -> m.BatchTaskC
         run_options.append(f"--memory={spec.mem_mb}m")
     if spec.gpu:
         run_options.append("--gpus=all")
-    env = [m.EnvironmentSetting(name=name, value=env_placeholder(name)) for name in spec.env]
+    env = [models.EnvironmentSetting(name=name, value=env_placeholder(name)) for name in spec.env]
     env.append(
-        m.EnvironmentSetting(name="AZURE_CLIENT_ID", value=str(outputs["identity_client_id"]))
+        models.EnvironmentSetting(name="AZURE_CLIENT_ID", value=str(outputs["identity_client_id"]))
     )
     if "SNAKEMAKE_STORAGE_AZURE_ACCOUNT_NAME" not in spec.env:
         env.append(
-            m.EnvironmentSetting(
+            models.EnvironmentSetting(
                 name="SNAKEMAKE_STORAGE_AZURE_ACCOUNT_NAME",
                 value=str(outputs["storage_account_name"]),
             )
@@ -136,34 +137,34 @@ def build_task(spec: JobSpec, ctx: EnvContext, pool: PoolConfig) -> m.BatchTaskC
     logs_url = str(outputs["storage_container_urls"][config.logs_container])
     container_url, identity = _auth(config, outputs, logs_url, SAS_WRITE)
     output_files = [
-        m.OutputFile(
+        models.OutputFile(
             file_pattern="../std*.txt",
-            destination=m.OutputFileDestination(
-                container=m.OutputFileBlobContainerDestination(
+            destination=models.OutputFileDestination(
+                container=models.OutputFileBlobContainerDestination(
                     container_url=container_url,
                     path=f"{spec.run_id}/{tid}",
                     identity_reference=identity,
                 )
             ),
-            upload_options=m.OutputFileUploadConfiguration(upload_condition="taskcompletion"),
+            upload_options=models.OutputFileUploadConfiguration(upload_condition="taskcompletion"),
         )
     ]
     resource_files = []
     for item in config.resource_files:
         url, ref = _auth(config, outputs, blob_url(outputs, item.source), SAS_READ)
         resource_files.append(
-            m.ResourceFile(http_url=url, file_path=item.file_path, identity_reference=ref)
+            models.ResourceFile(http_url=url, file_path=item.file_path, identity_reference=ref)
         )
-    constraints = m.BatchTaskConstraints(
+    constraints = models.BatchTaskConstraints(
         max_wall_clock_time=timedelta(minutes=spec.runtime) if spec.runtime else None,
         max_task_retry_count=0,  # Snakemake retries (--retries), with a new attempt id
         retention_time=TASK_RETENTION,
     )
-    return m.BatchTaskCreateOptions(
+    return models.BatchTaskCreateOptions(
         id=tid,
         display_name=spec.name,
         command_line=f"/bin/bash -c {shlex.quote(spec.command)}",
-        container_settings=m.BatchTaskContainerSettings(
+        container_settings=models.BatchTaskContainerSettings(
             image_name=spec.image,
             container_run_options=" ".join(run_options),
             working_directory="taskWorkingDirectory",
@@ -173,15 +174,15 @@ def build_task(spec: JobSpec, ctx: EnvContext, pool: PoolConfig) -> m.BatchTaskC
         output_files=output_files,
         constraints=constraints,
         required_slots=spec.threads,
-        user_identity=m.UserIdentity(
-            auto_user=m.AutoUserSpecification(scope="task", elevation_level="nonadmin")
+        user_identity=models.UserIdentity(
+            auto_user=models.AutoUserSpecification(scope="task", elevation_level="nonadmin")
         ),
     )
 
 
 def serialise(model: Any) -> dict[str, Any]:
     """A model as the JSON body the service receives (read-only fields left out)."""
-    return json.loads(json.dumps(model, cls=SdkJSONEncoder, exclude_readonly=True))
+    return json.loads(json.dumps(model, cls=model_base.SdkJSONEncoder, exclude_readonly=True))
 
 
 def translate(spec: JobSpec, ctx: EnvContext) -> dict[str, Any]:

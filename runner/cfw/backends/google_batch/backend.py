@@ -7,28 +7,12 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from cfw.backends.base import Backend, EnvContext, JobSpec, JobState, JobStatus
-from cfw.backends.google_batch import translate as tr
+from cfw.backends.google_batch import translate
 from cfw.backends.google_batch.client import Clients
+from cfw.backends.google_batch.config import GoogleBatchConfig
+from cfw.backends.google_batch.status import status_of
 from cfw.core.errors import CfwError, WorkFailed
 
-# Batch's exit codes for what happened to the VM rather than the job
-# (cloud.google.com/batch/docs/troubleshooting)
-VM_EXIT_CODES = {
-    50001: "the spot VM was preempted",
-    50002: "the VM stopped reporting to Batch",
-    50003: "the VM was rebooted",
-    50004: "the VM and the task stopped responding",
-    50005: "the task ran longer than its runtime (max_run_duration)",
-    50006: "the VM was recreated",
-}
-_STATES = {
-    "SUCCEEDED": JobState.SUCCEEDED,
-    "FAILED": JobState.FAILED,
-    "RUNNING": JobState.RUNNING,
-    "CANCELLED": JobState.CANCELLED,
-    "CANCELLATION_IN_PROGRESS": JobState.CANCELLED,
-    "DELETION_IN_PROGRESS": JobState.CANCELLED,
-}
 # what a job this run cancelled may be listed as, until it is deleted and listed no more
 CANCEL = {JobState.CANCELLED, JobState.PENDING, JobState.RUNNING}
 MISSING_GRACE_S = 120.0  # a job just created may not be listed yet
@@ -40,8 +24,8 @@ def short(name: str) -> str:
     return name.rsplit("/", 1)[-1]
 
 
-class GoogleBatchBackend(Backend):
-    def __init__(self, ctx: EnvContext, clients: Clients | None = None):
+class GoogleBatchBackend(Backend[GoogleBatchConfig]):
+    def __init__(self, ctx: EnvContext[GoogleBatchConfig], clients: Clients | None = None):
         super().__init__(ctx)
         self.clients = clients or Clients(str(ctx.outputs["project"]), str(ctx.outputs["region"]))
         self.submitted: dict[str, float] = {}  # job id -> when
@@ -52,16 +36,16 @@ class GoogleBatchBackend(Backend):
 
     # -- submit -----------------------------------------------------------------------------
     def submit(self, spec: JobSpec, payload: dict[str, Any], secrets: Mapping[str, str]) -> str:
-        request = tr.from_json(payload)
+        request = translate.from_json(payload)
         for var in spec.env:
             if var not in self.secrets:
                 if var not in secrets:
                     raise WorkFailed(f"no value for the job's environment variable {var}")
-                labels = {**tr.labels(spec, self.ctx), "cfw-var": tr.label_value(var)}
+                labels = {**translate.labels(spec, self.ctx), "cfw-var": translate.label_value(var)}
                 for key in ("cfw-job", "cfw-rule", "cfw-attempt"):
                     labels.pop(key)
                 self.secrets[var] = self.clients.put_secret(
-                    tr.secret_id(self.ctx, var), secrets[var], labels
+                    translate.secret_id(self.ctx, var), secrets[var], labels
                 )
         job = self.clients.create_job(request)
         self.submitted[short(job.name)] = time.monotonic()
@@ -74,7 +58,7 @@ class GoogleBatchBackend(Backend):
         """One list_jobs call with the run's labels (all pages), whatever the number of jobs."""
         run_filter = (
             f'labels.cfw-id="{self.ctx.env_id}" AND '
-            f'labels.cfw-run="{tr.label_value(self.ctx.run_id)}"'
+            f'labels.cfw-run="{translate.label_value(self.ctx.run_id)}"'
         )
         try:
             jobs = {short(job.name): job for job in self.clients.list_jobs(run_filter)}
@@ -145,24 +129,3 @@ class GoogleBatchBackend(Backend):
             self.clients.delete_secret(name)
         self.secrets.clear()
         self.clients.close()
-
-
-def status_of(job: Any) -> JobStatus:
-    state = job.status.state.name
-    mapped = _STATES.get(state, JobState.PENDING)  # QUEUED, SCHEDULED, STATE_UNSPECIFIED
-    if mapped != JobState.FAILED:
-        return JobStatus(mapped)
-    codes = [
-        event.task_execution.exit_code
-        for event in job.status.status_events
-        if event.task_execution and event.task_execution.exit_code
-    ]
-    code = codes[-1] if codes else None
-    if code in VM_EXIT_CODES:
-        reason = f"{VM_EXIT_CODES[code]} (Batch exit code {code})"
-    elif code is not None:
-        reason = f"exit code {code}"
-    else:
-        events = [e.description for e in job.status.status_events if e.description]
-        reason = events[-1] if events else "failed"
-    return JobStatus(JobState.FAILED, reason=reason, exit_code=code)

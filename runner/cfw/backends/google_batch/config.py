@@ -8,8 +8,8 @@ from typing import Literal
 
 from pydantic import Field, field_validator, model_validator
 
-from cfw.backends._google import gpus as google_gpus
 from cfw.backends._google import machines
+from cfw.backends._google.gpus import canonical, short_names
 from cfw.core.config import EnvConfig
 
 PROJECT_RE = re.compile(r"^[a-z][a-z0-9-]{4,28}[a-z0-9]$")
@@ -92,10 +92,10 @@ class GoogleBatchConfig(EnvConfig):
     @field_validator("gpu_model")
     @classmethod
     def _gpu_model(cls, value: str) -> str:
-        if google_gpus.canonical(value) not in machines.GPU_MODELS:
+        if canonical(value) not in machines.GPU_MODELS:
             raise ValueError(
                 f"{value!r} is not a GPU model of Google Batch: use one of "
-                f"{', '.join(machines.GPU_MODELS)} (or {google_gpus.short_names()})"
+                f"{', '.join(machines.GPU_MODELS)} (or {short_names()})"
             )
         return value
 

@@ -1,4 +1,5 @@
-"""Kind `google-batch` as the core sees it. Imports no Google SDK at import time."""
+"""Kind `google-batch` as the core sees it. Imports no Google SDK at import time: the
+credential check and the leftover listing are in ``cloud``, imported by the hooks."""
 
 from __future__ import annotations
 
@@ -75,9 +76,9 @@ class GoogleBatchKind(Kind[GoogleBatchConfig]):
                 f"{config.project!r} is not a Google Cloud project id",
                 "use the project id (6-30 lowercase letters, digits or '-')",
             )
-        from cfw.backends.google_batch.client import check_credentials
+        from cfw.backends.google_batch import cloud
 
-        check_credentials(environ)
+        cloud.check_credentials(environ)
 
     # -- rendering --------------------------------------------------------------------------
     def tfvars(self, config: GoogleBatchConfig, ident: Identity, workdir: Path) -> dict[str, Any]:
@@ -148,7 +149,8 @@ class GoogleBatchKind(Kind[GoogleBatchConfig]):
         outputs: Mapping[str, Any],
         environ: Mapping[str, str],
     ) -> list[str]:
-        from cfw.backends.google_batch.client import Clients, leftovers
+        from cfw.backends.google_batch.client import Clients
+        from cfw.backends.google_batch.cloud import leftovers
 
         known = {**names(config, ident.env_id), **{k: v for k, v in outputs.items() if v}}
         return leftovers(Clients(str(config.project), config.region), ident.env_id, known)

@@ -15,7 +15,10 @@ from typing import Any
 from cfw.backends._google import machines
 from cfw.backends.base import EnvContext, JobSpec
 from cfw.backends.google_batch.config import GoogleBatchConfig
-from cfw.core.errors import missing_sdk
+from cfw.backends.sdk import require
+
+batch_v1 = require("google.cloud.batch_v1", "gcp")
+duration_pb2 = require("google.protobuf.duration_pb2", "gcp")
 
 WORKDIR = "/tmp/cfw-job"  # the job's working directory in the container (sources land here)
 PREEMPTED = 50001  # Batch's exit code for a task whose spot VM was preempted
@@ -50,19 +53,8 @@ def labels(spec: JobSpec, ctx: EnvContext) -> dict[str, str]:
     }
 
 
-def _sdk() -> tuple[Any, Any]:
-    try:
-        from google.cloud import batch_v1
-        from google.protobuf.duration_pb2 import Duration
-    except ModuleNotFoundError as exc:
-        raise missing_sdk("google-cloud-batch", "gcp") from exc
-    return batch_v1, Duration
-
-
 def build_request(spec: JobSpec, ctx: EnvContext) -> Any:
     """The CreateJobRequest message of one job."""
-    batch_v1, Duration = _sdk()
-
     config: GoogleBatchConfig = ctx.config
     out = ctx.outputs
     gpu_model = (spec.gpu_model or config.gpu_model) if spec.gpu > 0 else None
@@ -99,7 +91,7 @@ def build_request(spec: JobSpec, ctx: EnvContext) -> Any:
         ),
     )
     if spec.runtime:
-        task.max_run_duration = Duration(seconds=spec.runtime * 60)
+        task.max_run_duration = duration_pb2.Duration(seconds=spec.runtime * 60)
     if spec.preemptible and config.preemption_retries:
         task.max_retry_count = config.preemption_retries
         task.lifecycle_policies = [
@@ -168,7 +160,7 @@ def to_json(request: Any) -> dict[str, Any]:
 
 
 def from_json(payload: dict[str, Any]) -> Any:
-    return _sdk()[0].CreateJobRequest.from_json(json.dumps(payload))
+    return batch_v1.CreateJobRequest.from_json(json.dumps(payload))
 
 
 def translate(spec: JobSpec, ctx: EnvContext) -> dict[str, Any]:
