@@ -117,7 +117,7 @@ def test_provider_pinned_with_an_upper_bound(module):
     assert unq(terraform["required_version"]) == ">= 1.5, < 2.0"
     google = terraform["required_providers"][0]["google"]
     assert unq(google["source"]) == "hashicorp/google"
-    assert unq(google["version"]).startswith("~> ")
+    assert re.fullmatch(r">= [\d.]+, < \d+\.0", unq(google["version"]))  # upper-bounded
 
 
 def test_apis_service_account_and_roles(module):
