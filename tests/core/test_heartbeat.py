@@ -14,6 +14,7 @@ import pytest
 from cfw.core import heartbeat as hb
 from cfw.core.guard import Event, GuardRecord, Settings, Unreadable, decide
 from cfw.core.heartbeat import Corrupt, Heartbeat, LocalDirStore, ObjectInfo
+from cfw.core.records import new_run_id
 
 NOW = datetime(2025, 3, 1, 12, 0, tzinfo=UTC)
 M = timedelta(minutes=1)
@@ -53,7 +54,7 @@ def body(**changes) -> bytes:
     [
         heartbeat(),
         heartbeat("r1", jobs_active=0, owner="zoë@héllo", pid=0),
-        heartbeat("run.with_all-chars", started_at=datetime(2024, 12, 31, 23, 59, 59, tzinfo=UTC)),
+        heartbeat("run_with-all-chars9", started_at=datetime(2024, 12, 31, 23, 59, 59, tzinfo=UTC)),
     ],
 )
 def test_encode_decode_round_trip(record: Heartbeat):
@@ -128,9 +129,15 @@ def test_decode_never_raises():
         assert isinstance(hb.decode(bytes(data)), Heartbeat | Corrupt)
 
 
-def test_encode_refuses_a_run_id_that_cannot_be_a_key():
+@pytest.mark.parametrize("run_id", ["a/b", "R1", "r.1", "r1-", "-r1", "", "r" * 64])
+def test_encode_refuses_a_run_id_that_a_label_or_key_would_change(run_id: str):
     with pytest.raises(ValueError, match="cannot name a heartbeat object"):
-        hb.encode(heartbeat("a/b"))
+        hb.encode(heartbeat(run_id))
+
+
+def test_the_run_ids_cfw_makes_are_heartbeat_run_ids():
+    assert all(hb.RUN_ID_RE.match(new_run_id()) for _ in range(20))
+    assert hb.RUN_ID_RE.match("r" * 63)
 
 
 def test_start_and_beat():

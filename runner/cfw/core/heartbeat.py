@@ -38,7 +38,8 @@ RECORD_SCHEMA = "cfw.guard"
 RECORD_VERSION = 1
 INTERVAL = timedelta(minutes=1)  # how often a run rewrites its heartbeat
 MAX_BYTES = 64 * 1024  # anything larger is not a heartbeat
-RUN_ID_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
+# a run id that every cloud's labels keep as it is (jobs carry it as their cfw-run label)
+RUN_ID_RE = re.compile(r"^[a-z0-9](?:[a-z0-9_-]{0,61}[a-z0-9])?$")
 
 
 @dataclass(frozen=True)
