@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -10,6 +10,7 @@ import pytest
 from cfw.backends.registry import resolve, write_config
 from cfw.core.config import parse_duration
 from cfw.core.errors import UserError
+from cfw.core.guard import Settings
 
 MISTAKES = [
     # (config text, fragments the one-line message must contain)
@@ -45,6 +46,28 @@ MISTAKES = [
         "kind: local\nstorage: {provider: disk, extra: 1}\n",
         ["unknown field 'storage.extra'", "root"],
     ),
+    ("kind: local\nguard: {colour: red}\n", ["unknown field 'guard.colour'", "orphan_after"]),
+    ("kind: local\nguard: {interval: 30s}\n", ["field 'guard.interval'", "'30s'", "1m to 1h"]),
+    ("kind: local\nguard: {interval: 90s}\n", ["field 'guard.interval'", "whole minutes"]),
+    ("kind: local\nguard: {interval: 2h}\n", ["field 'guard.interval'", "1m to 1h"]),
+    ("kind: local\nguard: {interval: soon}\n", ["field 'guard.interval'", "30m, 8h"]),
+    (
+        "kind: local\nguard: {orphan_after: 4m}\n",
+        ["field 'guard.orphan_after'", "'4m'", "at least 10m", "twice guard.interval (5m)"],
+    ),
+    (
+        "kind: local\nguard: {interval: 10m, orphan_after: 15m}\n",
+        ["field 'guard.orphan_after'", "at least 20m"],
+    ),
+    (
+        "kind: local\nguard: {idle_after: never}\n",
+        ["field 'guard.idle_after'", "'never'", "such as 30m or 2h, or off"],
+    ),
+    (
+        "kind: local\nguard: {interval: 10m, orphan_after: 20m, idle_after: 5m}\n",
+        ["field 'guard.idle_after'", "at least guard.interval (10m)"],
+    ),
+    ("kind: local\nguard: {enabled: maybe}\n", ["field 'guard.enabled'", "'maybe'", "boolean"]),
 ]
 
 
@@ -80,6 +103,66 @@ def test_kind_name_means_its_defaults_and_resolved_file_is_written(tmp_path: Pat
     assert again.path == path
     assert again.config == resolved.config
     assert "ttl: 2h" in path.read_text()
+
+
+def test_guard_defaults_and_what_is_written(tmp_path: Path):
+    resolved = resolve(tmp_path, "local", environ={})
+    guard = resolved.config.guard
+    assert (guard.enabled, guard.interval, guard.orphan_after, guard.idle_after) == (
+        True,
+        timedelta(minutes=5),
+        timedelta(minutes=15),
+        timedelta(minutes=30),
+    )
+    assert "guard" not in write_config(tmp_path, resolved).read_text()  # defaults stay implicit
+
+
+@pytest.mark.parametrize(
+    ("text", "written", "settings"),
+    [
+        (
+            "guard: {idle_after: off}",  # YAML reads a bare off as false
+            "guard:\n  idle_after: 'off'\n",
+            Settings(idle_after=None),
+        ),
+        ("guard: {idle_after: 'off'}", "idle_after: 'off'", Settings(idle_after=None)),
+        ("guard: off", "guard:\n  enabled: false\n", Settings(enabled=False)),
+        ("guard: {enabled: false}", "enabled: false", Settings(enabled=False)),
+        (
+            "guard: {interval: 1m, orphan_after: 5m, idle_after: 1m}",
+            "guard:\n  interval: 1m\n  orphan_after: 5m\n  idle_after: 1m\n",
+            Settings(
+                interval=timedelta(minutes=1),
+                orphan_after=timedelta(minutes=5),
+                idle_after=timedelta(minutes=1),
+            ),
+        ),
+        (
+            "guard: {interval: 1h, orphan_after: 2h, idle_after: 1d}",
+            "  interval: 1h\n  orphan_after: 2h\n  idle_after: 1d\n",
+            Settings(
+                interval=timedelta(hours=1),
+                orphan_after=timedelta(hours=2),
+                idle_after=timedelta(days=1),
+            ),
+        ),
+    ],
+)
+def test_guard_settings_round_trip(tmp_path: Path, text: str, written: str, settings: Settings):
+    (tmp_path / "environments").mkdir()
+    (tmp_path / "environments" / "t.yaml").write_text(f"kind: local\n{text}\n")
+    resolved = resolve(tmp_path, "t", environ={})
+    assert resolved.config.guard.settings() == settings
+    expires = datetime(2025, 3, 1, 12, tzinfo=UTC)
+    assert resolved.config.guard.settings(expires).expires_at == expires
+    assert written in write_config(tmp_path, resolved).read_text()
+    assert resolve(tmp_path, "t", environ={}).config == resolved.config
+
+
+def test_ttl_takes_minutes(tmp_path: Path):
+    resolved = resolve(tmp_path, "local", overrides=["ttl=2m"], environ={})
+    assert resolved.config.ttl == timedelta(minutes=2)
+    assert "ttl: 2m" in write_config(tmp_path, resolved).read_text()
 
 
 def test_set_override_must_be_key_value(tmp_path: Path):

@@ -8,7 +8,7 @@ allowed.
 from __future__ import annotations
 
 import re
-from datetime import timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
@@ -20,10 +20,12 @@ from pydantic import (
     Field,
     PlainSerializer,
     ValidationError,
+    ValidationInfo,
     field_validator,
     model_validator,
 )
 
+from cfw.core import guard as guard_rules
 from cfw.core.errors import UserError
 
 NAME_RE = re.compile(r"^[a-z][a-z0-9-]{0,19}$")
@@ -60,6 +62,28 @@ Duration = Annotated[
     BeforeValidator(parse_duration),
     PlainSerializer(format_duration, return_type=str),
 ]
+
+
+IDLE_OFF = "off"
+
+
+def parse_idle(value: Any) -> timedelta | str:
+    """A duration, or `off` (YAML reads a bare `off` as false)."""
+    if value is False or str(value).strip().lower() == IDLE_OFF:
+        return IDLE_OFF
+    try:
+        return parse_duration(value)
+    except ValueError:
+        raise ValueError("expected a duration such as 30m or 2h, or off") from None
+
+
+IdleDuration = Annotated[
+    timedelta | Literal["off"],
+    BeforeValidator(parse_idle),
+    PlainSerializer(lambda v: v if v == IDLE_OFF else format_duration(v), return_type=str),
+]
+
+_MINUTE = timedelta(minutes=1)
 
 
 class Model(BaseModel):
@@ -122,12 +146,84 @@ class TerraformSettings(Model):
     )
 
 
+class GuardConfig(Model):
+    """The guard `cfw up` deploys with a cloud kind: with no runner alive, it cancels the
+    jobs of runs whose heartbeat stopped, stops what bills while idle, and enforces ttl.
+
+    Bounds: interval 1m to 1h in whole minutes (cloud schedulers count minutes);
+    orphan_after at least 5m (five missed heartbeats) and at least twice interval (a run is
+    judged on two checks at least, and the worst case, orphan_after plus one interval, stays
+    within 1.5 orphan_after); idle_after at least interval, or off."""
+
+    enabled: bool = Field(True, description="false: no guard (nothing in the cloud enforces ttl)")
+    interval: Duration = Field(timedelta(minutes=5), description="how often the guard checks")
+    orphan_after: Duration = Field(
+        timedelta(minutes=15), description="cancel a run's jobs when its heartbeat is this old"
+    )
+    idle_after: IdleDuration = Field(
+        timedelta(minutes=30),
+        description="stop what bills after this long with no run and no job (off: never)",
+    )
+
+    @model_validator(mode="before")
+    @classmethod
+    def _switch(cls, data: Any) -> Any:
+        """`guard: off` (false) and `guard: on` (true) are short for enabled."""
+        return {"enabled": data} if isinstance(data, bool) else data
+
+    @field_validator("interval")
+    @classmethod
+    def _interval(cls, value: timedelta) -> timedelta:
+        if not _MINUTE <= value <= timedelta(hours=1) or value % _MINUTE:
+            raise ValueError("expected whole minutes from 1m to 1h")
+        return value
+
+    @field_validator("orphan_after")
+    @classmethod
+    def _orphan_after(cls, value: timedelta, info: ValidationInfo) -> timedelta:
+        interval = info.data.get("interval") or _MINUTE
+        floor = max(5 * _MINUTE, 2 * interval)
+        if value < floor:
+            raise ValueError(
+                f"expected at least {format_duration(floor)}: twice guard.interval "
+                f"({format_duration(interval)}), and 5m"
+            )
+        return value
+
+    @field_validator("idle_after")
+    @classmethod
+    def _idle_after(cls, value: timedelta | str, info: ValidationInfo) -> timedelta | str:
+        interval = info.data.get("interval") or _MINUTE
+        if value != IDLE_OFF and value < interval:
+            raise ValueError(
+                f"expected at least guard.interval ({format_duration(interval)}), or off"
+            )
+        return value
+
+    @property
+    def idle_timeout(self) -> timedelta | None:
+        return None if self.idle_after == IDLE_OFF else self.idle_after
+
+    def settings(self, expires_at: datetime | None = None) -> guard_rules.Settings:
+        """What cfw.core.guard.decide takes; expires_at from the cfw-expires-at label
+        (guard_rules.parse_expires_at) or the environment's record."""
+        return guard_rules.Settings(
+            enabled=self.enabled,
+            interval=self.interval,
+            orphan_after=self.orphan_after,
+            idle_after=self.idle_timeout,
+            expires_at=expires_at,
+        )
+
+
 class EnvConfig(Model):
     """Settings every kind shares."""
 
     kind: str
     name: str | None = Field(None, description="defaults to the config file's name")
-    ttl: Duration | None = Field(None, description="destroy by `cfw reap` after this long")
+    ttl: Duration | None = Field(
+        None, description="after this long the guard stops what bills and `cfw reap` destroys"
+    )
     teardown: Literal["manual", "after-run"] = Field(
         "manual", description="after-run: `cfw run` tears the environment down when done"
     )
@@ -136,6 +232,7 @@ class EnvConfig(Model):
     jobs: int | None = Field(None, ge=1, le=100000, description="parallel jobs for `cfw run`")
     state: StateConfig = Field(default_factory=StateConfig)
     terraform: TerraformSettings = Field(default_factory=TerraformSettings)
+    guard: GuardConfig = Field(default_factory=GuardConfig)
 
     @field_validator("name")
     @classmethod
