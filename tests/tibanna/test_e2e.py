@@ -24,8 +24,9 @@ from pathlib import Path
 import boto3
 import pytest
 
-from cfw.backends.tibanna import client as tclient
 from cfw.backends.tibanna import lambda_zip
+from cfw.backends.tibanna.client import running_executions
+from cfw.backends.tibanna.cloud import hand_over_table, leftovers, table_tags
 from cfw.backends.tibanna.kind import KIND
 from cfw.core.records import RunLog
 from cfw.executor.session import open_context
@@ -249,7 +250,7 @@ def test_up_jobs_users_run_down_against_moto(cfw, tmp_path, tib_env):
     deadline = time.monotonic() + 120
     while not started and time.monotonic() < deadline and run.poll() is None:
         time.sleep(1)
-        running = tclient.running_executions(sfn, outputs["state_machine_arn"])
+        running = running_executions(sfn, outputs["state_machine_arn"])
         started = {a for a in running if ":cfw-" in a and "-hello-a1" in a}
     assert started, "the run started no execution"
     run.send_signal(signal.SIGINT)
@@ -279,7 +280,7 @@ def test_up_jobs_users_run_down_against_moto(cfw, tmp_path, tib_env):
     env_id2 = outputs2["cfw_id"]
     assert outputs["dynamodb_table_created"] is True
     assert outputs2["dynamodb_table_created"] is False
-    assert tclient.table_tags(sess)["cfw-id"] == env_id
+    assert table_tags(sess)["cfw-id"] == env_id
     policy = iam.get_policy(
         PolicyArn=f"arn:aws:iam::{outputs2['account_id']}:policy/tibanna_{env_id2}_dynamodb"
     )["Policy"]
@@ -295,12 +296,9 @@ def test_up_jobs_users_run_down_against_moto(cfw, tmp_path, tib_env):
     assert down.code == 0, down.output
     assert "destroyed, verified, forgotten" in down.stderr
     assert "leaving the tibanna-master table" in down.stderr
-    assert tclient.table_tags(sess) == {"cfw-left-by": env_id}
+    assert table_tags(sess) == {"cfw-left-by": env_id}
     assert SECRET not in down.output
-    assert (
-        tclient.leftovers(sess, env_id, env_id, [outputs["data_bucket"], outputs["log_bucket"]])
-        == []
-    )
+    assert leftovers(sess, env_id, env_id, [outputs["data_bucket"], outputs["log_bucket"]]) == []
     assert not any(env_id in r["RoleName"] for r in iam.list_roles()["Roles"])
     assert not any(env_id in f["FunctionName"] for f in lam.list_functions()["Functions"])
     assert iam.list_groups_for_user(UserName="alice")["Groups"] == []
@@ -311,8 +309,8 @@ def test_up_jobs_users_run_down_against_moto(cfw, tmp_path, tib_env):
     # the last unicorn to go deletes the table that tib left to it
     down2 = cfw(["down", "tib2", "--yes"], proj2)
     assert down2.code == 0, down2.output
-    assert tclient.table_tags(sess) is None
-    assert tclient.leftovers(sess, env_id2, env_id2, []) == []
+    assert table_tags(sess) is None
+    assert leftovers(sess, env_id2, env_id2, []) == []
 
 
 def test_down_after_an_up_that_failed_half_way(cfw, tmp_path, tib_env):
@@ -349,8 +347,7 @@ def test_down_after_an_up_that_failed_half_way(cfw, tmp_path, tib_env):
         sess = boto3.session.Session(region_name="us-east-1")
         env_id = meta["env_id"]
         assert (
-            tclient.leftovers(sess, env_id, "halfway", [f"cfw-{env_id}-data", f"cfw-{env_id}-logs"])
-            == []
+            leftovers(sess, env_id, "halfway", [f"cfw-{env_id}-data", f"cfw-{env_id}-logs"]) == []
         )
         assert iam.get_role(RoleName="tibanna_halfway_for_ec2")  # not ours: left alone
         assert cfw(["down", "half", "--yes"], proj).code == 0
@@ -452,8 +449,8 @@ def test_who_manages_the_shared_tibanna_master_table(aws_env):
         assert create_table(config, mine) is True  # made by this environment: still ours
         assert create_table(config, theirs) is False
         sess = boto3.session.Session(region_name="us-east-1")
-        tclient.hand_over_table(sess, mine.env_id)
-        assert tclient.table_tags(sess) == {"cfw-left-by": mine.env_id}
+        hand_over_table(sess, mine.env_id)
+        assert table_tags(sess) == {"cfw-left-by": mine.env_id}
         assert create_table(config, mine) is False  # handed over: no longer anyone's
         ddb.untag_resource(ResourceArn=arn, TagKeys=["cfw-left-by"])  # deploy_unicorn's
         assert create_table(config, mine) is False
@@ -462,4 +459,4 @@ def test_who_manages_the_shared_tibanna_master_table(aws_env):
             assert create_table(forced, theirs) is explicit
     finally:
         _drop_master_table(ddb)
-    assert tclient.table_tags(boto3.session.Session(region_name="us-east-1")) is None
+    assert table_tags(boto3.session.Session(region_name="us-east-1")) is None

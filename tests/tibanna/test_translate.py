@@ -15,8 +15,8 @@ import pytest
 from cfw.backends.base import EnvContext, JobState
 from cfw.backends.registry import get_kind
 from cfw.backends.tibanna import lambda_zip
-from cfw.backends.tibanna.backend import EXECUTION_STATES, status_of
 from cfw.backends.tibanna.config import TibannaConfig
+from cfw.backends.tibanna.status import EXECUTION_STATES, status_of
 from cfw.backends.tibanna.translate import (
     PENDING_VALUE,
     jobid_of,
