@@ -12,10 +12,11 @@ from pathlib import Path
 import pytest
 
 from cfw.backends.base import EnvContext, JobState
-from cfw.backends.tes.backend import STATES, TesBackend
+from cfw.backends.tes.backend import TesBackend
 from cfw.backends.tes.client import plain_http_to_remote
 from cfw.backends.tes.config import TesConfig
 from cfw.backends.tes.kind import KIND
+from cfw.backends.tes.status import STATES
 from cfw.core.errors import UserError, WorkFailed
 from cfw.executor.spec import build_spec
 from support import tls
