@@ -18,7 +18,6 @@ import signal
 import subprocess
 import sys
 import time
-from datetime import UTC, datetime
 from pathlib import Path
 
 import boto3
@@ -30,7 +29,7 @@ from cfw.backends.tibanna.cloud import hand_over_table, leftovers, table_tags
 from cfw.backends.tibanna.kind import KIND
 from cfw.core.records import RunLog
 from cfw.executor.session import open_context
-from cfw.executor.spec import build_spec
+from support.builders import context, identity, job_spec
 
 pytestmark = [pytest.mark.moto, pytest.mark.timeout(900)]
 
@@ -148,15 +147,13 @@ def test_up_jobs_users_run_down_against_moto(cfw, tmp_path, tib_env):
     backend = kind.backend(ctx)
     calls = Calls(backend.sfn)
     specs = [
-        build_spec(
-            rule="count",
-            jobid=i,
-            run_id="r1",
+        job_spec(
+            "count",
+            i,
             command=f"python -m snakemake --job {i}",
-            image="snakemake/snakemake:v9.27.1",
             threads=2,
-            resources={"mem_mb": 2000},
-            env_names=["SNAKEMAKE_STORAGE_S3_SECRET_KEY", "SNAKEMAKE_STORAGE_S3_REGION"],
+            env=["SNAKEMAKE_STORAGE_S3_SECRET_KEY", "SNAKEMAKE_STORAGE_S3_REGION"],
+            mem_mb=2000,
         )
         for i in range(3)
     ]
@@ -358,24 +355,21 @@ def test_down_after_an_up_that_failed_half_way(cfw, tmp_path, tib_env):
 def test_logs_show_the_error_markers_and_postrun_json_of_a_job(aws_env, tmp_path):
     """`cfw logs` of a tibanna job: <jobid>.log, then <jobid>.error, <jobid>.spot_failure
     and the end of <jobid>.postrun.json where they exist (names as awsf3 writes them)."""
-    from cfw.backends.base import EnvContext
     from cfw.backends.tibanna.backend import TibannaBackend
-    from cfw.backends.tibanna.config import TibannaConfig
 
     bucket = "cfw-logs-outcome-test"
     s3 = boto3.client("s3", region_name="us-east-1")
     s3.create_bucket(Bucket=bucket)
-    ctx = EnvContext(
+    ctx = context(
+        "tibanna",
+        {"region": "us-east-1"},
         name="tib",
-        kind="tibanna",
-        config=TibannaConfig(name="tib", region="us-east-1"),
         outputs={
             "log_bucket": bucket,
             "state_machine_arn": "arn:aws:states:us-east-1:123456789012:stateMachine:none",
         },
-        env_id="logs0",
+        env="logs0",
         state_dir=tmp_path,
-        run_id="r1",
     )
     backend = TibannaBackend(ctx)
     s3.put_object(Bucket=bucket, Key="ok.log", Body=b"## job started\nhello\n")
@@ -426,7 +420,6 @@ def _drop_master_table(ddb) -> None:
 def test_who_manages_the_shared_tibanna_master_table(aws_env):
     """auto: create the table when the account has none, keep managing the one this
     environment made (same answer on every up and down), leave anyone else's alone."""
-    from cfw.backends.kind import Identity
     from cfw.backends.tibanna.config import TibannaConfig
     from cfw.backends.tibanna.kind import create_table
 
@@ -434,9 +427,8 @@ def test_who_manages_the_shared_tibanna_master_table(aws_env):
     _drop_master_table(ddb)
     config = TibannaConfig(name="tib", region="us-east-1")
     assert config.create_dynamodb_table == "auto"
-    created = datetime(2026, 1, 1, tzinfo=UTC)
-    mine = Identity("tib", "tibanna", "tib-aaaaaa", created, None)
-    theirs = Identity("tib2", "tibanna", "tib2-bbbbbb", created, None)
+    mine = identity("tib", "tibanna", "tib-aaaaaa")
+    theirs = identity("tib2", "tibanna", "tib2-bbbbbb")
     assert create_table(config, mine) is True  # none yet
     arn = ddb.create_table(
         TableName="tibanna-master",
