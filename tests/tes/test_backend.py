@@ -12,13 +12,13 @@ from pathlib import Path
 import pytest
 
 from cfw.backends.base import EnvContext, JobState
-from cfw.backends.tes.backend import STATES, TesBackend
+from cfw.backends.tes.backend import TesBackend
 from cfw.backends.tes.client import plain_http_to_remote
-from cfw.backends.tes.config import TesConfig
 from cfw.backends.tes.kind import KIND
+from cfw.backends.tes.status import STATES
 from cfw.core.errors import UserError, WorkFailed
-from cfw.executor.spec import build_spec
 from support import tls
+from support.builders import context, job_spec
 from support.tes_server import TesServer
 
 USER, PASSWORD, TOKEN = "alice", "pw-Lk3vQ9zT7", "tok-8Hs2mX0pR4"
@@ -40,33 +40,20 @@ def creds(monkeypatch):
 
 
 def make_ctx(url: str, tmp_path: Path, run_id: str = "run1", **config) -> EnvContext:
-    data = {"kind": "tes", "url": url, "storage": {"prefix": "s3://bucket/cfw"}, **config}
-    return EnvContext(
-        name="tes",
-        kind="tes",
-        config=TesConfig.model_validate(data),
+    """A run on environment `tes`, an existing server at ``url`` (kind tes with url:)."""
+    return context(
+        "tes",
+        {"url": url, "storage": {"prefix": "s3://bucket/cfw"}, **config},
         outputs={"tes_url": url, "storage_prefix": "s3://bucket/cfw"},
-        env_id="tes-0a1b2c",
         state_dir=tmp_path,
         run_id=run_id,
     )
 
 
-def spec(jobid: int, run_id: str = "run1", env: tuple[str, ...] = ()):
-    return build_spec(
-        rule="work",
-        jobid=jobid,
-        run_id=run_id,
-        command=f"echo job {jobid}",
-        image="snakemake/snakemake:v9.27.1",
-        threads=1,
-        resources={"mem_mb": 500},
-        env_names=list(env),
-    )
-
-
 def submit(backend: TesBackend, jobid: int, secrets=None, env=()) -> str:
-    job = spec(jobid, backend.ctx.run_id, env)
+    job = job_spec(
+        "work", jobid, run_id=backend.ctx.run_id, command=f"echo job {jobid}", env=env, mem_mb=500
+    )
     return backend.submit(job, KIND.translate(job, backend.ctx), secrets or {})
 
 
@@ -367,14 +354,7 @@ def self_signed(tmp_path: Path, name: str) -> tuple[str, str]:
 
 
 def provisioned_ctx(url: str, tmp_path: Path, store: str) -> EnvContext:
-    config = TesConfig.model_validate(
-        {
-            "kind": "tes",
-            "region": "us-east-1",
-            "allowed_cidrs": ["127.0.0.1/32"],
-            "credentials_store": store,
-        }
-    )
+    config = {"region": "us-east-1", "allowed_cidrs": ["127.0.0.1/32"], "credentials_store": store}
     name = ("/" if store == "ssm" else "") + "cfw-tes-0a1b2c/funnel/users/cfw"
     outputs = {
         "tes_url": url,
@@ -385,15 +365,7 @@ def provisioned_ctx(url: str, tmp_path: Path, store: str) -> EnvContext:
         "tls_certificate_parameter": "/cfw-tes-0a1b2c/funnel/tls-certificate",
         "storage_prefix": "s3://cfw-tes-0a1b2c-data/cfw",
     }
-    return EnvContext(
-        name="tes",
-        kind="tes",
-        config=config,
-        outputs=outputs,
-        env_id="tes-0a1b2c",
-        state_dir=tmp_path / "state",
-        run_id="run1",
-    )
+    return context("tes", config, outputs=outputs, state_dir=tmp_path / "state", run_id="run1")
 
 
 @pytest.mark.moto

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import socket
-from pathlib import Path
 
 import pytest
 import tes
@@ -13,13 +12,12 @@ import yaml
 from tes.utils import unmarshal
 
 from cfw.backends.base import EnvContext, JobSpec
-from cfw.backends.kind import Identity
 from cfw.backends.registry import resolve
-from cfw.backends.tes import translate as tr
 from cfw.backends.tes.config import TesConfig
 from cfw.backends.tes.kind import KIND, funnel_names, render_user_data, resource_prefix
+from cfw.backends.tes.translate import fill_env, placeholder, translate
 from cfw.core.errors import UserError
-from cfw.executor.spec import build_spec
+from support.builders import context, identity, job_spec
 from support.tes_schema import request_errors, unknown_properties
 
 URL_CONFIG = {
@@ -44,33 +42,23 @@ MATRIX = [
 THREADS = [1, 4, 96]
 
 
-def ctx_for(data: dict, *, env_id: str = "tes-0a1b2c") -> EnvContext:
-    config = TesConfig.model_validate(data)
-    outputs = KIND.output_placeholders(config, None)
-    return EnvContext(
-        name="tes",
-        kind="tes",
-        config=config,
-        outputs=outputs,
-        env_id=env_id,
-        state_dir=Path("/nonexistent"),
-        run_id="run1",
-    )
+def ctx_for(data: dict) -> EnvContext:
+    """A run on environment `tes` before `up` (placeholders for what only `up` knows)."""
+    return context("tes", data, up=False, env="tes-0a1b2c", run_id="run1")
 
 
 def spec_for(resources: dict, threads: int = 1, env: tuple[str, ...] = ()) -> JobSpec:
-    return build_spec(
-        rule="count_bases",
-        jobid=7,
+    """A second attempt of count_bases for sample alpha, as the executor gives it."""
+    return job_spec(
+        "count_bases",
         run_id="run1",
         command="python -m snakemake --deploy-sources 's3://b/x.tar.xz' abc && "
         "python -m snakemake --target-jobs 'count_bases:sample=alpha'",
-        image="snakemake/snakemake:v9.27.1",
         threads=threads,
-        resources=resources,
-        env_names=list(env),
+        env=env,
         attempt=2,
         wildcards={"sample": "alpha"},
+        **resources,
     )
 
 
@@ -79,7 +67,7 @@ def spec_for(resources: dict, threads: int = 1, env: tuple[str, ...] = ()) -> Jo
 @pytest.mark.parametrize("config", [URL_CONFIG, PROVISION_CONFIG], ids=["url", "provisioned"])
 def test_task_is_valid_tes_1_1(config, resources, threads):
     env = ("SNAKEMAKE_STORAGE_S3_ENDPOINT_URL", "SNAKEMAKE_STORAGE_S3_SECRET_KEY")
-    task = tr.translate(spec_for(resources, threads, env), ctx_for(config))
+    task = translate(spec_for(resources, threads, env), ctx_for(config))
     assert request_errors(task) == []
     assert unknown_properties(task) == []
     model = unmarshal(task, tes.Task)  # py-tes's own model classes accept it, losslessly
@@ -98,7 +86,7 @@ def test_resources_are_mapped():
         },
         threads=4,
     )
-    res = tr.translate(spec, ctx_for(URL_CONFIG))["resources"]
+    res = translate(spec, ctx_for(URL_CONFIG))["resources"]
     assert res == {
         "cpu_cores": 4,
         "ram_gb": 3.5,
@@ -106,13 +94,13 @@ def test_resources_are_mapped():
         "preemptible": True,
         "backend_parameters": {"machine_type": "m5.2xlarge", "gpu": "1"},
     }
-    bare = tr.translate(spec_for({}), ctx_for({**URL_CONFIG, "zones": ["us-east-1a"]}))["resources"]
+    bare = translate(spec_for({}), ctx_for({**URL_CONFIG, "zones": ["us-east-1a"]}))["resources"]
     assert bare == {"cpu_cores": 1, "preemptible": False, "zones": ["us-east-1a"]}
 
 
 def test_task_runs_the_job_command_with_tags_of_run_and_job():
     spec = spec_for({})
-    task = tr.translate(spec, ctx_for(URL_CONFIG))
+    task = translate(spec, ctx_for(URL_CONFIG))
     executor = task["executors"][0]
     assert executor["image"] == "snakemake/snakemake:v9.27.1"
     assert executor["command"] == ["/bin/bash", "-c", spec.command]
@@ -138,24 +126,24 @@ def test_credentials_are_withheld_unless_asked_and_values_come_at_submission():
         "GREETING",
     )
     values = {n: f"value-of-{n}" for n in names}
-    task = tr.translate(spec_for({}, env=names), ctx_for(URL_CONFIG))
+    task = translate(spec_for({}, env=names), ctx_for(URL_CONFIG))
     env = task["executors"][0]["env"]
     assert set(env) == {"HOME", "TMPDIR", "SNAKEMAKE_STORAGE_S3_REGION", "GREETING"}
-    assert env["GREETING"] == tr.placeholder("GREETING")  # the payload has no value
+    assert env["GREETING"] == placeholder("GREETING")  # the payload has no value
     assert not any(v.startswith("value-of-") for v in env.values())
-    filled = tr.fill_env(task, values)["executors"][0]["env"]
+    filled = fill_env(task, values)["executors"][0]["env"]
     assert filled["GREETING"] == "value-of-GREETING"
     assert "SNAKEMAKE_STORAGE_S3_SECRET_KEY" not in filled
-    assert task["executors"][0]["env"]["GREETING"] == tr.placeholder("GREETING")  # untouched
+    assert task["executors"][0]["env"]["GREETING"] == placeholder("GREETING")  # untouched
 
     opted = {**URL_CONFIG, "storage": {"prefix": "s3://b/p", "pass_credentials": True}}
-    filled = tr.fill_env(tr.translate(spec_for({}, env=names), ctx_for(opted)), values)
+    filled = fill_env(translate(spec_for({}, env=names), ctx_for(opted)), values)
     assert (
         filled["executors"][0]["env"]["SNAKEMAKE_STORAGE_S3_SECRET_KEY"]
         == "value-of-SNAKEMAKE_STORAGE_S3_SECRET_KEY"
     )
     # a name with no value at submission is dropped, not sent as its placeholder
-    assert "GREETING" not in tr.fill_env(task, {})["executors"][0]["env"]
+    assert "GREETING" not in fill_env(task, {})["executors"][0]["env"]
 
 
 def test_translate_needs_no_network(monkeypatch):
@@ -221,9 +209,7 @@ def test_rendered_server_config_has_no_password_and_matches_the_module_names():
     config = TesConfig.model_validate(
         {**PROVISION_CONFIG, "users": ["cfw", "alice"], "credentials_store": "ssm"}
     )
-    from datetime import UTC, datetime
-
-    ident = Identity("tes", "tes", "tes-0a1b2c", datetime(2026, 1, 1, tzinfo=UTC), None)
+    ident = identity("tes")
     user_data = render_user_data(config, ident)
     assert user_data.startswith(
         "#cloud-config\n# generated by cfw from templates/tes/cloud-init.yaml.j2"

@@ -18,18 +18,18 @@ import signal
 import subprocess
 import sys
 import time
-from datetime import UTC, datetime
 from pathlib import Path
 
 import boto3
 import pytest
 
-from cfw.backends.tibanna import client as tclient
 from cfw.backends.tibanna import lambda_zip
+from cfw.backends.tibanna.client import running_executions
+from cfw.backends.tibanna.cloud import hand_over_table, leftovers, table_tags
 from cfw.backends.tibanna.kind import KIND
 from cfw.core.records import RunLog
 from cfw.executor.session import open_context
-from cfw.executor.spec import build_spec
+from support.builders import context, identity, job_spec
 
 pytestmark = [pytest.mark.moto, pytest.mark.timeout(900)]
 
@@ -147,15 +147,13 @@ def test_up_jobs_users_run_down_against_moto(cfw, tmp_path, tib_env):
     backend = kind.backend(ctx)
     calls = Calls(backend.sfn)
     specs = [
-        build_spec(
-            rule="count",
-            jobid=i,
-            run_id="r1",
+        job_spec(
+            "count",
+            i,
             command=f"python -m snakemake --job {i}",
-            image="snakemake/snakemake:v9.27.1",
             threads=2,
-            resources={"mem_mb": 2000},
-            env_names=["SNAKEMAKE_STORAGE_S3_SECRET_KEY", "SNAKEMAKE_STORAGE_S3_REGION"],
+            env=["SNAKEMAKE_STORAGE_S3_SECRET_KEY", "SNAKEMAKE_STORAGE_S3_REGION"],
+            mem_mb=2000,
         )
         for i in range(3)
     ]
@@ -249,7 +247,7 @@ def test_up_jobs_users_run_down_against_moto(cfw, tmp_path, tib_env):
     deadline = time.monotonic() + 120
     while not started and time.monotonic() < deadline and run.poll() is None:
         time.sleep(1)
-        running = tclient.running_executions(sfn, outputs["state_machine_arn"])
+        running = running_executions(sfn, outputs["state_machine_arn"])
         started = {a for a in running if ":cfw-" in a and "-hello-a1" in a}
     assert started, "the run started no execution"
     run.send_signal(signal.SIGINT)
@@ -279,7 +277,7 @@ def test_up_jobs_users_run_down_against_moto(cfw, tmp_path, tib_env):
     env_id2 = outputs2["cfw_id"]
     assert outputs["dynamodb_table_created"] is True
     assert outputs2["dynamodb_table_created"] is False
-    assert tclient.table_tags(sess)["cfw-id"] == env_id
+    assert table_tags(sess)["cfw-id"] == env_id
     policy = iam.get_policy(
         PolicyArn=f"arn:aws:iam::{outputs2['account_id']}:policy/tibanna_{env_id2}_dynamodb"
     )["Policy"]
@@ -295,12 +293,9 @@ def test_up_jobs_users_run_down_against_moto(cfw, tmp_path, tib_env):
     assert down.code == 0, down.output
     assert "destroyed, verified, forgotten" in down.stderr
     assert "leaving the tibanna-master table" in down.stderr
-    assert tclient.table_tags(sess) == {"cfw-left-by": env_id}
+    assert table_tags(sess) == {"cfw-left-by": env_id}
     assert SECRET not in down.output
-    assert (
-        tclient.leftovers(sess, env_id, env_id, [outputs["data_bucket"], outputs["log_bucket"]])
-        == []
-    )
+    assert leftovers(sess, env_id, env_id, [outputs["data_bucket"], outputs["log_bucket"]]) == []
     assert not any(env_id in r["RoleName"] for r in iam.list_roles()["Roles"])
     assert not any(env_id in f["FunctionName"] for f in lam.list_functions()["Functions"])
     assert iam.list_groups_for_user(UserName="alice")["Groups"] == []
@@ -311,8 +306,8 @@ def test_up_jobs_users_run_down_against_moto(cfw, tmp_path, tib_env):
     # the last unicorn to go deletes the table that tib left to it
     down2 = cfw(["down", "tib2", "--yes"], proj2)
     assert down2.code == 0, down2.output
-    assert tclient.table_tags(sess) is None
-    assert tclient.leftovers(sess, env_id2, env_id2, []) == []
+    assert table_tags(sess) is None
+    assert leftovers(sess, env_id2, env_id2, []) == []
 
 
 def test_down_after_an_up_that_failed_half_way(cfw, tmp_path, tib_env):
@@ -349,8 +344,7 @@ def test_down_after_an_up_that_failed_half_way(cfw, tmp_path, tib_env):
         sess = boto3.session.Session(region_name="us-east-1")
         env_id = meta["env_id"]
         assert (
-            tclient.leftovers(sess, env_id, "halfway", [f"cfw-{env_id}-data", f"cfw-{env_id}-logs"])
-            == []
+            leftovers(sess, env_id, "halfway", [f"cfw-{env_id}-data", f"cfw-{env_id}-logs"]) == []
         )
         assert iam.get_role(RoleName="tibanna_halfway_for_ec2")  # not ours: left alone
         assert cfw(["down", "half", "--yes"], proj).code == 0
@@ -361,24 +355,21 @@ def test_down_after_an_up_that_failed_half_way(cfw, tmp_path, tib_env):
 def test_logs_show_the_error_markers_and_postrun_json_of_a_job(aws_env, tmp_path):
     """`cfw logs` of a tibanna job: <jobid>.log, then <jobid>.error, <jobid>.spot_failure
     and the end of <jobid>.postrun.json where they exist (names as awsf3 writes them)."""
-    from cfw.backends.base import EnvContext
     from cfw.backends.tibanna.backend import TibannaBackend
-    from cfw.backends.tibanna.config import TibannaConfig
 
     bucket = "cfw-logs-outcome-test"
     s3 = boto3.client("s3", region_name="us-east-1")
     s3.create_bucket(Bucket=bucket)
-    ctx = EnvContext(
+    ctx = context(
+        "tibanna",
+        {"region": "us-east-1"},
         name="tib",
-        kind="tibanna",
-        config=TibannaConfig(name="tib", region="us-east-1"),
         outputs={
             "log_bucket": bucket,
             "state_machine_arn": "arn:aws:states:us-east-1:123456789012:stateMachine:none",
         },
-        env_id="logs0",
+        env="logs0",
         state_dir=tmp_path,
-        run_id="r1",
     )
     backend = TibannaBackend(ctx)
     s3.put_object(Bucket=bucket, Key="ok.log", Body=b"## job started\nhello\n")
@@ -429,7 +420,6 @@ def _drop_master_table(ddb) -> None:
 def test_who_manages_the_shared_tibanna_master_table(aws_env):
     """auto: create the table when the account has none, keep managing the one this
     environment made (same answer on every up and down), leave anyone else's alone."""
-    from cfw.backends.kind import Identity
     from cfw.backends.tibanna.config import TibannaConfig
     from cfw.backends.tibanna.kind import create_table
 
@@ -437,9 +427,8 @@ def test_who_manages_the_shared_tibanna_master_table(aws_env):
     _drop_master_table(ddb)
     config = TibannaConfig(name="tib", region="us-east-1")
     assert config.create_dynamodb_table == "auto"
-    created = datetime(2026, 1, 1, tzinfo=UTC)
-    mine = Identity("tib", "tibanna", "tib-aaaaaa", created, None)
-    theirs = Identity("tib2", "tibanna", "tib2-bbbbbb", created, None)
+    mine = identity("tib", "tibanna", "tib-aaaaaa")
+    theirs = identity("tib2", "tibanna", "tib2-bbbbbb")
     assert create_table(config, mine) is True  # none yet
     arn = ddb.create_table(
         TableName="tibanna-master",
@@ -452,8 +441,8 @@ def test_who_manages_the_shared_tibanna_master_table(aws_env):
         assert create_table(config, mine) is True  # made by this environment: still ours
         assert create_table(config, theirs) is False
         sess = boto3.session.Session(region_name="us-east-1")
-        tclient.hand_over_table(sess, mine.env_id)
-        assert tclient.table_tags(sess) == {"cfw-left-by": mine.env_id}
+        hand_over_table(sess, mine.env_id)
+        assert table_tags(sess) == {"cfw-left-by": mine.env_id}
         assert create_table(config, mine) is False  # handed over: no longer anyone's
         ddb.untag_resource(ResourceArn=arn, TagKeys=["cfw-left-by"])  # deploy_unicorn's
         assert create_table(config, mine) is False
@@ -462,4 +451,4 @@ def test_who_manages_the_shared_tibanna_master_table(aws_env):
             assert create_table(forced, theirs) is explicit
     finally:
         _drop_master_table(ddb)
-    assert tclient.table_tags(boto3.session.Session(region_name="us-east-1")) is None
+    assert table_tags(boto3.session.Session(region_name="us-east-1")) is None

@@ -8,15 +8,13 @@ import base64
 import hashlib
 import json
 import zipfile
-from pathlib import Path
 
 import pytest
 
-from cfw.backends.base import EnvContext, JobState
+from cfw.backends.base import EnvContext, JobSpec, JobState
 from cfw.backends.registry import get_kind
 from cfw.backends.tibanna import lambda_zip
-from cfw.backends.tibanna.backend import EXECUTION_STATES, status_of
-from cfw.backends.tibanna.config import TibannaConfig
+from cfw.backends.tibanna.status import EXECUTION_STATES, status_of
 from cfw.backends.tibanna.translate import (
     PENDING_VALUE,
     jobid_of,
@@ -25,43 +23,22 @@ from cfw.backends.tibanna.translate import (
 )
 from cfw.backends.tibanna.validate import validate_input
 from cfw.core.errors import UserError
-from cfw.executor.spec import build_spec
+from support.builders import context, job_spec
 
-KIND = get_kind("tibanna")
-SECRET = "wJalrXUtnFEMI-K7MDENG-bPxRfiCYEXAMPLEKEY"
-
-
-def context(**config) -> EnvContext:
-    cfg = TibannaConfig(name="tib", region="us-east-1", **config)
-    outputs = KIND.output_placeholders(cfg, None)
-    return EnvContext(
-        name="tib",
-        kind="tibanna",
-        config=cfg,
-        outputs=outputs,
-        env_id="adhoc",
-        state_dir=Path("/nonexistent"),
-        run_id="r1",
-        explain=True,
-    )
+S3_ENV = (
+    "SNAKEMAKE_STORAGE_S3_ACCESS_KEY",
+    "SNAKEMAKE_STORAGE_S3_SECRET_KEY",
+    "SNAKEMAKE_STORAGE_S3_REGION",
+)
 
 
-def spec(**resources):
-    threads = resources.pop("threads", 1)
-    return build_spec(
-        rule="align",
-        jobid=7,
-        run_id="r1",
-        command="python -m snakemake --target-jobs x",
-        image="snakemake/snakemake:v9.27.1",
-        threads=threads,
-        resources=resources,
-        env_names=[
-            "SNAKEMAKE_STORAGE_S3_ACCESS_KEY",
-            "SNAKEMAKE_STORAGE_S3_SECRET_KEY",
-            "SNAKEMAKE_STORAGE_S3_REGION",
-        ],
-    )
+def tib_context(**config) -> EnvContext:
+    """`--explain` on an environment `tib` that is not up, in us-east-1."""
+    return context("tibanna", {"region": "us-east-1", **config}, name="tib", up=False, explain=True)
+
+
+def spec(**resources) -> JobSpec:
+    return job_spec(env=S3_ENV, **resources)
 
 
 MATRIX = [
@@ -81,7 +58,7 @@ MATRIX = [
 
 @pytest.mark.parametrize("resources", MATRIX, ids=lambda r: json.dumps(r, sort_keys=True))
 def test_tibanna_accepts_the_input_for_every_resource_combination(resources):
-    payload = translate(spec(**dict(resources)), context())
+    payload = translate(spec(**dict(resources)), tib_context())
     accepted = validate_input(payload)  # tibanna.ec2_utils.UnicornInput + its launch checks
     assert accepted["jobid"] == payload["jobid"]
     assert accepted["args"]["language"] == "shell"
@@ -92,22 +69,22 @@ def test_tibanna_accepts_the_input_for_every_resource_combination(resources):
 
 
 def test_resources_map_to_tibanna_config():
-    cfg = translate(spec(threads=4, mem_mb=16000, disk_mb=50_000), context())["config"]
+    cfg = translate(spec(threads=4, mem_mb=16000, disk_mb=50_000), tib_context())["config"]
     assert (cfg["cpu"], cfg["mem"], cfg["ebs_size"]) == (4, 16.0, 49)
     assert "instance_type" not in cfg  # Tibanna picks the cheapest fitting types itself
     assert cfg["spot_instance"] is False and cfg["behavior_on_capacity_limit"] == "wait_and_retry"
-    spot = translate(spec(preemptible=True), context())["config"]
+    spot = translate(spec(preemptible=True), tib_context())["config"]
     assert (
         spot["spot_instance"] is True and spot["behavior_on_capacity_limit"] == "retry_without_spot"
     )
-    waiting = translate(spec(preemptible=True), context(spot_fallback=False))["config"]
+    waiting = translate(spec(preemptible=True), tib_context(spot_fallback=False))["config"]
     assert waiting["behavior_on_capacity_limit"] == "wait_and_retry"
 
 
 def test_ebs_size_from_disk_mb_else_a_multiple_of_the_inputs_else_the_default():
     from dataclasses import replace
 
-    ctx = context(ebs_input_multiplier=3.0, default_ebs_gb=12)
+    ctx = tib_context(ebs_input_multiplier=3.0, default_ebs_gb=12)
     assert translate(spec(disk_mb=2048), ctx)["config"]["ebs_size"] == 2
     with_inputs = replace(spec(), input_size_mb=20 * 1024)
     assert translate(with_inputs, ctx)["config"]["ebs_size"] == 60
@@ -135,9 +112,9 @@ def test_current_x86_families_resolve_to_their_cheapest_fitting_type():
     assert resolve_instance_type("c7a", 1, 1.0) == "c7a.medium"
     with pytest.raises(UserError, match="no m7i instance has 500 vCPUs"):
         resolve_instance_type("m7i", 500, 1)
-    config = translate(spec(threads=4, mem_mb=8000, machine_type="c7i"), context())["config"]
+    config = translate(spec(threads=4, mem_mb=8000, machine_type="c7i"), tib_context())["config"]
     assert config["instance_type"] == "c7i.2xlarge"  # xlarge has 8 GiB < 8 + 1
-    assert validate_input(translate(spec(machine_type="m7i"), context()))
+    assert validate_input(translate(spec(machine_type="m7i"), tib_context()))
 
 
 @pytest.mark.parametrize("machine_type", ["m7g", "c6gn", "r8g.2xlarge", "t4g.", "a1"])
@@ -145,7 +122,7 @@ def test_arm_types_are_refused_with_a_clear_one_line_error(machine_type):
     with pytest.raises(
         UserError, match=r"is an Arm \(Graviton\) type; cfw runs Tibanna jobs on x86 only"
     ) as caught:
-        translate(spec(machine_type=machine_type), context())
+        translate(spec(machine_type=machine_type), tib_context())
     assert "\n" not in str(caught.value)
 
 
@@ -153,11 +130,11 @@ def test_impossible_threads_fail_at_translate_not_in_the_lambda():
     with pytest.raises(
         UserError, match="rule align: no EC2 instance type Tibanna picks from has 500 vCPUs"
     ) as caught:
-        translate(spec(threads=500), context())
+        translate(spec(threads=500), tib_context())
     assert "\n" not in str(caught.value)
     with pytest.raises(UserError, match="has 4 vCPUs and 5001 GiB"):
-        translate(spec(threads=4, mem_mb=5000 * 1024), context())
-    payload = translate(spec(), context())
+        translate(spec(threads=4, mem_mb=5000 * 1024), tib_context())
+    payload = translate(spec(), tib_context())
     payload["config"]["cpu"] = 500
     with pytest.raises(UserError, match="Tibanna rejects the job's input: no EC2 instance type"):
         validate_input(payload)
@@ -166,10 +143,10 @@ def test_impossible_threads_fail_at_translate_not_in_the_lambda():
 def test_ebs_size_counts_the_space_tibanna_adds_at_launch():
     # Tibanna adds 5 GB for the image (ebs_size_as_is false) and refuses >= 16000 GB
     with pytest.raises(UserError, match="ebs_size 15997 GB becomes a 16002 GB volume") as caught:
-        translate(spec(disk_mb=15997 * 1024), context())
+        translate(spec(disk_mb=15997 * 1024), tib_context())
     assert "\n" not in str(caught.value)
-    assert translate(spec(disk_mb=15994 * 1024), context())["config"]["ebs_size"] == 15994
-    payload = translate(spec(), context())
+    assert translate(spec(disk_mb=15994 * 1024), tib_context())["config"]["ebs_size"] == 15994
+    payload = translate(spec(), tib_context())
     payload["config"]["ebs_size"] = 15997
     with pytest.raises(UserError, match="Tibanna rejects the job's input: ebs_size 15997 GB"):
         validate_input(payload)
@@ -178,7 +155,7 @@ def test_ebs_size_counts_the_space_tibanna_adds_at_launch():
 
 
 def test_runtime_becomes_a_time_limit_and_precommand_runs_first():
-    args = translate(spec(runtime=30), context(precommand="export X=1"))["args"]
+    args = translate(spec(runtime=30), tib_context(precommand="export X=1"))["args"]
     assert args["command"].startswith(
         "export X=1 && timeout --signal=TERM --kill-after=60 1800 sh -c "
     )
@@ -186,11 +163,11 @@ def test_runtime_becomes_a_time_limit_and_precommand_runs_first():
 
 def test_gpu_jobs_are_refused_with_a_hint():
     with pytest.raises(UserError, match="Tibanna jobs get no GPUs"):
-        get_kind("tibanna").translate(spec(gpu=1), context())
+        get_kind("tibanna").translate(spec(gpu=1), tib_context())
 
 
 def test_credentials_never_reach_the_input():
-    payload = translate(spec(), context(pass_env=["MY_API_TOKEN", "SAMPLE_SHEET"]))
+    payload = translate(spec(), tib_context(pass_env=["MY_API_TOKEN", "SAMPLE_SHEET"]))
     env = payload["args"]["input_env"]
     assert set(env) == {"SNAKEMAKE_STORAGE_S3_REGION", "SAMPLE_SHEET"}
     assert all(v == PENDING_VALUE for v in env.values())
@@ -220,7 +197,7 @@ def test_jobid_is_a_valid_execution_name_per_attempt():
     ],
 )
 def test_tibanna_validation_rejects_broken_inputs(broken):
-    payload = translate(spec(), context())
+    payload = translate(spec(), tib_context())
     broken(payload)
     with pytest.raises(UserError, match="Tibanna rejects"):
         validate_input(payload)

@@ -1,11 +1,20 @@
-"""AWS settings shared by the kinds that run on AWS (tibanna, tes) and by local's S3 storage.
+"""AWS code shared by the kinds that run on AWS (tibanna, tes) and by local's S3 storage:
+the region and endpoint the environment names, the S3 plugin's settings, and the one way
+to open a boto3 session.
 
-No SDK here: boto3 is imported by each kind's client, lazily.
+Importable with only the core installed: boto3 is imported when a session is opened.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
+from types import ModuleType
+from typing import TYPE_CHECKING, Any
+
+from cfw.backends.sdk import require
+
+if TYPE_CHECKING:
+    from boto3.session import Session
 
 # Snakemake's S3 storage plugin setting -> the AWS variable it comes from
 S3_CREDENTIAL_ENV = (
@@ -18,6 +27,26 @@ S3_CREDENTIAL_ENV = (
 def aws_region(environ: Mapping[str, str]) -> str | None:
     """The AWS region the environment names, as boto3 and the aws provider read it."""
     return environ.get("AWS_REGION") or environ.get("AWS_DEFAULT_REGION")
+
+
+def session(region: str | None, environ: Mapping[str, str], *, extra: str = "aws") -> Session:
+    """A boto3 session in ``region``, else in the region the environment names; without
+    boto3, the install hint of the kind's pip ``extra``."""
+    boto3 = require("boto3", extra)
+    return boto3.session.Session(region_name=region or aws_region(environ))
+
+
+def botocore_errors(*, extra: str = "aws") -> ModuleType:
+    """botocore's exceptions (ClientError, ...), for a client's ``except`` clauses; boto3 is
+    asked for first, so that a missing SDK is named as the package the extra installs."""
+    require("boto3", extra)
+    return require("botocore.exceptions", extra)
+
+
+def error_code(exc: Any) -> str:
+    """The AWS error code of a botocore ClientError ("" when it has none)."""
+    response = getattr(exc, "response", None) or {}
+    return response.get("Error", {}).get("Code", "")
 
 
 def endpoint_url(environ: Mapping[str, str], configured: str | None = None) -> str | None:

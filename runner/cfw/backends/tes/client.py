@@ -1,5 +1,7 @@
 """The TES API through py-tes: service info, CreateTask, ListTasks (tag filter, pages),
-GetTask and CancelTask, with cfw's errors.
+GetTask and CancelTask, with cfw's errors; and :func:`connect`, the client a run uses: its
+credentials (TES_TOKEN, FUNNEL_SERVER_USER/FUNNEL_SERVER_PASSWORD, or the provisioned
+server's, read from AWS) and the certificate it trusts (the provisioned server's own).
 
 py-tes 1.1 has no tag filter in ``list_tasks`` and tries three URL layouts on every call
 (``/ga4gh/tes/v1``, ``/v1``, ``/``); here the layout the server answers is found once, at
@@ -10,20 +12,25 @@ Authorization header only (never in a URL, a log or an error message).
 from __future__ import annotations
 
 import ipaddress
+import logging
+import os
+import tempfile
+from collections.abc import Mapping
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 from urllib.parse import urlparse
 
-from cfw.core.errors import CfwError, UserError, WorkFailed, missing_sdk
+from cfw.backends.sdk import require
+from cfw.backends.tes.config import TesConfig
+from cfw.core.errors import CfwError, UserError, WorkFailed
 
-try:
-    import requests
-    import tes
-    from tes.client import send_request
-    from tes.utils import unmarshal
-except ModuleNotFoundError as exc:  # pragma: no cover - the kind's extra is missing
-    raise missing_sdk("py-tes" if exc.name in (None, "tes") else exc.name, "tes") from exc
+requests = require("requests", "tes")
+tes = require("tes", "tes")
+send_request = require("tes.client", "tes").send_request
+unmarshal = require("tes.utils", "tes").unmarshal
 
+log = logging.getLogger("cfw.tes")
 _LAYOUTS = ("/ga4gh/tes/v1", "/v1", "")
 AUTH_HINT = "set TES_TOKEN, or FUNNEL_SERVER_USER and FUNNEL_SERVER_PASSWORD"
 
@@ -225,3 +232,100 @@ class TesApi:
         except NotFound:
             return False
         return True
+
+
+# -- the client a run uses ------------------------------------------------------------------
+def resolve_auth(config: TesConfig, outputs: Mapping[str, Any], environ: Mapping[str, str]) -> Auth:
+    """Bearer TES_TOKEN, else FUNNEL_SERVER_USER/FUNNEL_SERVER_PASSWORD, else the provisioned
+    server's credentials (read from Secrets Manager or SSM now), else none."""
+    if environ.get("TES_TOKEN"):
+        return Auth(source="TES_TOKEN", token=environ["TES_TOKEN"])
+    user, password = environ.get("FUNNEL_SERVER_USER"), environ.get("FUNNEL_SERVER_PASSWORD")
+    if password:
+        if not user:
+            raise UserError(
+                "FUNNEL_SERVER_PASSWORD is set but FUNNEL_SERVER_USER is not",
+                "set both, or neither",
+            )
+        return Auth(
+            source="FUNNEL_SERVER_USER/FUNNEL_SERVER_PASSWORD", user=user, password=password
+        )
+    names = outputs.get("basic_auth_names") or {}
+    if config.provision and names:
+        from cfw.backends.tes import cloud
+
+        user = user or outputs.get("basic_auth_user")
+        if user not in names:
+            raise UserError(
+                f"FUNNEL_SERVER_USER={user!r} is not a user of this server",
+                f"use one of: {', '.join(names)}",
+            )
+        store = outputs.get("basic_auth_store", "secretsmanager")
+        return Auth(
+            source=f"{store} {names[user]}",
+            user=user,
+            password=cloud.read_password(store, names[user], outputs["region"], environ),
+        )
+    return Auth()
+
+
+def server_verify(
+    config: TesConfig, outputs: Mapping[str, Any], state_dir: Path, environ: Mapping[str, str]
+) -> bool | str:
+    """What requests verifies the server's certificate with: the provisioned server's own
+    (pinned, from SSM), the configured CA bundle, or the system's CAs."""
+    if not config.provision:
+        return config.ca_bundle or True
+    from cfw.backends.tes import cloud
+
+    pem = cloud.read_certificate(outputs["tls_certificate_parameter"], outputs["region"], environ)
+    if pem is None:
+        raise UserError(
+            "the Funnel server has not published its TLS certificate yet (it is still starting)",
+            "wait a minute or two and try again",
+        )
+    path = state_dir / "tes-server.pem"
+    state_dir.mkdir(parents=True, exist_ok=True)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as handle:
+        handle.write(pem)
+    return str(path)
+
+
+def connect(
+    config: TesConfig,
+    outputs: Mapping[str, Any],
+    state_dir: Path,
+    environ: Mapping[str, str] | None = None,
+) -> TesApi:
+    environ = os.environ if environ is None else environ
+    url = outputs["tes_url"]
+    auth = resolve_auth(config, outputs, environ)
+    api = TesApi(url, auth, verify=server_verify(config, outputs, state_dir, environ))
+    if auth.sends_credentials and plain_http_to_remote(url):
+        log.warning(
+            "cfw: the TES server %s is plain http: credentials (%s) cross the network "
+            "unencrypted; use https",
+            url,
+            auth.source,
+        )
+    return api
+
+
+def describe_server(config: TesConfig, outputs: Mapping[str, Any]) -> dict[str, Any]:
+    """For `cfw status NAME`: where the server is and whether it answers."""
+    details: dict[str, Any] = {
+        "tes url": outputs.get("tes_url"),
+        "storage": config.storage.prefix or outputs.get("storage_prefix"),
+    }
+    if outputs.get("basic_auth_names"):
+        details["credentials"] = f"{outputs.get('basic_auth_store')}: " + ", ".join(
+            outputs["basic_auth_names"].values()
+        )
+    try:
+        with tempfile.TemporaryDirectory() as tmp:
+            info = connect(config, outputs, Path(tmp)).discover()
+        details["server"] = f"{info.get('name', '?')} {info.get('version', '')}".strip()
+    except CfwError as exc:
+        details["server"] = f"not answering: {exc}"
+    return details

@@ -193,13 +193,13 @@ class TesKind(Kind[TesConfig]):
     ) -> list[str]:
         if not config.provision:
             return []  # nothing was created in any cloud
-        from cfw.backends.tes import aws
+        from cfw.backends.tes import cloud
 
         region = config.region or outputs.get("region")
-        return aws.leftovers(region, ident.env_id, resource_prefix(ident.env_id))
+        return cloud.leftovers(region, ident.env_id, resource_prefix(ident.env_id), environ)
 
     def status_details(self, config: TesConfig, outputs: Mapping[str, Any]) -> dict[str, Any]:
-        from cfw.backends.tes.backend import describe_server
+        from cfw.backends.tes.client import describe_server
 
         return describe_server(config, outputs)
 

@@ -2,64 +2,25 @@
 
 from __future__ import annotations
 
-import contextlib
 import copy
-import json
+import os
+import sys
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from cfw.backends._aws import session
 from cfw.backends.base import Backend, EnvContext, JobSpec, JobState, JobStatus
 from cfw.backends.tibanna import client
+from cfw.backends.tibanna.config import TibannaConfig
+from cfw.backends.tibanna.status import status_of
 from cfw.backends.tibanna.translate import PENDING_VALUE, forwarded_env
 from cfw.backends.tibanna.validate import validate_input
 
-# Step Functions execution status -> what Snakemake is told
-EXECUTION_STATES = {
-    "RUNNING": JobState.RUNNING,
-    "PENDING_REDRIVE": JobState.PENDING,
-    "SUCCEEDED": JobState.SUCCEEDED,
-    "FAILED": JobState.FAILED,
-    "TIMED_OUT": JobState.FAILED,
-    "ABORTED": JobState.CANCELLED,
-}
 
-
-def status_of(desc: Mapping[str, Any] | None) -> JobStatus:
-    """A DescribeExecution answer as a JobStatus (None: the execution does not exist)."""
-    if desc is None:
-        return JobStatus(JobState.FAILED, reason="the Tibanna execution does not exist")
-    status = desc.get("status", "")
-    state = EXECUTION_STATES.get(status)
-    if state is None:
-        return JobStatus(JobState.FAILED, reason=f"unknown execution status {status!r}")
-    if state == JobState.SUCCEEDED:
-        return JobStatus(state, exit_code=0)
-    if state == JobState.FAILED:
-        what = "timed out" if status == "TIMED_OUT" else "failed"
-        detail = ": ".join(p for p in (desc.get("error"), _short(desc.get("cause"))) if p)
-        return JobStatus(
-            state, reason=f"Tibanna execution {what}" + (f" ({detail})" if detail else "")
-        )
-    if state == JobState.CANCELLED:
-        return JobStatus(state, reason="Tibanna execution aborted")
-    return JobStatus(state)
-
-
-def _short(cause: str | None, limit: int = 300) -> str | None:
-    if not cause:
-        return None
-    with contextlib.suppress(ValueError, AttributeError):  # Lambda errors: {"errorMessage": ...}
-        cause = json.loads(cause).get("errorMessage", cause)
-    cause = " ".join(str(cause).split())
-    return cause if len(cause) <= limit else cause[: limit - 3] + "..."
-
-
-class TibannaBackend(Backend):
-    def __init__(self, ctx: EnvContext):
+class TibannaBackend(Backend[TibannaConfig]):
+    def __init__(self, ctx: EnvContext[TibannaConfig]):
         super().__init__(ctx)
-        import os
-
-        sess = client.session(ctx.config, os.environ)
+        sess = session(ctx.config.region, os.environ)
         self.sfn = sess.client("stepfunctions")
         self.s3 = sess.client("s3")
         self.ec2 = sess.client("ec2")
@@ -81,8 +42,6 @@ class TibannaBackend(Backend):
         _, withheld = forwarded_env(spec.env, self.ctx.config.pass_env)
         if withheld and not self.withheld_warned:
             self.withheld_warned = True
-            import sys
-
             print(
                 f"cfw: tibanna jobs do not get {', '.join(withheld)}: Tibanna keeps a job's "
                 "environment in plain text; jobs reach S3 with their instance role",

@@ -7,9 +7,9 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from cfw.backends._aws import aws_region, s3_storage_env
+from cfw.backends._aws import aws_region, s3_storage_env, session
 from cfw.backends.base import Capabilities, StorageSpec
-from cfw.backends.kind import Identity, Kind
+from cfw.backends.kind import Identity, Kind, Users
 from cfw.backends.tibanna.config import TibannaConfig
 from cfw.core.errors import UserError, WorkFailed
 from cfw.core.rootmodule import ModuleCall, RootSpec
@@ -41,17 +41,17 @@ def create_table(config: TibannaConfig, ident: Identity) -> bool:
     or deploy_unicorn made is used by name, never changed or deleted."""
     if config.create_dynamodb_table != "auto":
         return config.create_dynamodb_table
-    from cfw.backends.tibanna import client
+    from cfw.backends.tibanna import cloud
 
     try:
-        tags = client.table_tags(client.session(config, os.environ))
-    except client.NoCredentialsError:
+        tags = cloud.table_tags(session(config.region, os.environ))
+    except cloud.NoCredentialsError:
         # only `cfw render` gets here (preflight stops `up` and `plan` without credentials):
         # it renders what `up` would do in an account without the table
         return True
-    except (client.ClientError, client.BotoCoreError) as exc:
+    except (cloud.ClientError, cloud.BotoCoreError) as exc:
         raise UserError(
-            f"could not tell whether the {client.MASTER_TABLE} table exists: {exc}",
+            f"could not tell whether the {cloud.MASTER_TABLE} table exists: {exc}",
             "give AWS credentials, or set create_dynamodb_table: true or false",
         ) from exc
     return tags is None or tags.get("cfw-id") == ident.env_id
@@ -110,9 +110,9 @@ class TibannaKind(Kind[TibannaConfig]):
                 "the tibanna environment has no AWS region",
                 "set region: in its config, or AWS_REGION",
             )
-        from cfw.backends.tibanna import client
+        from cfw.backends.tibanna import cloud
 
-        client.require_credentials(environ)
+        cloud.require_credentials(environ)
         from cfw.backends.tibanna.lambda_zip import tibanna_version
 
         tibanna_version()  # the Lambdas are built from the installed package
@@ -186,11 +186,11 @@ class TibannaKind(Kind[TibannaConfig]):
         """IAM refuses to delete a group with members: take the users out first."""
         group = outputs.get("user_group")
         if group:
-            from cfw.backends.tibanna import client
+            from cfw.backends.tibanna import cloud
 
             try:
-                client.empty_group(client.session(config, environ), group)
-            except (client.ClientError, client.BotoCoreError) as exc:
+                cloud.empty_group(session(config.region, environ), group)
+            except (cloud.ClientError, cloud.BotoCoreError) as exc:
                 raise WorkFailed(f"could not take the users out of {group}: {exc}") from exc
 
         self._delete_left_table(config, outputs, environ)
@@ -200,18 +200,18 @@ class TibannaKind(Kind[TibannaConfig]):
     ) -> None:
         """The last unicorn to go deletes a table that another cfw environment made and left
         to it (tagged cfw-left-by); one that deploy_unicorn made is never deleted."""
-        from cfw.backends.tibanna import client
+        from cfw.backends.tibanna import cloud
 
         if outputs.get("dynamodb_table_created") or not outputs.get("state_machine_name"):
             return
-        sess = client.session(config, environ)
+        sess = session(config.region, environ)
         try:
-            tags = client.table_tags(sess)
-            left = bool(tags) and client.LEFT_BY in tags
-            if left and not client.other_unicorns(sess, outputs["state_machine_name"]):
-                client.delete_table(sess)
-        except (client.ClientError, client.BotoCoreError) as exc:
-            raise WorkFailed(f"could not check the {client.MASTER_TABLE} table: {exc}") from exc
+            tags = cloud.table_tags(sess)
+            left = bool(tags) and cloud.LEFT_BY in tags
+            if left and not cloud.other_unicorns(sess, outputs["state_machine_name"]):
+                cloud.delete_table(sess)
+        except (cloud.ClientError, cloud.BotoCoreError) as exc:
+            raise WorkFailed(f"could not check the {cloud.MASTER_TABLE} table: {exc}") from exc
 
     def kept_on_destroy(
         self, config: TibannaConfig, outputs: Mapping[str, Any], environ: Mapping[str, str]
@@ -220,18 +220,18 @@ class TibannaKind(Kind[TibannaConfig]):
         tags are replaced by cfw-left-by, and the last unicorn to go deletes it."""
         if not outputs.get("dynamodb_table_created"):
             return {}
-        from cfw.backends.tibanna import client
+        from cfw.backends.tibanna import cloud
 
-        sess = client.session(config, environ)
+        sess = session(config.region, environ)
         try:
-            others = client.other_unicorns(sess, outputs["state_machine_name"])
+            others = cloud.other_unicorns(sess, outputs["state_machine_name"])
             if not others:
                 return {}
-            client.hand_over_table(sess, str(outputs.get("cfw_id") or ""))
-        except (client.ClientError, client.BotoCoreError) as exc:
-            raise WorkFailed(f"could not check the {client.MASTER_TABLE} table: {exc}") from exc
+            cloud.hand_over_table(sess, str(outputs.get("cfw_id") or ""))
+        except (cloud.ClientError, cloud.BotoCoreError) as exc:
+            raise WorkFailed(f"could not check the {cloud.MASTER_TABLE} table: {exc}") from exc
         return {
-            TABLE_ADDRESS: f"the {client.MASTER_TABLE} table, which other unicorns use "
+            TABLE_ADDRESS: f"the {cloud.MASTER_TABLE} table, which other unicorns use "
             f"({', '.join(others)})"
         }
 
@@ -242,11 +242,11 @@ class TibannaKind(Kind[TibannaConfig]):
         outputs: Mapping[str, Any],
         environ: Mapping[str, str],
     ) -> list[str]:
-        from cfw.backends.tibanna import client
+        from cfw.backends.tibanna import cloud
 
         known = names(config, ident.env_id)
-        return client.leftovers(
-            client.session(config, environ),
+        return cloud.leftovers(
+            session(config.region, environ),
             ident.env_id,
             known["usergroup"],
             [known["data_bucket"], known["log_bucket"]],
@@ -255,7 +255,7 @@ class TibannaKind(Kind[TibannaConfig]):
     def status_details(self, config: TibannaConfig, outputs: Mapping[str, Any]) -> dict[str, Any]:
         from cfw.backends.tibanna import client
 
-        sfn = client.session(config, os.environ).client("stepfunctions")
+        sfn = session(config.region, os.environ).client("stepfunctions")
         running = client.count_running(sfn, outputs["state_machine_arn"])
         return {
             "state machine": outputs.get("state_machine_name"),
@@ -263,10 +263,12 @@ class TibannaKind(Kind[TibannaConfig]):
             "log bucket": outputs.get("log_bucket"),
         }
 
-    def users(self, config: TibannaConfig, outputs: Mapping[str, Any], environ: Mapping[str, str]):
-        from cfw.backends.tibanna import client
+    def users(
+        self, config: TibannaConfig, outputs: Mapping[str, Any], environ: Mapping[str, str]
+    ) -> Users:
+        from cfw.backends.tibanna import cloud
 
-        return client.GroupUsers(client.session(config, environ), outputs["user_group"])
+        return cloud.GroupUsers(session(config.region, environ), outputs["user_group"])
 
 
 KIND = TibannaKind()

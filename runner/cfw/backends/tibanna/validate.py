@@ -16,9 +16,10 @@ import os
 from collections.abc import Iterator
 from typing import Any
 
-from cfw.backends._aws import aws_region
+from cfw.backends._aws import aws_region, session
+from cfw.backends.sdk import require
 from cfw.backends.tibanna.translate import ebs_problem, fitting_problem
-from cfw.core.errors import UserError, missing_sdk
+from cfw.core.errors import UserError
 
 CAPACITY_BEHAVIOURS = ("fail", "wait_and_retry", "retry_without_spot", "other_instance_types")
 _PLACEHOLDER_ACCOUNT = "000000000000"
@@ -53,18 +54,10 @@ def import_tibanna(region: str | None = None, account: str | None = None) -> Any
         or aws_region(os.environ)
         or "us-east-1",
     }
-    try:
-        import boto3
-    except ModuleNotFoundError as exc:
-        raise missing_sdk("boto3", "aws") from exc
-    if boto3.session.Session().get_credentials() is None:
+    if session(None, os.environ).get_credentials() is None:
         values.update({"AWS_ACCESS_KEY_ID": "offline", "AWS_SECRET_ACCESS_KEY": "offline"})
     with _environ(values):
-        try:
-            import tibanna.ec2_utils as ec2_utils
-        except ModuleNotFoundError as exc:
-            raise missing_sdk(exc.name or "tibanna", "aws") from exc
-    return ec2_utils
+        return require("tibanna.ec2_utils", "aws")
 
 
 def validate_input(

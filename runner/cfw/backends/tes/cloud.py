@@ -1,5 +1,6 @@
-"""AWS calls of the `tes` kind (boto3): the provisioned server's credentials and TLS
+"""The AWS side of the `tes` kind (boto3): the provisioned server's credentials and TLS
 certificate at run time, and the check after `down` that nothing of the environment is left.
+No TES API calls (those are in client.py).
 
 Endpoints come from the standard chain (``AWS_ENDPOINT_URL`` reaches moto, LocalStack or a
 private cloud); nothing here is test-specific.
@@ -7,31 +8,27 @@ private cloud); nothing here is test-specific.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from typing import Any
 
-from cfw.core.errors import UserError, WorkFailed, missing_sdk
+from cfw.backends._aws import botocore_errors, error_code, session
+from cfw.core.errors import UserError, WorkFailed
 
-try:
-    import boto3
-    from botocore.exceptions import BotoCoreError, ClientError, NoCredentialsError
-except ModuleNotFoundError as exc:  # pragma: no cover - the kind's extra is missing
-    raise missing_sdk(exc.name or "boto3", "tes") from exc
+_errors = botocore_errors(extra="tes")
+BotoCoreError = _errors.BotoCoreError
+ClientError = _errors.ClientError
+NoCredentialsError = _errors.NoCredentialsError
 
 CERT_PENDING = "pending"
 
 
-def _session(region: str) -> Any:
-    return boto3.session.Session(region_name=region)
-
-
-def read_password(store: str, name: str, region: str) -> str:
+def read_password(store: str, name: str, region: str, environ: Mapping[str, str]) -> str:
     """A basic-auth password from Secrets Manager or SSM (kept in memory only)."""
     try:
         if store == "ssm":
-            ssm = _session(region).client("ssm")
+            ssm = session(region, environ, extra="tes").client("ssm")
             return ssm.get_parameter(Name=name, WithDecryption=True)["Parameter"]["Value"]
-        sm = _session(region).client("secretsmanager")
+        sm = session(region, environ, extra="tes").client("secretsmanager")
         return sm.get_secret_value(SecretId=name)["SecretString"]
     except NoCredentialsError as exc:
         raise UserError(
@@ -40,17 +37,18 @@ def read_password(store: str, name: str, region: str) -> str:
             "FUNNEL_SERVER_USER and FUNNEL_SERVER_PASSWORD",
         ) from exc
     except ClientError as exc:
-        code = exc.response.get("Error", {}).get("Code", "error")
+        code = error_code(exc) or "error"
         raise UserError(
             f"cannot read the Funnel password {name} from {store} ({code})",
             "check your AWS permissions, or set FUNNEL_SERVER_USER and FUNNEL_SERVER_PASSWORD",
         ) from None
 
 
-def read_certificate(parameter: str, region: str) -> str | None:
+def read_certificate(parameter: str, region: str, environ: Mapping[str, str]) -> str | None:
     """The server's self-signed certificate (PEM), or None while the server boots."""
     try:
-        value = _session(region).client("ssm").get_parameter(Name=parameter)["Parameter"]["Value"]
+        ssm = session(region, environ, extra="tes").client("ssm")
+        value = ssm.get_parameter(Name=parameter)["Parameter"]["Value"]
     except (ClientError, BotoCoreError) as exc:
         raise WorkFailed(
             f"cannot read the server's TLS certificate from SSM {parameter}: {exc}"
@@ -64,12 +62,14 @@ def _items(client: Any, operation: str, key: str, **kwargs: Any) -> Iterator[Any
         yield from page.get(key, [])
 
 
-def leftovers(region: str, env_id: str, prefix: str) -> list[str]:
+def leftovers(
+    region: str | None, env_id: str, prefix: str, environ: Mapping[str, str]
+) -> list[str]:
     """Resources of the environment that still exist: EC2 by the cfw-id tag, the others by
     their names, which all start with the environment's prefix (cfw-<env id>)."""
-    session = _session(region)
+    aws = session(region, environ, extra="tes")
     found: list[str] = []
-    ec2 = session.client("ec2")
+    ec2 = aws.client("ec2")
     tag = [{"Name": "tag:cfw-id", "Values": [env_id]}]
     live = ["pending", "running", "shutting-down", "stopping", "stopped"]
     for reservation in _items(
@@ -92,21 +92,21 @@ def leftovers(region: str, env_id: str, prefix: str) -> list[str]:
         for v in _items(ec2, "describe_volumes", "Volumes", Filters=tag)
     ]
 
-    s3 = session.client("s3")
+    s3 = aws.client("s3")
     found += [
         f"s3 bucket {b['Name']}"
         for b in s3.list_buckets().get("Buckets", [])
         if b["Name"].startswith(f"{prefix}-")
     ]
 
-    dynamodb = session.client("dynamodb")
+    dynamodb = aws.client("dynamodb")
     found += [
         f"dynamodb table {name}"
         for name in _items(dynamodb, "list_tables", "TableNames")
         if name.startswith(f"{prefix}-")
     ]
 
-    batch = session.client("batch")
+    batch = aws.client("batch")
     found += [
         f"batch job queue {q['jobQueueName']}"
         for q in _items(batch, "describe_job_queues", "jobQueues")
@@ -123,7 +123,7 @@ def leftovers(region: str, env_id: str, prefix: str) -> list[str]:
         if d["jobDefinitionName"].startswith(f"{prefix}-")
     ]
 
-    iam = session.client("iam")
+    iam = aws.client("iam")
     found += [
         f"iam role {r['RoleName']}"
         for r in _items(iam, "list_roles", "Roles")
@@ -135,7 +135,7 @@ def leftovers(region: str, env_id: str, prefix: str) -> list[str]:
         if p["InstanceProfileName"].startswith(f"{prefix}-")
     ]
 
-    sm = session.client("secretsmanager")
+    sm = aws.client("secretsmanager")
     found += [
         f"secret {s['Name']}"
         for s in _items(
@@ -144,7 +144,7 @@ def leftovers(region: str, env_id: str, prefix: str) -> list[str]:
         if s["Name"].startswith(f"{prefix}/")
     ]
 
-    ssm = session.client("ssm")
+    ssm = aws.client("ssm")
     found += [
         f"ssm parameter {p['Name']}"
         for p in _items(
