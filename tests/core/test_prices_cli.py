@@ -59,6 +59,11 @@ def test_prices_of_one_cloud_region_and_prefix(tmp_path, env):
     gcp = run_cfw(["prices", "google", "-r", "europe-west4", "-m", "n2-highmem-4"], tmp_path, env)
     assert gcp.code == 0, gcp.stderr
     assert "n2-highmem-4" in gcp.stdout and "europe-west4" in gcp.stdout
+    exact = run_cfw(
+        ["prices", "gcp", "-r", "us-east1", "-m", "n2-standard-8", "--json"], tmp_path, env
+    )
+    priced = json.loads(exact.stdout)["clouds"]["gcp"]["machines"]["us-east1"]["n2-standard-8"]
+    assert priced["on_demand"] == pytest.approx(8 * 0.031611 + 32 * 0.004237)
 
 
 def test_prices_json_is_only_json_with_every_row(tmp_path, env):
@@ -99,9 +104,10 @@ def closed_port() -> int:
         return sock.getsockname()[1]
 
 
-def test_refresh_offline_fails_with_one_line(tmp_path, env):
+@pytest.mark.parametrize("args", [["prices", "azure", "--refresh"], ["prices", "--refresh"]])
+def test_refresh_offline_fails_with_one_line(args, tmp_path, env):
     env["CFW_PRICES_AZURE_URL"] = f"http://127.0.0.1:{closed_port()}/api/retail/prices"
-    result = run_cfw(["prices", "azure", "--refresh"], cwd=tmp_path, env=env)
+    result = run_cfw(args, cwd=tmp_path, env=env)
     assert result.code == 1
     line = one_line_error(result)
     assert "cannot reach 127.0.0.1:" in line and "the shipped price tables stay in use" in line

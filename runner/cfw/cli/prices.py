@@ -93,16 +93,15 @@ def _print_table(tab: prices.Table, region: str, machine: str | None) -> None:
     echo(f"  regions: {', '.join(tab.regions)}")
     echo(f"  spot: {tab.layers[0].data.get('spot', data['spot'])}")
     rows = _rows(tab, region, machine)
-    echo(f"  {region}, USD per hour (estimates):")
     if rows:
+        echo(f"  {region}, USD per hour (estimates):")
         width = max(len(r[0]) for r in rows) + 2
         echo(f"    {'machine'.ljust(width)}{'on demand':>11}{'spot':>11}")
         for name, on_demand, spot in rows:
             echo(f"    {name.ljust(width)}{on_demand:>11}{spot:>11}")
-    else:
-        echo(f"    no machine type matches {machine!r} there")
-    if tab.cloud == "gcp":
-        _print_rates(tab, region, machine)
+    rates = tab.cloud == "gcp" and _print_rates(tab, region, machine)
+    if machine is not None and not rows and not rates:
+        echo(f"  {_nothing(tab, region, machine)}")
     total = sum(1 for _ in _listed(tab, region))
     if machine is None and total > len(rows):
         echo(
@@ -127,9 +126,24 @@ def _rows(tab: prices.Table, region: str, machine: str | None) -> list[tuple[str
     return rows
 
 
-def _usd(cloud: str, region: str, machine: str, *, spot: bool) -> str | None:
+def _nothing(tab: prices.Table, region: str, machine: str) -> str:
     try:
-        return f"{prices.machine_price(cloud, region, machine, spot=spot).usd_per_hour:.4f}"
+        prices.machine_price(tab.cloud, region, machine)
+    except prices.NoPrice as exc:
+        if tab.cloud == "gcp" and _is_google_type(machine):
+            return exc.message
+    hint = " (name an exact type such as e2-standard-4, or a family such as e2)"
+    return f"nothing matches {machine!r} in {region}" + (hint if tab.cloud == "gcp" else "")
+
+
+def _usd(cloud: str, region: str, machine: str, *, spot: bool) -> str | None:
+    usd = _price_of(cloud, region, machine, spot=spot)
+    return None if usd is None else f"{usd:.4f}"
+
+
+def _price_of(cloud: str, region: str, machine: str, *, spot: bool) -> float | None:
+    try:
+        return prices.machine_price(cloud, region, machine, spot=spot).usd_per_hour
     except prices.NoPrice:
         return None
 
@@ -156,7 +170,7 @@ def _is_google_type(name: str) -> bool:
     return True
 
 
-def _print_rates(tab: prices.Table, region: str, machine: str | None) -> None:
+def _print_rates(tab: prices.Table, region: str, machine: str | None) -> bool:
     merged = tab.merged()
     families = merged.get("families", {}).get(region, {})
     gpus = merged.get("gpus", {}).get(region, {})
@@ -174,6 +188,7 @@ def _print_rates(tab: prices.Table, region: str, machine: str | None) -> None:
             spot = price.get("spot")
             spot_text = f"{spot:.4f}" if spot is not None else "—"
             typer.echo(f"    {model:<20}{price['on_demand']:>9.4f}   spot {spot_text}")
+    return bool(chosen or picked)
 
 
 def _rate(rates: dict[str, float] | None) -> str:
@@ -195,6 +210,13 @@ def _json_table(tab: prices.Table, region: str | None, machine: str | None) -> d
                 for r, v in by_region.items()
             }
         merged[section] = by_region
+    if tab.cloud == "gcp" and machine and _is_google_type(machine):
+        for where in [region] if region else tab.regions:
+            found = {"on_demand": _price_of("gcp", where, machine, spot=False)}
+            found["spot"] = _price_of("gcp", where, machine, spot=True)
+            entry = {key: usd for key, usd in found.items() if usd is not None}
+            if entry:
+                merged.setdefault("machines", {}).setdefault(where, {})[machine] = entry
     merged["as_of"] = tab.as_of
     merged["tables"] = [
         {"origin": layer.origin, "as_of": layer.as_of, "source": layer.source}
