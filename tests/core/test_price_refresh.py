@@ -116,14 +116,26 @@ def test_refresh_aws_without_spot_permission_keeps_the_shipped_spot_prices():
     assert "from the shipped table" in prices.table("aws").layers[0].data["spot"]
 
 
-def test_refresh_aws_failure_is_one_line():
-    class NoCredentials:
-        def get_products(self, **kwargs):
-            raise RuntimeError("Unable to locate credentials")
+def test_refresh_aws_failures_are_one_line():
+    class NoCredentialsError(Exception):
+        pass
 
+    class Failing:
+        def __init__(self, error):
+            self.error = error
+
+        def get_products(self, **kwargs):
+            raise self.error
+
+    with pytest.raises(UserError) as caught:
+        failing = Failing(NoCredentialsError("Unable to locate credentials"))
+        refresh.refresh_aws(lambda service, region: failing, ["us-east-1"])
+    assert caught.value.message == "AWS: Unable to locate credentials"
+    assert "pricing:GetProducts" in caught.value.hint
     with pytest.raises(WorkFailed) as caught:
-        refresh.refresh_aws(lambda service, region: NoCredentials(), ["us-east-1"])
-    assert caught.value.message == "AWS: RuntimeError: Unable to locate credentials"
+        failing = Failing(RuntimeError("Could not connect to the endpoint URL"))
+        refresh.refresh_aws(lambda service, region: failing, ["us-east-1"])
+    assert caught.value.message == "AWS: RuntimeError: Could not connect to the endpoint URL"
 
 
 # -- Azure -------------------------------------------------------------------------------------
@@ -194,6 +206,16 @@ def test_refresh_gcp_needs_an_api_key_and_writes_rates(user_tables):
     # shapes and GPUs the catalog page did not give come from the shipped table
     a2 = prices.machine_price("gcp", "us-central1", "a2-highgpu-1g")
     assert a2.as_of == prices.tables.shipped_data("gcp")["as_of"]
+
+
+def test_refresh_gcp_with_a_refused_key_is_a_user_mistake():
+    def refused(url):
+        raise refresh.ApiRefused(
+            "cloudbilling.googleapis.com answered HTTP 400: API key not valid.", "", 400
+        )
+
+    with pytest.raises(UserError, match="refused the API key"):
+        refresh.refresh_gcp("BAD", ["us-central1"], fetch=refused)
 
 
 # -- offline -----------------------------------------------------------------------------------

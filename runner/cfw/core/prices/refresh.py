@@ -28,6 +28,14 @@ from cfw.core.prices.tables import Table, reload, table, user_dir
 Fetch = Callable[[str], dict]
 
 
+class ApiRefused(WorkFailed):
+    """The API answered with an HTTP error (``status``)."""
+
+    def __init__(self, message: str, hint: str, status: int):
+        super().__init__(message, hint)
+        self.status = status
+
+
 def fetch_json(url: str, timeout: float = 60) -> dict:
     """GET ``url`` as JSON; WorkFailed with one line when the network or the API fails."""
     request = urllib.request.Request(
@@ -39,7 +47,7 @@ def fetch_json(url: str, timeout: float = 60) -> dict:
             return json.loads(response.read())
     except urllib.error.HTTPError as exc:
         detail = _api_error(exc)
-        raise WorkFailed(f"{host} answered HTTP {exc.code}{detail}", _KEEP) from None
+        raise ApiRefused(f"{host} answered HTTP {exc.code}{detail}", _KEEP, exc.code) from None
     except (urllib.error.URLError, OSError) as exc:
         reason = getattr(exc, "reason", exc)
         raise WorkFailed(f"cannot reach {host} to refresh prices: {reason}", _KEEP) from None
@@ -130,7 +138,15 @@ def refresh_gcp(
     base_url = os.environ.get("CFW_PRICES_GCP_URL", parsers.GCP_URL)
     wanted = _regions(tab, regions)
     skus = parsers.gcp_pages(fetch, lambda token: parsers.gcp_url(api_key, token, base_url))
-    parsed = parsers.parse_gcp_skus(skus, wanted)
+    try:
+        parsed = parsers.parse_gcp_skus(skus, wanted)
+    except ApiRefused as exc:
+        if exc.status not in (400, 401, 403):
+            raise
+        raise UserError(
+            f"the Cloud Billing Catalog API refused the API key ({exc.message})",
+            "check the key, and that the Cloud Billing API is enabled in its project",
+        ) from None
     count = sum(len(f) for f in parsed["families"].values())
     if not count:
         raise WorkFailed(f"the Cloud Billing Catalog listed no machine rates for {wanted}", _KEEP)
@@ -153,7 +169,7 @@ def refresh_aws(
     """
     tab = table("aws")
     wanted = _regions(tab, regions)
-    pricing = client("pricing", "us-east-1")  # the Price List API's own endpoint
+    pricing = _aws_call(client)("pricing", "us-east-1")  # the Price List API's own endpoint
     machines: dict[str, dict] = {}
     for region in wanted:
         pages = parsers.aws_product_pages(_aws_call(pricing.get_products), region)
@@ -162,7 +178,7 @@ def refresh_aws(
     spot_note = "Current spot prices: the median over the zones (DescribeSpotPriceHistory)."
     try:
         for region in wanted:
-            ec2 = client("ec2", region)
+            ec2 = _aws_call(client)("ec2", region)
             records = parsers.aws_spot_pages(
                 _aws_call(ec2.describe_spot_price_history), now or datetime.now(UTC)
             )
@@ -180,12 +196,18 @@ def refresh_aws(
     return _write("aws", data), count
 
 
-def _aws_call(method: Callable[..., dict]) -> Callable[..., dict]:
-    def call(**kwargs: Any) -> dict:
+def _aws_call(method: Callable[..., Any]) -> Callable[..., Any]:
+    def call(*args: Any, **kwargs: Any) -> Any:
         try:
-            return method(**kwargs)
+            return method(*args, **kwargs)
         except Exception as exc:  # botocore's errors: no credentials, no network, denied
             text = " ".join(str(exc).split())
+            if type(exc).__name__ in ("NoCredentialsError", "PartialCredentialsError"):
+                raise UserError(
+                    f"AWS: {text}",
+                    "the AWS Price List API needs credentials (AWS_PROFILE, AWS_ACCESS_KEY_ID, "
+                    "...) of an identity allowed pricing:GetProducts",
+                ) from None
             raise WorkFailed(f"AWS: {type(exc).__name__}: {text}", _KEEP) from None
 
     return call
