@@ -67,6 +67,10 @@ def test_wheel_ships_templates_modules_and_plugins(tmp_path: Path):
         "snakemake_executor_plugin_cfw/__init__.py",
         "snakemake_storage_plugin_cfw/__init__.py",
         "cfw/cli/__init__.py",
+        "cfw/core/prices/data/aws.json",
+        "cfw/core/prices/data/gcp.json",
+        "cfw/core/prices/data/azure.json",
+        "cfw/core/prices/data/kinds.json",
     ):
         assert expected in names, expected
     assert not any(".terraform" in n or n.endswith(".tfstate") for n in names)
