@@ -6,6 +6,7 @@ from __future__ import annotations
 import shutil
 import subprocess
 import sys
+from pathlib import Path
 
 import grimp
 import pytest
@@ -14,8 +15,9 @@ from conftest import REPO
 
 
 def test_the_layers_contract_is_kept():
-    linter = shutil.which("lint-imports") or str(REPO / ".venv" / "bin" / "lint-imports")
-    if not shutil.which(linter):
+    beside_python = Path(sys.executable).parent / "lint-imports"
+    linter = str(beside_python) if beside_python.exists() else shutil.which("lint-imports")
+    if not linter:
         pytest.fail("lint-imports is not installed: pip install -e '.[test]'")
     proc = subprocess.run(
         [linter, "--config", str(REPO / "pyproject.toml")],
