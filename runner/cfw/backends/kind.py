@@ -18,6 +18,7 @@ from cfw.backends import sdk
 from cfw.backends.base import Backend, Capabilities, EnvContext, JobSpec, StorageSpec, check_job
 from cfw.core.config import EnvConfig
 from cfw.core.errors import UserError
+from cfw.core.prices import FixedCost, JobPrice, PoolPrice
 from cfw.core.rootmodule import RootSpec
 
 C = TypeVar("C", bound=EnvConfig)
@@ -136,6 +137,30 @@ class Kind(Generic[C]):
 
     def _load(self, path: str) -> Any:
         return sdk.load(path, self.extra or self.name)
+
+    # -- prices (estimates) -----------------------------------------------------------------
+    def price(self, spec: JobSpec, ctx: EnvContext[C]) -> JobPrice | None:
+        """What the job pays per hour while it runs: its share of the machine it gets (the
+        whole VM where a job gets one of its own, its slots' or resources' share of a node
+        where jobs share nodes), at the capacity it gets. Called for a job ``translate``
+        accepted; pure, like translate. None: the kind bills nothing per job (local)."""
+        return None
+
+    def pool_prices(self, config: C) -> list[PoolPrice]:
+        """The node price of each pool the environment has (`cfw plan`, `cfw up`); empty
+        for kinds whose jobs each get a VM of their own."""
+        return []
+
+    def price_region(self, config: C) -> str | None:
+        """The region the environment's prices are looked up in."""
+        return getattr(config, "region", None)
+
+    def fixed_costs(self, config: C) -> list[FixedCost]:
+        """What the environment costs while idle (prices/data/kinds.json, priced in its
+        region with its settings)."""
+        from cfw.core.prices import fixed_costs
+
+        return fixed_costs(self.name, self.price_region(config), config.model_dump())
 
     # -- teardown ---------------------------------------------------------------------------
     def before_destroy(

@@ -14,9 +14,10 @@ from pathlib import Path
 from typing import Any
 
 from cfw.backends.azure_batch.config import AzureBatchConfig, PoolConfig
-from cfw.backends.base import Capabilities, StorageSpec
+from cfw.backends.base import Capabilities, EnvContext, JobSpec, StorageSpec
 from cfw.backends.kind import Identity, Kind
 from cfw.core.errors import UserError
+from cfw.core.prices import JobPrice, PoolPrice
 from cfw.core.render import render_text
 from cfw.core.rootmodule import ModuleCall, RootSpec
 
@@ -305,6 +306,20 @@ class AzureBatchKind(Kind[AzureBatchConfig]):
         return StorageSpec(provider="azure", prefix=prefix, env=env)
 
     # -- teardown and status ----------------------------------------------------------------
+    def price(self, spec: JobSpec, ctx: EnvContext[AzureBatchConfig]) -> JobPrice:
+        """The task's slots' share of a node of the pool it goes to."""
+        from cfw.backends.azure_batch import price
+
+        return price.job_price(spec, ctx, self.price_region(ctx.config))
+
+    def pool_prices(self, config: AzureBatchConfig) -> list[PoolPrice]:
+        from cfw.backends.azure_batch import price
+
+        return price.pool_prices(config, self.price_region(config))
+
+    def price_region(self, config: AzureBatchConfig) -> str | None:
+        return config.region or env_region(os.environ)
+
     def leftovers(
         self,
         config: AzureBatchConfig,

@@ -8,10 +8,11 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from cfw.backends.base import Capabilities, StorageSpec
+from cfw.backends.base import Capabilities, EnvContext, JobSpec, StorageSpec
 from cfw.backends.gke.config import GkeConfig, node_pools
 from cfw.backends.kind import Identity, Kind
 from cfw.core.errors import UserError
+from cfw.core.prices import JobPrice, PoolPrice
 from cfw.core.rootmodule import ModuleCall, RootSpec
 
 PROJECT_VARS = ("GOOGLE_CLOUD_PROJECT", "CLOUDSDK_CORE_PROJECT", "GCLOUD_PROJECT")
@@ -159,6 +160,17 @@ class GkeKind(Kind[GkeConfig]):
             prefix=f"gcs://{bucket}/{STORAGE_SUBDIR}",
             env={"SNAKEMAKE_STORAGE_GCS_PROJECT": project},
         )
+
+    def price(self, spec: JobSpec, ctx: EnvContext[GkeConfig]) -> JobPrice:
+        """The job's share of a node of the cheapest pool that can hold it."""
+        from cfw.backends.gke import price
+
+        return price.job_price(spec, ctx)
+
+    def pool_prices(self, config: GkeConfig) -> list[PoolPrice]:
+        from cfw.backends.gke import price
+
+        return price.pool_prices(config)
 
     def after_apply(
         self, config: GkeConfig, outputs: Mapping[str, Any], environ: Mapping[str, str]

@@ -8,10 +8,11 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from cfw.backends.base import Capabilities, StorageSpec
+from cfw.backends.base import Capabilities, EnvContext, JobSpec, StorageSpec
 from cfw.backends.google_batch.config import PROJECT_RE, GoogleBatchConfig
 from cfw.backends.kind import Identity, Kind
 from cfw.core.errors import UserError
+from cfw.core.prices import JobPrice
 from cfw.core.rootmodule import ModuleCall, RootSpec
 
 PROJECT_VARS = ("GOOGLE_CLOUD_PROJECT", "CLOUDSDK_CORE_PROJECT")
@@ -141,6 +142,12 @@ class GoogleBatchKind(Kind[GoogleBatchConfig]):
             prefix=f"gs://{outputs['bucket']}/{folder}",
             env={"SNAKEMAKE_STORAGE_GCS_PROJECT": str(outputs["project"])},
         )
+
+    def price(self, spec: JobSpec, ctx: EnvContext[GoogleBatchConfig]) -> JobPrice:
+        """The whole VM Batch creates for the job."""
+        from cfw.backends.google_batch import price
+
+        return price.job_price(spec, ctx)
 
     def leftovers(
         self,

@@ -3,15 +3,17 @@ existing TES server given by URL (then `up` records it and `down` forgets it).""
 
 from __future__ import annotations
 
+import os
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 from cfw.backends._aws import aws_region, s3_storage_env
-from cfw.backends.base import Capabilities, StorageSpec
+from cfw.backends.base import Capabilities, EnvContext, JobSpec, StorageSpec
 from cfw.backends.kind import Identity, Kind
 from cfw.backends.tes.config import TesConfig
 from cfw.core.errors import UserError
+from cfw.core.prices import JobPrice
 from cfw.core.render import header, jinja_env, render_text
 from cfw.core.rootmodule import ModuleCall, RootSpec
 
@@ -182,6 +184,16 @@ class TesKind(Kind[TesConfig]):
                 "set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY",
             )
         return StorageSpec(provider="s3", prefix=str(prefix), env=env)
+
+    def price(self, spec: JobSpec, ctx: EnvContext[TesConfig]) -> JobPrice:
+        """The AWS Batch instance of the provisioned Funnel, whole; none for a TES URL."""
+        from cfw.backends.tes import price
+
+        region = self.price_region(ctx.config) or ctx.outputs.get("region")
+        return price.job_price(spec, ctx, region)
+
+    def price_region(self, config: TesConfig) -> str | None:
+        return config.region or aws_region(os.environ)
 
     # -- teardown and status ----------------------------------------------------------------
     def leftovers(

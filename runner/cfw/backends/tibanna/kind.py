@@ -8,10 +8,11 @@ from pathlib import Path
 from typing import Any
 
 from cfw.backends._aws import aws_region, s3_storage_env, session
-from cfw.backends.base import Capabilities, StorageSpec
+from cfw.backends.base import Capabilities, EnvContext, JobSpec, StorageSpec
 from cfw.backends.kind import Identity, Kind, Users
 from cfw.backends.tibanna.config import TibannaConfig
 from cfw.core.errors import UserError, WorkFailed
+from cfw.core.prices import JobPrice
 from cfw.core.rootmodule import ModuleCall, RootSpec
 
 
@@ -178,6 +179,15 @@ class TibannaKind(Kind[TibannaConfig]):
         region = region_of(config, environ) or outputs.get("region")
         env = s3_storage_env(environ, region=region)
         return StorageSpec(provider="s3", prefix=f"s3://{outputs['data_bucket']}/cfw", env=env)
+
+    def price(self, spec: JobSpec, ctx: EnvContext[TibannaConfig]) -> JobPrice:
+        """The whole instance Tibanna starts for the job."""
+        from cfw.backends.tibanna import price
+
+        return price.job_price(spec, ctx, self.price_region(ctx.config))
+
+    def price_region(self, config: TibannaConfig) -> str | None:
+        return region_of(config, os.environ)
 
     # -- teardown and status ----------------------------------------------------------------
     def before_destroy(

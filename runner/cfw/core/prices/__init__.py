@@ -13,12 +13,23 @@ The API::
     node_price(cloud, region, machine, *, spot=False, gpu_model=None, gpus=0) -> Price
     fixed_costs(kind, region, settings=None) -> list[FixedCost]
     idle_usd_per_hour(costs) -> float
+    quote(cloud, region, machine, *, spot=False, share=1.0, gpu_model=None, gpus=0) -> JobPrice
 
 A missing price raises :class:`NoPrice` (not a CfwError: show its message and go on);
-an unknown region is a missing price, never the nearest region's.
+an unknown region is a missing price, never the nearest region's. :func:`quote` (a job's
+share of a machine, :mod:`cfw.core.prices.job`) never raises: its JobPrice says why.
 """
 
 from cfw.core.prices.fixed import FixedCost, fixed_costs, idle_usd_per_hour
+from cfw.core.prices.job import (
+    ON_DEMAND,
+    SPOT,
+    JobPrice,
+    PoolPrice,
+    format_usd,
+    no_price,
+    quote,
+)
 from cfw.core.prices.lookup import (
     NoPrice,
     Price,
@@ -44,18 +55,25 @@ __all__ = [
     "CLOUDS",
     "ESTIMATE",
     "HOURS_PER_MONTH",
+    "ON_DEMAND",
+    "SPOT",
     "FixedCost",
+    "JobPrice",
     "NoPrice",
+    "PoolPrice",
     "Price",
     "Shape",
     "Table",
     "canonical_cloud",
     "fixed_costs",
+    "format_usd",
     "google_shape",
     "gpu_price",
     "idle_usd_per_hour",
     "machine_price",
+    "no_price",
     "node_price",
+    "quote",
     "reload",
     "table",
     "user_dir",

@@ -70,6 +70,9 @@ def _cost(
     if tab is None:
         raise ValueError(f"kinds.json: {what!r} has a price but its kind names no cloud")
     count = _count(values, item.get("count", 1))
+    if not region:
+        problem = f"no price for {what}: the environment names no region"
+        return FixedCost(what, None, note, problem=problem, as_of=tab.as_of)
     if "machine" in item:
         machine = str(_get(values, item["machine"]))
         try:
