@@ -43,3 +43,12 @@ class ExecutorSettings(ExecutorSettingsBase):
             "required": False,
         },
     )
+    budget: Optional[float] = field(  # noqa: UP045
+        default=None,
+        metadata={
+            "help": "stop submitting jobs when the run's estimated job cost passes this many "
+            "US dollars (default: the environment's budget_usd)",
+            "env_var": False,
+            "required": False,
+        },
+    )

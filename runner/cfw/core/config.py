@@ -233,6 +233,16 @@ class EnvConfig(Model):
     state: StateConfig = Field(default_factory=StateConfig)
     terraform: TerraformSettings = Field(default_factory=TerraformSettings)
     guard: GuardConfig = Field(default_factory=GuardConfig)
+    budget_usd: float | None = Field(
+        None,
+        gt=0,
+        description="stop a run when its estimated job cost passes this many US dollars: "
+        "no new job is submitted (`cfw run --budget` overrides it)",
+    )
+    budget_action: Literal["finish", "cancel"] = Field(
+        "finish",
+        description="when the budget is passed: let running jobs finish, or cancel them",
+    )
 
     @field_validator("name")
     @classmethod

@@ -1,7 +1,8 @@
 """Records of runs: which jobs went where, so `status` and `logs` can find them later.
 
-``.cfw/<env>/runs/<run id>/run.json`` holds the counts and the pid of the run;
-``jobs.jsonl`` has one line per job event (submitted, succeeded, failed, cancelled);
+``.cfw/<env>/runs/<run id>/run.json`` holds the counts, the pid and the estimated cost of
+the run; ``jobs.jsonl`` has one line per job event (submitted with its price, started,
+succeeded, failed, cancelled; ``t`` in seconds since the epoch);
 ``logs/`` holds saved job logs.
 """
 
@@ -35,8 +36,9 @@ class RunInfo:
     done: int = 0
     running: int = 0
     failed: int = 0
-    outcome: str | None = None  # success / failure / interrupted
+    outcome: str | None = None  # success / failure / interrupted / budget
     extra: dict[str, Any] = field(default_factory=dict)
+    cost: dict[str, Any] | None = None  # the run's estimated cost (executor/cost.py)
 
 
 def _alive(pid: int) -> bool:

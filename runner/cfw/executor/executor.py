@@ -18,6 +18,7 @@ from cfw.backends.registry import Resolved
 from cfw.core.errors import CfwError
 from cfw.core.records import RunLog, new_run_id, record_startup_error
 from cfw.core.state import EnvState
+from cfw.executor.budget import BudgetMixin, run_cost
 from cfw.executor.prefix import checkpoint_staging, plugin_install, retrieve_checkpoint_outputs
 from cfw.executor.session import open_context, pick_environment
 from cfw.executor.spec import spec_from_job
@@ -40,7 +41,7 @@ COMMON_SETTINGS = CommonSettings(
 )
 
 
-class CfwExecutor(RemoteExecutor):
+class CfwExecutor(BudgetMixin, RemoteExecutor):
     # records a shared environment another directory brought up; set by the plugin shim
     # (the orchestration runs Terraform, which this layer does not)
     attach: Callable[[Resolved], object] | None = None
@@ -55,13 +56,14 @@ class CfwExecutor(RemoteExecutor):
                 self.project, name, self.run_id, attach=type(self).attach
             )
             self.backend: Backend = self.kind.backend(self.ctx)
+            cost = run_cost(self.kind, self.ctx, getattr(settings, "budget", None))
         except CfwError as exc:
             from snakemake_interface_common.exceptions import WorkflowError
 
             # `cfw run` reads this back and exits as the error says (2 for a user mistake)
             record_startup_error(EnvState(self.project, name).runs_dir / self.run_id, exc)
             raise WorkflowError(f"cfw: {exc}") from None
-        self.tracker = RunTracker(RunLog(self.ctx.run_dir, name, self.run_id))
+        self.tracker = RunTracker(RunLog(self.ctx.run_dir, name, self.run_id), cost=cost)
         self.specs: dict[str, JobSpec] = {}
         self.ignored_said: set[str] = set()  # rules told what their kind does not honour
         self.cancelled = False
@@ -91,6 +93,8 @@ class CfwExecutor(RemoteExecutor):
         )
 
     def run_job(self, job: JobExecutorInterface) -> None:
+        if self.budget_refuses(job):
+            return
         spec = self.job_spec(job)
         self._say_ignored(spec)
         try:
@@ -121,6 +125,7 @@ class CfwExecutor(RemoteExecutor):
     async def check_active_jobs(
         self, active_jobs: list[SubmittedJobInfo]
     ) -> AsyncGenerator[SubmittedJobInfo, None]:
+        active_jobs = self.drop_budget_cancelled(active_jobs)
         if not active_jobs:
             return
         ids = [j.external_jobid for j in active_jobs]
@@ -152,6 +157,7 @@ class CfwExecutor(RemoteExecutor):
                     f"cfw: log of failed job {info.job.jobid} "
                     f"({spec.rule if spec else '?'}): {path}"
                 )
+        self.check_budget()
         self._progress()
 
     def get_job_exec_prefix(self, job: JobExecutorInterface) -> str:
@@ -221,5 +227,7 @@ class CfwExecutor(RemoteExecutor):
         except Exception:  # closing must not mask the run's own outcome
             self.logger.warning("cfw: closing the backend failed:\n" + traceback.format_exc())
         failed = self.tracker.counts().failed
-        outcome = "interrupted" if self.cancelled else "failure" if failed else "success"
+        outcome = self.budget_outcome() or (
+            "interrupted" if self.cancelled else "failure" if failed else "success"
+        )
         self.tracker.finish(outcome)

@@ -1,8 +1,10 @@
 """What the executor knows about each job of a run, in one place, and its records.
 
 Every fact about a job (when it was submitted, first seen running, finished; its attempts,
-its outcome and why) is kept here; the run's records (run.json, jobs.jsonl) are written
-from it in batches, at most about once a second and at the end, never per job event.
+its outcome and why; its price) is kept here; the run's records (run.json, jobs.jsonl) are
+written from it in batches, at most about once a second and at the end, never per job
+event. With a :class:`~cfw.executor.cost.RunCost`, every attempt is priced at submission
+and run.json carries the run's estimated cost (executor/cost.py).
 """
 
 from __future__ import annotations
@@ -13,7 +15,9 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from cfw.backends.base import JobSpec, JobState
+from cfw.core.prices import JobPrice
 from cfw.core.records import RunLog
+from cfw.executor.cost import RunCost, attempt_of
 
 FLUSH_SECONDS = 1.0
 
@@ -30,6 +34,7 @@ class TrackedJob:
     finished: float | None = None
     reason: str | None = None
     log: str | None = None
+    price: JobPrice | None = None  # what this attempt pays per hour (an estimate)
 
     @property
     def open(self) -> bool:
@@ -50,10 +55,12 @@ class RunTracker:
         run_log: RunLog,
         clock: Callable[[], float] = time.time,
         flush_seconds: float = FLUSH_SECONDS,
+        cost: RunCost | None = None,
     ):
         self.run_log = run_log
         self.clock = clock
         self.flush_seconds = flush_seconds
+        self.cost = cost
         self.jobs: dict[str, TrackedJob] = {}
         self._lock = threading.RLock()  # the scheduler's and the status thread's
         self._last_flush = 0.0
@@ -63,13 +70,17 @@ class RunTracker:
     def submitted(self, spec: JobSpec, external_id: str) -> TrackedJob:
         with self._lock:
             job = TrackedJob(spec.jobid, spec.rule, external_id, spec.attempt, self.clock())
+            job.price = self.cost.price(spec) if self.cost else None
             self.jobs[external_id] = job
+            priced = {"price": job.price.as_record()} if job.price else {}
             self._event(
                 "submitted",
                 jobid=spec.jobid,
                 rule=spec.rule,
                 external_id=external_id,
                 attempt=spec.attempt,
+                t=job.submitted,
+                **priced,
             )
             return job
 
@@ -81,7 +92,7 @@ class RunTracker:
                 return
             if state == JobState.RUNNING and job.started is None:
                 job.started = self.clock()
-                self._dirty = True
+                self._event("started", jobid=job.jobid, external_id=external_id, t=job.started)
             if not state.finished:
                 job.state = state
 
@@ -100,6 +111,12 @@ class RunTracker:
             if job is not None and job.open:
                 job.state, job.finished = state, self.clock()
                 job.reason, job.log = fields.get("reason"), fields.get("log")
+                fields["t"] = job.finished
+                if self.cost is not None:
+                    self.cost.finished(job)
+                    usd = attempt_of(job).usd(job.finished)
+                    if usd is not None:
+                        fields["usd"] = round(usd, 6)
             self._event(event, external_id=external_id, **fields)
 
     def _event(self, event: str, **fields) -> None:
@@ -121,6 +138,14 @@ class RunTracker:
         with self._lock:
             return sorted(ext for ext, job in self.jobs.items() if job.open)
 
+    def spent_usd(self) -> float:
+        """The jobs' estimated cost so far: finished attempts plus running ones (0.0
+        without prices)."""
+        if self.cost is None:
+            return 0.0
+        with self._lock:
+            return self.cost.spent([j for j in self.jobs.values() if j.open], self.clock())
+
     # -- records ----------------------------------------------------------------------------
     def flush(self, force: bool = False) -> None:
         """Write what changed, at most every ``flush_seconds`` unless forced."""
@@ -132,6 +157,8 @@ class RunTracker:
                 return
             counts = self.counts()
             self.run_log.counts(done=counts.done, running=counts.running, failed=counts.failed)
+            if self.cost is not None:
+                self.run_log.info.cost = self.cost.summary(self.jobs.values(), now)
             self.run_log.flush()
             self._last_flush, self._dirty = now, False
 
