@@ -24,7 +24,9 @@ from cfw.cli import app
 from cfw.cli.output import Output
 from cfw.core.assets import example_environments_dir
 from cfw.core.errors import CfwError, UserError
+from cfw.core.prices import format_usd
 from cfw.core.state import EnvState
+from cfw.orchestration import costs
 from cfw.orchestration.lifecycle import Lifecycle
 from cfw.orchestration.status import Status
 
@@ -58,6 +60,13 @@ def confirm(question: str, yes: bool, command: str) -> None:
         )
     if not typer.confirm(question, default=False, err=True):
         raise CfwError("aborted; nothing was changed")
+
+
+def say_costs(out: Output, resolved) -> None:
+    """What the environment costs while idle and per pool node: from its config, no cloud."""
+    estimate = costs.environment_costs(resolved.kind, resolved.config)
+    for line in costs.environment_lines(resolved.name, estimate):
+        out.info(line)
 
 
 def _overrides(sets: list[str], **flags: str | None) -> list[str]:
@@ -113,6 +122,7 @@ def plan(
     resolved = resolve(Path.cwd(), name, overrides=sets)
     changes = Lifecycle(Path.cwd(), out).plan(resolved)
     out.done()
+    say_costs(out, resolved)
     out.success(
         f"plan for {name}: {changes.get('add', 0)} to add, {changes.get('change', 0)} to change, "
         f"{changes.get('remove', 0)} to destroy"
@@ -141,6 +151,8 @@ def up(
     resolved.kind.preflight(resolved.config, os.environ)
     state = EnvState(project, name)
     verb = "Update" if state.exists else "Create"
+    if yes or sys.stdin.isatty():  # without either, the confirmation stops with one line
+        say_costs(out, resolved)
     confirm(f"{verb} environment {name} (kind {resolved.kind.name})?", yes, "up")
     lifecycle = Lifecycle(project, out)
     try:
@@ -209,7 +221,7 @@ def status(
     if not rows:
         out.info("no environments here; bring one up with `cfw up KIND`")
         return
-    table = Table("NAME", "KIND", "STATE", "AGE", "EXPIRES", "JOBS RUNNING", "RESOURCES")
+    table = Table("NAME", "KIND", "STATE", "AGE", "EXPIRES", "JOBS RUNNING", "RESOURCES", "COST*")
     for r in rows:
         colour = {"up": "green", "half-up": "yellow", "failed": "red"}.get(r.state, "white")
         expires = (r.expires_at or "never") + (" (expired)" if r.expired else "")
@@ -221,8 +233,10 @@ def status(
             expires,
             str(r.jobs_running),
             str(r.resources),
+            format_usd(r.cost["total_usd"]) if r.cost else "?",
         )
     out.table(table)
+    out.info("* so far, an estimate from list prices (not a bill): fixed costs while up, plus runs")
     for r in rows:
         if r.last_error and r.state != "up":
             out.warn(f"{r.name}: {r.last_error}")

@@ -55,6 +55,13 @@ def run(
         help="Cloud kinds: download the requested targets from the environment's storage.",
     ),
     lock_timeout: float = typer.Option(0.0, "--lock-timeout", help=LOCK_HELP),
+    budget: float = typer.Option(
+        None,
+        "--budget",
+        metavar="USD",
+        help="Submit no new job once the run's estimated job cost passes this many US "
+        "dollars (default: the environment's budget_usd).",
+    ),
 ) -> None:
     """Run the Snakefile here on an environment. Other arguments go to Snakemake."""
     project = Path.cwd()
@@ -72,6 +79,7 @@ def run(
             download=download,
             lock_timeout=lock_timeout,
             snakemake_args=args,
+            budget=budget,
         )
     )
     raise typer.Exit(code)

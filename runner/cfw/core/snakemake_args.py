@@ -28,6 +28,7 @@ FORBIDDEN = {
     "--executor": "cfw run always uses cfw's executor; choose the environment with --env",
     "-e": "cfw run always uses cfw's executor; choose the environment with --env",
     "--cfw-env": "use `cfw run --env NAME`",
+    "--cfw-budget": "use `cfw run --budget USD`",
 }
 
 

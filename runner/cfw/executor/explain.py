@@ -4,7 +4,9 @@ Runs Snakemake's own dry-run (so the DAG, checkpoints aside, is exactly the one 
 would schedule, in the same order), with the dry-run executor swapped for one that builds
 each job's command exactly as the cfw executor does and translates it with the
 environment's backend. Each job becomes one JSON line in the file named by
-``CFW_EXPLAIN_OUT``. Values known only after `up` are placeholders; secrets are redacted.
+``CFW_EXPLAIN_OUT``, with its ``price`` on a cloud kind (its share of the machine it
+gets; a "no price for X in Y" problem where the tables have none). Values known only
+after `up` are placeholders; secrets are redacted.
 
 Invoked by `cfw run --explain` as ``python -m cfw.executor.explain SNAKEMAKE_ARGS...``.
 """
@@ -15,6 +17,7 @@ import dataclasses
 import hashlib
 import json
 import os
+import re
 import sys
 import tempfile
 from pathlib import Path
@@ -24,10 +27,12 @@ from snakemake_interface_executor_plugins.jobs import JobExecutorInterface
 
 from cfw.backends.base import JobSpec
 from cfw.core.errors import CfwError
+from cfw.executor.cost import job_pricer, override
 from cfw.executor.executor import CfwExecutor
 from cfw.executor.session import open_context, pick_environment
 
 REDACTED = "<redacted>"
+CREDENTIAL_NAME = re.compile(r"KEY|SECRET|TOKEN|PASSW|CREDENTIAL|SESSION|SAS|AUTH", re.I)
 OUT_VAR = "CFW_EXPLAIN_OUT"
 STORAGE_VAR = "CFW_EXPLAIN_STORAGE"  # JSON {provider, prefix}: what a real run would use
 CORES_VAR = "CFW_EXPLAIN_CORES"
@@ -59,6 +64,7 @@ class ExplainExecutor(CfwExecutor):
         self.run_id = getattr(settings, "run_id", None) or "explain"
         self.kind, self.ctx = open_context(self.project, name, self.run_id, explain=True)
         self.backend = None
+        self.pricer = job_pricer(self.kind, self.ctx, override())
         self.out = open(os.environ[OUT_VAR], "a")  # noqa: SIM115 - closed in shutdown
         self.real_storage = json.loads(os.environ.get(STORAGE_VAR) or "null")
         if os.environ.get(COLLECT_VAR):
@@ -149,7 +155,16 @@ class ExplainExecutor(CfwExecutor):
             "env_vars": list(spec.env),
             "submission": payload,
         }
-        record = redact(record, list(self.envvars().values()))
+        envvars = self.envvars()
+        record = redact(record, list(envvars.values()))
+        price = self.pricer(spec)  # the job's share of its machine: an estimate
+        if price is not None:
+            # machine, region and list prices; only credentials are redacted from it, so
+            # that "no price for X in REGION" keeps its region
+            credentials = [v for k, v in envvars.items() if CREDENTIAL_NAME.search(k)]
+            submission = record.pop("submission")
+            record["price"] = redact(price.as_dict(), credentials)
+            record["submission"] = submission
         self.out.write(json.dumps(record, sort_keys=False) + "\n")
         self.out.flush()
         self._done(job)

@@ -70,6 +70,7 @@ def explain(
         f"{len(lines)} job(s) explained for environment {name} "
         f"(kind {prepared.kind.name}); nothing was submitted"
     )
+    summary += _prices_said(lines)
     if not records:  # said even under --explain's quiet output: stdout is empty
         reporter.warn(f"{summary}: Snakemake has nothing to do (use --forceall?)")
     else:
@@ -102,3 +103,17 @@ def collect(project: Path, name: str, prepared: Prepared) -> dict:
                 "snakemake could not compute the workflow's DAG", "see its messages above"
             )
         return json.loads(out.read_text())
+
+
+def _prices_said(records: list[dict]) -> str:
+    """What the jobs' ``price`` fields are: estimates, as of when, and how many have none."""
+    priced = [r["price"] for r in records if "price" in r]
+    if not priced:
+        return ""
+    dates = sorted({p["as_of"] for p in priced if p.get("as_of")})
+    missing = sum(p.get("usd_per_hour") is None for p in priced)
+    said = "; each price is an estimate (list prices" + (f" as of {dates[0]}" if dates else "")
+    said += ", per hour of the job's share of its machine)"
+    if missing:
+        said += f"; {missing} job(s) have no price (see their price.problem)"
+    return said

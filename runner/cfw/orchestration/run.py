@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import contextlib
+import math
 import os
 import signal
 import subprocess
@@ -15,10 +16,11 @@ from pathlib import Path
 from cfw.backends.registry import resolve
 from cfw.core import snakemake_args
 from cfw.core.errors import Interrupted, UserError, WorkFailed
-from cfw.core.records import new_run_id, read_run, startup_error
+from cfw.core.records import RunInfo, new_run_id, read_run, startup_error
 from cfw.core.report import Reporter
 from cfw.core.state import EnvState, private_dir
 from cfw.executor.session import open_context, pick_environment
+from cfw.orchestration import costs
 from cfw.orchestration import explain as explaining
 from cfw.orchestration.invocation import Prepared
 from cfw.orchestration.lifecycle import Lifecycle
@@ -35,6 +37,7 @@ class RunRequest:
     download: bool = False
     lock_timeout: float = 0.0
     snakemake_args: list[str] = field(default_factory=list)
+    budget: float | None = None  # US dollars; else the environment's budget_usd
 
 
 class Runner:
@@ -53,6 +56,11 @@ class Runner:
     # -- the command ------------------------------------------------------------------------
     def run(self, req: RunRequest) -> int:
         snakemake_args.refuse_forbidden(req.snakemake_args)
+        if req.budget is not None and not (math.isfinite(req.budget) and req.budget > 0):
+            raise UserError(
+                f"--budget {req.budget:g}: a budget is an amount of US dollars above 0",
+                "for example --budget 25",
+            )
         name, why = pick_environment(self.project, req.env)
         resolved = resolve(
             self.project,
@@ -120,6 +128,8 @@ class Runner:
         scratch = private_dir(ctx.state_dir)
         storage = kind.storage(ctx.config, ctx.outputs, self.project, self.environ, scratch)
         args = ["--executor", "cfw", "--cfw-env", name, "--cfw-run-id", run_id]
+        if req.budget is not None:
+            args += ["--cfw-budget", repr(float(req.budget))]
         user = list(req.snakemake_args)
         if not snakemake_args.has_flag(user, snakemake_args.STORAGE):
             args += storage.cli_args()
@@ -166,6 +176,7 @@ class Runner:
                 f"run {run_id}: {run.done} jobs done, {run.failed} failed"
                 + (f"; records in {run_dir}" if run.failed else "")
             )
+            self._report_cost(run_id, run)
         if code == -signal.SIGINT or code == 130 or (run and run.outcome == "interrupted"):
             raise Interrupted(f"run {run_id} was interrupted; its jobs were cancelled")
         if code != 0 and not (run and (run.done or run.failed)):
@@ -186,3 +197,13 @@ class Runner:
                 "fetches the requested targets"
             )
         return 0
+
+    def _report_cost(self, run_id: str, run: RunInfo) -> None:
+        """The run's estimated cost; a budget that stopped it is the run's outcome."""
+        for line in costs.run_lines(run_id, run.cost):
+            self.reporter.info(line)
+        if run.outcome == "budget":
+            raise WorkFailed(costs.budget_line(run_id, run.cost) or f"a budget stopped {run_id}")
+        passed = costs.budget_line(run_id, run.cost, stopped=False)
+        if passed:
+            self.reporter.warn(passed)

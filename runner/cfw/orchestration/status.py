@@ -1,4 +1,5 @@
-"""`cfw status` and `cfw reap`'s view of environments: state, age, expiry, running jobs."""
+"""`cfw status` and `cfw reap`'s view of environments: state, age, expiry, running jobs, and
+the estimated cost so far."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ from typing import Any
 
 from cfw.backends.registry import get_kind, resolve
 from cfw.core.errors import CfwError, UserError
-from cfw.core.records import active_runs
+from cfw.core.records import active_runs, list_runs
 from cfw.core.state import (
     PHASE_APPLYING,
     PHASE_DESTROY_FAILED,
@@ -22,6 +23,7 @@ from cfw.core.state import (
     parse_time,
 )
 from cfw.core.terraform import count_state_resources
+from cfw.orchestration import costs
 from cfw.orchestration.lifecycle import Lifecycle
 
 
@@ -39,6 +41,7 @@ class EnvStatus:
     resources: int
     last_error: str | None = None
     details: dict[str, Any] = field(default_factory=dict)
+    cost: dict[str, Any] | None = None  # so far: fixed cost x age plus its runs (estimate)
 
 
 class Status:
@@ -105,7 +108,18 @@ class Status:
             resources=resources,
             last_error=meta.last_error,
             details=extra,
+            cost=self._cost_of(state, meta, created, current, label == "up"),
         )
+
+    def _cost_of(self, state: EnvState, meta, created, current, up: bool) -> dict[str, Any] | None:
+        """The estimated cost so far, from the saved config and the run records."""
+        try:
+            kind = get_kind(meta.kind)
+            config = kind.config_model.model_validate(meta.config)
+        except (CfwError, ValueError):
+            return None
+        env = costs.environment_costs(kind, config)
+        return costs.cost_so_far(env, created, current, list_runs(state.runs_dir), up)
 
 
 def human(delta: timedelta) -> str:
