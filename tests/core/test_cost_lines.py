@@ -175,3 +175,10 @@ def test_the_cost_so_far_is_fixed_cost_times_age_plus_the_runs_since_it_came_up(
 def test_every_kind_has_fixed_costs_listed():
     for kind in kind_names():
         assert isinstance(get_kind(kind).fixed_costs(example(kind).config), list)
+
+
+def test_a_run_where_nothing_is_priced_says_it_cost_nothing_in_a_cloud():
+    local = {"as_of": None, "attempts": 0, "fixed_usd_per_hour": 0.0, "total_usd": 0.0}
+    assert costs.run_lines("r1", local) == [
+        "run r1 cost nothing in a cloud: its jobs ran where nothing is priced"
+    ]

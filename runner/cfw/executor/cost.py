@@ -367,17 +367,23 @@ class RunCost:
         self.started = started
         self.budget = budget
         self.finished_usd = 0.0
+        self._open: dict[int, TrackedLike] = {}
 
-    def price(self, spec: JobSpec) -> JobPrice | None:
-        return self.pricer(spec)
+    def submitted(self, spec: JobSpec, job: TrackedLike) -> JobPrice | None:
+        """Price an attempt that has just been submitted (and keep it among the open)."""
+        job.price = self.pricer(spec)
+        self._open[id(job)] = job
+        return job.price
 
     def finished(self, job: TrackedLike) -> None:
-        """A job's attempt has just finished."""
+        """An attempt has just finished: its dollars join the finished ones."""
+        self._open.pop(id(job), None)
         self.finished_usd += attempt_of(job).usd(job.finished or 0.0) or 0.0
 
-    def spent(self, open_jobs: Iterable[TrackedLike], now: float) -> float:
-        """The jobs' running estimate: finished attempts, plus running ones so far."""
-        return self.finished_usd + jobs_usd((attempt_of(j) for j in open_jobs), now)
+    def spent(self, now: float) -> float:
+        """The jobs' running estimate: finished attempts, plus running ones so far (a look
+        at the open attempts only)."""
+        return self.finished_usd + jobs_usd((attempt_of(j) for j in self._open.values()), now)
 
     def summary(self, jobs: Iterable[TrackedLike], now: float) -> dict[str, Any]:
         summary = summarize(

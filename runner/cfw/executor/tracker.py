@@ -70,7 +70,8 @@ class RunTracker:
     def submitted(self, spec: JobSpec, external_id: str) -> TrackedJob:
         with self._lock:
             job = TrackedJob(spec.jobid, spec.rule, external_id, spec.attempt, self.clock())
-            job.price = self.cost.price(spec) if self.cost else None
+            if self.cost is not None:
+                self.cost.submitted(spec, job)
             self.jobs[external_id] = job
             priced = {"price": job.price.as_record()} if job.price else {}
             self._event(
@@ -144,7 +145,7 @@ class RunTracker:
         if self.cost is None:
             return 0.0
         with self._lock:
-            return self.cost.spent([j for j in self.jobs.values() if j.open], self.clock())
+            return self.cost.spent(self.clock())
 
     # -- records ----------------------------------------------------------------------------
     def flush(self, force: bool = False) -> None:

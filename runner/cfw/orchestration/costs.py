@@ -143,6 +143,8 @@ def run_lines(run_id: str, cost: dict[str, Any] | None) -> list[str]:
     """The end of `cfw run`: its estimated cost, the most expensive rules, spot savings."""
     if not cost:
         return []
+    if not (cost.get("as_of") or cost.get("attempts") or cost.get("fixed_usd_per_hour")):
+        return [f"run {run_id} cost nothing in a cloud: its jobs ran where nothing is priced"]
     dated = f"prices as of {cost['as_of']}; " if cost.get("as_of") else ""
     lines = [
         f"run {run_id} cost an estimated {format_usd(cost['total_usd'])}: jobs "
