@@ -1,4 +1,4 @@
-"""Processes on this machine: start in a sandbox, watch memory and runtime, stop.
+"""Processes on this machine: start in a sandbox, watch memory and runtime, stop, prune.
 
 The local "service". Each job is a new session (its own process group), so a job and
 everything it starts can be measured and stopped together.
@@ -21,6 +21,7 @@ from pathlib import Path
 from cfw.backends.local import forkrun
 
 PAGE = os.sysconf("SC_PAGE_SIZE")
+KEEP_FAILED_DAYS = 7  # how long the sandboxes of failed jobs are kept for debugging
 # processes that run Snakemake itself, not the rule: their memory is not the rule's
 _WRAPPERS = (b"-m snakemake", b"multiprocessing.forkserver")
 _PASS_THROUGH = (
@@ -169,3 +170,24 @@ def remove_tree(path: Path) -> None:
 
 def elapsed(proc: Proc) -> float:
     return time.monotonic() - proc.started
+
+
+def prune_kept_sandboxes(
+    root: Path, days: float = KEEP_FAILED_DAYS, now: float | None = None
+) -> list[Path]:
+    """Remove the run directories under ROOT (failed jobs' sandboxes, kept for debugging)
+    untouched for DAYS; returns what was removed."""
+    cutoff = (time.time() if now is None else now) - days * 86400
+    removed: list[Path] = []
+    try:
+        runs = list(root.iterdir())
+    except OSError:
+        return removed
+    for run in runs:
+        try:
+            if run.is_dir() and not run.is_symlink() and run.stat().st_mtime < cutoff:
+                shutil.rmtree(run, ignore_errors=True)
+                removed.append(run)
+        except OSError:
+            continue
+    return removed
