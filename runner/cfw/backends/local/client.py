@@ -22,8 +22,12 @@ from cfw.backends.local import forkrun
 
 PAGE = os.sysconf("SC_PAGE_SIZE")
 KEEP_FAILED_DAYS = 7  # how long the sandboxes of failed jobs are kept for debugging
-# processes that run Snakemake itself, not the rule: their memory is not the rule's
-_WRAPPERS = (b"-m snakemake", b"multiprocessing.forkserver")
+# processes that run Snakemake itself, or that it runs for itself, not the rule: their
+# memory is not the rule's. Snakemake's ILP scheduler solves each job selection with pulp's
+# CBC, a process of its own (`cbc <tmp>/<uuid>-pulp.mps ...`), in every job too.
+_WRAPPERS = (b"-m snakemake", b"multiprocessing.forkserver", b"-pulp.mps")
+# the shells that run a job's commands and a rule's shell command (`bash -c ...`)
+_SHELLS = (b"bash", b"sh")
 _PASS_THROUGH = (
     "LANG",
     "LC_ALL",
@@ -88,8 +92,8 @@ def job_environment(
 def sessions_memory_mb(sids: set[int]) -> dict[int, float]:
     """RSS (MB) per session, one pass over /proc, not counting Snakemake's own processes.
 
-    A job's session holds the shell, the Snakemake that runs the job, and the rule's own
-    processes; only the latter count against the rule's mem_mb.
+    A job's session holds the shell, the Snakemake that runs the job (and its scheduler's
+    solver), and the rule's own processes; only the latter count against the rule's mem_mb.
     """
     usage: dict[int, float] = dict.fromkeys(sids, 0.0)
     for entry in os.scandir("/proc"):
@@ -104,13 +108,22 @@ def sessions_memory_mb(sids: set[int]) -> dict[int, float]:
                 continue
             rss_pages = int(fields[21])
             with open(f"/proc/{entry.name}/cmdline", "rb") as handle:
-                cmdline = handle.read().replace(b"\0", b" ")
+                cmdline = handle.read()
         except (OSError, ValueError, IndexError):
             continue
-        if any(marker in cmdline for marker in _WRAPPERS) or cmdline.startswith(b"/bin/bash -c"):
+        if not counts_as_the_rules(cmdline):
             continue
         usage[sid] += rss_pages * PAGE / 2**20
     return usage
+
+
+def counts_as_the_rules(cmdline: bytes) -> bool:
+    """Whether a process of a job's session (its NUL-separated /proc cmdline) is the rule's:
+    not Snakemake, not what Snakemake runs for itself, not a shell running commands."""
+    argv = cmdline.split(b"\0")
+    if len(argv) > 1 and argv[1] == b"-c" and os.path.basename(argv[0]) in _SHELLS:
+        return False
+    return not any(marker in cmdline.replace(b"\0", b" ") for marker in _WRAPPERS)
 
 
 def start(
