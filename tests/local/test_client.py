@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
+
 import pytest
 
-from cfw.backends.local.client import counts_as_the_rules
+from cfw.backends.local.client import counts_as_the_rules, sessions_memory_mb, stop
 
 PULP = "/venv/lib/python3.11/site-packages/pulp/apis/../solverdir/cbc/linux/i64/cbc"
 
@@ -25,6 +28,9 @@ def argv(*args: str) -> bytes:
         argv("sh", "-c", "touch x"),
         # Snakemake's ILP scheduler solves each selection in a CBC process, in every job
         argv(PULP, "/tmp/5ab8-pulp.mps", "-max", "-sec", "10", "-solution", "/tmp/5ab8-pulp.sol"),
+        # exiting (or a zombie): /proc shows no command line, and the memory is going; a
+        # Snakemake that ends must not count its 100 MB against the rule that just ran
+        b"",
     ],
 )
 def test_snakemake_its_solver_and_shells_are_not_the_rules(cmdline):
@@ -44,3 +50,22 @@ def test_snakemake_its_solver_and_shells_are_not_the_rules(cmdline):
 )
 def test_the_rules_processes_count(cmdline):
     assert counts_as_the_rules(cmdline)
+
+
+def test_a_session_is_measured_by_its_rules_processes():
+    """A real session: a shell (not counted) running a process that holds 64 MB."""
+    hog = "x = bytearray(64 * 2**20); import sys, time; sys.stdout.write('ready\\n'); "
+    hog += "sys.stdout.flush(); time.sleep(30)"
+    proc = subprocess.Popen(
+        ["/bin/bash", "-c", f'{sys.executable} -c "{hog}"; true'],
+        stdout=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
+    )
+    try:
+        assert proc.stdout.readline() == "ready\n"
+        used = sessions_memory_mb({proc.pid})[proc.pid]
+        assert 64 <= used < 200, used
+        assert sessions_memory_mb({proc.pid + 10**7}) == {proc.pid + 10**7: 0.0}
+    finally:
+        stop(proc, grace=1.0)

@@ -100,26 +100,36 @@ def sessions_memory_mb(sids: set[int]) -> dict[int, float]:
         if not entry.name.isdigit():
             continue
         try:
-            with open(f"/proc/{entry.name}/stat", "rb") as handle:
-                stat = handle.read().decode(errors="replace")
-            fields = stat[stat.rfind(")") + 2 :].split()
-            sid = int(fields[3])
+            sid, _ = _session_and_rss(entry.name)
             if sid not in usage:
                 continue
-            rss_pages = int(fields[21])
             with open(f"/proc/{entry.name}/cmdline", "rb") as handle:
                 cmdline = handle.read()
+            if not counts_as_the_rules(cmdline):
+                continue
+            # measured after its command line was read: a process that exec'd or exited in
+            # between counts as what it is now, not as the Snakemake it was forked from
+            _, rss_pages = _session_and_rss(entry.name)
         except (OSError, ValueError, IndexError):
-            continue
-        if not counts_as_the_rules(cmdline):
             continue
         usage[sid] += rss_pages * PAGE / 2**20
     return usage
 
 
+def _session_and_rss(pid: str) -> tuple[int, int]:
+    """The session id and resident pages of a process, from /proc/PID/stat."""
+    with open(f"/proc/{pid}/stat", "rb") as handle:
+        stat = handle.read().decode(errors="replace")
+    fields = stat[stat.rfind(")") + 2 :].split()
+    return int(fields[3]), int(fields[21])
+
+
 def counts_as_the_rules(cmdline: bytes) -> bool:
     """Whether a process of a job's session (its NUL-separated /proc cmdline) is the rule's:
-    not Snakemake, not what Snakemake runs for itself, not a shell running commands."""
+    not Snakemake, not what Snakemake runs for itself, not a shell running commands, not a
+    process that is exiting (its command line is already gone, its memory going)."""
+    if not cmdline:
+        return False
     argv = cmdline.split(b"\0")
     if len(argv) > 1 and argv[1] == b"-c" and os.path.basename(argv[0]) in _SHELLS:
         return False
