@@ -21,6 +21,7 @@ from pathlib import Path
 import pytest
 
 from cfw.backends.registry import get_kind, kind_names
+from cfw.core.rootmodule import module_names
 from support.checkov import module_report, unreasoned
 from support.hcl import blocks, load, load_module, loads, resources, unq
 
@@ -58,7 +59,7 @@ def code_of(name: str) -> str:
 def test_every_kind_module_is_here():
     assert MODULES
     for kind in kind_names():
-        for module in get_kind(kind).modules:
+        for module in module_names(get_kind(kind).root):
             assert module in MODULES, f"{kind} composes {module}, which is not in modules/"
 
 
