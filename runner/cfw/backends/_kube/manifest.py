@@ -23,6 +23,13 @@ ENV_ID_LABEL = "cfw-id"
 WORKDIR = "/workdir"
 # set on the pod of a job placed on spot capacity, so that its loss reads as a preemption
 SPOT_ANNOTATION = "cfw/spot"
+# the node labels of spot capacity on GKE, EKS (managed node groups, Karpenter) and AKS
+SPOT_NODE_LABELS = {
+    "cloud.google.com/gke-spot": "true",
+    "eks.amazonaws.com/capacityType": "SPOT",
+    "karpenter.sh/capacity-type": "spot",
+    "kubernetes.azure.com/scalesetpriority": "spot",
+}
 
 
 def secret_name(run_id: str) -> str:
@@ -120,6 +127,8 @@ def job_manifest(
     volumes: Sequence[Mapping[str, Any]] = (),
     volume_mounts: Sequence[Mapping[str, Any]] = (),
     image_pull_secrets: Sequence[str] = (),
+    pod_security_context: Mapping[str, Any] | None = None,
+    container_security_context: Mapping[str, Any] | None = None,
 ) -> dict[str, Any]:
     """The Job: one pod, never restarted (Snakemake retries), a fresh working directory,
     ``placement`` (nodeSelector, affinity, tolerations) from the kind."""
@@ -135,6 +144,8 @@ def job_manifest(
     }
     if env:
         container["env"] = [dict(e) for e in env]
+    if container_security_context:
+        container["securityContext"] = dict(container_security_context)
     workdir: dict[str, Any] = {"sizeLimit": f"{spec.disk_mb}Mi"} if spec.disk_mb else {}
     pod_spec: dict[str, Any] = {
         "restartPolicy": "Never",
@@ -145,6 +156,8 @@ def job_manifest(
     }
     if image_pull_secrets:
         pod_spec["imagePullSecrets"] = [{"name": name} for name in image_pull_secrets]
+    if pod_security_context:
+        pod_spec["securityContext"] = dict(pod_security_context)
     template_meta: dict[str, Any] = {"labels": {**dict(pod_labels or {}), **job_labels}}
     if pod_annotations:
         template_meta["annotations"] = dict(pod_annotations)

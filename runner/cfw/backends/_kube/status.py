@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from cfw.backends._kube.manifest import SPOT_ANNOTATION
+from cfw.backends._kube.manifest import SPOT_ANNOTATION, SPOT_NODE_LABELS
 from cfw.backends.base import JobState, JobStatus
 
 JOB_NAME_LABELS = ("batch.kubernetes.io/job-name", "job-name")
@@ -71,15 +71,6 @@ def _memory_limit(pod: Mapping[str, Any]) -> str | None:
         if limit:
             return str(limit)
     return None
-
-
-# the node labels of spot capacity on GKE, EKS (managed node groups, Karpenter) and AKS
-SPOT_NODE_LABELS = {
-    "cloud.google.com/gke-spot": "true",
-    "eks.amazonaws.com/capacityType": "SPOT",
-    "karpenter.sh/capacity-type": "spot",
-    "kubernetes.azure.com/scalesetpriority": "spot",
-}
 
 
 def _on_spot(pod: Mapping[str, Any]) -> bool:
