@@ -11,7 +11,7 @@ The Job itself is the one every Kubernetes kind submits (cfw/backends/_kube/mani
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from cfw.backends._kube.manifest import (
@@ -173,23 +173,24 @@ def placement(
     spec: JobSpec,
     pools: Sequence[NodePool],
     gpu_resource: str,
-    avoid: dict[str, str] | None = None,
+    avoid: Mapping[str, Mapping[str, str]] | None = None,
 ) -> dict[str, Any]:
-    """Node selector (one pool) or node affinity (any of several pools, and never a node
-    with the ``avoid`` labels: spot capacity, for a job that is not preemptible), and the
-    pools' tolerations."""
+    """Node selector (one pool) or node affinity (any of several pools, each term keeping
+    off the nodes with that pool's ``avoid`` labels), and the pools' tolerations."""
     out: dict[str, Any] = {}
     avoid = avoid or {}
-    unique = list({tuple(sorted(s.items())): s for s in (p.node_selector for p in pools)}.values())
-    if any(not s for s in unique):  # one of the pools is "any node": so is the job's
-        unique = [{}]
-    if len(unique) == 1 and not avoid:
-        if unique[0]:
-            out["nodeSelector"] = dict(sorted(unique[0].items()))
-    elif unique:
+    pairs = {
+        (tuple(sorted(p.node_selector.items())), tuple(sorted(avoid.get(p.name, {}).items())))
+        for p in pools
+    }
+    if any(not selector and not away for selector, away in pairs):
+        pairs = set()  # one of the pools is "any node": so is the job's
+    if len(pairs) == 1 and not next(iter(pairs))[1]:
+        out["nodeSelector"] = dict(next(iter(pairs))[0])
+    elif pairs:
         terms = [
-            {"matchExpressions": _expressions(s, "In") + _expressions(avoid, "NotIn")}
-            for s in unique
+            {"matchExpressions": _expressions(dict(sel), "In") + _expressions(dict(away), "NotIn")}
+            for sel, away in sorted(pairs)
         ]
         out["affinity"] = {
             "nodeAffinity": {
@@ -209,16 +210,21 @@ def placement(
     return out
 
 
-def spot_labels(config: KubernetesConfig) -> dict[str, str]:
-    """The well-known spot labels of the environment's spot pools (an on-demand job avoids
-    them: a spot node that is not tainted would otherwise take it)."""
-    return {
-        key: value
-        for pool in config.node_pools
-        if pool.is_spot
-        for key, value in pool.node_selector.items()
-        if SPOT_NODE_LABELS.get(key) == value
-    }
+def spot_labels(config: KubernetesConfig, pool: NodePool) -> dict[str, str]:
+    """The well-known spot labels an on-demand job on ``pool`` must avoid: those of each
+    spot pool whose other labels every node of ``pool`` has (the same machines as spot
+    capacity, EKS's usual pair of node groups), which an untainted spot node would match."""
+    out: dict[str, str] = {}
+    mine = pool.node_selector
+    for other in config.node_pools:
+        if not other.is_spot:
+            continue
+        labels = other.node_selector
+        spot = {k: v for k, v in labels.items() if SPOT_NODE_LABELS.get(k) == v}
+        rest = {k: v for k, v in labels.items() if k not in spot}
+        if spot and all(mine.get(k) == v for k, v in rest.items()):
+            out.update({k: v for k, v in spot.items() if k not in mine})
+    return out
 
 
 def security(level: str) -> tuple[dict[str, Any], dict[str, Any]]:
@@ -239,6 +245,7 @@ def translate(spec: JobSpec, ctx: EnvContext[KubernetesConfig]) -> dict[str, Any
     pools, spot = select_pools(spec, config, ctx.name)
     check_limits(spec, config, ctx.name)
     gpu_resource = pools[0].gpu_resource if spec.gpu and pools else GPU_RESOURCE
+    avoid = {} if spot else {p.name: spot_labels(config, p) for p in pools}
     creds = job_credentials(config)
     from_secret = (set(spec.env) | set(creds.env)) - set(creds.plain)
     keys = from_secret | set(creds.files)
@@ -273,7 +280,7 @@ def translate(spec: JobSpec, ctx: EnvContext[KubernetesConfig]) -> dict[str, Any
         ctx,
         namespace=namespace,
         service_account=service_account,
-        placement=placement(spec, pools, gpu_resource, None if spot else spot_labels(config)),
+        placement=placement(spec, pools, gpu_resource, avoid),
         resources=resources(spec, config.default_mem_mb, gpu_resource),
         ttl_seconds=int(config.finished_job_ttl.total_seconds()),
         env=env,
