@@ -24,6 +24,7 @@ import sys
 import tempfile
 import threading
 import time
+import traceback
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -48,6 +49,7 @@ class FakeKubelet:
         self.root = Path(tempfile.mkdtemp(prefix="cfw-fake-node-"))
         self.running: dict[str, Running] = {}
         self.started: list[str] = []  # pods, in the order they were started
+        self.errors: list[str] = []  # what broke the node's loop (then it stops)
         self.stop = threading.Event()
         self.thread = threading.Thread(target=self._loop, daemon=True)
         self.thread.start()
@@ -62,10 +64,14 @@ class FakeKubelet:
     # -- the loop ----------------------------------------------------------------------------
     def _loop(self) -> None:
         while not self.stop.is_set():
-            with self.fake.lock:
-                self._collect_deleted()
-                self._start_new()
-                self._reap_finished()
+            try:
+                with self.fake.lock:
+                    self._collect_deleted()
+                    self._start_new()
+                    self._reap_finished()
+            except Exception:  # a broken node is the test's failure, not a silent hang
+                self.errors.append(traceback.format_exc())
+                return
             time.sleep(self.interval)
 
     def _jobs(self) -> list[tuple[str, str, dict[str, Any]]]:
