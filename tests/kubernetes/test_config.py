@@ -67,6 +67,7 @@ def test_storage_is_required(tmp_path):
         ({"namespace": "kube-system"}, ["kube- namespaces belong to the cluster"]),
         ({"namespace": "default"}, ["'default' exists in every cluster", "create_namespace"]),
         ({"service_account": "Jobs_SA"}, ["field 'service_account'", "DNS label"]),
+        ({"service_account": "default"}, ["'default' is not one `cfw up` can create"]),
         ({"storage": {"prefix": "https://bucket/x"}}, ["field 'storage.prefix'", "s3://BUCKET"]),
         ({"storage": {"prefix": "s3://"}}, ["field 'storage.prefix'"]),
         (

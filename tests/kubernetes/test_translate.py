@@ -205,6 +205,7 @@ def test_job_shape():
     }
     pod = template["spec"]
     assert pod["serviceAccountName"] == "cfw-jobs" and pod["restartPolicy"] == "Never"
+    assert pod["automountServiceAccountToken"] is False
     container = pod["containers"][0]
     expected = {"cpu": "4", "memory": "16000Mi", "ephemeral-storage": "50000Mi"}
     assert container["resources"] == {"requests": expected, "limits": expected}

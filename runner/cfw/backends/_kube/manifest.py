@@ -129,6 +129,7 @@ def job_manifest(
     image_pull_secrets: Sequence[str] = (),
     pod_security_context: Mapping[str, Any] | None = None,
     container_security_context: Mapping[str, Any] | None = None,
+    automount_token: bool | None = None,
 ) -> dict[str, Any]:
     """The Job: one pod, never restarted (Snakemake retries), a fresh working directory,
     ``placement`` (nodeSelector, affinity, tolerations) from the kind."""
@@ -158,6 +159,8 @@ def job_manifest(
         pod_spec["imagePullSecrets"] = [{"name": name} for name in image_pull_secrets]
     if pod_security_context:
         pod_spec["securityContext"] = dict(pod_security_context)
+    if automount_token is not None:
+        pod_spec["automountServiceAccountToken"] = automount_token
     template_meta: dict[str, Any] = {"labels": {**dict(pod_labels or {}), **job_labels}}
     if pod_annotations:
         template_meta["annotations"] = dict(pod_annotations)

@@ -220,6 +220,11 @@ class KubernetesConfig(EnvConfig):
                 "namespace 'default' exists in every cluster: choose another one to create, "
                 "or set create_namespace: false"
             )
+        if self.create_namespace and self.service_account in ("default", "cfw-runner"):
+            raise ValueError(
+                f"service_account {self.service_account!r} is not one `cfw up` can create for "
+                "the jobs (default comes with every namespace; cfw-runner is the runners')"
+            )
         if not self.create_namespace:
             given = [f for f in CREATED_ONLY if getattr(self, f)]
             if given:

@@ -292,5 +292,7 @@ def translate(spec: JobSpec, ctx: EnvContext[KubernetesConfig]) -> dict[str, Any
         image_pull_secrets=config.image_pull_secrets,
         pod_security_context=pod_security,
         container_security_context=container_security,
+        # a job needs no Kubernetes API token (workload identity brings its own)
+        automount_token=False,
     )
     return {"job": manifest, "secret": secret_ref(secret, namespace, keys)}
