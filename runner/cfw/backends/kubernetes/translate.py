@@ -237,15 +237,12 @@ def security(level: str) -> tuple[dict[str, Any], dict[str, Any]]:
     return {"seccompProfile": {"type": "RuntimeDefault"}}, container
 
 
-def translate(spec: JobSpec, ctx: EnvContext[KubernetesConfig]) -> dict[str, Any]:
-    config = ctx.config
-    outputs = dict(ctx.outputs)
-    namespace = outputs.get("namespace") or config.namespace
-    service_account = outputs.get("jobs_service_account") or config.jobs_service_account
-    pools, spot = select_pools(spec, config, ctx.name)
-    check_limits(spec, config, ctx.name)
-    gpu_resource = pools[0].gpu_resource if spec.gpu and pools else GPU_RESOURCE
-    avoid = {} if spot else {p.name: spot_labels(config, p) for p in pools}
+def credentials(
+    spec: JobSpec, config: KubernetesConfig
+) -> tuple[str | None, set[str], list[dict[str, Any]], list[dict[str, Any]], list[dict[str, Any]]]:
+    """The run's Secret (None: nothing to keep), its keys, and the pod's environment,
+    volumes and mounts: the job's variables and the storage credentials by reference, a
+    key file mounted read-only from the Secret."""
     creds = job_credentials(config)
     from_secret = (set(spec.env) | set(creds.env)) - set(creds.plain)
     keys = from_secret | set(creds.files)
@@ -264,6 +261,19 @@ def translate(spec: JobSpec, ctx: EnvContext[KubernetesConfig]) -> dict[str, Any
             }
         )
         mounts.append({"name": "cfw-credentials", "mountPath": CREDENTIALS_DIR, "readOnly": True})
+    return secret, keys, env, volumes, mounts
+
+
+def translate(spec: JobSpec, ctx: EnvContext[KubernetesConfig]) -> dict[str, Any]:
+    config = ctx.config
+    outputs = dict(ctx.outputs)
+    namespace = outputs.get("namespace") or config.namespace
+    service_account = outputs.get("jobs_service_account") or config.jobs_service_account
+    pools, spot = select_pools(spec, config, ctx.name)
+    check_limits(spec, config, ctx.name)
+    gpu_resource = pools[0].gpu_resource if spec.gpu and pools else GPU_RESOURCE
+    avoid = {} if spot else {p.name: spot_labels(config, p) for p in pools}
+    secret, keys, env, volumes, mounts = credentials(spec, config)
     pod_annotations = {
         # a running job must not be evicted to scale its node down (cluster-autoscaler, Karpenter)
         "cluster-autoscaler.kubernetes.io/safe-to-evict": "false",
