@@ -99,7 +99,7 @@ resource "kubernetes_role_binding_v1" "runner" {
       kind      = subject.value.kind
       name      = subject.value.name
       namespace = subject.value.namespace
-      api_group = subject.value.kind == "ServiceAccount" ? "" : "rbac.authorization.k8s.io"
+      api_group = subject.value.kind == "ServiceAccount" ? null : "rbac.authorization.k8s.io"
     }
   }
 }
