@@ -13,9 +13,9 @@ from pathlib import Path
 import pytest
 import yaml
 
+from cfw.backends._kube import backend as kube_backend
+from cfw.backends._kube import client as kube_client
 from cfw.backends.base import JobSpec, JobState
-from cfw.backends.gke import backend as gke_backend
-from cfw.backends.gke import client as kube_client
 from cfw.backends.gke.backend import GkeBackend
 from cfw.backends.gke.cloud import WORKLOAD_IDENTITY, runner_subjects
 from cfw.backends.gke.config import GkeConfig, node_pools
@@ -208,7 +208,7 @@ def test_many_failures_in_one_cycle_cost_one_pod_list(fake, backend):
 
 
 def test_image_pull_error_fails_fast_and_stops_the_job(fake, backend, monkeypatch):
-    monkeypatch.setattr(gke_backend, "PENDING_CHECK_S", 0.0)
+    monkeypatch.setattr(kube_backend, "PENDING_CHECK_S", 0.0)
     ext = submit(backend, 9)
     fake.set_pod_status(ext, NS, POD_STATUS["image_pull_backoff"])
     status = backend.poll([ext])[ext]
@@ -222,7 +222,7 @@ def test_image_pull_error_fails_fast_and_stops_the_job(fake, backend, monkeypatc
 
 def test_pending_jobs_are_explained_at_most_every_interval(fake, backend, clock):
     ids = [submit(backend, i) for i in range(5)]
-    interval = gke_backend.PENDING_CHECK_S
+    interval = kube_backend.PENDING_CHECK_S
     lists = []
     for clock.now in [clock.now + t for t in (0, 10, interval, interval + 15, 2 * interval)]:
         fake.reset_calls()
@@ -289,7 +289,7 @@ def test_logs_of_a_failed_job(fake, backend):
     fake.reset_calls()
     text = backend.logs(ext)
     assert text.endswith("Error in rule align\n")
-    assert len(text.splitlines()) == gke_backend.LOG_LINES
+    assert len(text.splitlines()) == kube_backend.LOG_LINES
     assert fake.calls == [("log", "pods")]
 
 

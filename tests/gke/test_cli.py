@@ -19,7 +19,7 @@ import requests
 from google.oauth2.credentials import Credentials
 from requests.adapters import BaseAdapter
 
-from cfw.backends.gke import client as kube_client
+from cfw.backends._kube import client as kube_client
 from cfw.backends.gke import cloud
 from cfw.backends.gke.backend import GkeBackend
 from cfw.backends.gke.config import GkeConfig

@@ -1,6 +1,8 @@
-"""modules/google-batch and its root module: terraform fmt, a parse of every file, what the
-module must create (checked on the parsed HCL), checkov, and the wiring between the
-rendered root module, its tfvars and the module.
+"""modules/google-batch and its root module: what the module must create (checked on the
+parsed HCL), checkov's coverage of it, and the wiring between the rendered root module, its
+tfvars and the module. The checks every module shares (fmt, parse, files, variables,
+outputs, versions, README, checkov clean with reasoned skips) are
+tests/core/test_modules.py's.
 
 The google provider cannot be downloaded here, so `terraform validate` cannot run; the
 golden render itself is tests/test_render.py's (tests/golden/google-batch/).
@@ -10,80 +12,35 @@ from __future__ import annotations
 
 import json
 import re
-import subprocess
 from pathlib import Path
 
-import hcl2
 import pytest
 
-from support.checkov import checkov_executable, run_checkov
+from support.checkov import module_report
+from support.hcl import blocks, load, load_module, resources, unq
 from support.render import render_example
 
 MODULE = Path(__file__).resolve().parents[2] / "modules" / "google-batch"
 
 
-def unq(value):
-    """python-hcl2 keeps the quotes of strings (and block labels) in newer versions."""
-    if isinstance(value, str) and len(value) >= 2 and value[0] == value[-1] == '"':
-        return value[1:-1]
-    return value
-
-
-def load(path: Path) -> dict:
-    with path.open() as handle:
-        return hcl2.load(handle)
-
-
-def blocks(doc: dict, kind: str) -> dict[str, dict]:
-    """{name: body} of `variable`/`output`/`module` blocks."""
-    return {unq(k): v for item in doc.get(kind, []) for k, v in item.items()}
-
-
-def resources(doc: dict) -> dict[str, dict]:
-    """{"type.name": body} of every resource (and data source, as "data.type.name")."""
-    found = {}
-    for kind, prefix in (("resource", ""), ("data", "data.")):
-        for item in doc.get(kind, []):
-            for rtype, named in item.items():
-                for name, body in named.items():
-                    found[f"{prefix}{unq(rtype)}.{unq(name)}"] = body
-    return found
-
-
 @pytest.fixture(scope="module")
 def module() -> dict:
-    merged: dict = {}
-    for path in sorted(MODULE.glob("*.tf")):
-        for key, value in load(path).items():
-            merged.setdefault(key, []).extend(value)
-    return merged
+    return load_module(MODULE)
 
 
-def test_module_is_terraform_fmt_clean():
-    proc = subprocess.run(
-        ["terraform", "fmt", "-check", "-diff", "-recursive", str(MODULE)],
-        capture_output=True,
-        text=True,
-        check=False,
-    )
-    assert proc.returncode == 0, proc.stdout + proc.stderr
-
-
-def test_every_file_parses(tmp_path: Path):
+def test_rendered_root_and_its_copy_of_the_module_parse(tmp_path: Path):
     out = render_example("google-batch", tmp_path / "root")
     copied = out / "modules" / "google-batch"
     files = [*MODULE.glob("*.tf"), out / "main.tf", *copied.glob("*.tf")]
     assert len(files) >= 9
     for path in files:
         assert load(path), f"{path} parsed to nothing"
-    assert (MODULE / "README.md").read_text().count("```hcl") == 1
 
 
-def test_variables_are_typed_described_and_validated(module):
+def test_variables_are_validated_and_objects_not_nullable(module):
+    """(Type, then description, and collections not nullable: tests/core/test_modules.py.)"""
     variables = blocks(module, "variable")
     for name, body in variables.items():
-        keys = [k for k in body if k != "__is_block__"]
-        assert keys[:2] == ["type", "description"], f"variable {name}: type, then description"
         if re.match(r"\$\{(list|map|set|object)\(", str(body["type"])):
             assert body.get("nullable") is False, f"collection {name}: nullable = false"
     for name in (
@@ -180,22 +137,13 @@ def test_root_module_tfvars_and_module_agree(tmp_path: Path):
         assert output in blocks(root, "output")
 
 
-@pytest.fixture(scope="session")
-def checkov() -> str:
-    return checkov_executable()
-
-
-def test_checkov_is_clean_or_skipped_with_a_reason(checkov):
-    report = run_checkov(checkov, MODULE)
-    summary = report["summary"]
-    failed = [(c["check_id"], c["resource"]) for c in report["results"]["failed_checks"]]
-    assert summary["failed"] == 0, failed
-    assert summary["parsing_errors"] == 0
-    assert summary["passed"] > 20
+def test_checkov_checks_the_module_and_skips_in_one_spelling():
+    """Clean and reasoned: tests/core/test_modules.py; here, that checkov saw the module and
+    that every skip is spelled `#checkov:skip=ID:`."""
+    report = module_report(MODULE)
+    assert report["summary"]["passed"] > 20
     text = "".join(p.read_text() for p in MODULE.glob("*.tf"))
     for check in report["results"]["skipped_checks"]:
-        reason = (check.get("check_result", {}).get("suppress_comment") or "").strip()
-        assert len(reason) > 20, f"{check['check_id']} is skipped without a reason"
         assert f"#checkov:skip={check['check_id']}:" in text
 
 

@@ -6,7 +6,7 @@ import os
 import time
 from pathlib import Path
 
-from cfw.backends.local.backend import KEEP_FAILED_DAYS, prune_kept_sandboxes
+from cfw.backends.local.client import KEEP_FAILED_DAYS, prune_kept_sandboxes
 
 
 def test_old_kept_sandboxes_are_pruned(tmp_path: Path):

@@ -9,6 +9,7 @@ fails the tests that need it: a missing tool is never a skip.
 from __future__ import annotations
 
 import fcntl
+import functools
 import json
 import os
 import re
@@ -79,7 +80,17 @@ def run_checkov(executable: str, directory: Path) -> dict[str, Any]:
         raise AssertionError(
             f"checkov gave no JSON report (exit {proc.returncode}):\n{proc.stderr[-3000:]}"
         ) from None
-    return report[0] if isinstance(report, list) else report
+    report = report[0] if isinstance(report, list) else report
+    if "summary" not in report:  # nothing to check: checkov prints only its summary
+        report = {"summary": report, "results": {"failed_checks": [], "skipped_checks": []}}
+    return report
+
+
+@functools.cache
+def module_report(module: Path) -> dict[str, Any]:
+    """checkov's report of a module, run once per test session (tests/core/test_modules.py
+    checks every module's; a kind's test_module.py asks more of its own)."""
+    return run_checkov(checkov_executable(), module)
 
 
 def unreasoned(report: dict[str, Any], module: Path, min_reason: int = 20) -> list[str]:

@@ -1,4 +1,5 @@
-"""A fake Kubernetes API server on 127.0.0.1 for the gke backend's tests.
+"""A fake Kubernetes API server on 127.0.0.1 for the tests of the Kubernetes kinds (gke,
+kubernetes).
 
 It answers the REST paths the official Python client calls, the way the API server does:
 objects with metadata (uid, resourceVersion, creationTimestamp), label selectors
@@ -7,6 +8,12 @@ token), 404 Status objects after delete, 409 AlreadyExists, foreground deletion 
 keeps a deletionTimestamp and the foregroundDeletion finalizer until its pods are gone),
 bearer-token authentication, 403 for the resources in ``forbidden`` (what RBAC denies), and
 pod logs (400 while the container never started).
+
+Authorization is RBAC's, from the Roles, ClusterRoles and their bindings stored in the
+fake: with ``user`` set (``None``: the token is a cluster administrator's, as kubeconfigs
+of a cluster's creator are), SelfSubjectAccessReviews are answered as the API server
+answers them (allowed, with RBAC's reason, or not), and with ``enforce_rbac`` every other
+request is authorized the same way (403 with the API server's message).
 
 The job controller is played by the test: ``start``/``finish``/``fail`` move a Job's pod
 through states whose shapes are copied from real clusters (tests/data/gke/pods.yaml), and
@@ -43,12 +50,22 @@ _KINDS = {
     "serviceaccounts": "ServiceAccount",
     "roles": "Role",
     "rolebindings": "RoleBinding",
+    "clusterroles": "ClusterRole",
+    "clusterrolebindings": "ClusterRoleBinding",
+    "resourcequotas": "ResourceQuota",
+    "limitranges": "LimitRange",
+    "selfsubjectaccessreviews": "SelfSubjectAccessReview",
 }
 _GROUPS = {
     "jobs": "batch",
     "roles": "rbac.authorization.k8s.io",
     "rolebindings": "rbac.authorization.k8s.io",
+    "clusterroles": "rbac.authorization.k8s.io",
+    "clusterrolebindings": "rbac.authorization.k8s.io",
+    "selfsubjectaccessreviews": "authorization.k8s.io",
 }
+_CLUSTER_SCOPED = {"namespaces", "nodes", "clusterroles", "clusterrolebindings"}
+_RBAC_VERBS = {"list": "list", "get": "get", "create": "create", "replace": "update"}
 
 
 def now() -> str:
@@ -104,6 +121,9 @@ class FakeKube:
         self.max_page: int | None = None  # a server-side page cap, like a busy apiserver
         self.outages: list[int] = []  # status codes to answer the next requests with
         self.forbidden: set[str] = set()  # resources the token's RBAC does not allow (403)
+        self.user: str | None = None  # None: a cluster administrator (system:masters)
+        self.groups: list[str] = ["system:authenticated"]
+        self.enforce_rbac = False  # authorize every request with the stored RBAC
         self.server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
         self.ca_pem: bytes | None = None
         scheme = "http"
@@ -178,6 +198,7 @@ class FakeKube:
             "metadata": {
                 "name": f"{name}-{uuid.uuid4().hex[:5]}",
                 "labels": labels,
+                "annotations": dict(template["metadata"].get("annotations") or {}),
                 "ownerReferences": [
                     {
                         "apiVersion": "batch/v1",
@@ -330,6 +351,79 @@ class FakeKube:
                         del self.objects[("pods", key[1], pod["metadata"]["name"])]
                     del self.objects[key]
 
+    # -- RBAC ----------------------------------------------------------------------------------
+    def bind(self, namespace: str, rules: list[dict[str, Any]], name: str = "test-role") -> None:
+        """A Role with ``rules`` in ``namespace``, bound to the fake's user."""
+        meta = {"name": name, "namespace": namespace}
+        self._store("roles", namespace, {"kind": "Role", "metadata": dict(meta), "rules": rules})
+        self._store(
+            "rolebindings",
+            namespace,
+            {
+                "kind": "RoleBinding",
+                "metadata": dict(meta),
+                "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": name},
+                "subjects": [{"kind": "User", "name": self.user}],
+            },
+        )
+
+    def _subject_matches(self, subject: dict[str, Any]) -> bool:
+        kind, name = subject.get("kind"), subject.get("name")
+        if kind == "User":
+            return name == self.user
+        if kind == "Group":
+            return name in self.groups
+        if kind == "ServiceAccount":
+            return self.user == f"system:serviceaccount:{subject.get('namespace')}:{name}"
+        return False
+
+    @staticmethod
+    def _rule_allows(rule: dict[str, Any], verb: str, group: str, resource: str, name) -> bool:
+        def has(values, value):
+            return "*" in (values or []) or value in (values or [])
+
+        names = rule.get("resourceNames") or []
+        return (
+            has(rule.get("verbs"), verb)
+            and has(rule.get("apiGroups"), group)
+            and has(rule.get("resources"), resource)
+            and (not names or name in names)
+        )
+
+    def authorize(
+        self, verb: str, group: str, resource: str, namespace: str, name: str | None = None
+    ) -> tuple[bool, str]:
+        """RBAC's decision and reason, from the Roles, ClusterRoles and bindings stored here
+        (``resource`` may name a subresource: pods/log)."""
+        if self.user is None:
+            return True, ""
+        who = f'User "{self.user}"'
+        bindings = [("ClusterRoleBinding", b) for b in self.all("clusterrolebindings")]
+        if namespace:
+            bindings += [
+                ("RoleBinding", b)
+                for (r, ns, _), b in sorted(self.objects.items())
+                if r == "rolebindings" and ns == namespace
+            ]
+        for binding_kind, binding in bindings:
+            subject = next(
+                (s for s in binding.get("subjects") or [] if self._subject_matches(s)), None
+            )
+            if subject is None:
+                continue
+            ref = binding.get("roleRef") or {}
+            role_ns = namespace if ref.get("kind") == "Role" else ""
+            resource_kind = "roles" if ref.get("kind") == "Role" else "clusterroles"
+            role = self.objects.get((resource_kind, role_ns, ref.get("name")))
+            for rule in (role or {}).get("rules") or []:
+                if self._rule_allows(rule, verb, group, resource, name):
+                    where = binding["metadata"]["name"] + (f"/{namespace}" if role_ns else "")
+                    return True, (
+                        f'RBAC: allowed by {binding_kind} "{where}" of {ref.get("kind")} '
+                        f'"{ref.get("name")}" to {who}'
+                    )
+        return False, ""
+
     # -- HTTP --------------------------------------------------------------------------------
     def _handler(self):
         fake = self
@@ -400,7 +494,25 @@ class FakeKube:
                     if sub == "log":
                         verb = "log"
                     fake.calls.append((verb, res))
+                    if fake.enforce_rbac and res != "selfsubjectaccessreviews":
+                        denied = self._denied(verb, res, ns, name)
+                        if denied:
+                            return self._status(403, "Forbidden", denied, res, name or "")
                     return getattr(self, f"_{verb}")(res, ns, name, query)
+
+            def _denied(self, verb, res, ns, name):
+                resource = "pods/log" if verb == "log" else res
+                rbac_verb = "get" if verb == "log" else _RBAC_VERBS.get(verb, verb)
+                group = _GROUPS.get(res, "")
+                allowed, _ = fake.authorize(rbac_verb, group, resource, ns, name)
+                if allowed:
+                    return None
+                shown = f"{res}.{group}" if group else res
+                scope = f'in the namespace "{ns}"' if ns else "at the cluster scope"
+                return (
+                    f'{shown} is forbidden: User "{fake.user}" cannot {rbac_verb} resource '
+                    f'"{resource}" in API group "{group}" {scope}'
+                )
 
             def _list(self, res, ns, name, query):
                 match = parse_selector(query.get("labelSelector", ""))
@@ -460,8 +572,26 @@ class FakeKube:
 
             def _create(self, res, ns, name, query):
                 body = self._body()
+                if res == "selfsubjectaccessreviews":
+                    attributes = (body.get("spec") or {}).get("resourceAttributes") or {}
+                    resource = attributes.get("resource", "")
+                    if attributes.get("subresource"):
+                        resource += "/" + attributes["subresource"]
+                    allowed, reason = fake.authorize(
+                        attributes.get("verb", ""),
+                        attributes.get("group", ""),
+                        resource,
+                        attributes.get("namespace", ""),
+                        attributes.get("name"),
+                    )
+                    status = {"allowed": allowed}
+                    if reason:
+                        status["reason"] = reason
+                    body["metadata"] = {"creationTimestamp": None}
+                    body["status"] = status
+                    return self._send(201, body)
                 name = body["metadata"]["name"]
-                key_ns = "" if res == "namespaces" else ns
+                key_ns = "" if res in _CLUSTER_SCOPED else ns
                 if (res, key_ns, name) in fake.objects:
                     return self._status(
                         409, "AlreadyExists", f'{res} "{name}" already exists', res, name
@@ -477,7 +607,7 @@ class FakeKube:
                 self._send(201, obj)
 
             def _replace(self, res, ns, name, query):
-                key_ns = "" if res == "namespaces" else ns
+                key_ns = "" if res in _CLUSTER_SCOPED else ns
                 old = fake.objects.get((res, key_ns, name))
                 if old is None:
                     return self._status(404, "NotFound", f'{res} "{name}" not found', res, name)

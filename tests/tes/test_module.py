@@ -1,7 +1,8 @@
-"""modules/aws-funnel and the `tes` root module: static checks (terraform fmt, validate,
-checkov), then `cfw up` / `cfw down` against moto — one full cycle, and a `down` after an
-`up` that failed half-way; after each `down` nothing tagged with the environment's cfw-id
-is left (listed by the tests themselves, service by service)."""
+"""modules/aws-funnel and the `tes` root module: static checks (validate, checkov's
+coverage; what every module shares is tests/core/test_modules.py's), then `cfw up` /
+`cfw down` against moto — one full cycle, and a `down` after an `up` that failed half-way;
+after each `down` nothing tagged with the environment's cfw-id is left (listed by the tests
+themselves, service by service)."""
 
 from __future__ import annotations
 
@@ -19,22 +20,14 @@ from cfw.backends.tes.config import TesConfig
 from cfw.backends.tes.kind import KIND
 from conftest import REPO
 from support.aws_tags import tagged
-from support.checkov import checkov_executable, run_checkov, unreasoned
+from support.checkov import module_report
 from support.render import render_example
 
 MODULE = REPO / "modules" / "aws-funnel"
 
 
-def test_module_is_canonical_and_documented():
-    proc = subprocess.run(
-        ["terraform", "fmt", "-check", "-recursive", str(MODULE)],
-        capture_output=True,
-        text=True,
-        check=False,
-    )
-    assert proc.returncode == 0, proc.stdout + proc.stderr
-    for name in ("main.tf", "variables.tf", "outputs.tf", "versions.tf", "README.md"):
-        assert (MODULE / name).exists(), name
+def test_readme_calls_the_module_funnel():
+    """(Files, fmt, parse, variables, the README's example: tests/core/test_modules.py.)"""
     assert 'module "funnel"' in (MODULE / "README.md").read_text()
 
 
@@ -78,15 +71,9 @@ def test_url_mode_root_needs_no_provider(tmp_path):
         assert proc.returncode == 0, proc.stdout + proc.stderr
 
 
-@pytest.fixture(scope="session")
-def checkov() -> str:
-    """checkov from the virtualenv the module tests share (tests/support/checkov.py)."""
-    return checkov_executable()
-
-
-def test_checkov_is_clean_with_reasoned_skips(checkov):
-    report = run_checkov(checkov, MODULE)
-    assert unreasoned(report, MODULE) == []
+def test_checkov_checks_the_module_and_skips_some():
+    """Clean and reasoned: tests/core/test_modules.py; here, that checkov saw the module."""
+    report = module_report(MODULE)
     assert report["results"]["skipped_checks"] and report["summary"]["passed"] > 50
 
 

@@ -1,6 +1,7 @@
-"""modules/aws-tibanna as a plain module: canonical, documented, valid to Terraform
-(init from the provider mirror, validate) as cfw renders it for the example config, and
-clean to checkov but for skips that say why Tibanna needs them."""
+"""modules/aws-tibanna as a plain module: documented, valid to Terraform (init from the
+provider mirror, validate) as cfw renders it for the example config, never without a
+public-access block, and checked by checkov (clean but for skips that say why Tibanna needs
+them: tests/core/test_modules.py, with what every module shares)."""
 
 from __future__ import annotations
 
@@ -8,29 +9,16 @@ import re
 import subprocess
 from pathlib import Path
 
-from support.checkov import checkov_executable, run_checkov, unreasoned
+from support.checkov import module_report
 from support.render import render_example
 
 MODULE = Path(__file__).resolve().parents[2] / "modules" / "aws-tibanna"
 
 
-def test_module_is_canonical_and_documented():
-    check = subprocess.run(
-        ["terraform", "fmt", "-check", "-recursive", str(MODULE)],
-        capture_output=True,
-        text=True,
-        check=False,
-    )
-    assert check.returncode == 0, check.stdout + check.stderr
-    for name in ("main.tf", "variables.tf", "outputs.tf", "versions.tf", "README.md"):
-        assert (MODULE / name).exists(), name
+def test_readme_says_the_public_access_block_stays():
+    """(Files, fmt, parse, variables, the README's example: tests/core/test_modules.py.)"""
     readme = (MODULE / "README.md").read_text()
     assert 'source = "' in readme and "public-access block" in readme
-    variables = (MODULE / "variables.tf").read_text()
-    for block in re.findall(r'variable "[^"]+" \{\n(.*?)\n\}', variables, re.S):
-        lines = [line.strip() for line in block.splitlines() if line.strip()]
-        assert lines[0].startswith("type"), block
-        assert any(line.startswith("description") for line in lines), block
 
 
 def test_module_never_removes_a_public_access_block():
@@ -70,9 +58,9 @@ def test_buckets_accept_the_canned_acl_tibanna_writes_postrun_json_with():
     assert bucket_policy and '"s3:PutObjectAcl"' in bucket_policy.group(1)
 
 
-def test_checkov_is_clean_or_skipped_inline_with_a_reason():
-    report = run_checkov(checkov_executable(), MODULE)
-    assert unreasoned(report, MODULE) == []
+def test_checkov_checks_the_module_and_the_fixes_it_asked_for():
+    """Clean and reasoned: tests/core/test_modules.py; here, that checkov saw the module."""
+    report = module_report(MODULE)
     assert report["summary"]["passed"] > 200
     # the fixes checkov asked for, not skips: EC2 writes confined to the unicorn's region,
     # dashboards read by name, abandoned multipart uploads of the data bucket aborted

@@ -164,7 +164,8 @@ def check_job(spec: JobSpec, caps: Capabilities, kind_label: str) -> None:
     if spec.gpu and not caps.gpu:
         raise UserError(
             f"rule {spec.rule} asks for {spec.gpu} GPU(s); {kind_label} jobs get no GPUs",
-            "run it on an environment whose kind has GPUs (gke, google-batch, azure-batch)",
+            "run it on an environment whose kind has GPUs (gke, kubernetes, google-batch, "
+            "azure-batch)",
         )
 
 

@@ -27,6 +27,7 @@ KIND_MODULES = {
     "tes": "cfw.backends.tes.kind",
     "azure-batch": "cfw.backends.azure_batch.kind",
     "google-batch": "cfw.backends.google_batch.kind",
+    "kubernetes": "cfw.backends.kubernetes.kind",
 }
 
 

@@ -24,6 +24,7 @@ PROVIDERS: dict[str, dict[str, str]] = {
     "aws": {"source": "hashicorp/aws", "version": ">= 5.90, < 6.0"},
     "google": {"source": "hashicorp/google", "version": ">= 6.0, < 7.0"},
     "azurerm": {"source": "hashicorp/azurerm", "version": ">= 4.0, < 5.0"},
+    "kubernetes": {"source": "hashicorp/kubernetes", "version": ">= 2.30, < 3.0"},
 }
 TERRAFORM_VERSION = ">= 1.5, < 2.0"
 # variables every root module declares itself (templates/root/_common.j2), typed

@@ -4,8 +4,8 @@ Why not python-terraform: it is unmaintained (last release 2020), builds `-var` 
 lines (values would land in `ps` and shell history), cannot stream Terraform's machine-
 readable UI (`-json`), and passes flags Terraform 1.x removed. This wrapper runs the
 binary with `-json` where Terraform has it, turns the event stream into progress
-callbacks, and maps failures to :class:`~cfw.core.errors.CfwError` with Terraform's own
-diagnostic text.
+callbacks (terraform_ui), and maps failures to :class:`~cfw.core.errors.CfwError` with
+Terraform's own diagnostic text (terraform_errors).
 """
 
 from __future__ import annotations
@@ -13,85 +13,26 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-import re
 import shutil
 import signal
 import subprocess
 import threading
 from collections.abc import Iterable, Iterator, Mapping
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from cfw.core.errors import UserError, WorkFailed
+from cfw.core.errors import UserError
+from cfw.core.terraform_errors import failure
+from cfw.core.terraform_ui import Diagnostic, Event, Progress, RunResult, read_document, read_stream
 
-Event = dict[str, Any]
-
-
-@dataclass
-class Diagnostic:
-    severity: str
-    summary: str
-    detail: str = ""
-    address: str | None = None
-
-    def __str__(self) -> str:
-        where = f" ({self.address})" if self.address else ""
-        detail = " ".join(self.detail.split())
-        return f"{self.summary}{where}" + (f": {detail}" if detail else "")
-
-
-@dataclass
-class RunResult:
-    events: list[Event] = field(default_factory=list)
-    diagnostics: list[Diagnostic] = field(default_factory=list)
-    changes: dict[str, int] = field(default_factory=dict)  # add / change / remove
-    text: str = ""
-
-    @property
-    def errors(self) -> list[Diagnostic]:
-        return [d for d in self.diagnostics if d.severity == "error"]
-
-
-class Progress:
-    """Receives Terraform's progress; the CLI's output object implements it."""
-
-    def phase(self, name: str, total: int | None = None) -> None: ...
-
-    def resource(self, address: str, action: str, state: str) -> None: ...
-
-    def message(self, text: str) -> None: ...
-
-    def done(self) -> None: ...
-
-
-_ACTION_VERBS = {
-    "create": "creating",
-    "delete": "destroying",
-    "update": "updating",
-    "replace": "replacing",
-    "read": "reading",
-}
-
-# Text in init/validate failures that means "the user must configure something".
-_USER_FIXABLE = (
-    (
-        "Failed to query available provider packages",
-        "a provider could not be installed",
-        "configure a provider mirror: set terraform.plugin_mirror in the environment's config "
-        "or CFW_TF_PLUGIN_MIRROR",
-    ),
-    (
-        "Failed to install provider",
-        "a provider could not be installed",
-        "configure a provider mirror: set terraform.plugin_mirror or CFW_TF_PLUGIN_MIRROR",
-    ),
-    (
-        "No valid credential sources found",
-        "no cloud credentials were found",
-        "configure the provider's credentials (for AWS: AWS_PROFILE or AWS_ACCESS_KEY_ID)",
-    ),
-)
+__all__ = [
+    "Diagnostic",
+    "Event",
+    "Progress",
+    "RunResult",
+    "Terraform",
+    "count_state_resources",
+]
 
 
 class Terraform:
@@ -257,7 +198,7 @@ class Terraform:
         with self._running(args) as proc:
             out, err = proc.communicate()
         if proc.returncode not in ok_codes:
-            raise self._failure(f"terraform {args[0]}", RunResult(text=err or out))
+            raise failure(f"terraform {args[0]}", RunResult(text=err or out))
         return out
 
     def _run_text(self, args: list[str], what: str) -> RunResult:
@@ -265,7 +206,7 @@ class Terraform:
             out, err = proc.communicate()
         result = RunResult(text=(out or "") + (err or ""))
         if proc.returncode != 0:
-            raise self._failure(what, result)
+            raise failure(what, result)
         return result
 
     def _run_json(self, args: list[str], what: str, single_document: bool = False) -> RunResult:
@@ -273,126 +214,20 @@ class Terraform:
             return self._collect(proc, what, single_document)
 
     def _collect(self, proc: subprocess.Popen[str], what: str, single_document: bool) -> RunResult:
-        result = RunResult()
         stderr_lines: list[str] = []
         drain = threading.Thread(target=lambda: stderr_lines.extend(proc.stderr), daemon=True)
         drain.start()
         assert proc.stdout is not None
         if single_document:
-            text = proc.stdout.read()
-            result.text = text
-            try:
-                doc = json.loads(text or "{}")
-            except json.JSONDecodeError:
-                doc = {}
-            for diag in doc.get("diagnostics", []):
-                result.diagnostics.append(_diagnostic(diag))
+            result = read_document(proc.stdout.read())
         else:
-            for line in proc.stdout:
-                event = _parse_event(line)
-                if event is None:
-                    result.text += line
-                    continue
-                result.events.append(event)
-                self._on_event(event, result)
+            result = read_stream(proc.stdout, self.progress)
         proc.wait()
         drain.join(timeout=5)
         result.text += "".join(stderr_lines)
         if proc.returncode != 0:
-            raise self._failure(what, result)
+            raise failure(what, result)
         return result
-
-    def _on_event(self, event: Event, result: RunResult) -> None:
-        kind = event.get("type")
-        if kind == "diagnostic":
-            result.diagnostics.append(_diagnostic(event.get("diagnostic", {})))
-        elif kind == "change_summary":
-            changes = event.get("changes", {})
-            result.changes = {k: int(changes.get(k, 0)) for k in ("add", "change", "remove")}
-            if changes.get("operation") == "plan":
-                self.progress.phase("changes", total=sum(result.changes.values()))
-        elif kind == "planned_change":
-            change = event.get("change", {})
-            addr = change.get("resource", {}).get("addr", "?")
-            self.progress.resource(addr, change.get("action", "?"), "planned")
-        elif kind in ("apply_start", "apply_progress", "apply_complete", "apply_errored"):
-            hook = event.get("hook", {})
-            addr = hook.get("resource", {}).get("addr", "?")
-            action = hook.get("action", "?")
-            state = {
-                "apply_start": "started",
-                "apply_progress": "running",
-                "apply_complete": "done",
-                "apply_errored": "failed",
-            }[kind]
-            self.progress.resource(addr, _ACTION_VERBS.get(action, action), state)
-
-    def _failure(self, what: str, result: RunResult) -> Exception:
-        errors = result.errors
-        text = result.text + "".join(str(d) for d in errors)
-        lock = _lock_holder(text)
-        if lock:
-            return UserError(
-                f"{what} failed: the environment's state is locked ({lock})",
-                "another `cfw up`/`down` is working on this shared environment: wait for it, "
-                "or retry with --lock-timeout SECONDS to wait longer",
-            )
-        detail = "; ".join(str(d) for d in errors[:3]) if errors else _last_lines(text)
-        for needle, problem, fix in _USER_FIXABLE:
-            if needle in text or any(needle in str(d) for d in errors):
-                return UserError(f"{what} failed: {problem} ({detail})", fix)
-        return WorkFailed(f"{what} failed: {detail}")
-
-
-def _lock_holder(text: str) -> str | None:
-    """Who holds the state lock, from Terraform's "Error acquiring the state lock" text."""
-    if "Error acquiring the state lock" not in text:
-        return None
-    fields = {}
-    for key in ("ID", "Who", "Operation", "Created"):
-        match = re.search(
-            rf"\b{key}:\s+(.+?)(?:\s{{2,}}|\n|\s(?:ID|Path|Operation|Who|Version|Created|Info):|$)",
-            text,
-        )
-        if match:
-            fields[key] = match.group(1).strip()
-    if not fields:
-        return "by another Terraform run"
-    parts = [f"held by {fields.get('Who', '?')}"]
-    if "Operation" in fields:
-        parts.append(fields["Operation"].removeprefix("OperationType").lower())
-    if "Created" in fields:
-        parts.append(f"since {fields['Created']}")
-    if "ID" in fields:
-        parts.append(f"lock id {fields['ID']}")
-    return ", ".join(parts)
-
-
-def _parse_event(line: str) -> Event | None:
-    line = line.strip()
-    if not line.startswith("{"):
-        return None
-    try:
-        return json.loads(line)
-    except json.JSONDecodeError:
-        return None
-
-
-def _diagnostic(raw: Mapping[str, Any]) -> Diagnostic:
-    return Diagnostic(
-        severity=raw.get("severity", "error"),
-        summary=raw.get("summary", ""),
-        detail=raw.get("detail", ""),
-        address=raw.get("address"),
-    )
-
-
-def _last_lines(text: str, n: int = 3) -> str:
-    lines = [line.strip() for line in text.splitlines() if line.strip() and "│" not in line[:2]]
-    cleaned = [line.lstrip("│╷╵ ").strip() for line in text.splitlines()]
-    cleaned = [line for line in cleaned if line]
-    picked = [line for line in cleaned if line.startswith("Error")] or cleaned or lines
-    return " ".join(picked[-n:]) if picked else "no output"
 
 
 def count_state_resources(state_file: Path) -> int:

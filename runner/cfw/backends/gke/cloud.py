@@ -23,7 +23,7 @@ from cfw.backends.sdk import require
 from cfw.core.errors import UserError, WorkFailed
 
 if TYPE_CHECKING:
-    from cfw.backends.gke.client import Kube
+    from cfw.backends._kube.client import Kube
 
 SCOPES = ["https://www.googleapis.com/auth/cloud-platform"]
 REQUIRED_APIS = {
@@ -179,7 +179,7 @@ def cluster_access(
 
 def connect(config: GkeConfig, outputs: Mapping[str, Any]) -> Kube:
     """A Kubernetes client for the environment's cluster, credentials from the GKE API."""
-    from cfw.backends.gke import client
+    from cfw.backends._kube import client
 
     project = outputs.get("project") or config.project
     cluster = outputs.get("cluster_name")

@@ -186,26 +186,19 @@ class GkeKind(Kind[GkeConfig]):
         Nodes are cluster-scoped: a runner with only the namespace's Role may not list
         them, and sees them as unknown (Kubernetes Engine Cluster Viewer does not grant it).
         """
-        from cfw.backends.gke import cloud
-        from cfw.backends.gke.client import Forbidden
-        from cfw.backends.gke.status import job_phase
+        from cfw.backends._kube.client import Forbidden
+        from cfw.backends._kube.manifest import MANAGED_BY
+        from cfw.backends.gke import cloud, status
+        from cfw.backends.gke.translate import POOL_LABEL
 
         kube = cloud.connect(config, outputs)
-        nodes: dict[str, int] | str = dict.fromkeys(outputs.get("node_pools") or {}, 0)
         try:
-            listed = kube.list_nodes("cfw-pool")
+            nodes: list[dict[str, Any]] | None = kube.list_nodes(POOL_LABEL)
         except Forbidden:  # the runner Role is namespaced: it grants no node access
-            nodes, listed = "unknown (no permission to list nodes)", []
-        for node in listed:
-            pool = node["metadata"]["labels"]["cfw-pool"]
-            if pool != "system" and isinstance(nodes, dict):
-                nodes[pool] = nodes.get(pool, 0) + 1
-        jobs: dict[str, int] = {}
+            nodes = None
         namespace = outputs.get("namespace") or config.namespace
-        for job in kube.list_jobs(namespace, "app.kubernetes.io/managed-by=cfw"):
-            state = job_phase(job).value
-            jobs[state] = jobs.get(state, 0) + 1
-        return {"nodes": nodes, "jobs": jobs}
+        jobs = kube.list_jobs(namespace, f"{MANAGED_BY}=cfw")
+        return status.details(outputs.get("node_pools") or {}, nodes, jobs)
 
     # -- teardown ---------------------------------------------------------------------------
     def leftovers(

@@ -1,155 +1,36 @@
-"""Kubernetes Job and Pod status -> JobStatus with the reason a user can act on. Pure.
-
-Works on the API's own JSON (camelCase), exactly as `kubectl get -o json` shows it.
-"""
+"""What `cfw status` shows of a gke environment: its job nodes per pool and its Jobs by state.
+Pure: the lists come from the cluster (kind.py); Job states are the shared ones
+(cfw/backends/_kube/status.py)."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
-from cfw.backends.base import JobState, JobStatus
+from cfw.backends._kube.status import count_by_state
+from cfw.backends.gke.translate import POOL_LABEL
 
-JOB_NAME_LABELS = ("batch.kubernetes.io/job-name", "job-name")
-# waiting reasons that will not go away by waiting
-FATAL_WAITING = {
-    "ImagePullBackOff",
-    "InvalidImageName",
-    "ErrImageNeverPull",
-    "CreateContainerConfigError",
-    "CreateContainerError",
-}
-IMAGE_REASONS = {"ErrImagePull", "ImagePullBackOff", "InvalidImageName", "ErrImageNeverPull"}
-_SHUTDOWN = {"Terminated", "NodeShutdown", "Shutdown"}
-_DISRUPTIONS = {
-    "TerminationByKubelet": "its node shut down",
-    "DeletionByPodGC": "its node disappeared",
-    "DeletionByGCPControllerManager": "its node disappeared",
-    "DeletionByTaintManager": "its node became unreachable",
-    "EvictionByEvictionAPI": "evicted (node drained or scaled down)",
-    "PreemptionByScheduler": "preempted by a higher-priority pod",
-    "PreemptionByKubeScheduler": "preempted by a higher-priority pod",
-}
+NO_NODE_ACCESS = "unknown (no permission to list nodes)"
 
 
-def _conditions(obj: Mapping[str, Any]) -> dict[str, Mapping[str, Any]]:
+def nodes_per_pool(pools: Iterable[str], nodes: Sequence[Mapping[str, Any]]) -> dict[str, int]:
+    """Nodes per job pool, by the ``cfw-pool`` label the module sets (the system pool is not
+    a job pool)."""
+    counts = dict.fromkeys(pools, 0)
+    for node in nodes:
+        pool = ((node.get("metadata") or {}).get("labels") or {}).get(POOL_LABEL)
+        if pool and pool != "system":
+            counts[pool] = counts.get(pool, 0) + 1
+    return counts
+
+
+def details(
+    pools: Iterable[str],
+    nodes: Sequence[Mapping[str, Any]] | None,
+    jobs: Sequence[Mapping[str, Any]],
+) -> dict[str, Any]:
+    """``nodes`` None: the caller may not list nodes (a runner's Role is namespaced)."""
     return {
-        c.get("type"): c
-        for c in (obj.get("status") or {}).get("conditions") or []
-        if c.get("status") == "True"
+        "nodes": NO_NODE_ACCESS if nodes is None else nodes_per_pool(pools, nodes),
+        "jobs": count_by_state(jobs),
     }
-
-
-def job_of(pod: Mapping[str, Any]) -> str | None:
-    labels = (pod.get("metadata") or {}).get("labels") or {}
-    return next((labels[k] for k in JOB_NAME_LABELS if k in labels), None)
-
-
-def job_phase(job: Mapping[str, Any]) -> JobState:
-    """The Job's state from its own status (pods are looked at only to explain)."""
-    conditions = _conditions(job)
-    if "Complete" in conditions or "SuccessCriteriaMet" in conditions:
-        return JobState.SUCCEEDED
-    if "Failed" in conditions or "FailureTarget" in conditions:
-        return JobState.FAILED
-    status = job.get("status") or {}
-    if (status.get("ready") or 0) > 0 or (status.get("active") and "ready" not in status):
-        return JobState.RUNNING
-    return JobState.PENDING
-
-
-def _container(pod: Mapping[str, Any]) -> Mapping[str, Any]:
-    statuses = (pod.get("status") or {}).get("containerStatuses") or []
-    return next((s for s in statuses if s.get("name") == "job"), statuses[0] if statuses else {})
-
-
-def _memory_limit(pod: Mapping[str, Any]) -> str | None:
-    for container in (pod.get("spec") or {}).get("containers") or []:
-        limit = ((container.get("resources") or {}).get("limits") or {}).get("memory")
-        if limit:
-            return str(limit)
-    return None
-
-
-def _on_spot(pod: Mapping[str, Any]) -> bool:
-    selector = (pod.get("spec") or {}).get("nodeSelector") or {}
-    return selector.get("cloud.google.com/gke-spot") == "true"
-
-
-def waiting_problem(pod: Mapping[str, Any]) -> str | None:
-    """Why a pending pod will never start (image pull error, bad config), or None."""
-    waiting = (_container(pod).get("state") or {}).get("waiting") or {}
-    reason = waiting.get("reason")
-    if reason not in FATAL_WAITING:
-        return None
-    kind = "image pull error" if reason in IMAGE_REASONS else "container could not be created"
-    message = (waiting.get("message") or "").strip()
-    return f"{kind} ({reason})" + (f": {message}" if message else "")
-
-
-def unschedulable(pod: Mapping[str, Any]) -> str | None:
-    """The scheduler's message while it cannot place the pod (PodScheduled False,
-    Unschedulable: "0/3 nodes are available: 3 Insufficient memory..."), or None."""
-    for condition in (pod.get("status") or {}).get("conditions") or []:
-        if (
-            condition.get("type") == "PodScheduled"
-            and condition.get("status") == "False"
-            and condition.get("reason") == "Unschedulable"
-        ):
-            return (condition.get("message") or "").strip() or "no node can hold it"
-    return None
-
-
-def pod_failure(pod: Mapping[str, Any]) -> tuple[str | None, int | None]:
-    """Why a failed pod failed, and the job container's exit code if it has one."""
-    status = pod.get("status") or {}
-    message = (status.get("message") or "").strip()
-    reason = status.get("reason")
-    disruption = _conditions(pod).get("DisruptionTarget")
-    terminated = (_container(pod).get("state") or {}).get("terminated") or {}
-    code = terminated.get("exitCode")
-    if reason == "Evicted":
-        return f"evicted: {message or 'the node ran short of resources'}", code
-    if reason in _SHUTDOWN or (disruption and disruption.get("reason") in _DISRUPTIONS):
-        why = _DISRUPTIONS.get((disruption or {}).get("reason"), "its node shut down")
-        if _on_spot(pod):
-            why = f"Spot VM preempted ({why})"
-        detail = message or (disruption or {}).get("message") or ""
-        return (f"{why}: {detail}" if detail else why), code
-    if terminated.get("reason") == "OOMKilled":
-        limit = _memory_limit(pod)
-        where = f" of {limit}" if limit else ""
-        return (
-            f"OOMKilled: the job used more than its memory limit{where}; raise the rule's mem_mb"
-        ), code
-    problem = waiting_problem(pod)
-    if problem:
-        return problem, code
-    if terminated:
-        text = terminated.get("message") or ""
-        if terminated.get("reason") not in (None, "Error", "Completed"):
-            text = f"{terminated['reason']}" + (f": {text}" if text else "")
-        return (f"exit code {code}" + (f" ({text.strip()})" if text.strip() else "")), code
-    if message or reason:
-        return f"{reason or 'failed'}: {message}".rstrip(": "), code
-    return None, code
-
-
-def job_failure(job: Mapping[str, Any], pods: Sequence[Mapping[str, Any]]) -> JobStatus:
-    """A failed Job's status: the pod's reason where a pod tells it, else the Job's."""
-    condition = _conditions(job).get("Failed") or _conditions(job).get("FailureTarget") or {}
-    job_reason = condition.get("reason")
-    if job_reason == "DeadlineExceeded":
-        deadline = (job.get("spec") or {}).get("activeDeadlineSeconds")
-        limit = f" of {deadline // 60} min" if isinstance(deadline, int) else ""
-        return JobStatus(
-            JobState.FAILED,
-            reason=f"deadline exceeded: ran longer than its "
-            f"runtime{limit} (activeDeadlineSeconds); raise the rule's runtime",
-        )
-    for pod in sorted(pods, key=lambda p: (p.get("status") or {}).get("phase") != "Failed"):
-        reason, code = pod_failure(pod)
-        if reason:
-            return JobStatus(JobState.FAILED, reason=reason, exit_code=code)
-    text = condition.get("message") or "the job failed"
-    return JobStatus(JobState.FAILED, reason=f"{job_reason or 'Failed'}: {text}; its pod is gone")

@@ -1,18 +1,26 @@
-"""JobSpec -> a Kubernetes batch/v1 Job manifest, and the run's Secret it refers to. Pure.
+"""JobSpec -> a Kubernetes batch/v1 Job manifest for a GKE cluster cfw made, and the run's
+Secret it refers to. Pure.
 
 Where a job runs is decided here: its GPU, machine_type and preemptible resources select
 the job pools that can hold it (by the ``cfw-pool`` node label the module sets); Spot and
-GPU nodes are tainted, so a pod lands there only with the matching toleration.
+GPU nodes are tainted, so a pod lands there only with the matching toleration. The Job
+itself is the one every Kubernetes kind submits (cfw/backends/_kube/manifest.py).
 """
 
 from __future__ import annotations
 
-import json
-import re
 from collections.abc import Sequence
 from typing import Any
 
 from cfw.backends._google import gpus as google_gpus
+from cfw.backends._kube.manifest import (
+    GPU_RESOURCE,
+    job_manifest,
+    resources,
+    secret_env,
+    secret_name,
+    secret_ref,
+)
 from cfw.backends.base import EnvContext, JobSpec
 from cfw.backends.gke import allocatable
 from cfw.backends.gke.config import GkeConfig, Pool, node_pools
@@ -21,33 +29,6 @@ from cfw.core.errors import UserError
 POOL_LABEL = "cfw-pool"
 SPOT_LABEL = "cloud.google.com/gke-spot"
 ACCELERATOR_LABEL = "cloud.google.com/gke-accelerator"
-GPU_RESOURCE = "nvidia.com/gpu"
-MANAGED_BY = "app.kubernetes.io/managed-by"
-RUN_LABEL = "cfw-run"
-JOB_LABEL = "cfw-job"
-WORKDIR = "/workdir"
-
-
-def secret_name(run_id: str) -> str:
-    """The run's Secret: every job of the run takes its environment values from it."""
-    return f"cfw-{label_value(run_id).lower()}-env"
-
-
-def job_name(spec: JobSpec) -> str:
-    """DNS-1123 label of at most 63 characters: the spec's name and the attempt."""
-    suffix = f"-a{spec.attempt}"
-    base = re.sub(r"-{2,}", "-", re.sub(r"[^a-z0-9-]+", "-", spec.name.lower())).strip("-")
-    return (base[: 63 - len(suffix)].rstrip("-") or "cfw") + suffix
-
-
-def label_value(value: Any) -> str:
-    """A valid label value: at most 63 of [A-Za-z0-9._-], alphanumeric at both ends."""
-    text = re.sub(r"[^A-Za-z0-9._-]+", "-", str(value))[:63]
-    return re.sub(r"^[^A-Za-z0-9]+|[^A-Za-z0-9]+$", "", text)
-
-
-def run_selector(run_id: str) -> str:
-    return f"{MANAGED_BY}=cfw,{RUN_LABEL}={label_value(run_id)}"
 
 
 # -- pools ---------------------------------------------------------------------------------
@@ -180,16 +161,6 @@ def select_pools(
 
 
 # -- the Job -------------------------------------------------------------------------------
-def resources(spec: JobSpec, config: GkeConfig) -> dict[str, dict[str, str]]:
-    amounts = {"cpu": str(spec.threads), "memory": f"{spec.mem_mb or config.default_mem_mb}Mi"}
-    if spec.disk_mb:
-        amounts["ephemeral-storage"] = f"{spec.disk_mb}Mi"
-    limits = dict(amounts)
-    if spec.gpu:
-        limits[GPU_RESOURCE] = str(spec.gpu)
-    return {"requests": amounts, "limits": limits}
-
-
 def placement(spec: JobSpec, pools: list[Pool], spot: bool) -> dict[str, Any]:
     node_selector: dict[str, str] = {}
     tolerations: list[dict[str, str]] = []
@@ -228,18 +199,6 @@ def placement(spec: JobSpec, pools: list[Pool], spot: bool) -> dict[str, Any]:
     return out
 
 
-def labels(spec: JobSpec, ctx: EnvContext[GkeConfig]) -> dict[str, str]:
-    return {
-        MANAGED_BY: "cfw",
-        "cfw-env": label_value(ctx.name),
-        "cfw-id": label_value(ctx.env_id),
-        RUN_LABEL: label_value(spec.run_id),
-        JOB_LABEL: str(spec.jobid),
-        "cfw-rule": label_value(spec.rule) or "rule",
-        "cfw-attempt": str(spec.attempt),
-    }
-
-
 def translate(spec: JobSpec, ctx: EnvContext[GkeConfig]) -> dict[str, Any]:
     config = ctx.config
     outputs = dict(ctx.outputs)
@@ -247,61 +206,17 @@ def translate(spec: JobSpec, ctx: EnvContext[GkeConfig]) -> dict[str, Any]:
     service_account = outputs.get("service_account") or config.service_account
     pools, spot = select_pools(spec, available_pools(config, outputs), ctx.name, config)
     secret = secret_name(spec.run_id) if spec.env else None
-    job_labels = labels(spec, ctx)
-    container: dict[str, Any] = {
-        "name": "job",
-        "image": spec.image,
-        "imagePullPolicy": "IfNotPresent",
-        "command": ["/bin/sh", "-c", spec.command],
-        "workingDir": WORKDIR,
-        "resources": resources(spec, config),
-        "volumeMounts": [{"name": "workdir", "mountPath": WORKDIR}],
-    }
-    if secret:
-        container["env"] = [
-            {"name": name, "valueFrom": {"secretKeyRef": {"name": secret, "key": name}}}
-            for name in sorted(spec.env)
-        ]
-    workdir: dict[str, Any] = {"sizeLimit": f"{spec.disk_mb}Mi"} if spec.disk_mb else {}
-    pod_spec: dict[str, Any] = {
-        "restartPolicy": "Never",
-        "serviceAccountName": service_account,
-        **placement(spec, pools, spot),
-        "containers": [container],
-        "volumes": [{"name": "workdir", "emptyDir": workdir}],
-    }
-    job_spec: dict[str, Any] = {
-        "backoffLimit": 0,
-        "ttlSecondsAfterFinished": int(config.finished_job_ttl.total_seconds()),
-        "template": {
-            "metadata": {
-                "labels": job_labels,
-                # a running job must not be evicted to scale its node down
-                "annotations": {"cluster-autoscaler.kubernetes.io/safe-to-evict": "false"},
-            },
-            "spec": pod_spec,
-        },
-    }
-    if spec.runtime:
-        job_spec["activeDeadlineSeconds"] = spec.runtime * 60
-    manifest = {
-        "apiVersion": "batch/v1",
-        "kind": "Job",
-        "metadata": {
-            "name": job_name(spec),
-            "namespace": namespace,
-            "labels": job_labels,
-            "annotations": {
-                "cfw/rule": spec.rule,
-                "cfw/wildcards": json.dumps(dict(spec.wildcards), sort_keys=True),
-                "cfw/pools": ",".join(sorted(p.name for p in pools)),
-            },
-        },
-        "spec": job_spec,
-    }
-    return {
-        "job": manifest,
-        "secret": (
-            {"name": secret, "namespace": namespace, "keys": sorted(spec.env)} if secret else None
-        ),
-    }
+    manifest = job_manifest(
+        spec,
+        ctx,
+        namespace=namespace,
+        service_account=service_account,
+        placement=placement(spec, pools, spot),
+        resources=resources(spec, config.default_mem_mb),
+        ttl_seconds=int(config.finished_job_ttl.total_seconds()),
+        env=secret_env(spec.env, secret) if secret else (),
+        annotations={"cfw/pools": ",".join(sorted(p.name for p in pools))},
+        # a running job must not be evicted to scale its node down
+        pod_annotations={"cluster-autoscaler.kubernetes.io/safe-to-evict": "false"},
+    )
+    return {"job": manifest, "secret": secret_ref(secret, namespace, spec.env)}

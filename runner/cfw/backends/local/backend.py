@@ -3,44 +3,31 @@
 from __future__ import annotations
 
 import asyncio
-import shutil
 import threading
 import time
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from cfw.backends.base import Backend, EnvContext, JobSpec, JobState, JobStatus
+from cfw.backends.base import Backend, EnvContext, JobSpec, JobStatus
 from cfw.backends.local import client
-
-KEEP_FAILED_DAYS = 7  # how long the sandboxes of failed jobs are kept for debugging
-
-
-def prune_kept_sandboxes(root: Path, days: float = KEEP_FAILED_DAYS, now: float | None = None):
-    """Remove the run directories under ROOT (failed jobs' sandboxes, kept for debugging)
-    untouched for DAYS; returns what was removed."""
-    cutoff = (time.time() if now is None else now) - days * 86400
-    removed = []
-    try:
-        runs = list(root.iterdir())
-    except OSError:
-        return removed
-    for run in runs:
-        try:
-            if run.is_dir() and not run.is_symlink() and run.stat().st_mtime < cutoff:
-                shutil.rmtree(run, ignore_errors=True)
-                removed.append(run)
-        except OSError:
-            continue
-    return removed
+from cfw.backends.local.config import LocalConfig
+from cfw.backends.local.status import (
+    RUNNING,
+    UNKNOWN,
+    finished_status,
+    keeps_sandbox,
+    limit_exceeded,
+    succeeded,
+)
 
 
-class LocalBackend(Backend):
-    def __init__(self, ctx: EnvContext):
+class LocalBackend(Backend[LocalConfig]):
+    def __init__(self, ctx: EnvContext[LocalConfig]):
         super().__init__(ctx)
         self.sandbox_root = Path(ctx.outputs["sandbox_root"])
         if not ctx.explain:
-            prune_kept_sandboxes(self.sandbox_root)
+            client.prune_kept_sandboxes(self.sandbox_root)
         self.procs: dict[str, client.Proc] = {}
         self.cpus = client.CpuPool()
         self.changed = threading.Event()
@@ -81,35 +68,23 @@ class LocalBackend(Backend):
         result: dict[str, JobStatus] = {}
         for ext_id in external_ids:
             proc = procs.get(ext_id)
+            code = None if proc is None else proc.popen.poll()
             if proc is None:
-                result[ext_id] = JobStatus(JobState.FAILED, reason="unknown to this run")
-                continue
-            code = proc.popen.poll()
-            if code is None:
-                result[ext_id] = JobStatus(JobState.RUNNING)
-                continue
-            result[ext_id] = self._finished(proc, code)
+                result[ext_id] = UNKNOWN
+            elif code is None:
+                result[ext_id] = RUNNING
+            else:
+                result[ext_id] = self._finished(proc, code)
         return result
 
     def _finished(self, proc: client.Proc, code: int) -> JobStatus:
         if proc.cpus:
             self.cpus.give(proc.cpus)
             proc.cpus = []
-        ok = code == 0 and proc.killed_reason is None
-        keep = proc.keep == "always" or (proc.keep == "on-failure" and not ok)
+        keep = keeps_sandbox(proc.keep, succeeded(code, proc.killed_reason))
         if not keep:
             client.remove_tree(proc.sandbox)
-        if ok:
-            return JobStatus(JobState.SUCCEEDED, exit_code=0)
-        if proc.killed_reason:
-            reason = proc.killed_reason
-        elif code < 0:
-            reason = f"killed by signal {-code}"
-        else:
-            reason = f"exit code {code}"
-        if keep:
-            reason += f"; sandbox kept at {proc.sandbox}"
-        return JobStatus(JobState.FAILED, reason=reason, exit_code=code)
+        return finished_status(code, proc.killed_reason, proc.sandbox if keep else None)
 
     def _enforce_limits(self, running: list[client.Proc]) -> None:
         limited = [p for p in running if p.mem_mb]
@@ -119,12 +94,9 @@ class LocalBackend(Backend):
                 continue
             used = usage.get(proc.popen.pid, 0.0)
             proc.peak_mb = max(proc.peak_mb, used)
-            if proc.mem_mb and used > proc.mem_mb:
-                proc.killed_reason = (
-                    f"out of memory: used {used:.0f} MB, more than mem_mb={proc.mem_mb}"
-                )
-            elif proc.runtime_s and client.elapsed(proc) > proc.runtime_s:
-                proc.killed_reason = f"exceeded its runtime of {proc.runtime_s // 60} min"
+            proc.killed_reason = limit_exceeded(
+                used, proc.mem_mb, client.elapsed(proc), proc.runtime_s
+            )
             if proc.killed_reason:
                 client.stop(proc.popen, grace=2.0)
 

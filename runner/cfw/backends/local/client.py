@@ -1,4 +1,4 @@
-"""Processes on this machine: start in a sandbox, watch memory and runtime, stop.
+"""Processes on this machine: start in a sandbox, watch memory and runtime, stop, prune.
 
 The local "service". Each job is a new session (its own process group), so a job and
 everything it starts can be measured and stopped together.
@@ -21,8 +21,13 @@ from pathlib import Path
 from cfw.backends.local import forkrun
 
 PAGE = os.sysconf("SC_PAGE_SIZE")
-# processes that run Snakemake itself, not the rule: their memory is not the rule's
-_WRAPPERS = (b"-m snakemake", b"multiprocessing.forkserver")
+KEEP_FAILED_DAYS = 7  # how long the sandboxes of failed jobs are kept for debugging
+# processes that run Snakemake itself, or that it runs for itself, not the rule: their
+# memory is not the rule's. Snakemake's ILP scheduler solves each job selection with pulp's
+# CBC, a process of its own (`cbc <tmp>/<uuid>-pulp.mps ...`), in every job too.
+_WRAPPERS = (b"-m snakemake", b"multiprocessing.forkserver", b"-pulp.mps")
+# the shells that run a job's commands and a rule's shell command (`bash -c ...`)
+_SHELLS = (b"bash", b"sh")
 _PASS_THROUGH = (
     "LANG",
     "LC_ALL",
@@ -87,29 +92,48 @@ def job_environment(
 def sessions_memory_mb(sids: set[int]) -> dict[int, float]:
     """RSS (MB) per session, one pass over /proc, not counting Snakemake's own processes.
 
-    A job's session holds the shell, the Snakemake that runs the job, and the rule's own
-    processes; only the latter count against the rule's mem_mb.
+    A job's session holds the shell, the Snakemake that runs the job (and its scheduler's
+    solver), and the rule's own processes; only the latter count against the rule's mem_mb.
     """
     usage: dict[int, float] = dict.fromkeys(sids, 0.0)
     for entry in os.scandir("/proc"):
         if not entry.name.isdigit():
             continue
         try:
-            with open(f"/proc/{entry.name}/stat", "rb") as handle:
-                stat = handle.read().decode(errors="replace")
-            fields = stat[stat.rfind(")") + 2 :].split()
-            sid = int(fields[3])
+            sid, _ = _session_and_rss(entry.name)
             if sid not in usage:
                 continue
-            rss_pages = int(fields[21])
             with open(f"/proc/{entry.name}/cmdline", "rb") as handle:
-                cmdline = handle.read().replace(b"\0", b" ")
+                cmdline = handle.read()
+            if not counts_as_the_rules(cmdline):
+                continue
+            # measured after its command line was read: a process that exec'd or exited in
+            # between counts as what it is now, not as the Snakemake it was forked from
+            _, rss_pages = _session_and_rss(entry.name)
         except (OSError, ValueError, IndexError):
-            continue
-        if any(marker in cmdline for marker in _WRAPPERS) or cmdline.startswith(b"/bin/bash -c"):
             continue
         usage[sid] += rss_pages * PAGE / 2**20
     return usage
+
+
+def _session_and_rss(pid: str) -> tuple[int, int]:
+    """The session id and resident pages of a process, from /proc/PID/stat."""
+    with open(f"/proc/{pid}/stat", "rb") as handle:
+        stat = handle.read().decode(errors="replace")
+    fields = stat[stat.rfind(")") + 2 :].split()
+    return int(fields[3]), int(fields[21])
+
+
+def counts_as_the_rules(cmdline: bytes) -> bool:
+    """Whether a process of a job's session (its NUL-separated /proc cmdline) is the rule's:
+    not Snakemake, not what Snakemake runs for itself, not a shell running commands, not a
+    process that is exiting (its command line is already gone, its memory going)."""
+    if not cmdline:
+        return False
+    argv = cmdline.split(b"\0")
+    if len(argv) > 1 and argv[1] == b"-c" and os.path.basename(argv[0]) in _SHELLS:
+        return False
+    return not any(marker in cmdline.replace(b"\0", b" ") for marker in _WRAPPERS)
 
 
 def start(
@@ -169,3 +193,24 @@ def remove_tree(path: Path) -> None:
 
 def elapsed(proc: Proc) -> float:
     return time.monotonic() - proc.started
+
+
+def prune_kept_sandboxes(
+    root: Path, days: float = KEEP_FAILED_DAYS, now: float | None = None
+) -> list[Path]:
+    """Remove the run directories under ROOT (failed jobs' sandboxes, kept for debugging)
+    untouched for DAYS; returns what was removed."""
+    cutoff = (time.time() if now is None else now) - days * 86400
+    removed: list[Path] = []
+    try:
+        runs = list(root.iterdir())
+    except OSError:
+        return removed
+    for run in runs:
+        try:
+            if run.is_dir() and not run.is_symlink() and run.stat().st_mtime < cutoff:
+                shutil.rmtree(run, ignore_errors=True)
+                removed.append(run)
+        except OSError:
+            continue
+    return removed

@@ -5,9 +5,10 @@ from __future__ import annotations
 from typing import Any
 
 from cfw.backends.base import EnvContext, JobSpec
+from cfw.backends.local.config import LocalConfig
 
 
-def translate(spec: JobSpec, ctx: EnvContext) -> dict[str, Any]:
+def translate(spec: JobSpec, ctx: EnvContext[LocalConfig]) -> dict[str, Any]:
     config = ctx.config
     root = str(ctx.outputs["sandbox_root"]).rstrip("/")
     return {

@@ -1,9 +1,11 @@
-"""Kubernetes API calls (the official Python client): jobs, pods, logs, secrets, RBAC.
+"""Kubernetes API calls (the official Python client): jobs, pods, logs, secrets, RBAC and
+access reviews, for every kind whose jobs are Kubernetes Jobs.
 
 Everything is read as the API's own JSON (``_preload_content=False``), so status logic sees
 what `kubectl get -o json` shows, whatever the client version's model classes look like.
-Deleting what is already gone is success. Nothing here is GKE's: any cluster's API server
-(``connect`` takes its endpoint, CA and a token source) gets the same calls.
+Deleting what is already gone is success. Nothing here is a cloud's: ``connect`` takes an
+API server's endpoint, CA and a token source (gke gets them from the GKE API); a
+``Kube`` also wraps an ``ApiClient`` made from a kubeconfig (kind kubernetes).
 """
 
 from __future__ import annotations
@@ -14,15 +16,15 @@ from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
+from cfw.backends._kube.rbac import Permission, runner_binding, runner_role
 from cfw.backends.sdk import require
 from cfw.core.errors import WorkFailed
 
-k8s = require("kubernetes.client", "gke")
-ApiException = require("kubernetes.client.exceptions", "gke").ApiException
-urllib3 = require("urllib3", "gke")
+k8s = require("kubernetes.client", "kubernetes")
+ApiException = require("kubernetes.client.exceptions", "kubernetes").ApiException
+urllib3 = require("urllib3", "kubernetes")
 
 PAGE = 500  # items per list page; a longer list continues with `continue`
-RUNNER_ROLE = "cfw-runner"
 
 
 class Unavailable(WorkFailed):
@@ -129,6 +131,9 @@ class Kube:
     def list_nodes(self, selector: str) -> list[dict[str, Any]]:
         return self._list(lambda _ns, **kw: self.core.list_node(**kw), "", selector, "Nodes")
 
+    def list_secrets(self, namespace: str, selector: str) -> list[dict[str, Any]]:
+        return self._list(self.core.list_namespaced_secret, namespace, selector, "Secrets")
+
     def delete_job(self, namespace: str, name: str) -> bool:
         """Delete a Job and (foreground) its pods; False when it was already gone."""
         try:
@@ -180,6 +185,42 @@ class Kube:
             if _gone(exc):
                 return False
             raise WorkFailed(f"could not delete Secret {name}: {describe(exc)}") from exc
+
+    # -- reads and access reviews ---------------------------------------------------------
+    def read(self, what: str, name: str, namespace: str | None = None) -> dict[str, Any] | None:
+        """A Namespace or ServiceAccount as JSON; None when it does not exist, Forbidden when
+        the caller may not read it."""
+        calls = {
+            "Namespace": lambda: self.core.read_namespace(name, _preload_content=False),
+            "ServiceAccount": lambda: self.core.read_namespaced_service_account(
+                name, namespace, _preload_content=False
+            ),
+        }
+        try:
+            return _json(calls[what]())
+        except ApiException as exc:
+            if _gone(exc):
+                return None
+            error = Forbidden if exc.status == 403 else WorkFailed
+            raise error(f"could not read {what} {name}: {exc.status} {describe(exc)}") from exc
+
+    def may(self, permission: Permission, namespace: str) -> tuple[bool, str]:
+        """Whether the caller may do ``permission`` in ``namespace`` (a SelfSubjectAccessReview,
+        which every authenticated user may create), and the authorizer's reason."""
+        body = {
+            "apiVersion": "authorization.k8s.io/v1",
+            "kind": "SelfSubjectAccessReview",
+            "spec": {"resourceAttributes": permission.attributes(namespace)},
+        }
+        api = k8s.AuthorizationV1Api(self.api)
+        try:
+            response = _json(api.create_self_subject_access_review(body, _preload_content=False))
+        except ApiException as exc:
+            raise WorkFailed(
+                f"the API server refused an access review: {exc.status} {describe(exc)}"
+            ) from exc
+        status = response.get("status") or {}
+        return bool(status.get("allowed")), str(status.get("reason") or "")
 
     # -- what jobs need in the cluster (after `terraform apply`) ---------------------------
     def ensure_runner_objects(
@@ -245,38 +286,3 @@ class Kube:
                 replace(name, *scope, body, _preload_content=False)
         except ApiException as exc:
             raise WorkFailed(f"could not create {body['kind']} {name}: {describe(exc)}") from exc
-
-
-def runner_role(namespace: str, labels: Mapping[str, str]) -> dict[str, Any]:
-    """What a person running workflows may do in the namespace, and nothing else."""
-    return {
-        "apiVersion": "rbac.authorization.k8s.io/v1",
-        "kind": "Role",
-        "metadata": {"name": RUNNER_ROLE, "namespace": namespace, "labels": dict(labels)},
-        "rules": [
-            {
-                "apiGroups": ["batch"],
-                "resources": ["jobs"],
-                "verbs": ["create", "get", "list", "watch", "delete"],
-            },
-            {"apiGroups": [""], "resources": ["pods"], "verbs": ["get", "list", "watch"]},
-            {"apiGroups": [""], "resources": ["pods/log"], "verbs": ["get"]},
-            {
-                "apiGroups": [""],
-                "resources": ["secrets"],
-                "verbs": ["create", "get", "update", "delete"],
-            },
-        ],
-    }
-
-
-def runner_binding(
-    namespace: str, subjects: list[dict[str, str]], labels: Mapping[str, str]
-) -> dict[str, Any]:
-    return {
-        "apiVersion": "rbac.authorization.k8s.io/v1",
-        "kind": "RoleBinding",
-        "metadata": {"name": RUNNER_ROLE, "namespace": namespace, "labels": dict(labels)},
-        "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": RUNNER_ROLE},
-        "subjects": [dict(s) for s in subjects],
-    }
