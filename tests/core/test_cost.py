@@ -14,16 +14,8 @@ from cfw.core import prices
 from cfw.core.errors import UserError
 from cfw.core.prices import JobPrice, Price, format_usd
 from cfw.core.records import RunLog, job_records, read_run
-from cfw.executor.cost import (
-    OVERRIDE_VAR,
-    Attempt,
-    Budget,
-    PriceOverride,
-    RunCost,
-    attempts_from_records,
-    override,
-    summarize,
-)
+from cfw.executor.cost import Attempt, Budget, RunCost, attempts_from_records, summarize
+from cfw.executor.override import OVERRIDE_VAR, PriceOverride, override
 from cfw.executor.tracker import RunTracker
 from support.builders import job_spec
 

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from cfw.executor.cost import OVERRIDE_VAR
+from cfw.executor.override import OVERRIDE_VAR
 from conftest import run_cfw
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "environments"
@@ -98,3 +98,14 @@ def test_local_jobs_have_a_price_only_with_an_override(tmp_path: Path):
     assert code == 0, output
     assert {r["price"]["usd_per_hour"] for r in records} == {2.0}
     assert {r["price"]["as_of"] for r in records} == {"2025-01-01"}
+
+
+def test_a_cluster_cfw_did_not_create_has_no_price_and_says_so(tmp_path: Path):
+    credentials = {"AWS_ACCESS_KEY_ID": "AKIAEXPLAINPRICES001", "AWS_SECRET_ACCESS_KEY": "s3cr3t"}
+    cwd = project(tmp_path, "kubernetes")
+    code, records, output = explain(cwd, "kubernetes", env=credentials)
+    assert code == 0, output
+    assert sorted(r["rule"] for r in records) == ["a", "b", "c"]
+    for record in records:
+        assert record["price"]["usd_per_hour"] is None
+        assert "in a cluster cfw did not create" in record["price"]["problem"]

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from cfw.core.prices import format_usd
-from cfw.executor.cost import OVERRIDE_VAR
+from cfw.executor.override import OVERRIDE_VAR
 from conftest import run_cfw
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(600)]

@@ -18,7 +18,8 @@ from snakemake_interface_executor_plugins.executors.base import SubmittedJobInfo
 from snakemake_interface_executor_plugins.jobs import JobExecutorInterface
 
 from cfw.core.prices import format_usd
-from cfw.executor.cost import Budget, RunCost, fixed_usd_per_hour, job_pricer, override
+from cfw.executor.cost import Budget, RunCost, fixed_usd_per_hour, job_pricer
+from cfw.executor.override import override
 
 
 def run_cost(kind, ctx, budget_usd: float | None) -> RunCost:

@@ -27,8 +27,9 @@ from snakemake_interface_executor_plugins.jobs import JobExecutorInterface
 
 from cfw.backends.base import JobSpec
 from cfw.core.errors import CfwError
-from cfw.executor.cost import job_pricer, override
+from cfw.executor.cost import job_pricer
 from cfw.executor.executor import CfwExecutor
+from cfw.executor.override import override
 from cfw.executor.session import open_context, pick_environment
 
 REDACTED = "<redacted>"

@@ -65,6 +65,8 @@ def environment_lines(name: str, costs: EnvCosts) -> list[str]:
     lines = [
         f"{name} costs {about} while idle "
         f"(~{format_usd(idle * 730)} a month; {unpriced}{dated}{ESTIMATE})"
+        if costs.as_of or missing or idle
+        else f"{name} costs nothing cfw can price while idle"  # no cloud's prices (local)
     ]
     for item in costs.fixed:
         if item.usd_per_hour is None:

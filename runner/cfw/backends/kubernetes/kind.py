@@ -12,10 +12,11 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from cfw.backends.base import Capabilities, StorageSpec
+from cfw.backends.base import Capabilities, EnvContext, JobSpec, StorageSpec
 from cfw.backends.kind import Identity, Kind
 from cfw.backends.kubernetes.config import KubernetesConfig, Limits, Quota
 from cfw.backends.kubernetes.kubeconfig import kubeconfig_paths
+from cfw.core.prices import JobPrice
 from cfw.core.rootmodule import ModuleCall, RootSpec
 
 RUNNER_SERVICE_ACCOUNT = "cfw-runner"
@@ -151,6 +152,12 @@ class KubernetesKind(Kind[KubernetesConfig]):
         from cfw.backends.kubernetes.storage import storage_spec
 
         return storage_spec(config, environ)
+
+    def price(self, spec: JobSpec, ctx: EnvContext[KubernetesConfig]) -> JobPrice:
+        """No price: the cluster's node prices are its owner's (the job's line says so)."""
+        from cfw.backends.kubernetes import price
+
+        return price.job_price(spec, ctx)
 
     def status_details(
         self, config: KubernetesConfig, outputs: Mapping[str, Any]
