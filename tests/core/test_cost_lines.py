@@ -185,3 +185,6 @@ def test_a_run_where_nothing_is_priced_says_it_cost_nothing_in_a_cloud():
     assert costs.run_lines("r1", local) == [
         "run r1 cost nothing in a cloud: its jobs ran where nothing is priced"
     ]
+    # jobs that had a price to find and found none did cost something: not "nothing"
+    unknown = {**COST, "as_of": None, "attempts": 0, "jobs_usd": 0.0, "spot": None}
+    assert "had no price and are not counted" in costs.run_lines("r1", unknown)[-1]

@@ -145,7 +145,8 @@ def run_lines(run_id: str, cost: dict[str, Any] | None) -> list[str]:
     """The end of `cfw run`: its estimated cost, the most expensive rules, spot savings."""
     if not cost:
         return []
-    if not (cost.get("as_of") or cost.get("attempts") or cost.get("fixed_usd_per_hour")):
+    priced = ("as_of", "attempts", "fixed_usd_per_hour", "unpriced")
+    if not any(cost.get(key) for key in priced):  # local: nothing has a price at all
         return [f"run {run_id} cost nothing in a cloud: its jobs ran where nothing is priced"]
     dated = f"prices as of {cost['as_of']}; " if cost.get("as_of") else ""
     lines = [
