@@ -212,9 +212,9 @@ def test_up_jobs_users_run_down_against_moto(cfw, tmp_path, tib_env):
         Bucket=outputs["log_bucket"], Key=f"{ids[1]}.log", Body=b"## job started\nhello\n"
     )
     assert backend.logs(ids[1]) == "## job started\nhello\n"
-    RunLog(ctx.run_dir, "tib", "r1").job_event(
-        "submitted", jobid=1, rule="count", external_id=ids[1]
-    )
+    records = RunLog(ctx.run_dir, "tib", "r1")
+    records.job_event("submitted", jobid=1, rule="count", external_id=ids[1])
+    records.flush()
     logs = cfw(["logs", "tib", "1"], proj)
     assert logs.code == 0 and logs.stdout == "## job started\nhello\n", logs.output
 
