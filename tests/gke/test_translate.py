@@ -212,7 +212,7 @@ def test_spot_selection_and_toleration():
 
 
 def test_preemptible_falls_back_to_on_demand_without_spot_pools():
-    config = CONFIG.model_copy(update={"spot": False})
+    config = CONFIG.model_copy(update={"spot_pools": False})
     spec = translate(make_spec(preemptible=True), context(config))["job"]["spec"]["template"]
     assert "tolerations" not in spec["spec"] and all(
         p.startswith("od-") for p in pools_of(spec["spec"])

@@ -137,6 +137,39 @@ class FakeBatch:
         job.status.status_events.append(event)
         job.status.state = state
 
+    def preempt(self, job_id: str, exit_code: int = 50001) -> None:
+        """Test control: the task's VM is lost (50001: its Spot VM was preempted). As Batch
+        does, a task whose lifecycle policy retries on that code and that has retries left
+        (maxRetryCount) is run again on a new VM, the failed try kept as a task event;
+        otherwise the job fails with the code."""
+        job = self.jobs[job_id]
+        task = job.task_groups[0].task_spec
+        retries_on_code = any(
+            p.action == batch_v1.LifecyclePolicy.Action.RETRY_TASK
+            and exit_code in p.action_condition.exit_codes
+            for p in task.lifecycle_policies
+        )
+        tried = sum(
+            1
+            for e in job.status.status_events
+            if e.type_ == "TASK_STATE_CHANGED" and e.task_execution.exit_code
+        )
+        if retries_on_code and tried < task.max_retry_count:
+            job.status.status_events.append(
+                batch_v1.StatusEvent(
+                    type_="TASK_STATE_CHANGED",
+                    event_time=datetime.now(UTC),
+                    description=f"Task state is updated from RUNNING to FAILED with exit code "
+                    f"{exit_code}; the task is retried (attempt {tried + 1} of "
+                    f"{task.max_retry_count}).",
+                    task_execution=batch_v1.TaskExecution(exit_code=exit_code),
+                    task_state=batch_v1.TaskStatus.State.FAILED,
+                )
+            )
+            job.status.state = "SCHEDULED"  # waiting for a new VM
+            return
+        self.advance(job_id, "FAILED", exit_code=exit_code)
+
     def settle(self) -> None:
         """Test control: pending deletions finish; those jobs are gone (NOT_FOUND)."""
         for job_id in self.deleting:

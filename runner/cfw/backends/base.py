@@ -38,10 +38,20 @@ class JobSpec:
     gpu_model: str | None = None
     preemptible: bool = False
     env: tuple[str, ...] = ()  # names only; values travel as secrets at submit time
-    attempt: int = 1
+    attempt: int = 1  # Snakemake's attempt (its --retries)
+    preempted: int = 0  # times cfw resubmitted this attempt after a preemption
+    # spot retries left, for a kind whose service retries a preempted job itself
+    # (google-batch's maxRetryCount); None: the kind's own default
+    spot_retries: int | None = None
     wildcards: Mapping[str, str] = field(default_factory=dict)
     inputs: tuple[str, ...] = ()  # storage queries of the job's inputs
     input_size_mb: int = 0
+
+    @property
+    def attempt_tag(self) -> str:
+        """What makes each submission's name unique: the attempt, and how many times cfw
+        resubmitted it after a preemption ("2", "2p1")."""
+        return f"{self.attempt}p{self.preempted}" if self.preempted else str(self.attempt)
 
 
 class JobState(enum.Enum):
@@ -50,10 +60,13 @@ class JobState(enum.Enum):
     SUCCEEDED = "succeeded"
     FAILED = "failed"
     CANCELLED = "cancelled"
+    # the machine was reclaimed (spot/preemptible capacity, a lost VM): not the job's
+    # failure; the executor resubmits it (executor/retry.py)
+    PREEMPTED = "preempted"
 
     @property
     def finished(self) -> bool:
-        return self in (JobState.SUCCEEDED, JobState.FAILED, JobState.CANCELLED)
+        return self in (JobState.SUCCEEDED, JobState.FAILED, JobState.CANCELLED, JobState.PREEMPTED)
 
 
 @dataclass(frozen=True)
@@ -61,6 +74,9 @@ class JobStatus:
     state: JobState
     reason: str | None = None  # why a job failed: OOMKilled, preempted, exit code 3, ...
     exit_code: int | None = None
+    # PREEMPTED: how many times this submission was preempted (more than one where the
+    # service retried it on spot itself, as google-batch does)
+    preemptions: int = 1
 
 
 @dataclass(frozen=True)

@@ -8,6 +8,7 @@ lazily, and a missing SDK becomes an install hint.
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
@@ -17,7 +18,7 @@ from typing import Any, ClassVar, Generic, Protocol, TypeVar
 from cfw.backends import sdk
 from cfw.backends.base import Backend, Capabilities, EnvContext, JobSpec, StorageSpec, check_job
 from cfw.core.config import EnvConfig
-from cfw.core.errors import UserError
+from cfw.core.errors import CfwError, UserError
 from cfw.core.prices import FixedCost, JobPrice, PoolPrice
 from cfw.core.rootmodule import RootSpec
 
@@ -134,6 +135,19 @@ class Kind(Generic[C]):
         refusing what the kind cannot give the job. Pure: no network, no SDK client."""
         check_job(spec, self.capabilities, self.label)
         return self._load(self.translate_path)(spec, ctx)
+
+    def on_spot(self, spec: JobSpec, ctx: EnvContext[C]) -> bool:
+        """Whether the job runs on spot/preemptible capacity: it asked, the kind gives it."""
+        return spec.preemptible and self.capabilities.spot
+
+    def on_demand_problem(self, spec: JobSpec, ctx: EnvContext[C]) -> str | None:
+        """Why a preempted spot job cannot be resubmitted on on-demand capacity; None: it
+        can. By default it can where the job translates without spot."""
+        try:
+            self.translate(dataclasses.replace(spec, preemptible=False, spot_retries=None), ctx)
+        except CfwError as exc:
+            return exc.message
+        return None
 
     def _load(self, path: str) -> Any:
         return sdk.load(path, self.extra or self.name)

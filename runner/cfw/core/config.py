@@ -216,6 +216,20 @@ class GuardConfig(Model):
         )
 
 
+class SpotConfig(Model):
+    """What cfw does when a preemptible job's machine is reclaimed: resubmit it on spot
+    up to ``retries`` times (Snakemake's --preemptible-retries wins), then, with
+    ``fallback: on-demand``, once on on-demand capacity where the environment has some
+    that fits; ``fail``: the job fails, naming its preemptions. Snakemake sees one job."""
+
+    retries: int = Field(
+        3, ge=0, le=20, description="resubmissions on spot after a preemption (0: none)"
+    )
+    fallback: Literal["on-demand", "fail"] = Field(
+        "on-demand", description="after the last spot preemption: once on demand, or fail"
+    )
+
+
 class EnvConfig(Model):
     """Settings every kind shares."""
 
@@ -238,6 +252,12 @@ class EnvConfig(Model):
         gt=0,
         description="stop a run when its estimated job cost passes this many US dollars: "
         "no new job is submitted (`cfw run --budget` overrides it)",
+    )
+    spot: SpotConfig = Field(default_factory=SpotConfig)
+    pending_timeout: Duration = Field(
+        timedelta(minutes=30),
+        description="fail a job that has waited this long for capacity while none of the "
+        "run's jobs runs (the service's reason says why)",
     )
     budget_action: Literal["finish", "cancel"] = Field(
         "finish",

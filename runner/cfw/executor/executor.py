@@ -20,6 +20,7 @@ from cfw.core.records import RunLog, new_run_id, record_startup_error
 from cfw.core.state import EnvState
 from cfw.executor.budget import BudgetMixin, run_cost
 from cfw.executor.prefix import checkpoint_staging, plugin_install, retrieve_checkpoint_outputs
+from cfw.executor.retry import SpotMixin
 from cfw.executor.session import open_context, pick_environment
 from cfw.executor.spec import spec_from_job
 from cfw.executor.tracker import Counts, RunTracker
@@ -41,7 +42,7 @@ COMMON_SETTINGS = CommonSettings(
 )
 
 
-class CfwExecutor(BudgetMixin, RemoteExecutor):
+class CfwExecutor(SpotMixin, BudgetMixin, RemoteExecutor):
     # records a shared environment another directory brought up; set by the plugin shim
     # (the orchestration runs Terraform, which this layer does not)
     attach: Callable[[Resolved], object] | None = None
@@ -81,7 +82,7 @@ class CfwExecutor(BudgetMixin, RemoteExecutor):
     def job_spec(self, job: JobExecutorInterface) -> JobSpec:
         remote = self.workflow.remote_execution_settings
         rule_name = job.name if job.is_group() else job.rule.name
-        return spec_from_job(
+        spec = spec_from_job(
             job,
             run_id=self.run_id,
             command=self.format_job_exec(job),
@@ -91,6 +92,7 @@ class CfwExecutor(BudgetMixin, RemoteExecutor):
             # measured by Snakemake's scheduler just before it hands us the job
             input_sizes=getattr(self.workflow.scheduler, "_input_sizes", None),
         )
+        return self.spot.policy.spec(spec)  # the spot retries a service makes itself
 
     def run_job(self, job: JobExecutorInterface) -> None:
         if self.budget_refuses(job):
@@ -139,13 +141,21 @@ class CfwExecutor(BudgetMixin, RemoteExecutor):
                 yield info
                 continue
             spec = self.specs.get(info.external_jobid)
+            why = None
+            if status.state == JobState.PREEMPTED and spec is not None:
+                # not a failure: resubmitted on spot or on demand (executor/retry.py)
+                path = self._save_log(info, spec)
+                successor, why = self.spot_preempted(info, spec, status, path and str(path))
+                if successor is not None:
+                    yield successor
+                    continue
             if status.state == JobState.SUCCEEDED:
                 await retrieve_checkpoint_outputs(info.job)
                 self.tracker.succeeded(info.external_jobid, info.job.jobid)
                 self.report_job_success(info)
             else:
                 path = self._save_log(info, spec)
-                reason = status.reason or status.state.value
+                reason = why or status.reason or status.state.value
                 self.tracker.failed(
                     info.external_jobid, info.job.jobid, reason, str(path) if path else None
                 )
@@ -191,7 +201,8 @@ class CfwExecutor(BudgetMixin, RemoteExecutor):
         except Exception as exc:  # a log we cannot fetch must not hide the failure
             text = f"cfw could not fetch this job's log: {exc}\n"
         name = spec.name if spec else info.external_jobid
-        path = self.tracker.run_log.logs_dir / f"{name}-a{info.job.attempt}.log"
+        tag = spec.attempt_tag if spec else info.job.attempt
+        path = self.tracker.run_log.logs_dir / f"{name}-a{tag}.log"
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
         with os.fdopen(fd, "w") as handle:
             handle.write(text)

@@ -156,6 +156,9 @@ class ExplainExecutor(CfwExecutor):
             "env_vars": list(spec.env),
             "submission": payload,
         }
+        plan = self.spot.policy.plan(spec, self.kind, self.ctx)  # spot jobs only
+        if plan is not None:
+            record = {**record, "preemption": plan, "submission": record.pop("submission")}
         envvars = self.envvars()
         record = redact(record, list(envvars.values()))
         price = self.pricer(spec)  # the job's share of its machine: an estimate

@@ -35,6 +35,7 @@ class TrackedJob:
     reason: str | None = None
     log: str | None = None
     price: JobPrice | None = None  # what this attempt pays per hour (an estimate)
+    preempted: bool = False  # its machine was reclaimed (executor/retry.py resubmits it)
 
     @property
     def open(self) -> bool:
@@ -74,6 +75,8 @@ class RunTracker:
                 self.cost.submitted(spec, job)
             self.jobs[external_id] = job
             priced = {"price": job.price.as_record()} if job.price else {}
+            if spec.preempted:  # a resubmission after a preemption
+                priced["resubmission"] = spec.preempted
             self._event(
                 "submitted",
                 jobid=spec.jobid,
@@ -81,6 +84,7 @@ class RunTracker:
                 external_id=external_id,
                 attempt=spec.attempt,
                 t=job.submitted,
+                capacity="spot" if spec.preemptible else "on-demand",
                 **priced,
             )
             return job
@@ -102,6 +106,28 @@ class RunTracker:
 
     def failed(self, external_id: str, jobid: int, reason: str, log: str | None) -> None:
         self._finish(external_id, JobState.FAILED, "failed", jobid=jobid, reason=reason, log=log)
+
+    def preempted(
+        self, external_id: str, jobid: int, reason: str, log: str | None, then: str | None
+    ) -> None:
+        """Its machine was reclaimed; ``then``: the capacity it is resubmitted on (None:
+        the job fails)."""
+        with self._lock:
+            job = self.jobs.get(external_id)
+            if job is not None:
+                job.preempted = True
+            if then is None:  # the job fails next (RunTracker.failed finishes it)
+                self._event("preempted", jobid=jobid, external_id=external_id, reason=reason)
+                return
+            self._finish(
+                external_id,
+                JobState.PREEMPTED,
+                "preempted",
+                jobid=jobid,
+                reason=reason,
+                log=log,
+                then=then,
+            )
 
     def cancelled(self, external_id: str) -> None:
         self._finish(external_id, JobState.CANCELLED, "cancelled")

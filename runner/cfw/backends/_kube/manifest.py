@@ -39,7 +39,7 @@ def secret_name(run_id: str) -> str:
 
 def job_name(spec: JobSpec) -> str:
     """DNS-1123 label of at most 63 characters: the spec's name and the attempt."""
-    suffix = f"-a{spec.attempt}"
+    suffix = f"-a{spec.attempt_tag}"
     base = re.sub(r"-{2,}", "-", re.sub(r"[^a-z0-9-]+", "-", spec.name.lower())).strip("-")
     return (base[: 63 - len(suffix)].rstrip("-") or "cfw") + suffix
 

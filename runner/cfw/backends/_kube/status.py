@@ -33,6 +33,15 @@ _DISRUPTIONS = {
     "PreemptionByKubeScheduler": "preempted by a higher-priority pod",
 }
 
+# the disruptions that mean the pod's node went away (not an eviction, not a preemption by
+# a higher-priority pod)
+_NODE_LOST = {
+    "TerminationByKubelet",
+    "DeletionByPodGC",
+    "DeletionByGCPControllerManager",
+    "DeletionByTaintManager",
+}
+
 
 def _conditions(obj: Mapping[str, Any]) -> dict[str, Mapping[str, Any]]:
     return {
@@ -140,6 +149,18 @@ def pod_failure(pod: Mapping[str, Any]) -> tuple[str | None, int | None]:
     return None, code
 
 
+def spot_lost(pod: Mapping[str, Any]) -> bool:
+    """A pod on spot capacity that its node took down with it (DisruptionTarget: the node
+    shut down, was deleted or became unreachable; a kubelet shutdown): a preemption."""
+    if not _on_spot(pod):
+        return False
+    status = pod.get("status") or {}
+    disruption = _conditions(pod).get("DisruptionTarget")
+    return status.get("reason") in _SHUTDOWN or (
+        disruption is not None and disruption.get("reason") in _NODE_LOST
+    )
+
+
 def job_failure(job: Mapping[str, Any], pods: Sequence[Mapping[str, Any]]) -> JobStatus:
     """A failed Job's status: the pod's reason where a pod tells it, else the Job's."""
     condition = _conditions(job).get("Failed") or _conditions(job).get("FailureTarget") or {}
@@ -155,7 +176,9 @@ def job_failure(job: Mapping[str, Any], pods: Sequence[Mapping[str, Any]]) -> Jo
     for pod in sorted(pods, key=lambda p: (p.get("status") or {}).get("phase") != "Failed"):
         reason, code = pod_failure(pod)
         if reason:
-            return JobStatus(JobState.FAILED, reason=reason, exit_code=code)
+            # a spot node reclaimed: resubmitted by cfw (executor/retry.py), not failed
+            state = JobState.PREEMPTED if spot_lost(pod) else JobState.FAILED
+            return JobStatus(state, reason=reason, exit_code=code)
     text = condition.get("message") or "the job failed"
     return JobStatus(JobState.FAILED, reason=f"{job_reason or 'Failed'}: {text}; its pod is gone")
 

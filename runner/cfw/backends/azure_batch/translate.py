@@ -42,7 +42,7 @@ def job_id(run_id: str, pool: PoolConfig) -> str:
 
 
 def task_id(spec: JobSpec) -> str:
-    suffix = f"-a{spec.attempt}"
+    suffix = f"-a{spec.attempt_tag}"
     return batch_id(spec.jobid, spec.rule, limit=64 - len(suffix)) + suffix
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from datetime import timedelta
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import Field, field_validator, model_validator
 
@@ -71,7 +71,7 @@ class GkeConfig(EnvConfig):
         default_factory=lambda: ["e2-standard-4", "e2-standard-16", "e2-highmem-8"],
         description="one autoscaling job pool (min 0 nodes) per machine type",
     )
-    spot: bool = Field(True, description="also make a Spot pool per machine type")
+    spot_pools: bool = Field(True, description="also make a Spot pool per machine type")
     max_nodes: int = Field(10, ge=1, le=1000, description="autoscaling maximum of each job pool")
     disk_size_gb: int = Field(100, ge=20, le=65536, description="boot disk of job nodes")
     disk_type: Literal["pd-balanced", "pd-standard", "pd-ssd"] = Field(
@@ -169,6 +169,15 @@ class GkeConfig(EnvConfig):
             raise ValueError("expected 3-63 lowercase letters, digits, '-' or '_'")
         return value
 
+    @model_validator(mode="before")
+    @classmethod
+    def _spot_switch(cls, data: Any) -> Any:
+        """`spot: true|false` (before `spot:` held the retry settings) is spot_pools."""
+        if isinstance(data, dict) and isinstance(data.get("spot"), bool):
+            data = {**data, "spot_pools": data["spot"]}
+            del data["spot"]
+        return data
+
     @model_validator(mode="after")
     def _pools(self) -> GkeConfig:
         if not self.machine_types and not self.gpu_pools:
@@ -212,7 +221,7 @@ def node_pools(config: GkeConfig) -> list[Pool]:
     pools: list[Pool] = []
     for machine_type in config.machine_types:
         pools.append(Pool(f"od-{machine_type}", machine_type, False, config.max_nodes))
-        if config.spot:
+        if config.spot_pools:
             pools.append(Pool(f"spot-{machine_type}", machine_type, True, config.max_nodes))
     for gpu in config.gpu_pools:
         prefix = "spot-gpu" if gpu.spot else "gpu"

@@ -17,6 +17,8 @@ VM_EXIT_CODES = {
     50005: "the task ran longer than its runtime (max_run_duration)",
     50006: "the VM was recreated",
 }
+# the codes of a lost VM (all but the job's own overrun): a preemption, resubmitted by cfw
+VM_LOSS_CODES = frozenset(VM_EXIT_CODES) - {50005}
 # Batch's job states (JobStatus.State) that are not PENDING: QUEUED, SCHEDULED and
 # STATE_UNSPECIFIED are
 STATES = {
@@ -42,6 +44,15 @@ def status_of(job: Any) -> JobStatus:
         if event.task_execution and event.task_execution.exit_code
     ]
     code = codes[-1] if codes else None
+    if code in VM_LOSS_CODES:
+        # the VM, not the job: a preemption; Batch may have retried it on spot already
+        # (maxRetryCount), each retry an event with its own code
+        return JobStatus(
+            JobState.PREEMPTED,
+            reason=f"{VM_EXIT_CODES[code]} (Batch exit code {code})",
+            exit_code=code,
+            preemptions=max(1, sum(c in VM_LOSS_CODES for c in codes)),
+        )
     if code in VM_EXIT_CODES:
         reason = f"{VM_EXIT_CODES[code]} (Batch exit code {code})"
     elif code is not None:

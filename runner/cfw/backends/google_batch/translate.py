@@ -26,7 +26,7 @@ PREEMPTED = 50001  # Batch's exit code for a task whose spot VM was preempted
 
 def job_id(spec: JobSpec) -> str:
     """Unique per run, job and attempt; at most 63 characters of [a-z0-9-]."""
-    suffix = f"-a{spec.attempt}"
+    suffix = f"-a{spec.attempt_tag}"
     return spec.name[: 63 - len(suffix)].rstrip("-") + suffix
 
 
@@ -92,8 +92,12 @@ def build_request(spec: JobSpec, ctx: EnvContext) -> Any:
     )
     if spec.runtime:
         task.max_run_duration = duration_pb2.Duration(seconds=spec.runtime * 60)
-    if spec.preemptible and config.preemption_retries:
-        task.max_retry_count = config.preemption_retries
+    # Batch retries a task whose Spot VM was preempted itself (maxRetryCount, a lifecycle
+    # policy on exit code 50001): the run's spot retries left (JobSpec.spot_retries); then
+    # cfw resubmits the job on STANDARD (executor/retry.py)
+    retries = config.preemption_retries if spec.spot_retries is None else spec.spot_retries
+    if spec.preemptible and retries:
+        task.max_retry_count = retries
         task.lifecycle_policies = [
             batch_v1.LifecyclePolicy(
                 action=batch_v1.LifecyclePolicy.Action.RETRY_TASK,  # and fail on any other code

@@ -19,8 +19,9 @@ STATES: dict[str, JobStatus] = {
     "SYSTEM_ERROR": JobStatus(
         JobState.FAILED, reason="the TES server failed to run it (SYSTEM_ERROR)"
     ),
+    # not the job's failure: cfw resubmits it, on spot then on demand (executor/retry.py)
     "PREEMPTED": JobStatus(
-        JobState.FAILED, reason="preempted: its machine was reclaimed (PREEMPTED)"
+        JobState.PREEMPTED, reason="preempted: its machine was reclaimed (PREEMPTED)"
     ),
     "CANCELING": JobStatus(JobState.CANCELLED, reason="cancelled (CANCELING)"),
     "CANCELED": JobStatus(JobState.CANCELLED, reason="cancelled (CANCELED)"),

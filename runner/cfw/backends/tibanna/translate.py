@@ -29,7 +29,7 @@ _NAME_RE = re.compile(r"[^A-Za-z0-9_-]+")
 
 def jobid_of(spec: JobSpec) -> str:
     """Tibanna job id == execution name: unique per attempt, [A-Za-z0-9_-], at most 80."""
-    return _NAME_RE.sub("-", f"{spec.name}-a{spec.attempt}")[:80]
+    return _NAME_RE.sub("-", f"{spec.name}-a{spec.attempt_tag}")[:80]
 
 
 def forwarded_env(
