@@ -59,6 +59,7 @@ class Task:
     failure: dict[str, str] | None = None
     node: str | None = None
     files: dict[str, str] = field(default_factory=dict)
+    requeues: int = 0
 
 
 @dataclass
@@ -129,6 +130,18 @@ class FakeBatch:
                     if task.node == node:
                         task.files = {}
                         task.node = None
+
+    def preempt_node(self, node: str) -> None:
+        """The low-priority node is preempted. As Batch does, each task running on it is
+        requeued (active again, requeueCount + 1, its files gone with the node) and runs
+        again when a node is free; retryCount is not touched."""
+        with self.lock:
+            for job in self.jobs.values():
+                for task in job.tasks.values():
+                    if task.node == node and task.state == "running":
+                        task.state, task.node, task.files = "active", None, {}
+                        task.requeues += 1
+                        task.transition = self.tick()
 
     def count(self, method: str, route: str) -> int:
         return self.calls[(method, route)]
@@ -330,15 +343,15 @@ def _task_json(task_id: str, task: Task) -> dict[str, Any]:
     if task.state == "completed":
         info: dict[str, Any] = {
             "retryCount": 0,
-            "requeueCount": 0,
+            "requeueCount": task.requeues,
             "exitCode": task.exit_code,
             "result": task.result,
         }
         if task.failure:
             info["failureInfo"] = task.failure
         out["executionInfo"] = info
-    elif task.state == "running":
-        out["executionInfo"] = {"retryCount": 0, "requeueCount": 0}
+    elif task.state == "running" or task.requeues:
+        out["executionInfo"] = {"retryCount": 0, "requeueCount": task.requeues}
     if task.node:
         out["nodeInfo"] = {"nodeId": task.node, "poolId": "p"}
     return out

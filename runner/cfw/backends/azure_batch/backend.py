@@ -19,7 +19,7 @@ from typing import Any
 
 from cfw.backends.azure_batch import client
 from cfw.backends.azure_batch.config import AzureBatchConfig
-from cfw.backends.azure_batch.status import task_status
+from cfw.backends.azure_batch.status import preempted, task_status
 from cfw.backends.azure_batch.translate import SAS_READ, SAS_WRITE, env_placeholder
 from cfw.backends.base import Backend, EnvContext, JobSpec, JobState, JobStatus
 from cfw.backends.sdk import require
@@ -49,6 +49,8 @@ class AzureBatchBackend(Backend[AzureBatchConfig]):
         self.last: dict[str, JobStatus] = {}  # last known status per external id
         self.since: dict[str, datetime] = {}  # per Batch job: newest transition seen
         self.cancelled: set[str] = set()
+        # spot tasks: the preemptions Batch may requeue them after (JobSpec.spot_retries)
+        self.spot_retries: dict[str, int] = {}
         self.sas: dict[tuple[str, str], tuple[str, float]] = {}  # token, when minted
         self.slots_warned: set[str] = set()  # pools warned about jobs of too many slots
         self.env_warned = False
@@ -72,6 +74,8 @@ class AzureBatchBackend(Backend[AzureBatchConfig]):
         self.service.add_task(job_id, task)
         external_id = f"{job_id}/{task['id']}"
         self.last[external_id] = JobStatus(JobState.PENDING)
+        if spec.preemptible and spec.spot_retries is not None:
+            self.spot_retries[external_id] = spec.spot_retries
         return external_id
 
     def _warn_slots_once(self, spec: JobSpec, pool_id: str) -> None:
@@ -159,7 +163,9 @@ class AzureBatchBackend(Backend[AzureBatchConfig]):
 
     def _refresh(self, job_id: str, open_ids: list[str]) -> None:
         try:
-            states = self.service.task_states(job_id, self.since.get(job_id))
+            # a spot task Batch requeued is active again: list those too while one is open
+            spot = any(ext in self.spot_retries for ext in open_ids)
+            states = self.service.task_states(job_id, self.since.get(job_id), active_too=spot)
         except azure_errors.ResourceNotFoundError:
             for ext in open_ids:
                 self.last[ext] = JobStatus(
@@ -172,7 +178,12 @@ class AzureBatchBackend(Backend[AzureBatchConfig]):
         for task in states:
             ext = f"{job_id}/{task.id}"
             if ext in self.last and not self._finished(ext):
-                self.last[ext] = task_status(task, cancelled=ext in self.cancelled)
+                lost = None
+                if ext in self.spot_retries and ext not in self.cancelled:
+                    lost = preempted(task, self.spot_retries[ext])
+                if lost is not None:  # Batch would requeue it again: stop it here
+                    self.service.terminate(job_id, task.id)
+                self.last[ext] = lost or task_status(task, cancelled=ext in self.cancelled)
             if task.transition is not None:
                 mark = task.transition - WATERMARK_SLACK
                 newest = mark if newest is None or mark > newest else newest

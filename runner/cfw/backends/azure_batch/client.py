@@ -79,14 +79,19 @@ class BatchService:
         except azure_errors.AzureError as exc:
             raise WorkFailed(f"could not reach Batch at {self.account_url}: {exc}") from exc
 
-    def task_states(self, job_id: str, since: datetime | None) -> list[TaskState]:
-        """One list call (following odata.nextLink pages): tasks that left `active`,
-        only those that changed since ``since`` when given."""
-        clauses = ["state ne 'active'"]
+    def task_states(
+        self, job_id: str, since: datetime | None, active_too: bool = False
+    ) -> list[TaskState]:
+        """One list call (following odata.nextLink pages): tasks that left `active`
+        (``active_too``: and active ones, which a requeued task is), only those that
+        changed since ``since`` when given."""
+        clauses = [] if active_too else ["state ne 'active'"]
         if since is not None:
             stamp = since.strftime("%Y-%m-%dT%H:%M:%SZ")
             clauses.append(f"stateTransitionTime ge datetime'{stamp}'")
-        pages = self.client.list_tasks(job_id, filter=" and ".join(clauses), select=TASK_FIELDS)
+        pages = self.client.list_tasks(
+            job_id, filter=" and ".join(clauses) or None, select=TASK_FIELDS
+        )
         return [task_state(t) for t in pages]
 
     def terminate(self, job_id: str, task_id: str) -> None:

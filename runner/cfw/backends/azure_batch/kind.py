@@ -306,6 +306,20 @@ class AzureBatchKind(Kind[AzureBatchConfig]):
         return StorageSpec(provider="azure", prefix=prefix, env=env)
 
     # -- teardown and status ----------------------------------------------------------------
+    # -- spot -------------------------------------------------------------------------------
+    def on_spot(self, spec: JobSpec, ctx: EnvContext[AzureBatchConfig]) -> bool:
+        """A preemptible job whose pool has low-priority nodes (it may land on one)."""
+        from cfw.backends.azure_batch import spot
+
+        return spec.preemptible and spot.pool_of(spec, ctx).max_low_priority_nodes > 0
+
+    def on_demand_problem(self, spec: JobSpec, ctx: EnvContext[AzureBatchConfig]) -> str | None:
+        """The fallback needs a pool of dedicated nodes only (a mixed pool may put the job
+        on a low-priority node again)."""
+        from cfw.backends.azure_batch import spot
+
+        return spot.on_demand_problem(spec, ctx)
+
     def price(self, spec: JobSpec, ctx: EnvContext[AzureBatchConfig]) -> JobPrice:
         """The task's slots' share of a node of the pool it goes to."""
         from cfw.backends.azure_batch import price

@@ -19,6 +19,7 @@ class TaskState:
     exit_code: int | None = None
     failure: str | None = None  # code: message
     node: str | None = None
+    requeues: int = 0  # times Batch requeued it (its low-priority node was preempted)
 
 
 def wire(value: Any) -> str | None:
@@ -40,6 +41,21 @@ def task_state(task: Any) -> TaskState:
         exit_code=info.exit_code if info is not None else None,
         failure=failure,
         node=task.node_info.node_id if task.node_info else None,
+        requeues=(info.requeue_count or 0) if info is not None else 0,
+    )
+
+
+def preempted(task: TaskState, spot_retries: int) -> JobStatus | None:
+    """A spot task that Batch requeued after more preemptions than the run allows on
+    spot (Batch requeues a task whose low-priority node is preempted by itself, again
+    and again): a PREEMPTED status (cfw stops it and resubmits it to dedicated nodes)."""
+    if task.requeues <= spot_retries or task.state == "completed":
+        return None
+    return JobStatus(
+        JobState.PREEMPTED,
+        reason=f"its low-priority node was preempted {task.requeues} times "
+        f"(Batch requeued the task each time)",
+        preemptions=task.requeues,
     )
 
 
