@@ -12,7 +12,7 @@ from cfw.backends._aws import session
 from cfw.backends.base import Backend, EnvContext, JobSpec, JobState, JobStatus
 from cfw.backends.tibanna import client
 from cfw.backends.tibanna.config import TibannaConfig
-from cfw.backends.tibanna.status import status_of
+from cfw.backends.tibanna.status import SPOT_FAILURE, preempted, status_of
 from cfw.backends.tibanna.translate import PENDING_VALUE, forwarded_env
 from cfw.backends.tibanna.validate import validate_input
 
@@ -28,6 +28,8 @@ class TibannaBackend(Backend[TibannaConfig]):
         self.outputs = ctx.outputs
         self.arns: dict[str, str] = {}  # external id (Tibanna job id) -> execution ARN
         self.finished: dict[str, JobStatus] = {}
+        self.spot: set[str] = set()  # jobs on spot instances
+        self.cancelled: set[str] = set()  # jobs this run stopped
         self.withheld_warned = False
 
     def submit(self, spec: JobSpec, payload: dict[str, Any], secrets: Mapping[str, str]) -> str:
@@ -51,6 +53,8 @@ class TibannaBackend(Backend[TibannaConfig]):
         jobid = document["jobid"]
         arn = client.start_execution(self.sfn, self.outputs["state_machine_arn"], jobid, document)
         self.arns[jobid] = arn
+        if document["config"].get("spot_instance"):
+            self.spot.add(jobid)
         client.record_job(
             self.ddb,
             self.outputs.get("dynamodb_table", "tibanna-master"),
@@ -85,6 +89,11 @@ class TibannaBackend(Backend[TibannaConfig]):
                 result[jobid] = JobStatus(JobState.RUNNING)
                 continue
             status = status_of(client.describe_execution(self.sfn, arn))
+            if jobid in self.spot and jobid not in self.cancelled and status.state.finished:
+                lost = client.read_object(
+                    self.s3, self.outputs["log_bucket"], f"{jobid}.{SPOT_FAILURE}"
+                )
+                status = preempted(status, lost is not None)
             if status.state.finished:
                 self.finished[jobid] = status
             result[jobid] = status
@@ -93,6 +102,7 @@ class TibannaBackend(Backend[TibannaConfig]):
     def cancel(self, external_ids: Sequence[str]) -> None:
         """Stop each execution and terminate its instance; gone already is fine."""
         ids = list(external_ids)
+        self.cancelled.update(ids)
         for jobid in ids:
             client.stop_execution(self.sfn, self._arn(jobid))
         client.terminate(self.ec2, client.job_instances(self.ec2, ids).values())

@@ -48,3 +48,18 @@ def _short(cause: str | None, limit: int = 300) -> str | None:
         cause = json.loads(cause).get("errorMessage", cause)
     cause = " ".join(str(cause).split())
     return cause if len(cause) <= limit else cause[: limit - 3] + "..."
+
+
+SPOT_FAILURE = "spot_failure"  # <jobid>.spot_failure: awsf3 saw AWS's interruption notice
+
+
+def preempted(status: JobStatus, spot_failure: bool) -> JobStatus:
+    """A failed or stopped execution whose instance left ``<jobid>.spot_failure`` in the
+    log bucket: its spot instance was reclaimed (cfw resubmits it, executor/retry.py)."""
+    if not spot_failure or status.state not in (JobState.FAILED, JobState.CANCELLED):
+        return status
+    return JobStatus(
+        JobState.PREEMPTED,
+        reason="AWS reclaimed the spot instance (its interruption notice left "
+        f"<jobid>.{SPOT_FAILURE} in the log bucket); " + (status.reason or "stopped"),
+    )
