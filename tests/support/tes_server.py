@@ -83,8 +83,12 @@ class TesServer:
         slots: int = 4,
         tls: tuple[str, str] | None = None,
         funnel_dynamodb_paging: bool = False,
+        preempt: int = 0,
     ):
         self.funnel_dynamodb_paging = funnel_dynamodb_paging
+        # the first PREEMPT tasks that ask for preemptible resources lose their machine
+        # while they run (state PREEMPTED, as a TES server on spot capacity reports it)
+        self.preempt = preempt
         self.fault: int | None = None
         self.users = dict(users or {})
         self.tokens = set(tokens or ())
@@ -309,6 +313,19 @@ class TesServer:
                 return
             task.doc["state"] = "INITIALIZING"
             doc = json.loads(json.dumps(task.doc))
+            if self.preempt and (doc.get("resources") or {}).get("preemptible"):
+                self.preempt -= 1
+                task.doc["logs"] = [
+                    {
+                        "logs": [],
+                        "outputs": [],
+                        "start_time": _now(),
+                        "end_time": _now(),
+                        "system_logs": ["the preemptible instance was reclaimed"],
+                    }
+                ]
+                task.doc["state"] = "PREEMPTED"
+                return
         root = os.path.join(self.workdir, task_id)
         mounts = {
             volume: os.path.join(root, volume.strip("/").replace("/", "_"))

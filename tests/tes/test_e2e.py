@@ -192,3 +192,45 @@ rule make:
         [TOKEN, PASSWORD, "explain-Secret-Key-55", "AKIAEXPLAINTEST0001"],
     )
     assert not (project / ".cfw" / "tes" / "cfw.json").exists()  # nothing came up
+
+
+PREEMPTIBLE = """
+rule all:
+    input: "out/done.txt"
+
+rule make:
+    output: "out/done.txt"
+    resources: preemptible=True
+    shell: "echo made > {output}"
+"""
+
+
+@pytest.mark.e2e
+@pytest.mark.moto
+def test_preempted_tasks_are_resubmitted_and_the_run_succeeds(tmp_path, cfw, aws_env, bucket):
+    """The server reclaims the first two preemptible tasks (PREEMPTED): with
+    --preemptible-retries 1, cfw resubmits the job once on spot, then once with
+    preemptible false, and Snakemake sees one job that succeeded."""
+    with TesServer(tokens={TOKEN}, run_commands=True, preempt=2) as server:
+        project = project_with(tmp_path, server.url, bucket, snakefile=PREEMPTIBLE)
+        assert cfw(["up", "tes", "--yes"], project).code == 0
+        env = {"TES_TOKEN": TOKEN}
+        run = cfw(["run", "--env", "tes", *FAST, "--preemptible-retries", "1"], project, env=env)
+        assert run.code == 0, run.output[-3000:]
+        tasks = [server.tasks[t].doc for t in server.order]
+        assert [t["resources"]["preemptible"] for t in tasks] == [True, True, False]
+        assert [t["state"] for t in tasks] == ["PREEMPTED", "PREEMPTED", "COMPLETE"]
+        assert "job 1 (make) preempted once; again on spot (0 spot retries left)" in run.output
+        assert "job 1 (make) preempted twice; now on demand" in run.output
+        assert "1 jobs done, 0 failed; 2 spot preemption(s) of 1 job(s)" in run.output
+        assert "1 job(s) then ran on demand" in run.output
+        made = boto3.client("s3", region_name="us-east-1").get_object(
+            Bucket=bucket, Key="run/out/done.txt"
+        )
+        assert made["Body"].read() == b"made\n"
+        logs = cfw(["logs", "tes", "1"], project, env=env)
+        assert logs.code == 0, logs.output
+        # every attempt: the two preempted ones, then the one that ran
+        assert logs.stdout.count("(spot): preempted: preempted: its machine was reclaimed") == 2
+        assert "the preemptible instance was reclaimed" in logs.stdout
+        assert "succeeded" in logs.output

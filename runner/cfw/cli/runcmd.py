@@ -12,7 +12,7 @@ from cfw.cli.envs import LOCK_HELP, _complete_env
 from cfw.cli.output import Output
 from cfw.core.config import NAME_RE
 from cfw.core.errors import UserError
-from cfw.core.records import find_job
+from cfw.core.records import earlier_attempts, find_job
 from cfw.core.state import EnvState
 from cfw.executor.session import open_context
 from cfw.orchestration.run import Runner, RunRequest
@@ -115,6 +115,13 @@ def logs(
             "give the job id Snakemake printed (jobid: N) or the cfw job id",
         )
     run, record = found
+    for attempt in earlier_attempts(state.runs_dir / run.run_id, jobid):  # preempted ones
+        said = f"--- {attempt['external_id']} ({attempt.get('capacity', '?')}): {attempt['event']}"
+        said += f": {attempt['reason']}" if attempt.get("reason") else ""
+        typer.echo(said)
+        old = attempt.get("log")
+        if old and Path(old).exists():
+            typer.echo(Path(old).read_text(errors="replace"), nl=False)
     saved = record.get("log")
     if saved and Path(saved).exists():
         typer.echo(Path(saved).read_text(errors="replace"), nl=False)

@@ -170,3 +170,22 @@ def find_job(runs_dir: Path, job: str, run_id: str | None = None) -> tuple[RunIn
                 merged.update(record)
             return run, merged
     return None
+
+
+def earlier_attempts(run_dir: Path, job: str) -> list[dict[str, Any]]:
+    """The submissions of a job before its newest one, each merged with how it ended
+    (a preempted one: its reason and saved log), oldest first."""
+    records = [
+        r for r in job_records(run_dir) if str(r.get("jobid")) == job or r.get("external_id") == job
+    ]
+    by_id: dict[str, dict[str, Any]] = {}
+    order: list[str] = []
+    for record in records:
+        ext = record.get("external_id")
+        if ext is None:
+            continue
+        if ext not in by_id:
+            by_id[ext] = {}
+            order.append(ext)
+        by_id[ext].update(record)
+    return [by_id[ext] for ext in order[:-1]]

@@ -178,3 +178,15 @@ class SpotMixin:
 
 def capacity(spec: JobSpec) -> str:
     return "spot" if spec.preemptible else ON_DEMAND
+
+
+def summary_said(summary: Mapping[str, int] | None) -> str:
+    """The end of `cfw run`: '; 3 spot preemptions (1 job), 1 resubmitted on demand'."""
+    if not summary or not summary.get("preemptions"):
+        return ""
+    jobs = summary.get("jobs_preempted", 0)
+    fallbacks = summary.get("on_demand_fallbacks", 0)
+    return (
+        f"; {summary['preemptions']} spot preemption(s) of {jobs} job(s), each resubmitted "
+        f"by cfw; {fallbacks} job(s) then ran on demand"
+    )

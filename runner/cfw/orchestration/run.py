@@ -19,6 +19,7 @@ from cfw.core.errors import Interrupted, UserError, WorkFailed
 from cfw.core.records import RunInfo, new_run_id, read_run, startup_error
 from cfw.core.report import Reporter
 from cfw.core.state import EnvState, private_dir
+from cfw.executor.retry import summary_said
 from cfw.executor.session import open_context, pick_environment
 from cfw.orchestration import costs
 from cfw.orchestration import explain as explaining
@@ -174,6 +175,7 @@ class Runner:
         if run:
             self.reporter.info(
                 f"run {run_id}: {run.done} jobs done, {run.failed} failed"
+                + summary_said(run.extra.get("spot"))  # preemptions, on-demand fallbacks
                 + (f"; records in {run_dir}" if run.failed else "")
             )
             self._report_cost(run_id, run)
