@@ -125,3 +125,20 @@ def test_a_task_that_fails_by_itself_is_not_retried(fake_batch, driver):
     out = spot.run(job_spec("align", 7, run_id="run1", preemptible=True), batch(fake_batch, [], 3))
     assert out.state == JobState.FAILED and len(out.external_ids) == 1
     assert "FailureExitCode" in out.reason
+
+
+def test_a_task_no_node_takes_fails_after_pending_timeout(fake_batch, driver):
+    from support.spot import Clock, PendingDriver
+
+    clock = Clock()
+    spot = driver()
+    watch = PendingDriver(spot.ctx, spot.backend, clock)
+    spec = job_spec("align", 1, run_id="run1")
+    ext = spot.backend.submit(spec, KIND.translate(spec, spot.ctx), {})
+    assert watch.poll([ext])[ext].state == JobState.PENDING
+    clock.minutes(30)
+    status = watch.poll([ext])[ext]
+    assert status.state == JobState.FAILED
+    assert status.reason.endswith("the Batch task is active: no node of pool dedicated-d4 took it")
+    job_id, _, task_id = ext.partition("/")
+    assert fake_batch.task(job_id, task_id).state == "completed"  # terminated by cfw

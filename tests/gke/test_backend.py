@@ -238,15 +238,15 @@ def test_an_unschedulable_job_waits_its_grace_period_then_fails(fake, backend, c
     ext = submit(backend, 9)
     fake.set_pod_status(ext, NS, POD_STATUS["unschedulable"])
     start = clock.now
-    grace = backend.config.unschedulable_timeout.total_seconds()
-    assert grace == 15 * 60
+    grace = backend.config.pending_timeout.total_seconds()
+    assert grace == 30 * 60  # pending_timeout, every kind's default
     for clock.now in (start, start + 30, start + grace):  # the pods are looked at each time
         assert backend.poll([ext])[ext].state == JobState.PENDING  # the autoscaler may help
     assert "deletionTimestamp" not in fake.get("jobs", NS, ext)["metadata"]
     clock.now = start + 30 + grace  # Unschedulable since the first look, at start + 30
     status = backend.poll([ext])[ext]
     assert status.state == JobState.FAILED
-    assert status.reason.startswith("unschedulable for 15 min")
+    assert status.reason.startswith("unschedulable for 30 min")
     assert "0/3 nodes are available" in status.reason and "Insufficient memory" in status.reason
     assert fake.get("jobs", NS, ext)["metadata"]["deletionTimestamp"]  # stopped, not left
     clock.now += 3600
@@ -254,7 +254,7 @@ def test_an_unschedulable_job_waits_its_grace_period_then_fails(fake, backend, c
 
 
 def test_an_unschedulable_job_queues_while_the_run_progresses(fake, backend, clock):
-    backend.config = backend.config.model_copy(update={"unschedulable_timeout": timedelta(0)})
+    backend.config = backend.config.model_copy(update={"pending_timeout": timedelta(0)})
     running, queued = submit(backend, 20), submit(backend, 21)
     fake.start(running, NS)  # the pool is at max_nodes: the queued pod waits for its node
     fake.set_pod_status(queued, NS, POD_STATUS["unschedulable"])
@@ -268,7 +268,7 @@ def test_an_unschedulable_job_queues_while_the_run_progresses(fake, backend, clo
 
 def test_a_scheduled_pod_restarts_the_unschedulable_clock(fake, backend, clock):
     ext = submit(backend, 22)
-    grace = backend.config.unschedulable_timeout.total_seconds()
+    grace = backend.config.pending_timeout.total_seconds()
     fake.set_pod_status(ext, NS, POD_STATUS["unschedulable"])
     clock.now += 30
     backend.poll([ext])

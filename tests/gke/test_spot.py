@@ -132,3 +132,13 @@ def test_an_on_demand_jobs_lost_node_is_a_failure(fake, driver):
     out = spot.run(job_spec("align", 8, run_id=RUN), cluster(fake, ["node_gone"]))
     assert out.state == JobState.FAILED and len(out.external_ids) == 1
     assert "its node disappeared" in out.reason
+
+
+def test_unschedulable_timeout_is_the_old_name_of_pending_timeout():
+    from datetime import timedelta
+
+    old = GkeConfig(project="my-project", name="gke", unschedulable_timeout="10m")
+    assert old.pending_timeout == timedelta(minutes=10)
+    assert GkeConfig(project="my-project", name="gke").pending_timeout == timedelta(minutes=30)
+    # the Kubernetes backend fails an Unschedulable pod itself (its scheduler's message)
+    assert GkeBackend.watches_pending

@@ -128,3 +128,30 @@ def test_a_job_that_fails_by_itself_is_not_retried(fake, driver):
     out = spot.run(job_spec("align", 6, preemptible=True), batch(fake, [], ("FAILED", 1)))
     assert out.state == JobState.FAILED and len(fake.batch.requests) == 1
     assert out.reason == "exit code 1"
+
+
+def test_a_job_queued_for_pending_timeout_fails_with_batchs_state(fake, tmp_path):
+    from support.spot import Clock, PendingDriver
+
+    ctx = context(
+        "google-batch",
+        {"project": PROJECT, "pending_timeout": "45m"},
+        state_dir=tmp_path / ".cfw",
+        run_id="r1",
+    )
+    clock = Clock()
+    backend = GoogleBatchBackend(ctx, clients=fake.clients())
+    watch = PendingDriver(ctx, backend, clock)
+    spec = job_spec("align", 1)
+    name = backend.submit(spec, KIND.translate(spec, ctx), {})
+    fake.batch.advance(short(name), "SCHEDULED", description="no VM of e2-standard-4 is free")
+    assert watch.poll([name])[name].state == JobState.PENDING
+    clock.minutes(44)
+    assert watch.poll([name])[name].state == JobState.PENDING
+    clock.minutes(1)
+    status = watch.poll([name])[name]
+    assert status.state == JobState.FAILED
+    assert status.reason.startswith("waited 45m for capacity with none of the run's jobs")
+    assert status.reason.endswith("the Batch job is SCHEDULED: no VM of e2-standard-4 is free")
+    assert fake.rpcs["DeleteJob"] == 1  # cancelled
+    backend.clients.close()

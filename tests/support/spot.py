@@ -15,6 +15,7 @@ from typing import Any
 from cfw.backends.base import Backend, EnvContext, JobSpec, JobState, JobStatus
 from cfw.backends.kind import Kind
 from cfw.core.records import RunLog, job_records
+from cfw.executor.pending import PendingMixin, PendingWatch
 from cfw.executor.retry import SpotMixin, SpotPolicy, SpotRetries
 from cfw.executor.tracker import RunTracker
 
@@ -95,3 +96,27 @@ class SpotDriver(SpotMixin):
 
     def records(self) -> list[dict[str, Any]]:
         return job_records(self.tracker.run_log.dir)
+
+
+class Clock:
+    """An injectable clock the test moves."""
+
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+    def minutes(self, n: float) -> None:
+        self.now += n * 60
+
+
+class PendingDriver(PendingMixin):
+    """The executor's pending timeout (cfw/executor/pending.py) over a kind's backend."""
+
+    def __init__(self, ctx: EnvContext, backend: Backend, clock: Clock):
+        self.ctx, self.backend = ctx, backend
+        self._pending = PendingWatch(ctx.config.pending_timeout, clock)
+
+    def poll(self, ids: list[str]) -> dict[str, JobStatus]:
+        return self.pending_timeouts(self.backend.poll(ids))

@@ -116,3 +116,46 @@ def test_an_on_demand_job_that_is_preempted_is_not_resubmitted(server, driver):
     out = spot.run(job_spec("align", 8), preempt_first(server, 1))
     assert out.state == JobState.FAILED and len(out.external_ids) == 1
     assert "not on spot capacity" in out.reason
+
+
+# -- pending_timeout ---------------------------------------------------------------------------
+def test_a_task_queued_for_pending_timeout_fails_with_the_servers_state(server, driver, tmp_path):
+    from support.spot import Clock, PendingDriver
+
+    clock = Clock()
+    ctx = driver().ctx
+    watch = PendingDriver(ctx, TesBackend(ctx), clock)
+    spec = job_spec("align", 1)
+    waiting = watch.backend.submit(spec, KIND.translate(spec, ctx), {})  # stays QUEUED
+    assert watch.poll([waiting])[waiting].state == JobState.PENDING
+    clock.minutes(29)
+    assert watch.poll([waiting])[waiting].state == JobState.PENDING
+    clock.minutes(1)
+    status = watch.poll([waiting])[waiting]
+    assert status.state == JobState.FAILED
+    assert status.reason == (
+        "waited 30m for capacity with none of the run's jobs running (pending_timeout): "
+        "the TES task is QUEUED (no machine took it)"
+    )
+    assert server.task(waiting)["state"] == "CANCELED"  # cfw cancelled it
+
+
+def test_the_clock_starts_again_while_another_job_runs(server, driver):
+    from support.spot import Clock, PendingDriver
+
+    clock = Clock()
+    ctx = driver().ctx
+    watch = PendingDriver(ctx, TesBackend(ctx), clock)
+    ids = [
+        watch.backend.submit(s, KIND.translate(s, ctx), {})
+        for s in (job_spec("a", 1), job_spec("b", 2))
+    ]
+    server.set_state(ids[1], "RUNNING")
+    for _ in range(4):
+        clock.minutes(20)
+        assert watch.poll(ids)[ids[0]].state == JobState.PENDING
+    server.set_state(ids[1], "COMPLETE")
+    clock.minutes(29)
+    assert watch.poll(ids)[ids[0]].state == JobState.PENDING
+    clock.minutes(1)
+    assert watch.poll(ids)[ids[0]].state == JobState.FAILED

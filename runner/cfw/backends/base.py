@@ -152,6 +152,10 @@ class Backend(ABC, Generic[C]):
     may also offer ``async wait_for_change(timeout)``, to wake the status loop early.
     """
 
+    # the backend fails jobs that wait too long for capacity itself (pending_timeout);
+    # otherwise the executor does (executor/pending.py)
+    watches_pending: bool = False
+
     def __init__(self, ctx: EnvContext[C]):
         self.ctx = ctx
 

@@ -264,6 +264,16 @@ class EnvConfig(Model):
         description="when the budget is passed: let running jobs finish, or cancel them",
     )
 
+    @model_validator(mode="before")
+    @classmethod
+    def _old_names(cls, data: Any) -> Any:
+        """`unschedulable_timeout` (gke, kubernetes) is the old name of pending_timeout."""
+        if isinstance(data, dict) and "unschedulable_timeout" in data:
+            data = dict(data)
+            old = data.pop("unschedulable_timeout")
+            data.setdefault("pending_timeout", old)
+        return data
+
     @field_validator("name")
     @classmethod
     def _name(cls, value: str | None) -> str | None:

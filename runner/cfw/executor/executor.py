@@ -19,6 +19,7 @@ from cfw.core.errors import CfwError
 from cfw.core.records import RunLog, new_run_id, record_startup_error
 from cfw.core.state import EnvState
 from cfw.executor.budget import BudgetMixin, run_cost
+from cfw.executor.pending import PendingMixin
 from cfw.executor.prefix import checkpoint_staging, plugin_install, retrieve_checkpoint_outputs
 from cfw.executor.retry import SpotMixin
 from cfw.executor.session import open_context, pick_environment
@@ -42,7 +43,7 @@ COMMON_SETTINGS = CommonSettings(
 )
 
 
-class CfwExecutor(SpotMixin, BudgetMixin, RemoteExecutor):
+class CfwExecutor(SpotMixin, PendingMixin, BudgetMixin, RemoteExecutor):
     # records a shared environment another directory brought up; set by the plugin shim
     # (the orchestration runs Terraform, which this layer does not)
     attach: Callable[[Resolved], object] | None = None
@@ -133,6 +134,7 @@ class CfwExecutor(SpotMixin, BudgetMixin, RemoteExecutor):
         ids = [j.external_jobid for j in active_jobs]
         async with self.status_rate_limiter:
             statuses = self.backend.poll(ids)
+        statuses = self.pending_timeouts(statuses)  # capacity that never came (pending.py)
         for info in active_jobs:
             status = statuses.get(info.external_jobid)
             if status is None or not status.state.finished:

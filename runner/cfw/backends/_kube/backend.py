@@ -8,7 +8,7 @@ waiting to start long enough to be worth explaining (an image that cannot be pul
 
 A pod the scheduler cannot place waits for the cluster autoscaler to add a node. When
 no pool can scale up for it (quota, a GPU stockout, a pool at its max_nodes that never
-frees), it would wait forever: after ``unschedulable_timeout`` of Unschedulable during
+frees), it would wait forever: after ``pending_timeout`` of Unschedulable during
 which no job of the run was running, the job fails with the scheduler's message. While
 some job of the run runs, a waiting pod is taken to be queueing for a node that will
 free up, and the clock starts again.
@@ -45,13 +45,15 @@ class JobSettings(Protocol):
     def namespace(self) -> str: ...
 
     @property
-    def unschedulable_timeout(self) -> timedelta: ...
+    def pending_timeout(self) -> timedelta: ...
 
 
 C = TypeVar("C", bound=JobSettings)
 
 
 class KubeBackend(Backend[C]):
+    watches_pending = True  # an Unschedulable pod, after pending_timeout (see above)
+
     def __init__(
         self,
         ctx: EnvContext[C],
@@ -198,7 +200,7 @@ class KubeBackend(Backend[C]):
             self.unschedulable_since.pop(ext, None)
             return None
         since = self.unschedulable_since.setdefault(ext, now)
-        timeout = self.config.unschedulable_timeout.total_seconds()
+        timeout = self.config.pending_timeout.total_seconds()
         if now - since < timeout:
             return None
         return (

@@ -73,7 +73,10 @@ class AzureBatchBackend(Backend[AzureBatchConfig]):
             task = self.fill(payload["task"], secrets)
         self.service.add_task(job_id, task)
         external_id = f"{job_id}/{task['id']}"
-        self.last[external_id] = JobStatus(JobState.PENDING)
+        self.last[external_id] = JobStatus(
+            JobState.PENDING,
+            reason=f"the Batch task is active: no node of pool {payload['pool_id']} took it",
+        )
         if spec.preemptible and spec.spot_retries is not None:
             self.spot_retries[external_id] = spec.spot_retries
         return external_id

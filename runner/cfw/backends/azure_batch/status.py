@@ -62,7 +62,7 @@ def preempted(task: TaskState, spot_retries: int) -> JobStatus | None:
 def task_status(task: TaskState, cancelled: bool = False) -> JobStatus:
     """The job's status from its task; ``cancelled``: this run terminated the task."""
     if task.state in ("active", "preparing"):
-        return JobStatus(JobState.PENDING)
+        return JobStatus(JobState.PENDING, reason=f"the Batch task is {task.state}")
     if task.state == "running":
         return JobStatus(JobState.RUNNING)
     if cancelled:

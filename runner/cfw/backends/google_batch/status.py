@@ -36,6 +36,11 @@ def status_of(job: Any) -> JobStatus:
     """The status of a Batch Job message; a failure's reason from its task's exit code."""
     state = job.status.state.name
     mapped = STATES.get(state, JobState.PENDING)
+    if mapped == JobState.PENDING:  # QUEUED, SCHEDULED: why, as Batch's last event says
+        events = [e.description for e in job.status.status_events if e.description]
+        return JobStatus(
+            mapped, reason=f"the Batch job is {state}" + (f": {events[-1]}" if events else "")
+        )
     if mapped != JobState.FAILED:
         return JobStatus(mapped)
     codes = [

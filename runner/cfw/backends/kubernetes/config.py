@@ -149,11 +149,6 @@ class KubernetesConfig(EnvConfig):
     finished_job_ttl: Duration = Field(
         timedelta(hours=1), description="Kubernetes deletes a finished Job after this long"
     )
-    unschedulable_timeout: Duration = Field(
-        timedelta(minutes=15),
-        description="fail a job whose pod the scheduler could not place for this long while "
-        "no job of the run was running",
-    )
     default_mem_mb: int = Field(
         1024, ge=16, description="memory request/limit of a job whose rule sets no mem_mb"
     )

@@ -8,8 +8,10 @@ from cfw.backends.base import JobState, JobStatus
 # yet", never a verdict)
 STATES: dict[str, JobStatus] = {
     "UNKNOWN": JobStatus(JobState.PENDING),
-    "QUEUED": JobStatus(JobState.PENDING),
-    "INITIALIZING": JobStatus(JobState.PENDING),
+    "QUEUED": JobStatus(JobState.PENDING, reason="the TES task is QUEUED (no machine took it)"),
+    "INITIALIZING": JobStatus(
+        JobState.PENDING, reason="the TES task is INITIALIZING (its machine is starting)"
+    ),
     "RUNNING": JobStatus(JobState.RUNNING),
     "PAUSED": JobStatus(JobState.RUNNING, reason="paused by the server"),
     "COMPLETE": JobStatus(JobState.SUCCEEDED, exit_code=0),
