@@ -138,3 +138,51 @@ def test_a_failed_execution_without_spot_failure_is_not_retried(tmp_path, unicor
     out = driver.run(job_spec("align", 6, preemptible=True), service, polls=30)
     assert out.state == JobState.FAILED and len(out.external_ids) == 1
     assert "AWSEMJobErrorException" in out.reason
+
+
+def test_an_execution_with_no_instance_fails_after_pending_timeout(tmp_path, aws_env):
+    """moto starts no instance for an execution (it runs no Lambda): the job waits for
+    one; after pending_timeout it is stopped and fails saying so."""
+    from cfw.backends.tibanna.backend import INSTANCE_CHECK_S, TibannaBackend
+    from support.spot import Clock, PendingDriver
+
+    moto_config(aws_env["AWS_ENDPOINT_URL"], False)  # executions stay RUNNING
+    suffix = uuid.uuid4().hex[:8]
+    bucket = f"cfw-pending-logs-{suffix}"
+    boto3.client("s3", region_name=REGION).create_bucket(Bucket=bucket)
+    sfn = boto3.client("stepfunctions", region_name=REGION)
+    arn = sfn.create_state_machine(
+        name=f"tibanna-pending-{suffix}",
+        definition=json.dumps({"StartAt": "P", "States": {"P": {"Type": "Pass", "End": True}}}),
+        roleArn="arn:aws:iam::123456789012:role/tibanna-spot",
+    )["stateMachineArn"]
+    spot = make_driver(tmp_path, bucket, arn, retries=0)
+    clock = Clock()
+    backend = TibannaBackend(spot.ctx, clock=clock)
+    watch = PendingDriver(spot.ctx, backend, clock)
+    waiting, started = (job_spec("align", i) for i in (1, 2))
+    ids = [backend.submit(s, KIND.translate(s, spot.ctx), {}) for s in (waiting, started)]
+    assert {s.state for s in watch.poll(ids).values()} == {JobState.RUNNING}  # just started
+    ec2 = boto3.client("ec2", region_name=REGION)
+    image = ec2.describe_images()["Images"][0]["ImageId"]
+    ec2.run_instances(  # run_task's instance for the second job, tagged as Tibanna tags it
+        ImageId=image,
+        MinCount=1,
+        MaxCount=1,
+        TagSpecifications=[
+            {"ResourceType": "instance", "Tags": [{"Key": "Name", "Value": f"awsem-{ids[1]}"}]}
+        ],
+    )
+    clock.now += INSTANCE_CHECK_S
+    statuses = watch.poll(ids)
+    assert statuses[ids[1]].state == JobState.RUNNING
+    assert statuses[ids[0]].state == JobState.PENDING
+    assert "no EC2 instance (awsem-" in statuses[ids[0]].reason
+    backend.cancel([ids[1]])  # the running one ends: nothing of the run runs any more
+    clock.minutes(30)
+    status = watch.poll(ids[:1])[ids[0]]
+    assert status.state == JobState.FAILED
+    assert status.reason.startswith("waited 30m for capacity with none of the run's jobs")
+    assert "no EC2 instance" in status.reason
+    desc = sfn.describe_execution(executionArn=backend._arn(ids[0]))
+    assert desc["status"] == "ABORTED"  # cfw stopped it

@@ -5,7 +5,8 @@ from __future__ import annotations
 import copy
 import os
 import sys
-from collections.abc import Mapping, Sequence
+import time
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from cfw.backends._aws import session
@@ -16,10 +17,19 @@ from cfw.backends.tibanna.status import SPOT_FAILURE, preempted, status_of
 from cfw.backends.tibanna.translate import PENDING_VALUE, forwarded_env
 from cfw.backends.tibanna.validate import validate_input
 
+# a running execution is asked after its instance this long after submission, and then
+# this often (one DescribeInstances for all of them): until one is up, the job is pending
+INSTANCE_CHECK_S = 60.0
+
 
 class TibannaBackend(Backend[TibannaConfig]):
-    def __init__(self, ctx: EnvContext[TibannaConfig]):
+    def __init__(self, ctx: EnvContext[TibannaConfig], clock: Callable[[], float] = time.monotonic):
         super().__init__(ctx)
+        self.clock = clock
+        self.submitted_at: dict[str, float] = {}
+        self.instances: dict[str, str] = {}  # job id -> its instance, once one was seen
+        self.no_instance: set[str] = set()  # running executions without an instance yet
+        self.instances_checked = 0.0
         sess = session(ctx.config.region, os.environ)
         self.sfn = sess.client("stepfunctions")
         self.s3 = sess.client("s3")
@@ -53,6 +63,7 @@ class TibannaBackend(Backend[TibannaConfig]):
         jobid = document["jobid"]
         arn = client.start_execution(self.sfn, self.outputs["state_machine_arn"], jobid, document)
         self.arns[jobid] = arn
+        self.submitted_at[jobid] = self.clock()
         if document["config"].get("spot_instance"):
             self.spot.add(jobid)
         client.record_job(
@@ -97,6 +108,30 @@ class TibannaBackend(Backend[TibannaConfig]):
             if status.state.finished:
                 self.finished[jobid] = status
             result[jobid] = status
+        return self._waiting_for_instances(result)
+
+    def _waiting_for_instances(self, result: dict[str, JobStatus]) -> dict[str, JobStatus]:
+        """A running execution whose instance has not started (run_task waits for
+        capacity, behavior_on_capacity_limit) is pending, with why."""
+        now = self.clock()
+        unknown = [
+            j
+            for j, s in result.items()
+            if s.state == JobState.RUNNING
+            and j not in self.instances
+            and now - self.submitted_at.get(j, now) >= INSTANCE_CHECK_S
+        ]
+        if unknown and now - self.instances_checked >= INSTANCE_CHECK_S:
+            self.instances_checked = now
+            self.instances.update(client.job_instances(self.ec2, unknown))
+            self.no_instance = {j for j in unknown if j not in self.instances}
+        for jobid in unknown:
+            if jobid in self.no_instance:
+                result[jobid] = JobStatus(
+                    JobState.PENDING,
+                    reason=f"the Tibanna execution {jobid} runs but no EC2 instance "
+                    f"(awsem-{jobid}) has started for it: no capacity, or an instance limit",
+                )
         return result
 
     def cancel(self, external_ids: Sequence[str]) -> None:
