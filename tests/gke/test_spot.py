@@ -142,3 +142,15 @@ def test_unschedulable_timeout_is_the_old_name_of_pending_timeout():
     assert GkeConfig(project="my-project", name="gke").pending_timeout == timedelta(minutes=30)
     # the Kubernetes backend fails an Unschedulable pod itself (its scheduler's message)
     assert GkeBackend.watches_pending
+
+
+def test_without_spot_pools_a_preemptible_job_has_no_spot_plan(driver):
+    spot = driver(spot_pools=False)
+    spec = job_spec("align", 9, run_id=RUN, preemptible=True)
+    assert not KIND.on_spot(spec, spot.ctx)  # it runs on an on-demand pool
+    assert spot.spot.policy.plan(spec, KIND, spot.ctx) is None
+    assert driver().spot.policy.plan(spec, KIND, driver().ctx) == {
+        "spot_attempts": 4,
+        "spot_retries": 3,
+        "then": "on-demand",
+    }

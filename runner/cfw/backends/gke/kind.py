@@ -161,6 +161,15 @@ class GkeKind(Kind[GkeConfig]):
             env={"SNAKEMAKE_STORAGE_GCS_PROJECT": project},
         )
 
+    def on_spot(self, spec: JobSpec, ctx: EnvContext[GkeConfig]) -> bool:
+        """A preemptible job that a Spot pool can hold (else it runs on demand)."""
+        if not spec.preemptible:
+            return False
+        from cfw.backends.gke.translate import available_pools, select_pools
+
+        pools = available_pools(ctx.config, dict(ctx.outputs))
+        return select_pools(spec, pools, ctx.name, ctx.config)[1]
+
     def price(self, spec: JobSpec, ctx: EnvContext[GkeConfig]) -> JobPrice:
         """The job's share of a node of the cheapest pool that can hold it."""
         from cfw.backends.gke import price

@@ -153,6 +153,14 @@ class KubernetesKind(Kind[KubernetesConfig]):
 
         return storage_spec(config, environ)
 
+    def on_spot(self, spec: JobSpec, ctx: EnvContext[KubernetesConfig]) -> bool:
+        """A preemptible job that a spot pool can hold (else it runs on demand)."""
+        if not spec.preemptible:
+            return False
+        from cfw.backends.kubernetes.translate import select_pools
+
+        return select_pools(spec, ctx.config, ctx.name)[1]
+
     def price(self, spec: JobSpec, ctx: EnvContext[KubernetesConfig]) -> JobPrice:
         """No price: the cluster's node prices are its owner's (the job's line says so)."""
         from cfw.backends.kubernetes import price
