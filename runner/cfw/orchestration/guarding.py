@@ -1,0 +1,192 @@
+"""`cfw guard NAME --once`, `cfw cancel NAME [RUN]` and the runs `cfw status` shows: the
+guard's check and its cancel, run from this machine through the kind's adapter
+(Kind.guard_adapter; cfw.core.guard_check).
+
+A run's runner is gone when its heartbeat is older than guard.orphan_after, or, seen from the
+machine it ran on, when its process is no more (a SIGKILLed `cfw run` on this machine is
+known gone at once, without waiting for its heartbeat to age).
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+from cfw.backends.base import EnvContext
+from cfw.backends.kind import Kind
+from cfw.core import heartbeat
+from cfw.core.errors import UserError
+from cfw.core.guard import CANCEL, Action, GuardRecord, Job, Unreadable, assess_runs
+from cfw.core.guard_check import Adapter, Outcome, check, describe_cancel
+from cfw.core.heartbeat import Heartbeat
+from cfw.core.report import Reporter
+from cfw.core.state import PHASE_UP, EnvState, parse_time
+from cfw.executor.session import open_context
+
+
+@dataclass(frozen=True)
+class RunLine:
+    """One run on the environment as `cfw status` and `cfw cancel` see it."""
+
+    run_id: str
+    owner: str
+    age_s: int | None  # since its heartbeat was last written; None: no heartbeat
+    live: bool  # its runner is alive (heartbeat fresh and, on this machine, its process)
+    gone: str  # why its runner is taken for gone; "" when live
+    jobs: tuple[str, ...] = ()
+
+
+@dataclass
+class Guarded:
+    """An environment opened for the guard: its kind, context and adapter."""
+
+    kind: Kind
+    ctx: EnvContext
+    adapter: Adapter
+    expires_at: datetime | None
+    notes: list[str] = field(default_factory=list)
+
+
+def open_guarded(project: Path, name: str, environ: Mapping[str, str]) -> Guarded:
+    state = EnvState(project, name)
+    kind, ctx = open_context(project, name, "guard", environ=environ)
+    adapter = kind.guard_adapter(ctx, environ)
+    if adapter is None:
+        raise UserError(
+            f"kind {kind.name} has no guard adapter: cfw cannot list or cancel its jobs",
+            "cancel them with the service's own tools",
+        )
+    meta = state.meta()
+    expires = parse_time(meta.expires_at) if meta and meta.phase == PHASE_UP else None
+    return Guarded(kind, ctx, adapter, expires)
+
+
+def run_lines(adapter: Adapter, orphan_after: timedelta, now: datetime) -> list[RunLine]:
+    """Every run with a heartbeat or an active job, live or gone."""
+    stored = heartbeat.read_all(adapter.store, adapter.prefix)
+    return lines_of(stored, adapter.jobs(), orphan_after, now)
+
+
+def lines_of(
+    stored: list[heartbeat.Stored], jobs: list[Job], orphan_after: timedelta, now: datetime
+) -> list[RunLine]:
+    records = {s.run_id: s.record for s in stored}
+    views = assess_runs([s.beat for s in stored], jobs, now=now, orphan_after=orphan_after)
+    lines = []
+    beats = {s.run_id: s for s in stored}
+    for view in views:
+        record = records.get(view.run_id)
+        age = None
+        if view.run_id in beats:
+            age = max(int((now - beats[view.run_id].last_modified).total_seconds()), 0)
+        gone = ""
+        if not view.live:
+            gone = (
+                f"no heartbeat for {_human(view.age)}"
+                if view.heartbeat
+                else f"no heartbeat, newest job {_human(view.age)} old"
+            )
+        elif isinstance(record, Heartbeat) and _dead_here(record):
+            gone = f"its runner (pid {record.pid} on this machine) is gone"
+        lines.append(RunLine(view.run_id, view.owner, age, not gone, gone, view.job_ids))
+    return lines
+
+
+def cancel(
+    project: Path,
+    name: str,
+    run_id: str | None,
+    reporter: Reporter,
+    environ: Mapping[str, str] | None = None,
+) -> list[str]:
+    """Cancel RUN's jobs (by its label), or without RUN those of every run whose runner is
+    gone; idempotent. Returns the ids cancelled."""
+    environ = dict(os.environ if environ is None else environ)
+    if run_id is not None and not heartbeat.RUN_ID_RE.match(run_id):
+        raise UserError(f"{run_id[:40]!r} is not a run id", "see `cfw status NAME` for its runs")
+    guarded = open_guarded(project, name, environ)
+    adapter = guarded.adapter
+    orphan_after = guarded.ctx.config.guard.orphan_after
+    now = datetime.now(UTC)
+    lines = run_lines(adapter, orphan_after, now)
+    if run_id is not None:
+        targets = [line for line in lines if line.run_id == run_id]
+        if not targets:
+            reporter.info(f"run {run_id} has no active job on {name}: nothing to cancel")
+            return []
+    else:
+        targets = [line for line in lines if not line.live]
+        if not targets:
+            live = [line.run_id for line in lines]
+            reporter.info(
+                f"no run on {name} has lost its runner: nothing to cancel"
+                + (f" ({len(live)} live: {', '.join(live)}; name one to cancel it)" if live else "")
+            )
+            return []
+    cancelled: list[str] = []
+    for line in targets:
+        why = "cancelled by `cfw cancel`" + (f" ({line.gone})" if line.gone else "")
+        action = Action(CANCEL, "cancel", why, line.run_id, line.jobs)
+        ids = list(adapter.cancel(action)) if line.jobs else []
+        cancelled += ids
+        reporter.info(describe_cancel(action, ids).removeprefix("cancel: "))
+        if not line.live:  # its runner will not remove it
+            heartbeat.remove(adapter.store, adapter.prefix, line.run_id)
+    return cancelled
+
+
+def guard_once(
+    project: Path,
+    name: str,
+    dry_run: bool,
+    reporter: Reporter,
+    environ: Mapping[str, str] | None = None,
+) -> Outcome:
+    """One guard check of NAME from this machine (the check the cloud guard runs)."""
+    environ = dict(os.environ if environ is None else environ)
+    guarded = open_guarded(project, name, environ)
+    settings = guarded.ctx.config.guard.settings(guarded.expires_at)
+    outcome = check(guarded.adapter, settings, datetime.now(UTC), dry_run=dry_run)
+    for note in outcome.decision.notes:
+        reporter.info(note)
+    for run in outcome.decision.runs:
+        state = "live" if run.live else "stale"
+        who = f" ({run.owner})" if run.owner else ""
+        reporter.info(
+            f"run {run.run_id}{who}: {state}, last sign of life {_human(run.age)} ago, "
+            f"{len(run.job_ids)} active job(s)"
+        )
+    for line in outcome.done:
+        reporter.info(line)
+    if not outcome.decision.actions:
+        reporter.info(f"{name}: nothing to do")
+    return outcome
+
+
+def guard_record(adapter: Adapter) -> GuardRecord | Unreadable | None:
+    return heartbeat.read_record(adapter.store, adapter.prefix)
+
+
+def _dead_here(record: Heartbeat) -> bool:
+    """Its runner ran on this machine as this user and its process is no more."""
+    if record.owner != heartbeat.owner():
+        return False
+    try:
+        os.kill(record.pid, 0)
+    except ProcessLookupError:
+        return True
+    except PermissionError:
+        return False
+    return False
+
+
+def _human(value: timedelta) -> str:
+    seconds = max(int(value.total_seconds()), 0)
+    if seconds < 120:
+        return f"{seconds}s"
+    if seconds < 7200:
+        return f"{seconds // 60}m"
+    return f"{seconds // 3600}h{(seconds % 3600) // 60:02d}m"
