@@ -29,6 +29,13 @@ def sleepers(seconds: str) -> list[str]:
     return out.stdout.split()
 
 
+def status_of(workdir: Path) -> dict:
+    result = run_cfw(["status", "local", "--json"], cwd=workdir)
+    assert result.code == 0, result.output
+    [env] = json.loads(result.stdout)
+    return env
+
+
 def start_slow_run(workdir: Path, seconds: str) -> subprocess.Popen:
     env = {**os.environ}
     env.pop("CFW_DEBUG", None)
@@ -80,9 +87,13 @@ def test_heartbeat_written_during_the_run_and_removed_after(tmp_path: Path, sand
 def test_sigkilled_runner_leaves_jobs_that_cancel_ends(tmp_path: Path, sandbox_base: Path):
     workdir = copy_workflow(WORKFLOWS / "slow", tmp_path / "slow")
     seconds = str(random.randint(20000, 29999))
+    assert run_cfw(["up", "local", "--yes"], cwd=workdir).code == 0
     proc = start_slow_run(workdir, seconds)
     try:
         beat = wait_for_job(workdir, seconds)
+        [run] = status_of(workdir)["runs"]  # the live run, its heartbeat's age
+        assert run["run_id"] == beat["run_id"] and run["live"] and run["jobs"] == 1
+        assert run["heartbeat_age_s"] < 120 and run["owner"] == beat["owner"]
         # the runner dies without a word: `cfw run` and its Snakemake (its own session)
         os.killpg(os.getpgid(beat["pid"]), signal.SIGKILL)
         proc.kill()
@@ -90,6 +101,12 @@ def test_sigkilled_runner_leaves_jobs_that_cancel_ends(tmp_path: Path, sandbox_b
         time.sleep(1)
         assert sleepers(seconds), "the job should outlive its killed runner"
         assert heartbeats(workdir), "a killed runner cannot remove its heartbeat"
+        env = status_of(workdir)
+        [run] = env["runs"]
+        assert not run["live"] and "is gone" in run["gone"]
+        assert env["jobs_running"] == 1  # the jobs the adapter finds, not the dead run's record
+        shown = run_cfw(["status", "local"], cwd=workdir)
+        assert f"`cfw cancel local {beat['run_id']}` cancels its jobs" in shown.stderr
 
         dry = run_cfw(["guard", "local", "--once", "--dry-run"], cwd=workdir)
         assert dry.code == 0, dry.output
@@ -109,6 +126,11 @@ def test_sigkilled_runner_leaves_jobs_that_cancel_ends(tmp_path: Path, sandbox_b
         assert "nothing to cancel" in second.stderr
         named = run_cfw(["cancel", "local", beat["run_id"]], cwd=workdir)
         assert named.code == 0 and "nothing to cancel" in named.stderr
+        guard = run_cfw(["guard", "local", "--once"], cwd=workdir)
+        assert guard.code == 0 and "nothing to do" in guard.stderr, guard.output
+        env = status_of(workdir)
+        assert env["runs"] == [] and env["jobs_running"] == 0
+        assert env["guard"]["checked_at"] and env["guard"]["last_actions"] == []
     finally:
         if proc.poll() is None:
             proc.kill()
@@ -126,3 +148,51 @@ def test_cancel_refuses_a_bad_run_id(tmp_path: Path):
 def test_guard_needs_once(tmp_path: Path):
     result = run_cfw(["guard", "local"], cwd=tmp_path)
     assert result.code == 2 and "--once" in result.stderr
+
+
+QUICK = """
+rule quick:
+    output:
+        "results/quick.txt",
+    shell:
+        "echo quick > {output}"
+"""
+
+
+def test_a_plain_run_beside_down_and_run_teardown(tmp_path: Path, sandbox_base: Path):
+    """`down` and `run --teardown` refuse while another run uses the environment, naming
+    it; no traceback; the run goes on; once it ended, `down` works."""
+    workdir = copy_workflow(WORKFLOWS / "slow", tmp_path / "slow")
+    (workdir / "quick.smk").write_text(QUICK)
+    seconds = str(random.randint(30000, 39999))
+    assert run_cfw(["up", "local", "--yes"], cwd=workdir).code == 0
+    proc = start_slow_run(workdir, seconds)
+    try:
+        beat = wait_for_job(workdir, seconds)
+        down = run_cfw(["down", "local", "--yes"], cwd=workdir)
+        assert down.code == 2, down.output
+        assert "Traceback" not in down.output
+        [line] = down.stderr.strip().splitlines()
+        assert line.startswith(
+            "error: not running `cfw down`: environment 'local' is in use by run "
+            f"{beat['run_id']} ("
+        )
+        waited = run_cfw(["down", "local", "--yes", "--lock-timeout", "1"], cwd=workdir)
+        assert waited.code == 2 and "in use by run" in waited.stderr
+
+        teardown = run_cfw(["run", "--teardown", "-s", "quick.smk", "--nolock"], cwd=workdir)
+        assert teardown.code == 1, teardown.output
+        assert "Traceback" not in teardown.output
+        assert (workdir / "results" / "quick.txt").read_text() == "quick\n"  # it ran
+        last = teardown.stderr.strip().splitlines()[-1]
+        assert last.startswith("error: local is not torn down: environment 'local' is in use ")
+        assert f"by run {beat['run_id']}" in last
+        assert status_of(workdir)["state"] == "up"
+        assert sleepers(seconds), "the plain run must go on"
+        proc.send_signal(signal.SIGINT)
+        proc.communicate(timeout=180)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    down = run_cfw(["down", "local", "--yes"], cwd=workdir)
+    assert down.code == 0, down.output

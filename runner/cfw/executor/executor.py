@@ -112,6 +112,14 @@ class CfwExecutor(BudgetMixin, RemoteExecutor):
         except CfwError as exc:
             self.report_job_error(SubmittedJobInfo(job), msg=f"cfw: submission failed: {exc}")
             return
+        except Exception as exc:  # the service's own error (its environment gone, say): one line
+            text = " ".join(str(exc).split())[:300]
+            self.report_job_error(
+                SubmittedJobInfo(job),
+                msg=f"cfw: submission failed: {type(exc).__name__}: {text} (is {self.ctx.name} "
+                "still up? `cfw status` says)",
+            )
+            return
         self.logger.debug(f"cfw: submitted {external_id}: {spec.command}")
         self.specs[external_id] = spec
         self.tracker.submitted(spec, external_id)

@@ -18,6 +18,7 @@ from pathlib import Path
 from cfw.backends.base import EnvContext
 from cfw.backends.kind import Kind
 from cfw.core import heartbeat
+from cfw.core.claims import Busy
 from cfw.core.errors import UserError
 from cfw.core.guard import CANCEL, Action, GuardRecord, Job, Unreadable, assess_runs
 from cfw.core.guard_check import Adapter, Outcome, check, describe_cancel
@@ -51,14 +52,23 @@ class Guarded:
 
 
 def open_guarded(project: Path, name: str, environ: Mapping[str, str]) -> Guarded:
-    state = EnvState(project, name)
-    kind, ctx = open_context(project, name, "guard", environ=environ)
-    adapter = kind.guard_adapter(ctx, environ)
-    if adapter is None:
+    guarded = find_guarded(project, name, environ)
+    if guarded is None:
+        kind, _ = open_context(project, name, "guard", environ=environ)
         raise UserError(
             f"kind {kind.name} has no guard adapter: cfw cannot list or cancel its jobs",
             "cancel them with the service's own tools",
         )
+    return guarded
+
+
+def find_guarded(project: Path, name: str, environ: Mapping[str, str]) -> Guarded | None:
+    """The environment opened for the guard; None when its kind has no guard adapter."""
+    state = EnvState(project, name)
+    kind, ctx = open_context(project, name, "guard", environ=environ)
+    adapter = kind.guard_adapter(ctx, environ)
+    if adapter is None:
+        return None
     meta = state.meta()
     expires = parse_time(meta.expires_at) if meta and meta.phase == PHASE_UP else None
     return Guarded(kind, ctx, adapter, expires)
@@ -190,3 +200,155 @@ def _human(value: timedelta) -> str:
     if seconds < 7200:
         return f"{seconds // 60}m"
     return f"{seconds // 3600}h{(seconds % 3600) // 60:02d}m"
+
+
+def status_view(project: Path, name: str, environ: Mapping[str, str]) -> dict:
+    """What `cfw status NAME` shows of the guard: the active runs (heartbeat age, runner
+    gone or not), the active jobs the adapter counts, and the guard's record; empty when
+    the kind has no guard adapter."""
+    guarded = find_guarded(project, name, environ)
+    if guarded is None:
+        return {}
+    adapter = guarded.adapter
+    now = datetime.now(UTC)
+    jobs = adapter.jobs()
+    stored = heartbeat.read_all(adapter.store, adapter.prefix)
+    lines = lines_of(stored, jobs, guarded.ctx.config.guard.orphan_after, now)
+    record = guard_record(adapter)
+    shown: dict | None = None
+    if isinstance(record, GuardRecord):
+        last = [e for e in record.history if e.at == record.checked_at and e.action != "noted"]
+        shown = {
+            "checked_at": _iso(record.checked_at),
+            "stopped_at": _iso(record.stopped_at),
+            "stopped_cause": record.stopped_cause,
+            "last_actions": [f"{e.action} ({e.cause}): {e.reason}" for e in last],
+            "history": [
+                {"at": _iso(e.at), "action": e.action, "cause": e.cause, "reason": e.reason}
+                for e in record.history[-5:]
+            ],
+        }
+    elif isinstance(record, Unreadable):
+        shown = {"error": f"the guard's record is unreadable: {record.problem}"}
+    return {
+        "runs": [
+            {
+                "run_id": line.run_id,
+                "owner": line.owner,
+                "heartbeat_age_s": line.age_s,
+                "live": line.live,
+                "gone": line.gone,
+                "jobs": len(line.jobs),
+            }
+            for line in lines
+        ],
+        "jobs_active": len(jobs),
+        "guard": shown,
+    }
+
+
+def _iso(value: datetime | None) -> str | None:
+    return value.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ") if value else None
+
+
+def say_runs(reporter: Reporter, name: str, runs: list[dict], guard: dict | None) -> None:
+    """`cfw status NAME`'s lines on its runs and its guard."""
+    for run in runs:
+        age = run["heartbeat_age_s"]
+        beat = (
+            f"heartbeat {_human(timedelta(seconds=age))} ago" if age is not None else "no heartbeat"
+        )
+        who = f" ({run['owner']})" if run["owner"] else ""
+        line = f"{name}: run {run['run_id']}{who}: {beat}, {run['jobs']} active job(s)"
+        if run["live"]:
+            reporter.info(line)
+        else:
+            reporter.warn(
+                f"{line}; runner gone ({run['gone']}): "
+                f"`cfw cancel {name} {run['run_id']}` cancels its jobs"
+            )
+    if not guard:
+        return
+    if "error" in guard:
+        reporter.warn(f"{name}: guard: {guard['error']}")
+        return
+    stopped = (
+        f"; what bills is stopped since {guard['stopped_at']} ({guard['stopped_cause']})"
+        if guard.get("stopped_at")
+        else ""
+    )
+    reporter.info(f"{name}: guard: last check {guard['checked_at']}{stopped}")
+    for action in guard.get("last_actions") or []:
+        reporter.info(f"{name}: guard did: {action}")
+
+
+DOWN_WAIT_S = 300.0  # how long `down` waits for cancelled jobs to be gone
+
+
+def cancel_every_job(
+    kind: Kind,
+    ctx: EnvContext,
+    environ: Mapping[str, str],
+    reporter: Reporter,
+    wait_s: float = DOWN_WAIT_S,
+    sleep=None,
+    operation: str = "down",
+) -> int:
+    """`cfw down`, before Terraform destroys what jobs run on: every active job of every
+    run is cancelled (through the kind's adapter, the same path as `cfw cancel`) and
+    confirmed gone. Returns how many were cancelled; WorkFailed if some stay."""
+    import time
+
+    from cfw.core.errors import CfwError, WorkFailed
+
+    sleep = sleep or time.sleep
+    try:
+        adapter = kind.guard_adapter(ctx, environ)
+        if adapter is None:
+            return 0
+        jobs = adapter.jobs()
+        stored = heartbeat.read_all(adapter.store, adapter.prefix)
+    except CfwError as exc:
+        raise WorkFailed(
+            f"could not list the jobs still running on {ctx.name}: {exc.message}",
+            f"fix the cause and run `cfw down {ctx.name}` again; nothing was destroyed",
+        ) from exc
+    orphan_after = ctx.config.guard.orphan_after
+    lines = lines_of(stored, jobs, orphan_after, datetime.now(UTC))
+    # a run elsewhere whose heartbeat is fresh (runs here hold a claim, checked before);
+    # jobs with no heartbeat are cancelled like any other
+    live = [line for line in lines if line.live and line.age_s is not None]
+    if live:
+        shown = ", ".join(
+            f"run {line.run_id} ({line.owner or 'unknown'}, heartbeat "
+            f"{_human(timedelta(seconds=line.age_s or 0))} ago)"
+            for line in live[:3]
+        )
+        raise Busy(
+            f"not running `cfw {operation}`: environment {ctx.name!r} is in use by {shown}",
+            f"wait for it to end, or `cfw cancel {ctx.name} RUN` to stop it first",
+        )
+    if not jobs:
+        return 0
+    reporter.info(f"cancelling {len(jobs)} job(s) still running on {ctx.name}")
+    by_run: dict[str | None, list[str]] = {}
+    for job in jobs:
+        by_run.setdefault(job.run_id, []).append(job.job_id)
+    cancelled = 0
+    for run_id, ids in sorted(by_run.items(), key=lambda item: item[0] or ""):
+        action = Action(CANCEL, "down", "cfw down", run_id, tuple(sorted(ids)))
+        done = list(adapter.cancel(action))
+        cancelled += len(done)
+        reporter.info(describe_cancel(action, done).removeprefix("down: "))
+    deadline = time.monotonic() + wait_s
+    while True:
+        left = adapter.jobs()
+        if not left:
+            return cancelled
+        if time.monotonic() >= deadline:
+            names = ", ".join(sorted(j.job_id for j in left)[:5])
+            raise WorkFailed(
+                f"{len(left)} job(s) of {ctx.name} are still there after cancelling: {names}",
+                f"run `cfw down {ctx.name}` again; nothing was destroyed",
+            )
+        sleep(2.0)
