@@ -166,6 +166,7 @@ def up(
     meta = state.meta()
     expiry = f"; expires {meta.expires_at} (cfw reap)" if meta and meta.expires_at else ""
     out.success(f"{name} is up (id {meta.env_id if meta else '?'}){expiry}")
+    guarding.say_unguarded(out, resolved)
     hidden = lifecycle.sensitive_outputs
     for key, value in sorted(outputs.items()):
         if key in hidden or _SECRET_NAME.search(key) or key == "cfw_labels":

@@ -352,3 +352,21 @@ def cancel_every_job(
                 f"run `cfw down {ctx.name}` again; nothing was destroyed",
             )
         sleep(2.0)
+
+
+def unguarded_line(kind: Kind, config, name: str) -> str | None:
+    """What `cfw up` says when a cloud kind's guard is switched off; None otherwise."""
+    if not kind.capabilities.needs_up or config.guard.enabled:
+        return None
+    ttl = " or enforces its ttl" if config.ttl else ""
+    return (
+        f"guard.enabled is false: nothing cloud-side cancels the jobs of a run whose runner "
+        f"died{ttl}; run `cfw guard {name} --once` from a machine that stays up (cron), "
+        f"`cfw reap` destroys what is past its ttl"
+    )
+
+
+def say_unguarded(reporter: Reporter, resolved) -> None:
+    line = unguarded_line(resolved.kind, resolved.config, resolved.name)
+    if line:
+        reporter.warn(line)
