@@ -203,7 +203,9 @@ class Kind(Generic[C]):
         its store, the active jobs carrying its cfw-id, cancel (by run label, idempotent) and
         stop. Used by `cfw guard NAME --once`, `cfw cancel`, `cfw status` and `cfw down`
         (which cancels every job before destroying). Each kind's adapter is in its package's
-        guard.py (``adapter_for``), built lazily here. None: the kind has none."""
+        guard.py (``adapter_for``), built lazily here. None: the kind has none. An adapter
+        whose ``store`` is None keeps no heartbeats (google-batch, for now): `cfw guard
+        --once` and `cfw cancel` without RUN refuse on it."""
         return None
 
     def status_details(self, config: C, outputs: Mapping[str, Any]) -> dict[str, Any]:

@@ -76,8 +76,24 @@ def find_guarded(project: Path, name: str, environ: Mapping[str, str]) -> Guarde
 
 def run_lines(adapter: Adapter, orphan_after: timedelta, now: datetime) -> list[RunLine]:
     """Every run with a heartbeat or an active job, live or gone."""
-    stored = heartbeat.read_all(adapter.store, adapter.prefix)
-    return lines_of(stored, adapter.jobs(), orphan_after, now)
+    return lines_of(stored_beats(adapter), adapter.jobs(), orphan_after, now)
+
+
+def stored_beats(adapter: Adapter) -> list[heartbeat.Stored]:
+    """The heartbeats; none where the kind keeps none (its adapter has no store)."""
+    if adapter.store is None:
+        return []
+    return heartbeat.read_all(adapter.store, adapter.prefix)
+
+
+def _needs_heartbeats(guarded: Guarded, what: str) -> None:
+    if guarded.adapter.store is None:
+        raise UserError(
+            f"kind {guarded.kind.name} keeps no run heartbeats yet: {what} cannot tell a live "
+            "run from one whose runner is gone",
+            f"name the run: `cfw cancel {guarded.ctx.name} RUN` (runs: `cfw status "
+            f"{guarded.ctx.name}`)",
+        )
 
 
 def lines_of(
@@ -128,6 +144,7 @@ def cancel(
             reporter.info(f"run {run_id} has no active job on {name}: nothing to cancel")
             return []
     else:
+        _needs_heartbeats(guarded, "`cfw cancel` without RUN")
         targets = [line for line in lines if not line.live]
         if not targets:
             live = [line.run_id for line in lines]
@@ -143,7 +160,7 @@ def cancel(
         ids = list(adapter.cancel(action)) if line.jobs else []
         cancelled += ids
         reporter.info(describe_cancel(action, ids).removeprefix("cancel: "))
-        if not line.live:  # its runner will not remove it
+        if not line.live and adapter.store is not None:  # its runner will not remove it
             heartbeat.remove(adapter.store, adapter.prefix, line.run_id)
     return cancelled
 
@@ -158,6 +175,7 @@ def guard_once(
     """One guard check of NAME from this machine (the check the cloud guard runs)."""
     environ = dict(os.environ if environ is None else environ)
     guarded = open_guarded(project, name, environ)
+    _needs_heartbeats(guarded, "`cfw guard --once`")
     settings = guarded.ctx.config.guard.settings(guarded.expires_at)
     outcome = check(guarded.adapter, settings, datetime.now(UTC), dry_run=dry_run)
     for note in outcome.decision.notes:
@@ -212,9 +230,8 @@ def status_view(project: Path, name: str, environ: Mapping[str, str]) -> dict:
     adapter = guarded.adapter
     now = datetime.now(UTC)
     jobs = adapter.jobs()
-    stored = heartbeat.read_all(adapter.store, adapter.prefix)
-    lines = lines_of(stored, jobs, guarded.ctx.config.guard.orphan_after, now)
-    record = guard_record(adapter)
+    lines = lines_of(stored_beats(adapter), jobs, guarded.ctx.config.guard.orphan_after, now)
+    record = guard_record(adapter) if adapter.store is not None else None
     shown: dict | None = None
     if isinstance(record, GuardRecord):
         last = [e for e in record.history if e.at == record.checked_at and e.action != "noted"]
@@ -307,7 +324,7 @@ def cancel_every_job(
         if adapter is None:
             return 0
         jobs = adapter.jobs()
-        stored = heartbeat.read_all(adapter.store, adapter.prefix)
+        stored = stored_beats(adapter)
     except CfwError as exc:
         raise WorkFailed(
             f"could not list the jobs still running on {ctx.name}: {exc.message}",
