@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -48,7 +48,6 @@ class Guarded:
     ctx: EnvContext
     adapter: Adapter
     expires_at: datetime | None
-    notes: list[str] = field(default_factory=list)
 
 
 def open_guarded(project: Path, name: str, environ: Mapping[str, str]) -> Guarded:
