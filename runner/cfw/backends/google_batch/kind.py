@@ -162,6 +162,12 @@ class GoogleBatchKind(Kind[GoogleBatchConfig]):
         known = {**names(config, ident.env_id), **{k: v for k, v in outputs.items() if v}}
         return leftovers(Clients(str(config.project), config.region), ident.env_id, known)
 
+    # -- the guard: jobs by the environment's label (no heartbeats yet) ---------------------
+    def guard_adapter(self, ctx: EnvContext[GoogleBatchConfig], environ: Mapping[str, str]):
+        from cfw.backends.google_batch import guard
+
+        return guard.adapter_for(ctx.config, dict(ctx.outputs), ctx.env_id)
+
     def status_details(
         self, config: GoogleBatchConfig, outputs: Mapping[str, Any]
     ) -> dict[str, Any]:
