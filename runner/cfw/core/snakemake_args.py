@@ -14,6 +14,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from cfw.core.checks import shorten
 from cfw.core.errors import UserError
 
 REDACTED = "<redacted>"
@@ -121,7 +122,8 @@ def check(project: Path, given: Sequence[str]) -> SnakemakeArgs:
         message = str(exc).strip().rstrip(".") or type(exc).__name__
         raise UserError(f"snakemake cannot use these arguments: {message}", _SEE_HELP) from None
     if unknown:
-        raise UserError(f"snakemake has no option {unknown[0]!r}", _SEE_HELP)
+        raise UserError(f"snakemake has no option {shorten(unknown[0])}", _SEE_HELP)
+    _check_counts(args)
     directory = getattr(parsed, "directory", None)
     missing = _snakefile_needed(project, getattr(parsed, "snakefile", None), directory)
     if missing:
@@ -134,6 +136,24 @@ def check(project: Path, given: Sequence[str]) -> SnakemakeArgs:
                     "check the path given to --configfile",
                 )
     return _move_secrets(args)
+
+
+def _check_counts(args: Sequence[str]) -> None:
+    """--jobs 0 would run nothing (and wait forever on a remote executor)."""
+    for names, what in ((JOBS, "jobs"), (CORES, "cores")):
+        value = flag_value(args, names)
+        if value is None or value in ("all", "unlimited"):
+            continue
+        try:
+            number = int(value)
+        except ValueError:
+            number = 0
+        if not 1 <= number <= 1_000_000:
+            raise UserError(
+                f"{names[-1]} {shorten(value)}: the number of {what} must be a whole number "
+                "from 1 to 1000000",
+                f"for example {names[-1]} 10" + (" (or all)" if what == "cores" else ""),
+            )
 
 
 _SEE_HELP = "see `snakemake --help` for its options; cfw's own are in `cfw run --help`"

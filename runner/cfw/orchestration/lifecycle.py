@@ -82,6 +82,7 @@ class Lifecycle:
         self.reporter = reporter or Reporter()
         self.environ = dict(os.environ if environ is None else environ)
         self.sensitive_outputs: set[str] = set()
+        self.started = False  # `up` got the environment's lock (a refused one changed nothing)
 
     # -- helpers ----------------------------------------------------------------------------
     def terraform(self, resolved: Resolved, workdir: Path, lock_timeout: float = 60.0) -> Terraform:
@@ -170,6 +171,7 @@ class Lifecycle:
         kind.preflight(config, self.environ)
         state = EnvState(self.project, resolved.name)
         with contextlib.nullcontext() if locked else state.lock("up", lock_timeout):
+            self.started = True
             meta = state.meta()
             if meta and meta.phase == PHASE_UP:
                 self.reporter.info(f"{resolved.name} is up; applying its config again")
