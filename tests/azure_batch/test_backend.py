@@ -31,6 +31,8 @@ POOLS = [
 ]
 TASKS = "/jobs/{job}/tasks"
 
+SUB = "00000000-0000-0000-0000-000000000001"  # the subscription of the tests
+
 
 def make_backend(
     fake,
@@ -383,13 +385,13 @@ def test_leftovers_lists_what_still_carries_the_id(fake_batch, monkeypatch):
     fake_batch.arm["/subscriptions/00000000-0000-0000-0000-000000000001/resources"] = {
         "value": [
             {
-                "id": "/subscriptions/00000000-0000-0000-0000-000000000001/resourceGroups/cfw-ab/providers/Microsoft.Batch/"
+                "id": f"/subscriptions/{SUB}/resourceGroups/cfw-ab/providers/Microsoft.Batch/"
                 "batchAccounts/acct"
             }
         ]
     }
     cfg = AzureBatchConfig(
-        name="ab", region="westeurope", subscription_id="00000000-0000-0000-0000-000000000001", arm_endpoint=fake_batch.base_url
+        name="ab", region="westeurope", subscription_id=SUB, arm_endpoint=fake_batch.base_url
     )
     left = KIND.leftovers(cfg, identity("ab", "azure-batch"), {}, {})
     assert left == [

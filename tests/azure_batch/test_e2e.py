@@ -72,7 +72,8 @@ def fake_up(project: Path, fake_url: str, azurite: dict[str, str]) -> None:
             "storage_account_name": azurite["account"],
             "storage_blob_endpoint": f"{endpoint}/",
             "storage_container_urls": {c: f"{endpoint}/{c}" for c in ("data", "logs")},
-            "identity_id": "/subscriptions/00000000-0000-0000-0000-000000000001/resourceGroups/cfw-azure-batch/providers/"
+            "identity_id": "/subscriptions/00000000-0000-0000-0000-000000000001/resourceGroups/"
+            "cfw-azure-batch/providers/"
             "Microsoft.ManagedIdentity/userAssignedIdentities/nodes",
             "identity_client_id": "00000000-0000-0000-0000-000000000001",
             "resource_group_name": "cfw-azure-batch",
