@@ -187,7 +187,7 @@ class Lifecycle:
             previous = meta.phase
             state.set_phase(PHASE_APPLYING)
             try:
-                tf.apply()
+                self._apply(resolved, ident, state, tf)
             except UserError:  # e.g. the state is locked: nothing was applied
                 state.set_phase(previous if previous == PHASE_UP else PHASE_FAILED)
                 raise
@@ -217,6 +217,19 @@ class Lifecycle:
             state.set_phase(PHASE_UP, last_error=None, resources=self._count(state, tf))
             state.secure()
             return outputs
+
+    def _apply(self, resolved: Resolved, ident: Identity, state: EnvState, tf: Terraform) -> None:
+        """Apply; once more, re-rendered, when the kind adopts what made the apply fail
+        (a shared resource another environment created meanwhile)."""
+        try:
+            tf.apply()
+        except WorkFailed as exc:
+            why = resolved.kind.adopt_after_failure(resolved.config, str(exc))
+            if not why:
+                raise
+            self.reporter.info(why)
+            self.render(resolved, ident, state.dir, tf)
+            tf.apply()
 
     def _adopt_shared_identity(self, state: EnvState, tf: Terraform, ident: Identity) -> Identity:
         """A shared environment already up elsewhere keeps its id; re-render with it."""
