@@ -224,6 +224,8 @@ def test_terraform_outlives_a_killed_cfw_and_the_next_one_waits_for_it(tmp_path:
     assert not (work / ".terraform.tfstate.lock.info").exists()
     tf.destroy()
     assert count_state_resources(work / "terraform.tfstate") == 0
+    # Terraform's output, once read, stays nowhere on disk
+    assert not [p.name for p in work.iterdir() if p.name.startswith(".terraform-")]
 
 
 HOLD_LOCK = """

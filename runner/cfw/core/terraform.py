@@ -291,9 +291,10 @@ class Terraform:
                 proc.kill()
             raise
         finally:
-            if to_files and proc.poll() is not None:
-                with contextlib.suppress(OSError):
-                    (self.workdir / PID_FILE).unlink()
+            if to_files and proc.poll() is not None:  # read: nothing of it stays on disk
+                for name in (PID_FILE, OUT_FILE, ERR_FILE):
+                    with contextlib.suppress(OSError):
+                        (self.workdir / name).unlink()
 
     def _capture(self, args: list[str], ok_codes: tuple[int, ...] = (0,)) -> str:
         with self._running(args) as proc:
@@ -305,8 +306,8 @@ class Terraform:
     def _run_text(self, args: list[str], what: str) -> RunResult:
         with self._running(args, to_files=True) as proc:
             proc.wait()
-        out = (self.workdir / OUT_FILE).read_text(errors="replace")
-        err = (self.workdir / ERR_FILE).read_text(errors="replace")
+            out = (self.workdir / OUT_FILE).read_text(errors="replace")
+            err = (self.workdir / ERR_FILE).read_text(errors="replace")
         result = RunResult(text=out + err)
         if proc.returncode != 0:
             raise failure(what, result)
