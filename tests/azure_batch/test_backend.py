@@ -31,6 +31,8 @@ POOLS = [
 ]
 TASKS = "/jobs/{job}/tasks"
 
+SUB = "00000000-0000-0000-0000-000000000001"  # the subscription of the tests
+
 
 def make_backend(
     fake,
@@ -336,7 +338,7 @@ class StaticToken:
 def test_status_details_show_pool_state_and_autoscale_errors(fake_batch, monkeypatch):
     monkeypatch.setattr(cloud, "token_credential", lambda environ: StaticToken())
     base = (
-        "/subscriptions/sub1/resourceGroups/cfw-ab/providers/Microsoft.Batch/"
+        "/subscriptions/00000000-0000-0000-0000-000000000001/resourceGroups/cfw-ab/providers/Microsoft.Batch/"
         "batchAccounts/acct/pools"
     )
     fake_batch.arm[f"{base}/standard-d4s-v3"] = {
@@ -363,7 +365,7 @@ def test_status_details_show_pool_state_and_autoscale_errors(fake_batch, monkeyp
         name="ab", region="westeurope", pools=POOLS, arm_endpoint=fake_batch.base_url
     )
     outputs = {
-        "subscription_id": "sub1",
+        "subscription_id": "00000000-0000-0000-0000-000000000001",
         "resource_group_name": "cfw-ab",
         "batch_account_name": "acct",
         "batch_pool_ids": ["standard-d4s-v3", "standard-e16s-v3"],
@@ -380,25 +382,25 @@ def test_status_details_show_pool_state_and_autoscale_errors(fake_batch, monkeyp
 
 def test_leftovers_lists_what_still_carries_the_id(fake_batch, monkeypatch):
     monkeypatch.setattr(cloud, "token_credential", lambda environ: StaticToken())
-    fake_batch.arm["/subscriptions/sub1/resources"] = {
+    fake_batch.arm["/subscriptions/00000000-0000-0000-0000-000000000001/resources"] = {
         "value": [
             {
-                "id": "/subscriptions/sub1/resourceGroups/cfw-ab/providers/Microsoft.Batch/"
+                "id": f"/subscriptions/{SUB}/resourceGroups/cfw-ab/providers/Microsoft.Batch/"
                 "batchAccounts/acct"
             }
         ]
     }
     cfg = AzureBatchConfig(
-        name="ab", region="westeurope", subscription_id="sub1", arm_endpoint=fake_batch.base_url
+        name="ab", region="westeurope", subscription_id=SUB, arm_endpoint=fake_batch.base_url
     )
     left = KIND.leftovers(cfg, identity("ab", "azure-batch"), {}, {})
     assert left == [
-        "/subscriptions/sub1/resourceGroups/cfw-ab/providers/Microsoft.Batch/batchAccounts/acct"
+        "/subscriptions/00000000-0000-0000-0000-000000000001/resourceGroups/cfw-ab/providers/Microsoft.Batch/batchAccounts/acct"
     ]
     queries = [
         parse_qs(urlparse(u).query)
         for m, u, _ in fake_batch.requests
-        if u.startswith("/subscriptions/sub1/")
+        if u.startswith("/subscriptions/00000000-0000-0000-0000-000000000001/")
     ]
     assert (
         all(q["$filter"] == ["tagName eq 'cfw-id' and tagValue eq 'ab-0a1b2c'"] for q in queries)
@@ -421,7 +423,7 @@ def test_status_and_leftovers_without_credentials_say_so(fake_batch, monkeypatch
     monkeypatch.setattr(cloud, "token_credential", lambda environ: NoCredential())
     cfg = AzureBatchConfig(name="ab", region="westeurope", arm_endpoint=fake_batch.base_url)
     outputs = {
-        "subscription_id": "sub1",
+        "subscription_id": "00000000-0000-0000-0000-000000000001",
         "resource_group_name": "cfw-ab",
         "batch_account_name": "acct",
         "batch_pool_ids": ["standard-d4s-v3"],

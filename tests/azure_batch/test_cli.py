@@ -22,6 +22,8 @@ SECRETS = {
     "BATCH_CONTAINER_REGISTRY_PASS": "registry-password-that-must-never-show",
 }
 
+SUB = "00000000-0000-0000-0000-00000000aaaa"  # a subscription id of the right form
+
 
 def clean_env(**extra: str) -> dict[str, str]:
     """The caller's environment without any Azure setting, plus ``extra``."""
@@ -38,11 +40,14 @@ def clean_env(**extra: str) -> dict[str, str]:
     ("extra", "fragment"),
     [
         ({}, "no Azure subscription"),
-        ({"AZURE_SUBSCRIPTION_ID": "sub"}, "no Azure location"),
-        ({"AZURE_SUBSCRIPTION_ID": "sub", "AZURE_LOCATION": "westeurope"}, "no Azure credentials"),
+        ({"AZURE_SUBSCRIPTION_ID": SUB}, "no Azure location"),
+        (
+            {"AZURE_SUBSCRIPTION_ID": SUB, "AZURE_LOCATION": "westeurope"},
+            "no Azure credentials",
+        ),
         (
             {
-                "AZURE_SUBSCRIPTION_ID": "sub",
+                "AZURE_SUBSCRIPTION_ID": SUB,
                 "AZURE_LOCATION": "westeurope",
                 "AZURE_CLIENT_ID": "c",
                 "AZURE_CLIENT_SECRET": "s",
@@ -51,7 +56,7 @@ def clean_env(**extra: str) -> dict[str, str]:
         ),
         (
             {
-                "AZURE_SUBSCRIPTION_ID": "sub",
+                "AZURE_SUBSCRIPTION_ID": SUB,
                 "AZURE_LOCATION": "westeurope",
                 "AZURE_CLIENT_ID": "c",
                 "AZURE_CLIENT_SECRET": "s",
@@ -63,7 +68,7 @@ def clean_env(**extra: str) -> dict[str, str]:
         ),
         (
             {
-                "AZURE_SUBSCRIPTION_ID": "sub",
+                "AZURE_SUBSCRIPTION_ID": SUB,
                 "AZURE_LOCATION": "westeurope",
                 "AZURE_CLIENT_ID": "c",
                 "AZURE_CLIENT_SECRET": "s",
@@ -97,7 +102,7 @@ def test_up_flags_fill_the_config(cfw, tmp_path):
             "--region",
             "northeurope",
             "--set",
-            "subscription_id=sub-from-flag",
+            "subscription_id=00000000-0000-0000-0000-00000000aaaa",
         ],
         cwd=tmp_path,
         env=clean_env(AZURE_CLIENT_ID="c", AZURE_CLIENT_SECRET="s"),
@@ -183,7 +188,7 @@ def test_batch_account_url_gives_the_account_and_its_region(cfw, tmp_path):
         ["up", "azure-batch", "--yes"],
         cwd=tmp_path,
         env=clean_env(
-            AZURE_SUBSCRIPTION_ID="sub",
+            AZURE_SUBSCRIPTION_ID=SUB,
             AZ_BATCH_ACCOUNT_URL=url,
             AZURE_CLIENT_ID="c",
             AZURE_CLIENT_SECRET="s",
@@ -209,7 +214,7 @@ def fake_az(tmp_path: Path, script: str) -> dict[str, str]:
     az.write_text(f'#!/bin/sh\necho "$@" >> "{tmp_path}/az.log"\n{script}\n')
     az.chmod(0o755)
     return clean_env(
-        AZURE_SUBSCRIPTION_ID="sub",
+        AZURE_SUBSCRIPTION_ID=SUB,
         AZURE_LOCATION="westeurope",
         PATH=f"{bindir}{os.pathsep}{os.environ['PATH']}",
     )

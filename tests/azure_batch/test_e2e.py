@@ -34,7 +34,7 @@ QUICKSTART = REPO / "examples" / "quickstart"
 BATCH_KEY = "ZmFrZS1iYXRjaC1rZXktZm9yLWUyZS10ZXN0cw=="
 CONFIG = """kind: azure-batch
 region: westeurope
-subscription_id: sub1
+subscription_id: 00000000-0000-0000-0000-000000000001
 image: snakemake-azure:test
 tasks_per_node: 2
 output_files_auth: sas
@@ -72,11 +72,12 @@ def fake_up(project: Path, fake_url: str, azurite: dict[str, str]) -> None:
             "storage_account_name": azurite["account"],
             "storage_blob_endpoint": f"{endpoint}/",
             "storage_container_urls": {c: f"{endpoint}/{c}" for c in ("data", "logs")},
-            "identity_id": "/subscriptions/sub1/resourceGroups/cfw-azure-batch/providers/"
+            "identity_id": "/subscriptions/00000000-0000-0000-0000-000000000001/resourceGroups/"
+            "cfw-azure-batch/providers/"
             "Microsoft.ManagedIdentity/userAssignedIdentities/nodes",
             "identity_client_id": "00000000-0000-0000-0000-000000000001",
             "resource_group_name": "cfw-azure-batch",
-            "subscription_id": "sub1",
+            "subscription_id": "00000000-0000-0000-0000-000000000001",
             "cfw_id": "azure-batch-0a1b2c",
         }
     )

@@ -72,7 +72,7 @@ def test_secrets_reach_terraform_only_through_its_environment(tmp_path):
         "BATCH_CONTAINER_REGISTRY_PASS": PASSWORD,
         "AZURE_CLIENT_ID": "cid",
         "AZURE_CLIENT_SECRET": "client-secret-value",
-        "AZURE_TENANT_ID": "tid",
+        "AZURE_TENANT_ID": "00000000-0000-0000-0000-00000000bbbb",
     }
     resolved = resolve(
         project, "azure-batch", overrides=["registry.username=puller"], environ=environ

@@ -3,6 +3,7 @@ anything runs, and secret plugin settings leave the command line."""
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
@@ -59,12 +60,31 @@ def test_secret_settings_move_to_the_environment(workflow: Path):
     assert checked.moved == ["--storage-s3-secret-key"]
     inline = snakemake_args.check(workflow, ["--storage-s3-secret-key=S3CR3T-value", "-n"])
     assert inline.args == ["-n"] and inline.env["SNAKEMAKE_STORAGE_S3_SECRET_KEY"]
-    # tagged values stay for Snakemake, never shown
+    # tagged values move too, as the JSON list Snakemake reads back with their tags
     tagged = snakemake_args.check(
-        workflow, ["--storage-s3-secret-key", "a::S3CR3T-1", "b::S3CR3T-2"]
+        workflow, ["--storage-s3-secret-key", "a::S3CR3T-1", "b::S3CR3T-2", "-n"]
     )
-    assert "a::S3CR3T-1" in tagged.args and not tagged.env
-    assert "S3CR3T" not in tagged.shown() and snakemake_args.REDACTED in tagged.shown()
+    assert tagged.args == ["-n"] and "S3CR3T" not in tagged.shown()
+    assert json.loads(tagged.env["SNAKEMAKE_STORAGE_S3_SECRET_KEY"]) == [
+        "a::S3CR3T-1",
+        "b::S3CR3T-2",
+    ]
+    one = snakemake_args.check(workflow, ["--storage-s3-secret-key=t::S3CR3T-3"])
+    assert one.args == [] and one.env["SNAKEMAKE_STORAGE_S3_SECRET_KEY"] == '["t::S3CR3T-3"]'
+
+
+def test_snakemake_reads_tagged_values_back_from_the_environment(monkeypatch):
+    """What the variable holds is what Snakemake's own parser makes of the options."""
+    from snakemake.cli import get_argument_parser
+
+    moved = snakemake_args._move_secrets(
+        ["--storage-s3-secret-key", "a::S3CR3T-1", "S3CR3T-0", "--storage-s3-secret-key=b::S"]
+    )
+    monkeypatch.setenv(
+        "SNAKEMAKE_STORAGE_S3_SECRET_KEY", moved.env["SNAKEMAKE_STORAGE_S3_SECRET_KEY"]
+    )
+    parsed, _ = get_argument_parser().parse_known_args(moved.args)
+    assert parsed.storage_s3_secret_key == ["a::S3CR3T-1", "S3CR3T-0", "b::S"]
 
 
 def test_cfw_run_one_line_errors_and_no_secret_in_output(workflow: Path):
@@ -80,3 +100,51 @@ def test_cfw_run_one_line_errors_and_no_secret_in_output(workflow: Path):
     for path in (workflow / ".cfw").rglob("*"):
         if path.is_file():
             assert "S3CR3T-value-42" not in path.read_text(errors="replace"), path
+
+
+PROCS_SNAKEFILE = """
+import pathlib
+
+# read at parse time, while cfw and Snakemake run: every process's command line, as ps shows
+lines = []
+for path in pathlib.Path("/proc").glob("[0-9]*/cmdline"):
+    try:
+        lines.append(path.read_bytes().replace(b"\\0", b" ").decode(errors="replace"))
+    except OSError:
+        pass
+pathlib.Path("procs.txt").write_text("\\n".join(lines))
+
+localrules: all  # runs in Snakemake itself: its log is written, no job is submitted
+
+rule all:
+    output: "out.txt"
+    shell: "echo hi > {output}"
+"""
+
+
+def test_a_tagged_secret_is_in_no_command_line_banner_or_log(tmp_path: Path):
+    """`cfw run --storage-s3-secret-key TAG::VALUE`: VALUE is in no process's argv (what
+    `ps` shows, read while Snakemake runs), in no line cfw or Snakemake prints (its
+    `Command:` banner), and in no log or record."""
+    secret = "S3CR3T-tagged-77"
+    wf = tmp_path / "wf"
+    wf.mkdir()
+    (wf / "Snakefile").write_text(PROCS_SNAKEFILE)
+    args = ["run", "--storage-s3-secret-key", f"mytag::{secret}", "other::S3CR3T-2"]
+    result = run_cfw(args, cwd=wf)
+    assert result.code == 0, result.output
+    assert (wf / "out.txt").exists()
+    # Snakemake's processes (cfw's own command line is what the user typed)
+    ours = [
+        line
+        for line in (wf / "procs.txt").read_text().splitlines()
+        if str(wf) in line and "--executor cfw" in line
+    ]
+    assert ours, "no Snakemake process of this run was seen"
+    assert not any("--storage-s3-secret-key" in line or "S3CR3T" in line for line in ours)
+    assert "Command:" in result.output and "S3CR3T" not in result.output
+    logs = list((wf / ".snakemake" / "log").glob("*.log"))
+    assert logs
+    for path in [*logs, *(wf / ".cfw").rglob("*")]:
+        if path.is_file():
+            assert "S3CR3T" not in path.read_text(errors="replace"), path

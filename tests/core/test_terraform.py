@@ -166,3 +166,105 @@ resource "terraform_data" "slow" {
     assert count_state_resources(tmp_path / "terraform.tfstate") >= 1
     tf.destroy()
     assert count_state_resources(tmp_path / "terraform.tfstate") == 0
+
+
+class Messages(Recorder):
+    def __init__(self):
+        super().__init__()
+        self.messages: list[str] = []
+
+    def message(self, text):
+        self.messages.append(text)
+
+
+SLOW_TWO = """
+resource "terraform_data" "first" {
+  input = 1
+}
+
+resource "terraform_data" "second" {
+  depends_on = [terraform_data.first]
+  provisioner "local-exec" {
+    command = "sleep 6"
+  }
+}
+"""
+
+APPLY_IN_A_CHILD = """
+import sys
+from cfw.core.terraform import Terraform
+Terraform(sys.argv[1]).apply()
+"""
+
+
+def test_terraform_outlives_a_killed_cfw_and_the_next_one_waits_for_it(tmp_path: Path):
+    """SIGKILL of cfw mid-apply: Terraform (its own session, output to a file, not a pipe)
+    finishes and saves the state; the next apply/destroy waits for it, then goes on."""
+    import signal
+    import subprocess
+    import sys
+
+    work = workdir(tmp_path, SLOW_TWO)
+    Terraform(work).init()
+    child = subprocess.Popen(
+        [sys.executable, "-c", APPLY_IN_A_CHILD, str(work)], env={**os.environ}
+    )
+    deadline = time.monotonic() + 60
+    while not (work / ".terraform-pid.json").exists() and time.monotonic() < deadline:
+        time.sleep(0.1)
+    time.sleep(2)
+    child.send_signal(signal.SIGKILL)
+    child.wait()
+    progress = Messages()
+    tf = Terraform(work, progress=progress)
+    tf.recover()
+    assert any("interrupted cfw left running" in m for m in progress.messages), progress.messages
+    # the orphan finished its work: both resources are in the state, nothing was lost
+    assert count_state_resources(work / "terraform.tfstate") == 2
+    assert not (work / ".terraform.tfstate.lock.info").exists()
+    tf.destroy()
+    assert count_state_resources(work / "terraform.tfstate") == 0
+    # Terraform's output, once read, stays nowhere on disk
+    assert not [p.name for p in work.iterdir() if p.name.startswith(".terraform-")]
+
+
+HOLD_LOCK = """
+import fcntl, os, sys, time
+fd = os.open(sys.argv[1], os.O_RDWR)
+fcntl.lockf(fd, fcntl.LOCK_EX)
+print("locked", flush=True)
+time.sleep(60)
+"""
+
+
+def test_a_stale_local_lock_is_cleared_naming_it_and_a_live_one_is_kept(tmp_path: Path):
+    import json
+    import subprocess
+    import sys
+
+    work = workdir(tmp_path, GOOD, '{"items": ["a"]}')
+    tf = Terraform(work, progress=(progress := Messages()))
+    tf.init()
+    tf.apply()
+    info = work / ".terraform.tfstate.lock.info"
+    holder = {"ID": "x", "Operation": "OperationTypeApply", "Who": "ann@laptop", "Created": "t0"}
+    info.write_text(json.dumps(holder))
+    # a live holder (a process holding terraform.tfstate's lock): the info stays
+    child = subprocess.Popen(
+        [sys.executable, "-c", HOLD_LOCK, str(work / "terraform.tfstate")],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert child.stdout.readline().strip() == "locked"
+        tf._clear_stale_lock()
+        assert info.exists()
+    finally:
+        child.kill()
+        child.wait()
+    # its holder gone: cleared, and said
+    tf._clear_stale_lock()
+    assert not info.exists()
+    said = [m for m in progress.messages if "cleared a stale Terraform lock" in m]
+    assert said and str(info) in said[0] and "apply by ann@laptop" in said[0]
+    tf.destroy()

@@ -203,9 +203,10 @@ def test_up_and_down_against_moto(tmp_path, cfw, aws_env):
 
 @pytest.mark.moto
 def test_down_after_a_half_failed_up(tmp_path, cfw, aws_env):
-    # a typo only AWS notices: the compute environment fails after much else exists
+    # a type only AWS knows is not there (m9 does not exist; its form is valid, so cfw
+    # passes it): the compute environment fails after much else exists
     project = project_for(
-        tmp_path, batch={"instance_types": ["m9.notatype"]}, credentials_store="ssm"
+        tmp_path, batch={"instance_types": ["m9.xlarge"]}, credentials_store="ssm"
     )
     up = cfw(["up", "tes", "--yes"], project)
     assert up.code == 1, up.output[-4000:]

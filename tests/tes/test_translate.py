@@ -36,7 +36,7 @@ MATRIX = [
     {"preemptible": True},
     {"machine_type": "c5"},
     {"gpu": 2, "gpu_model": "nvidia-tesla-t4"},
-    {"nvidia_gpu": 1, "mem_mb": "2 GB"},
+    {"nvidia_gpu": 1, "mem_mb": "2048"},
     {"mem_mb": 3500, "disk_mb": 10000, "preemptible": "yes", "machine_type": "m5.2xlarge"},
 ]
 THREADS = [1, 4, 96]
@@ -235,3 +235,16 @@ def test_rendered_server_config_has_no_password_and_matches_the_module_names():
         in files["/etc/systemd/system/funnel.service"]
     )
     assert len(user_data) < 16384  # EC2's limit
+
+
+def test_a_config_without_region_takes_aws_region(tmp_path, monkeypatch):
+    """environments/tes.yaml without region: provisions in AWS_REGION, as with no file."""
+    from cfw.backends.kind import Identity
+    from cfw.core.state import now
+
+    config = TesConfig.model_validate({"kind": "tes", "allowed_cidrs": ["203.0.113.0/24"]})
+    KIND.preflight(config, {"AWS_REGION": "eu-west-1"})  # no "needs an AWS region"
+    monkeypatch.setenv("AWS_REGION", "eu-west-1")
+    ident = Identity("tes", "tes", "tes-abc123", now(), None)
+    assert KIND.tfvars(config, ident, tmp_path)["region"] == "eu-west-1"
+    assert KIND.price_region(config) == "eu-west-1"

@@ -335,3 +335,32 @@ def test_rendered_root_refers_to_its_lambda_zips_relatively(tmp_path):
         assert '"${path.module}/${p.filename}"' in (out / "main.tf").read_text()
         rendered.append(tfvars["lambda_packages"])
     assert rendered[0] == rendered[1]
+
+
+# what the aws provider says when two `up`s both create the shared table and this one lost
+LOST_RACE = (
+    "terraform apply failed: creating AWS DynamoDB Table (tibanna-master): operation error "
+    "DynamoDB: CreateTable, https response error StatusCode: 400, RequestID: 0123, "
+    "ResourceInUseException: Table already exists: tibanna-master"
+)
+
+
+@pytest.mark.parametrize(
+    ("setting", "error", "adopts"),
+    [
+        ("auto", LOST_RACE, True),
+        (True, LOST_RACE, False),  # told to create it: the failure stands
+        ("auto", "terraform apply failed: creating IAM Role (x): AccessDenied", False),
+    ],
+)
+def test_a_table_created_meanwhile_is_adopted_in_auto_mode(setting, error, adopts):
+    from cfw.backends.tibanna.config import TibannaConfig
+
+    kind = get_kind("tibanna")
+    config = TibannaConfig.model_validate(
+        {"kind": "tibanna", "region": "us-east-1", "create_dynamodb_table": setting}
+    )
+    said = kind.adopt_after_failure(config, error)
+    assert bool(said) == adopts
+    if adopts:
+        assert "tibanna-master" in said and "using it" in said

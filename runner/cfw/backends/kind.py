@@ -98,6 +98,12 @@ class Kind(Generic[C]):
         """Write the files the rendered root module refers to by a path relative to itself
         (``path.module``), next to it in ``outdir``; most kinds have none."""
 
+    def adopt_after_failure(self, config: C, error: str) -> str | None:
+        """After a failed apply: what to say when the failure is a shared resource that
+        another environment created meanwhile, which a re-render adopts (then `up` renders
+        and applies once more); None: the failure stands."""
+        return None
+
     def output_placeholders(self, config: C, ident: Identity | None) -> dict[str, Any]:
         """What `--explain` shows for outputs known only after `up`."""
         return {}

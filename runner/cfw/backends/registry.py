@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from cfw.backends.kind import Kind
+from cfw.core.checks import shorten
 from cfw.core.config import NAME_RE, EnvConfig, read_yaml, set_dotted, validate
 from cfw.core.errors import UserError
 from cfw.core.state import EnvState
@@ -65,7 +66,7 @@ def config_path(project: Path, name: str) -> Path:
 def check_name(name: str) -> None:
     if not NAME_RE.match(name):
         raise UserError(
-            f"{name!r} is not a valid environment name",
+            f"{shorten(name)} is not a valid environment name",
             "use 1-20 lowercase letters, digits and '-', starting with a letter",
         )
 
@@ -104,10 +105,17 @@ def resolve(
         )
     for assignment in overrides:
         set_dotted(data, assignment)
-    if data.get("name") not in (None, name):
+    given = data.get("name")
+    if given not in (None, name):
+        if not isinstance(given, str) or not NAME_RE.match(given):
+            raise UserError(
+                f"{source}: field 'name': {shorten(given)} is not a valid environment name "
+                "(1-20 lowercase letters, digits and '-', starting with a letter)",
+                f"set name: {name}, or remove the name: line",
+            )
         raise UserError(
-            f"{source}: field 'name' is {data['name']!r} but the file is named {name!r}",
-            f"rename the file to {data['name']}.yaml or set name: {name}",
+            f"{source}: field 'name' is {given!r} but the file is named {name!r}",
+            f"rename the file to {given}.yaml or set name: {name}",
         )
     if "kind" not in data:
         raise UserError(
@@ -115,9 +123,9 @@ def resolve(
             "add kind: followed by one of " + ", ".join(kind_names()),
         )
     kind_name = data["kind"]
-    if kind_name not in kind_names():
+    if not isinstance(kind_name, str) or kind_name not in kind_names():
         raise UserError(
-            f"{source}: field 'kind': {kind_name!r} is not allowed",
+            f"{source}: field 'kind': {shorten(kind_name)} is not allowed",
             "expected one of " + ", ".join(kind_names()),
         )
     kind = get_kind(kind_name)

@@ -158,8 +158,9 @@ def up(
     try:
         outputs = lifecycle.up(resolved, lock_timeout=lock_timeout)
     finally:
-        # once `up` got past its preflight checks (a config that stops there is not kept)
-        if resolved.path is None and state.exists:
+        # once `up` got past its preflight checks and the lock (a config that stops there,
+        # or an `up` refused because another cfw works on the environment, is not kept)
+        if resolved.path is None and lifecycle.started and state.exists:
             written = write_config(project, resolved)
             out.info(f"wrote the resolved config to {written.relative_to(project)}")
     out.done()

@@ -26,6 +26,7 @@ from pydantic import (
 )
 
 from cfw.core import guard as guard_rules
+from cfw.core.checks import shorten
 from cfw.core.errors import UserError
 
 NAME_RE = re.compile(r"^[a-z][a-z0-9-]{0,19}$")
@@ -290,13 +291,13 @@ class EnvConfig(Model):
         for key, label in value.items():
             if not LABEL_KEY_RE.match(key):
                 raise ValueError(
-                    f"label key {key!r}: expected lowercase letters, digits, '_' or '-', "
+                    f"label key {shorten(key)}: expected lowercase letters, digits, '_' or '-', "
                     "starting with a letter (at most 63)"
                 )
             if not LABEL_VALUE_RE.match(str(label)):
                 raise ValueError(
-                    f"label {key}={label!r}: expected lowercase letters, digits, '_' or '-' "
-                    "(at most 63)"
+                    f"label {key}={shorten(label)}: expected lowercase letters, digits, '_' "
+                    "or '-' (at most 63)"
                 )
             if key.startswith("cfw-"):
                 raise ValueError(f"label key {key!r}: the cfw- prefix is reserved for cfw")
@@ -309,7 +310,12 @@ class EnvConfig(Model):
 def read_yaml(path: Path, shown: str | None = None) -> dict[str, Any]:
     shown = shown or str(path)
     try:
-        data = yaml.safe_load(path.read_text())
+        data = yaml.safe_load(path.read_bytes().decode("utf-8"))
+    except UnicodeDecodeError as exc:
+        raise UserError(
+            f"{shown} is not a text file (byte {exc.start} is not UTF-8)",
+            "an environment config is YAML text: `cfw init KIND` writes one",
+        ) from exc
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f" line {mark.line + 1}, column {mark.column + 1}" if mark else ""
@@ -335,10 +341,50 @@ def validate(model: type[EnvConfig], data: dict[str, Any], source: str) -> EnvCo
 
 
 def describe_validation_error(exc: ValidationError, model: type[BaseModel], source: str) -> str:
-    errors = exc.errors(include_url=False)
+    errors = _merge_unions(exc.errors(include_url=False))
     first = _describe_one(errors[0], model)
     more = f" (and {len(errors) - 1} more problem{'s' if len(errors) > 2 else ''})"
     return f"{source}: {first}" + (more if len(errors) > 1 else "")
+
+
+# pydantic names the member of a union (`literal['auto']`, `bool`, `int`) in an error's loc
+_UNION_MEMBER = re.compile(r"^(bool|int|float|str|none|[a-z_-]+\[.*\])$")
+_EXPECTS = {
+    "bool_parsing": "true or false",
+    "bool_type": "true or false",
+    "int_parsing": "a whole number",
+    "int_type": "a whole number",
+    "float_parsing": "a number",
+    "float_type": "a number",
+    "string_type": "text",
+}
+
+
+def _merge_unions(errors: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """One error per field: a union's members (`auto` or a boolean) are one field."""
+    merged: dict[tuple[Any, ...], dict[str, Any]] = {}
+    for error in errors:
+        loc = tuple(p for p in error["loc"] if not (isinstance(p, str) and _UNION_MEMBER.match(p)))
+        expected = _expected(error)
+        if loc in merged:
+            first = merged[loc]
+            if expected and first.get("_expects") is not None:
+                first["_expects"].append(expected)
+            continue
+        merged[loc] = {**error, "loc": loc, "_expects": [expected] if expected else None}
+    out = []
+    for error in merged.values():
+        expects = error.pop("_expects")
+        if expects and len(expects) > 1:
+            error = {**error, "type": "union_error", "_expected": " or ".join(expects)}
+        out.append(error)
+    return out
+
+
+def _expected(error: dict[str, Any]) -> str | None:
+    if error["type"] == "literal_error":
+        return error.get("ctx", {}).get("expected")
+    return _EXPECTS.get(error["type"])
 
 
 def _describe_one(error: dict[str, Any], model: type[BaseModel]) -> str:
@@ -346,19 +392,22 @@ def _describe_one(error: dict[str, Any], model: type[BaseModel]) -> str:
     field = _loc_to_str(loc) or "(top level)"
     kind = error["type"]
     value = error.get("input")
+    shown = shorten(value)
     if kind == "extra_forbidden":
         parent = _model_at(model, loc[:-1])
         allowed = ", ".join(sorted(parent.model_fields)) if parent else "see the docs"
-        return f"unknown field {field!r}; allowed fields here: {allowed}"
+        return f"unknown field {shorten(field)}; allowed fields here: {allowed}"
     if kind == "missing":
         return f"field {field!r} is required but missing"
     if kind == "literal_error":
         expected = error.get("ctx", {}).get("expected", "")
-        return f"field {field!r}: {value!r} is not allowed; expected {expected}"
+        return f"field {field!r}: {shown} is not allowed; expected {expected}"
+    if kind == "union_error":
+        return f"field {field!r}: {shown} is not allowed; expected {error['_expected']}"
     message = error["msg"].removeprefix("Value error, ")
     if isinstance(value, dict | list):
         return f"field {field!r}: {message}"
-    return f"field {field!r}: {value!r} is not valid: {message}"
+    return f"field {field!r}: {shown} is not valid: {message}"
 
 
 def _loc_to_str(loc: tuple[Any, ...]) -> str:
@@ -399,12 +448,15 @@ def set_dotted(data: dict[str, Any], assignment: str) -> None:
     """Apply a `--set a.b=value` override (the value is parsed as YAML)."""
     if "=" not in assignment:
         raise UserError(
-            f"--set {assignment!r}: expected KEY=VALUE", "for example --set region=europe-west4"
+            f"--set {shorten(assignment)}: expected KEY=VALUE",
+            "for example --set region=europe-west4",
         )
     key, raw = assignment.split("=", 1)
     parts = [p for p in key.strip().split(".") if p]
     if not parts:
-        raise UserError(f"--set {assignment!r}: the key is empty", "for example --set ttl=8h")
+        raise UserError(
+            f"--set {shorten(assignment)}: the key is empty", "for example --set ttl=8h"
+        )
     try:
         value = yaml.safe_load(raw) if raw.strip() else ""
     except yaml.YAMLError:
@@ -413,6 +465,6 @@ def set_dotted(data: dict[str, Any], assignment: str) -> None:
     for part in parts[:-1]:
         node = target.setdefault(part, {})
         if not isinstance(node, dict):
-            raise UserError(f"--set {assignment!r}: {part!r} is not a section")
+            raise UserError(f"--set {shorten(assignment)}: {part!r} is not a section")
         target = node
     target[parts[-1]] = value

@@ -10,10 +10,12 @@ naming the problem and the fix, before `--up` creates anything.
 from __future__ import annotations
 
 import argparse
+import json
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from cfw.core.checks import shorten
 from cfw.core.errors import UserError
 
 REDACTED = "<redacted>"
@@ -121,7 +123,8 @@ def check(project: Path, given: Sequence[str]) -> SnakemakeArgs:
         message = str(exc).strip().rstrip(".") or type(exc).__name__
         raise UserError(f"snakemake cannot use these arguments: {message}", _SEE_HELP) from None
     if unknown:
-        raise UserError(f"snakemake has no option {unknown[0]!r}", _SEE_HELP)
+        raise UserError(f"snakemake has no option {shorten(unknown[0])}", _SEE_HELP)
+    _check_counts(args)
     directory = getattr(parsed, "directory", None)
     missing = _snakefile_needed(project, getattr(parsed, "snakefile", None), directory)
     if missing:
@@ -134,6 +137,24 @@ def check(project: Path, given: Sequence[str]) -> SnakemakeArgs:
                     "check the path given to --configfile",
                 )
     return _move_secrets(args)
+
+
+def _check_counts(args: Sequence[str]) -> None:
+    """--jobs 0 would run nothing (and wait forever on a remote executor)."""
+    for names, what in ((JOBS, "jobs"), (CORES, "cores")):
+        value = flag_value(args, names)
+        if value is None or value in ("all", "unlimited"):
+            continue
+        try:
+            number = int(value)
+        except ValueError:
+            number = 0
+        if not 1 <= number <= 1_000_000:
+            raise UserError(
+                f"{names[-1]} {shorten(value)}: the number of {what} must be a whole number "
+                "from 1 to 1000000",
+                f"for example {names[-1]} 10" + (" (or all)" if what == "cores" else ""),
+            )
 
 
 _SEE_HELP = "see `snakemake --help` for its options; cfw's own are in `cfw run --help`"
@@ -162,11 +183,13 @@ def _snakefile_needed(project: Path, snakefile, directory) -> tuple[str, str] | 
 def _move_secrets(args: list[str]) -> SnakemakeArgs:
     """``--storage-s3-secret-key VALUE`` becomes SNAKEMAKE_STORAGE_S3_SECRET_KEY=VALUE in the
     environment, where Snakemake reads it, so that the value is in no process's argv and
-    in no log. A tagged or repeated value (``TAG::VALUE``) stays, redacted where shown."""
+    in no log; tagged values (``--storage-s3-secret-key TAG::VALUE ...``) too, as the JSON
+    list ``["TAG::VALUE", ...]`` Snakemake reads from that variable."""
     if not any(a.startswith("--storage-") for a in args):
         return SnakemakeArgs(args)
     options = _secret_options()
     out = SnakemakeArgs([])
+    _lists: set[str] = set()  # the variables that hold a JSON list
     i = 0
     while i < len(args):
         arg = args[i]
@@ -178,13 +201,22 @@ def _move_secrets(args: list[str]) -> SnakemakeArgs:
                 while j < len(args) and not args[j].startswith("-"):
                     values.append(args[j])
                     j += 1
-            if len(values) == 1 and "::" not in values[0]:
-                out.env[options[option]] = values[0]
-                out.moved.append(option)
+            if values:
+                # one untagged value as it is; tagged (TAG::VALUE) or several values as a
+                # JSON list, which Snakemake's parser (ConfigArgParse) reads back into
+                # the option's values, each with its tag
+                env = options[option]
+                earlier = json.loads(out.env[env]) if env in out.env and env in _lists else []
+                if earlier or len(values) > 1 or "::" in values[0]:
+                    out.env[env] = json.dumps([*earlier, *values])
+                    _lists.add(env)
+                else:
+                    out.env[env] = values[0]
+                if option not in out.moved:
+                    out.moved.append(option)
                 i = j
                 continue
-            out.args.append(arg if not eq else f"{option}={REDACTED}")
-            out.args.extend(args[i + 1 : j])
+            out.args.append(arg)
             i = j
             continue
         out.args.append(arg)

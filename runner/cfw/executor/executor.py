@@ -15,7 +15,7 @@ from snakemake_interface_executor_plugins.settings import CommonSettings
 
 from cfw.backends.base import Backend, JobSpec, JobState, ignored
 from cfw.backends.registry import Resolved
-from cfw.core.errors import CfwError
+from cfw.core.errors import CfwError, UserError
 from cfw.core.records import RunLog, new_run_id, record_startup_error
 from cfw.core.state import EnvState
 from cfw.executor.budget import BudgetMixin, run_cost
@@ -107,7 +107,12 @@ class CfwExecutor(SpotMixin, PendingMixin, BudgetMixin, RemoteExecutor):
     def run_job(self, job: JobExecutorInterface) -> None:
         if self.budget_refuses(job):
             return
-        spec = self.job_spec(job)
+        try:
+            spec = self.job_spec(job)
+        except UserError as exc:  # a rule's resources: the run exits 2 with this one line
+            record_startup_error(self.ctx.run_dir, exc)
+            self.report_job_error(SubmittedJobInfo(job), msg=f"cfw: {exc}")
+            return
         self._say_ignored(spec)
         try:
             payload = self.kind.translate(spec, self.ctx)

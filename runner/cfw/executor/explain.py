@@ -30,7 +30,9 @@ from cfw.core.errors import CfwError
 from cfw.executor.cost import job_pricer
 from cfw.executor.executor import CfwExecutor
 from cfw.executor.override import override
+from cfw.executor.resources import check_resources
 from cfw.executor.session import open_context, pick_environment
+from cfw.executor.spec import resources_of
 
 REDACTED = "<redacted>"
 CREDENTIAL_NAME = re.compile(r"KEY|SECRET|TOKEN|PASSW|CREDENTIAL|SESSION|SAS|AUTH", re.I)
@@ -86,7 +88,16 @@ class ExplainExecutor(CfwExecutor):
         targets: set[str] = set()
         for job in dag.targetjobs:
             targets |= queries(job.output if job.output else job.input)
-        path.write_text(json.dumps({"inputs": sorted(inputs), "targets": sorted(targets)}))
+        found: dict[str, Any] = {"inputs": sorted(inputs), "targets": sorted(targets)}
+        for job in dag.needrun_jobs(exclude_finished=False):
+            if self._runs_locally(job):
+                continue
+            try:  # every rule's resources, before anything is uploaded or submitted
+                check_resources(job.name, job.threads, resources_of(job))
+            except CfwError as exc:
+                found[ERROR] = {"message": exc.message, "hint": exc.hint}
+                break
+        path.write_text(json.dumps(found))
 
     @property
     def cores(self):
@@ -127,12 +138,13 @@ class ExplainExecutor(CfwExecutor):
         if self._runs_locally(job):  # local rules run in the main Snakemake: nothing submitted
             self._done(job)
             return
-        spec = self.job_spec(job)
         try:
+            spec = self.job_spec(job)
             payload = self.kind.translate(spec, self.ctx)
         except CfwError as exc:  # a job this environment cannot take: said, not a traceback
             error = {"message": exc.message, "hint": getattr(exc, "hint", None)}
-            self.out.write(json.dumps({"rule": spec.rule, "jobid": spec.jobid, ERROR: error}))
+            rule = job.name if job.is_group() else job.rule.name
+            self.out.write(json.dumps({"rule": rule, "jobid": job.jobid, ERROR: error}))
             self.out.write("\n")
             self.out.flush()
             self._done(job)

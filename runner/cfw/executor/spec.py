@@ -7,6 +7,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from cfw.backends.base import JobSpec
+from cfw.executor.resources import check_resources
 
 _TRUE = {"1", "true", "yes", "on", "y", "t"}
 
@@ -57,6 +58,7 @@ def build_spec(
     wildcards: Mapping[str, Any] | None = None,
     input_size_mb: int = 0,
 ) -> JobSpec:
+    check_resources(rule, threads, resources)
     gpu = as_int(resources.get("gpu")) or as_int(resources.get("nvidia_gpu")) or 0
     gpu_model = resources.get("gpu_model") or None
     if gpu_model and gpu == 0:

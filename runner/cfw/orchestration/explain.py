@@ -3,8 +3,10 @@ dry-run with cfw's explaining executor that computes them (cfw/executor/explain.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
+import re
 import subprocess
 import sys
 import tempfile
@@ -56,6 +58,7 @@ def explain(
             argv = snakemake_args.replace_storage(argv, "cfw", str(project))
         proc = dry_run(project, argv, env)
         if proc.returncode != 0:
+            snakefile_mistake(project, proc.stdout)
             tail = "\n".join(proc.stdout.strip().splitlines()[-15:])
             print(tail, file=sys.stderr)
             raise WorkFailed(
@@ -80,7 +83,8 @@ def explain(
         error = first[explain_mod.ERROR]
         raise UserError(
             f"{len(refused)} job(s) cannot be submitted to {name}; "
-            f"rule {first['rule']} (job {first['jobid']}): {error['message']}",
+            f"rule {first['rule']} (job {first['jobid']}): "
+            + error["message"].removeprefix(f"rule {first['rule']}: "),
             error.get("hint") or "change the rule's resources or the environment's config",
         )
     return 0
@@ -98,11 +102,46 @@ def collect(project: Path, name: str, prepared: Prepared) -> dict:
         env[explain_mod.ENV_VAR] = name
         proc = dry_run(project, argv, env)
         if not out.exists():
+            snakefile_mistake(project, proc.stdout)
             print("\n".join(proc.stdout.strip().splitlines()[-15:]), file=sys.stderr)
             raise WorkFailed(
                 "snakemake could not compute the workflow's DAG", "see its messages above"
             )
-        return json.loads(out.read_text())
+        found = json.loads(out.read_text())
+    if explain_mod.ERROR in found:
+        error = found[explain_mod.ERROR]
+        raise UserError(error["message"], error.get("hint"))
+    return found
+
+
+# how Snakemake reports a Snakefile it cannot read: `WorkflowError in file "PATH", line N:`
+# and the cause on the next line
+_SNAKEFILE_ERROR = re.compile(
+    r'^(?P<type>\w+(?:Error|Exception)) in file "?(?P<file>[^"\n]+?)"?, line (?P<line>\d+):\n'
+    r"(?P<message>(?:.+\n?)+)",
+    re.M,
+)
+
+
+def snakefile_mistake(project: Path, output: str) -> None:
+    """Raise the one-line UserError of a Snakefile Snakemake could not read (a resource it
+    cannot parse, a syntax error), instead of its multi-line report."""
+    match = _SNAKEFILE_ERROR.search(output or "")
+    if not match:
+        return
+    path = Path(match["file"])
+    with contextlib.suppress(ValueError):
+        path = path.relative_to(project)
+    # the cause, on the lines up to the first blank one
+    message = " ".join(match["message"].split()).rstrip(".")
+    hint = "fix the Snakefile"
+    if "could not be parsed" in message and "'runtime'" in message:
+        hint = "give runtime as minutes (runtime=30) or a duration such as runtime='2h'"
+    elif "Resource" in message:
+        hint = "give the resource as a number (mem_mb=4000, disk_mb=10000)"
+    if len(message) > 300:
+        message = message[:299] + "…"
+    raise UserError(f"{path}, line {match['line']}: {message}", hint)
 
 
 def _prices_said(records: list[dict]) -> str:

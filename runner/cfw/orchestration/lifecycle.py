@@ -83,6 +83,7 @@ class Lifecycle:
         self.reporter = reporter or Reporter()
         self.environ = dict(os.environ if environ is None else environ)
         self.sensitive_outputs: set[str] = set()
+        self.started = False  # `up` got the environment's lock (a refused one changed nothing)
 
     # -- helpers ----------------------------------------------------------------------------
     def terraform(self, resolved: Resolved, workdir: Path, lock_timeout: float = 60.0) -> Terraform:
@@ -171,6 +172,7 @@ class Lifecycle:
         kind.preflight(config, self.environ)
         state = EnvState(self.project, resolved.name)
         with contextlib.nullcontext() if locked else state.lock("up", lock_timeout):
+            self.started = True
             meta = state.meta()
             if meta and meta.phase == PHASE_UP:
                 self.reporter.info(f"{resolved.name} is up; applying its config again")
@@ -186,7 +188,7 @@ class Lifecycle:
             previous = meta.phase
             state.set_phase(PHASE_APPLYING)
             try:
-                tf.apply()
+                self._apply(resolved, ident, state, tf)
             except UserError:  # e.g. the state is locked: nothing was applied
                 state.set_phase(previous if previous == PHASE_UP else PHASE_FAILED)
                 raise
@@ -216,6 +218,19 @@ class Lifecycle:
             state.set_phase(PHASE_UP, last_error=None, resources=self._count(state, tf))
             state.secure()
             return outputs
+
+    def _apply(self, resolved: Resolved, ident: Identity, state: EnvState, tf: Terraform) -> None:
+        """Apply; once more, re-rendered, when the kind adopts what made the apply fail
+        (a shared resource another environment created meanwhile)."""
+        try:
+            tf.apply()
+        except WorkFailed as exc:
+            why = resolved.kind.adopt_after_failure(resolved.config, str(exc))
+            if not why:
+                raise
+            self.reporter.info(why)
+            self.render(resolved, ident, state.dir, tf)
+            tf.apply()
 
     def _adopt_shared_identity(self, state: EnvState, tf: Terraform, ident: Identity) -> Identity:
         """A shared environment already up elsewhere keeps its id; re-render with it."""

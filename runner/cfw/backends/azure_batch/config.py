@@ -8,12 +8,13 @@ from typing import Literal
 
 from pydantic import Field, field_validator, model_validator
 
+from cfw.core import checks
 from cfw.core.config import EnvConfig, Model
 
 ACCOUNT_RE = re.compile(r"^[a-z0-9]{3,24}$")
 POOL_ID_RE = re.compile(r"^[a-z0-9][a-z0-9-]{0,62}$")
 CONTAINER_RE = re.compile(r"^[a-z0-9](?!.*--)[a-z0-9-]{1,61}[a-z0-9]$")
-VM_SIZE_RE = re.compile(r"^[A-Za-z]+_[A-Za-z0-9_]+$")
+VM_SIZE_RE = re.compile(r"^(Standard|Basic)_[A-Z]+\d+[A-Za-z0-9_-]*$")
 # what a user can name in BATCH_NODE_FILL_TYPE / node_fill_type
 FILL_TYPES = ("Pack", "Spread")
 
@@ -47,7 +48,10 @@ class PoolConfig(Model):
         False, description="fill low-priority nodes before dedicated ones"
     )
     memory_mb: int | None = Field(
-        None, ge=1, description="memory of one node; jobs asking more mem_mb go to another pool"
+        None,
+        ge=1,
+        le=checks.MAX_MEM_MB,
+        description="memory of one node; jobs asking more mem_mb go to another pool",
     )
     gpus: int = Field(0, ge=0, le=16, description="GPUs of one node (N-series sizes)")
     gpu_model: str | None = Field(None, description="GPU model of the nodes, e.g. T4, A100")
@@ -205,6 +209,27 @@ class AzureBatchConfig(EnvConfig):
     arm_endpoint: str = Field(
         "https://management.azure.com", description="Azure Resource Manager (sovereign clouds)"
     )
+
+    @field_validator("subscription_id")
+    @classmethod
+    def _subscription(cls, value: str | None) -> str | None:
+        return None if value is None else checks.check_guid(value, "subscription")
+
+    @field_validator("tenant_id")
+    @classmethod
+    def _tenant(cls, value: str | None) -> str | None:
+        return None if value is None else checks.check_guid(value, "tenant")
+
+    @field_validator("region")
+    @classmethod
+    def _region(cls, value: str | None) -> str | None:
+        if value is None:
+            return value
+        try:  # Azure takes the display name too: "West Europe" is westeurope
+            checks.check_region("azure", value.lower().replace(" ", ""))
+        except ValueError:
+            checks.check_region("azure", value)
+        return value
 
     @field_validator("batch_account_name", "storage_account_name")
     @classmethod

@@ -9,12 +9,12 @@ from typing import Any, Literal
 
 from pydantic import Field, field_validator, model_validator
 
+from cfw.core import checks
 from cfw.core.config import Duration, EnvConfig, Model
 
 PROJECT_RE = re.compile(r"^[a-z][a-z0-9-]{4,28}[a-z0-9]$")
 MACHINE_TYPE_RE = re.compile(r"^[a-z][a-z0-9]*-[a-z0-9-]*[a-z0-9]$")
 DNS_LABEL_RE = re.compile(r"^[a-z]([a-z0-9-]{0,61}[a-z0-9])?$")
-CIDR_RE = re.compile(r"^\d{1,3}(\.\d{1,3}){3}/\d{1,2}$")
 MEMBER_RE = re.compile(r"^(user|group|serviceAccount):[^@\s]+@[^@\s]+$")
 POOL_NAME_MAX = 40  # GKE's limit on node pool names
 
@@ -22,7 +22,8 @@ POOL_NAME_MAX = 40  # GKE's limit on node pool names
 def _machine_type(value: str) -> str:
     if not MACHINE_TYPE_RE.match(value):
         raise ValueError(
-            f"{value!r} is not a Compute Engine machine type such as e2-standard-4 or n2-highmem-8"
+            f"{checks.shorten(value)} is not a Compute Engine machine type such as "
+            "e2-standard-4 or n2-highmem-8"
         )
     return value
 
@@ -105,7 +106,10 @@ class GkeConfig(EnvConfig):
         timedelta(hours=1), description="Kubernetes deletes a finished Job after this long"
     )
     default_mem_mb: int = Field(
-        1024, ge=16, description="memory request/limit of a job whose rule sets no mem_mb"
+        1024,
+        ge=16,
+        le=checks.MAX_MEM_MB,
+        description="memory request/limit of a job whose rule sets no mem_mb",
     )
 
     @field_validator("project")
@@ -143,8 +147,19 @@ class GkeConfig(EnvConfig):
     @classmethod
     def _cidrs(cls, value: list[str]) -> list[str]:
         for cidr in value:
-            if not CIDR_RE.match(cidr):
-                raise ValueError(f"{cidr!r} is not an IPv4 CIDR range such as 203.0.113.0/24")
+            checks.check_cidr(cidr)
+        return value
+
+    @field_validator("region")
+    @classmethod
+    def _region(cls, value: str) -> str:
+        return checks.check_region("gcp", value)
+
+    @field_validator("zone")
+    @classmethod
+    def _zone(cls, value: str | None) -> str | None:
+        if value is not None and not re.match(r"^[a-z]+-[a-z]+\d+-[a-z]$", value):
+            raise ValueError("expected a zone such as europe-west4-a")
         return value
 
     @field_validator("runners")
@@ -153,7 +168,8 @@ class GkeConfig(EnvConfig):
         for member in value:
             if not MEMBER_RE.match(member):
                 raise ValueError(
-                    f"{member!r}: expected user:EMAIL, group:EMAIL or serviceAccount:EMAIL"
+                    f"{checks.shorten(member)}: expected user:EMAIL, group:EMAIL or "
+                    "serviceAccount:EMAIL"
                 )
         return value
 

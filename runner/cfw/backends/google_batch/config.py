@@ -10,10 +10,10 @@ from pydantic import Field, field_validator, model_validator
 
 from cfw.backends._google import machines
 from cfw.backends._google.gpus import canonical, short_names
+from cfw.core import checks
 from cfw.core.config import EnvConfig
 
 PROJECT_RE = re.compile(r"^[a-z][a-z0-9-]{4,28}[a-z0-9]$")
-REGION_RE = re.compile(r"^[a-z]+-[a-z]+[0-9]+$")
 BUCKET_RE = re.compile(r"^[a-z0-9][a-z0-9_.-]{1,61}[a-z0-9]$")
 IMAGE_ALIASES = ("batch-debian", "batch-cos", "batch-centos", "batch-hpc-rocky")
 
@@ -78,9 +78,7 @@ class GoogleBatchConfig(EnvConfig):
     @field_validator("region")
     @classmethod
     def _region(cls, value: str) -> str:
-        if not REGION_RE.match(value):
-            raise ValueError("expected a region such as us-central1 or europe-west4")
-        return value
+        return checks.check_region("gcp", value)
 
     @field_validator("machine_type")
     @classmethod

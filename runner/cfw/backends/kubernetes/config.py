@@ -10,6 +10,7 @@ from typing import Literal
 from pydantic import Field, field_validator, model_validator
 
 from cfw.backends.kubernetes.pools import NodePool, label_value, qualified_name
+from cfw.core import checks
 from cfw.core.config import Duration, EnvConfig, Model
 
 DNS_LABEL_RE = re.compile(r"^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$")
@@ -150,7 +151,10 @@ class KubernetesConfig(EnvConfig):
         timedelta(hours=1), description="Kubernetes deletes a finished Job after this long"
     )
     default_mem_mb: int = Field(
-        1024, ge=16, description="memory request/limit of a job whose rule sets no mem_mb"
+        1024,
+        ge=16,
+        le=checks.MAX_MEM_MB,
+        description="memory request/limit of a job whose rule sets no mem_mb",
     )
 
     @field_validator("context")

@@ -2,16 +2,15 @@
 
 from __future__ import annotations
 
-import ipaddress
 import re
 from typing import Literal
 from urllib.parse import urlparse
 
 from pydantic import Field, ValidationInfo, field_validator, model_validator
 
+from cfw.core import checks
 from cfw.core.config import EnvConfig, Model
 
-_REGION_RE = re.compile(r"^[a-z]{2}(-[a-z]+)+-\d$")
 _USER_RE = re.compile(r"^[a-z][a-z0-9_-]{0,31}$")
 _VERSION_RE = re.compile(r"^\d+\.\d+\.\d+$")
 # settings that only make sense when cfw provisions the server
@@ -49,6 +48,12 @@ class FunnelBatch(Model):
     def _types(cls, value: list[str]) -> list[str]:
         if not value:
             raise ValueError("name at least one instance type or family, or optimal")
+        for item in value:
+            if item != "optimal":
+                try:
+                    checks.check_ec2_type(item, families=True)
+                except ValueError as exc:
+                    raise ValueError(f"{checks.shorten(item)}: {exc} (or optimal)") from None
         return value
 
 
@@ -102,7 +107,7 @@ class TesConfig(EnvConfig):
     )
     batch: FunnelBatch = Field(default_factory=FunnelBatch)
     object_expiration_days: int | None = Field(
-        None, ge=1, description="delete run data from the bucket after this many days"
+        None, ge=1, le=36500, description="delete run data from the bucket after this many days"
     )
     storage: TesStorage = Field(default_factory=TesStorage)
     ca_bundle: str | None = Field(
@@ -129,8 +134,28 @@ class TesConfig(EnvConfig):
     @field_validator("region")
     @classmethod
     def _region(cls, value: str | None) -> str | None:
-        if value is not None and not _REGION_RE.match(value):
-            raise ValueError("expected an AWS region such as us-east-1")
+        return None if value is None else checks.check_region("aws", value)
+
+    @field_validator("instance_type")
+    @classmethod
+    def _instance_type(cls, value: str) -> str:
+        return checks.check_ec2_type(value)
+
+    @field_validator("ami_id")
+    @classmethod
+    def _ami(cls, value: str | None) -> str | None:
+        return None if value is None else checks.check_aws_id(value, "ami")
+
+    @field_validator("vpc_id")
+    @classmethod
+    def _vpc(cls, value: str | None) -> str | None:
+        return None if value is None else checks.check_aws_id(value, "vpc")
+
+    @field_validator("subnet_ids")
+    @classmethod
+    def _subnets(cls, value: list[str]) -> list[str]:
+        for subnet in value:
+            checks.check_aws_id(subnet, "subnet")
         return value
 
     @field_validator("allowed_cidrs")
@@ -142,12 +167,7 @@ class TesConfig(EnvConfig):
                 "[203.0.113.7/32] (or url: for an existing server)"
             )
         for cidr in value:
-            try:
-                ipaddress.ip_network(cidr, strict=True)
-            except ValueError as exc:
-                raise ValueError(
-                    f"{cidr!r} is not a CIDR block such as 203.0.113.7/32 ({exc})"
-                ) from None
+            checks.check_cidr(cidr, version=None)
         return value
 
     @field_validator("users")
@@ -157,7 +177,9 @@ class TesConfig(EnvConfig):
             raise ValueError("name at least one user")
         for user in value:
             if not _USER_RE.match(user):
-                raise ValueError(f"user {user!r}: expected lowercase letters, digits, '_' or '-'")
+                raise ValueError(
+                    f"user {checks.shorten(user)}: expected lowercase letters, digits, '_' or '-'"
+                )
         if len(set(value)) != len(value):
             raise ValueError("each user may appear once")
         return value

@@ -55,6 +55,12 @@ def funnel_names(config: TesConfig, prefix: str) -> dict[str, Any]:
     }
 
 
+def region_of(config: TesConfig, environ: Mapping[str, str]) -> str | None:
+    """The config's region, else the one the environment names (AWS_REGION), as the kind's
+    defaults take it when there is no config file."""
+    return config.region or aws_region(environ)
+
+
 def render_user_data(config: TesConfig, ident: Identity) -> str:
     """The server's cloud-init with Funnel's config, its systemd unit, the TLS proxy and the
     setup script (templates/tes/); no password is in any of them."""
@@ -63,7 +69,7 @@ def render_user_data(config: TesConfig, ident: Identity) -> str:
     values = {
         "env_name": ident.name,
         "env_id": ident.env_id,
-        "region": config.region,
+        "region": region_of(config, os.environ),
         "users": config.users,
         "store": config.credentials_store,
         "https_port": HTTPS_PORT,
@@ -109,7 +115,7 @@ class TesKind(Kind[TesConfig]):
         return {"region": region} if region else {}
 
     def preflight(self, config: TesConfig, environ: Mapping[str, str]) -> None:
-        if config.provision and not config.region:
+        if config.provision and not region_of(config, environ):
             raise UserError(
                 "kind tes needs an AWS region to provision the Funnel server",
                 "set region: in the environment's config (or AWS_REGION)",
@@ -125,7 +131,7 @@ class TesKind(Kind[TesConfig]):
             return {**common, "url": config.url, "storage_prefix": config.storage.prefix}
         return {
             **common,
-            "region": config.region,
+            "region": region_of(config, os.environ),
             "resource_prefix": resource_prefix(ident.env_id),
             "allowed_cidrs": config.allowed_cidrs,
             "instance_type": config.instance_type,
@@ -147,7 +153,7 @@ class TesKind(Kind[TesConfig]):
         return {
             "tes_url": "https://funnel-server-known-after-up.invalid",
             "storage_prefix": f"s3://{prefix}-data-known-after-up/cfw",
-            "region": config.region,
+            "region": region_of(config, os.environ),
             "basic_auth_user": config.users[0],
             "basic_auth_store": config.credentials_store,
             "basic_auth_names": names["secret_names"],
@@ -193,7 +199,7 @@ class TesKind(Kind[TesConfig]):
         return price.job_price(spec, ctx, region)
 
     def price_region(self, config: TesConfig) -> str | None:
-        return config.region or aws_region(os.environ)
+        return region_of(config, os.environ)
 
     # -- teardown and status ----------------------------------------------------------------
     def leftovers(
@@ -207,7 +213,7 @@ class TesKind(Kind[TesConfig]):
             return []  # nothing was created in any cloud
         from cfw.backends.tes import cloud
 
-        region = config.region or outputs.get("region")
+        region = config.region or outputs.get("region") or aws_region(environ)
         return cloud.leftovers(region, ident.env_id, resource_prefix(ident.env_id), environ)
 
     def status_details(self, config: TesConfig, outputs: Mapping[str, Any]) -> dict[str, Any]:

@@ -8,9 +8,9 @@ from typing import Literal
 
 from pydantic import Field, field_validator, model_validator
 
+from cfw.core import checks
 from cfw.core.config import EnvConfig
 
-REGION_RE = re.compile(r"^[a-z]{2}(-gov)?-[a-z]+-\d$")
 BUCKET_RE = re.compile(r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$")
 USERGROUP_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,37}$")
 
@@ -49,16 +49,22 @@ class TibannaConfig(EnvConfig):
         30, description="retention of the Lambdas' CloudWatch logs (0: forever)"
     )
     log_expiration_days: int = Field(
-        0, ge=0, description="delete job logs from the log bucket after this many days (0: keep)"
+        0,
+        ge=0,
+        le=36500,
+        description="delete job logs from the log bucket after this many days (0: keep)",
     )
     default_mem_mb: int = Field(
-        2048, ge=256, description="memory of a job whose rule sets no mem_mb"
+        2048, ge=256, le=checks.MAX_MEM_MB, description="memory of a job whose rule sets no mem_mb"
     )
     default_ebs_gb: int = Field(
         10, ge=1, le=16000, description="EBS size of a job with neither disk_mb nor known inputs"
     )
     ebs_input_multiplier: float = Field(
-        3.0, gt=0, description="EBS size when disk_mb is unset: this many times the input size"
+        3.0,
+        gt=0,
+        le=1000,
+        description="EBS size when disk_mb is unset: this many times the input size",
     )
     root_ebs_gb: int = Field(10, ge=8, le=16000, description="root volume of job instances")
     spot_fallback: bool = Field(
@@ -97,9 +103,24 @@ class TibannaConfig(EnvConfig):
     @field_validator("region")
     @classmethod
     def _region(cls, value: str | None) -> str | None:
-        if value is not None and not REGION_RE.match(value):
-            raise ValueError("expected an AWS region such as us-east-1 or eu-west-2")
+        return None if value is None else checks.check_region("aws", value)
+
+    @field_validator("subnets")
+    @classmethod
+    def _subnets(cls, value: list[str]) -> list[str]:
+        for subnet in value:
+            checks.check_aws_id(subnet, "subnet")
         return value
+
+    @field_validator("security_group")
+    @classmethod
+    def _security_group(cls, value: str | None) -> str | None:
+        return None if value is None else checks.check_aws_id(value, "sg")
+
+    @field_validator("ami_id")
+    @classmethod
+    def _ami(cls, value: str | None) -> str | None:
+        return None if value is None else checks.check_aws_id(value, "ami")
 
     @field_validator("usergroup")
     @classmethod
@@ -121,7 +142,8 @@ class TibannaConfig(EnvConfig):
         for bucket in value:
             if not BUCKET_RE.match(bucket):
                 raise ValueError(
-                    f"{bucket!r} is not an S3 bucket name (give names, not s3:// URLs)"
+                    f"{checks.shorten(bucket)} is not an S3 bucket name "
+                    "(give names, not s3:// URLs)"
                 )
         return value
 
@@ -160,7 +182,7 @@ class TibannaConfig(EnvConfig):
     @field_validator("shutdown_min")
     @classmethod
     def _shutdown(cls, value: str) -> str:
-        if value != "now" and not value.isdigit():
+        if value != "now" and not (value.isdigit() and int(value) <= 100000):
             raise ValueError("expected 'now' or a number of minutes")
         return value
 

@@ -150,6 +150,21 @@ class TibannaKind(Kind[TibannaConfig]):
 
         lambda_zip.build_all(_lambda_dir(config) or Path(outdir) / LAMBDA_SUBDIR)
 
+    def adopt_after_failure(self, config: TibannaConfig, error: str) -> str | None:
+        """Two `up`s at once both found no tibanna-master table and both created it: the
+        one that lost adopts the winner's (create_table now finds it, with another id)."""
+        from cfw.backends.tibanna import cloud
+
+        lost_race = "ResourceInUseException" in error or (
+            cloud.MASTER_TABLE in error and "already exists" in error.lower()
+        )
+        if config.create_dynamodb_table != "auto" or not lost_race:
+            return None
+        return (
+            f"the {cloud.MASTER_TABLE} table was created meanwhile (by another environment "
+            "or deploy_unicorn); using it instead"
+        )
+
     def output_placeholders(self, config: TibannaConfig, ident: Identity | None) -> dict[str, Any]:
         env_id = ident.env_id if ident else "<env-id>"
         known = names(config, env_id)
