@@ -6,6 +6,7 @@ Messages and progress go to stderr; stdout carries only data (`--json`, `--expla
 
 from __future__ import annotations
 
+import os
 import sys
 
 from rich.console import Console
@@ -39,6 +40,13 @@ class Output(Reporter):
 
     def error(self, text: str) -> None:
         self.err.print(f"[bold red]error[/]: {_escape(text)}")
+
+    def raw(self, text: str) -> None:
+        if not self.quiet:
+            if self._progress is not None:
+                self._progress.console.print(text, markup=False, highlight=False)
+            else:
+                self.err.print(text, markup=False, highlight=False)
 
     def table(self, table: Table) -> None:
         self.out.print(table)
@@ -99,6 +107,20 @@ class Output(Reporter):
             self._progress.stop()
             self._progress = None
             self._task = None
+
+
+def write_data(text: str) -> bool:
+    """TEXT on stdout; False when its reader has gone (`cfw logs ... | head`): what it
+    wanted it has, which is no error (and no broken-pipe complaint at exit)."""
+    try:
+        sys.stdout.write(text)
+        sys.stdout.flush()
+        return True
+    except BrokenPipeError:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        os.close(devnull)
+        return False
 
 
 def _escape(text: str) -> str:

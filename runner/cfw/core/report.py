@@ -29,3 +29,7 @@ class Reporter(Progress):
 
     def message(self, text: str) -> None:
         self.info(text)
+
+    def raw(self, text: str) -> None:
+        """Text as it is (a job's last lines, a table), on stderr."""
+        print(text, file=self.stream, flush=True)

@@ -7,7 +7,6 @@ import contextlib
 import math
 import os
 import signal
-import subprocess
 import sys
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
@@ -20,6 +19,7 @@ from cfw.core.records import RunInfo, new_run_id, read_run, startup_error
 from cfw.core.report import Reporter
 from cfw.core.state import EnvState, private_dir
 from cfw.executor.session import open_context, pick_environment
+from cfw.orchestration import account as accounting
 from cfw.orchestration import costs
 from cfw.orchestration import explain as explaining
 from cfw.orchestration.invocation import Prepared
@@ -78,10 +78,11 @@ class Runner:
                 "not on its command line"
             )
         if req.explain:
-            prepared = self.prepare(name, "explain", req, explain=True)
-            return explaining.explain(
-                self.project, self.reporter, name, prepared, req.snakemake_args
-            )
+            with explaining.no_empty_dirs_left(EnvState(self.project, name).root):
+                prepared = self.prepare(name, "explain", req, explain=True)
+                return explaining.explain(
+                    self.project, self.reporter, name, prepared, req.snakemake_args
+                )
         teardown = req.teardown or resolved.config.teardown == "after-run"
         self.reporter.info(
             f"environment {name} (kind {resolved.kind.name}; {why})"
@@ -154,40 +155,53 @@ class Runner:
         )
         if remote:
             self.transfer.upload_inputs(collected.get("inputs", []), storage, env)
+        run_dir = EnvState(self.project, name).runs_dir / run_id
+        passthrough = accounting.passthrough_wanted(req.snakemake_args)
+        verbose = passthrough or accounting.verbose_wanted(req.snakemake_args, env)
         self.reporter.info(
             f"run {run_id}: snakemake "
             + (" ".join(snakemake_args.redact(req.snakemake_args)) or "(default target)")
+            + ("" if verbose else f"; its output goes to {accounting.shown(run_dir, self.project)}")
         )
-        proc = subprocess.Popen(
+        account = accounting.Account(self.reporter, run_dir, run_id, lines=not verbose)
+        launched = accounting.Launched(
             [sys.executable, "-m", "snakemake", *prepared.argv],
-            cwd=self.project,
-            env=env,
-            start_new_session=True,
+            self.project,
+            env,
+            run_dir,
+            verbose,
+            passthrough,
         )
-        code = wait_forwarding_signals(proc)
-        run_dir = EnvState(self.project, name).runs_dir / run_id
+        try:
+            code = wait_forwarding_signals(launched.proc, tick=account.poll)
+        except KeyboardInterrupt:
+            launched.close()
+            self._end_account(account, read_run(run_dir))
+            raise
+        launched.close()
         failed_start = startup_error(run_dir)
         if code != 0 and failed_start:
             error = UserError if failed_start["type"] == "UserError" else WorkFailed
             raise error(failed_start["message"], failed_start.get("hint"))
         run = read_run(run_dir)
+        self._end_account(account, run)
         if run:
-            self.reporter.info(
-                f"run {run_id}: {run.done} jobs done, {run.failed} failed"
-                + (f"; records in {run_dir}" if run.failed else "")
-            )
             self._report_cost(run_id, run)
         if code == -signal.SIGINT or code == 130 or (run and run.outcome == "interrupted"):
             raise Interrupted(f"run {run_id} was interrupted; its jobs were cancelled")
         if code != 0 and not (run and (run.done or run.failed)):
+            self._snakemake_said(account, verbose)
             raise WorkFailed(
                 f"run {run_id} failed before any job ran (snakemake exited with {code})",
-                "see Snakemake's message above",
+                f"see Snakemake's message above; its whole output is in {account.log_path}",
             )
         if code != 0:
+            if not (run and run.failed):
+                self._snakemake_said(account, verbose)
             raise WorkFailed(
                 f"run {run_id} failed (snakemake exited with {code})",
-                "see the messages above; failed jobs' logs were saved where shown",
+                "see the messages above; failed jobs' logs were saved where shown, "
+                f"Snakemake's output in {account.log_path}",
             )
         if remote and (req.download or prepared.kind.capabilities.local_outputs):
             self.transfer.download(collected.get("targets", []), storage, env)
@@ -197,6 +211,30 @@ class Runner:
                 "fetches the requested targets"
             )
         return 0
+
+    def _end_account(self, account: accounting.Account, run: RunInfo | None) -> None:
+        """The jobs that ended since the last look, then the run's counts and table."""
+        account.poll()
+        if run is None:
+            return
+        cancelled = sum(t.cancelled for t in account.rules.values())
+        self.reporter.info(
+            f"run {run.run_id}: {run.done} jobs done, {run.failed} failed"
+            + (f", {cancelled} cancelled" if cancelled else "")
+            + (f"; records in {account.run_dir}" if run.failed or cancelled else "")
+        )
+        table = account.summary()
+        if table:
+            self.reporter.raw("\n".join(table))
+
+    def _snakemake_said(self, account: accounting.Account, verbose: bool) -> None:
+        """Snakemake's own error, when no failed job explains the failure."""
+        if verbose:
+            return
+        lines = account.snakemake_error()
+        if lines:
+            self.reporter.warn(f"Snakemake's last words ({account.log_path}):")
+            self.reporter.raw("\n".join(f"    | {line}" for line in lines))
 
     def _report_cost(self, run_id: str, run: RunInfo) -> None:
         """The run's estimated cost; a budget that stopped it is the run's outcome."""
