@@ -6,8 +6,10 @@ Messages and progress go to stderr; stdout carries only data (`--json`, `--expla
 
 from __future__ import annotations
 
+import contextlib
 import os
 import sys
+from collections.abc import Iterator
 
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
@@ -56,6 +58,22 @@ class Output(Reporter):
             self._progress.console.print(markup)
         else:
             self.err.print(markup)
+
+    # -- a run's live view ------------------------------------------------------------------
+    @contextlib.contextmanager
+    def run_view(self, account, env: str) -> Iterator[None]:
+        """On a terminal, a live view of the run (cli/live.py) until it ends; the lines
+        printed meanwhile (failures, warnings) go above it."""
+        if not self.live:
+            yield
+            return
+        from rich.live import Live
+
+        from cfw.cli.live import RunView
+
+        account.done_lines = False  # the bars show them
+        with Live(RunView(account, env), console=self.err, refresh_per_second=4):
+            yield
 
     # -- Terraform progress -----------------------------------------------------------------
     @property

@@ -33,3 +33,9 @@ class Reporter(Progress):
     def raw(self, text: str) -> None:
         """Text as it is (a job's last lines, a table), on stderr."""
         print(text, file=self.stream, flush=True)
+
+    def run_view(self, account, env: str):
+        """A live view of a run while it goes on (a terminal's); here none."""
+        import contextlib
+
+        return contextlib.nullcontext()

@@ -17,6 +17,7 @@ import re
 import subprocess
 import sys
 import threading
+import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -189,6 +190,14 @@ class RuleTally:
             return 0.0
         return self.last - self.first
 
+    def wall_so_far(self, now: float | None = None) -> float:
+        """From the first submission to the last end, or to now while jobs run."""
+        if self.first is None:
+            return 0.0
+        if self.running:
+            return (time.time() if now is None else now) - self.first
+        return self.wall()
+
 
 class Account:
     """Follows one run's records and tells the user what happened, as it happens."""
@@ -214,6 +223,8 @@ class Account:
         self.nothing_to_do = False
         self._offsets = {"jobs.jsonl": 0, SNAKEMAKE_LOG: 0}
         self._planned_read = False
+        self.done_lines = True  # off under a live view, which shows them as bars
+        self._cost: dict[str, Any] | None = None
 
     @property
     def log_path(self) -> Path:
@@ -247,10 +258,20 @@ class Account:
         self._offsets[name] += end
         return data[:end].decode(errors="replace").splitlines()
 
+    def cost_so_far(self) -> float | None:
+        """The run's estimated cost so far (run.json, about once a second), if priced."""
+        cost = self._cost or {}
+        if not any(cost.get(k) for k in ("as_of", "attempts", "fixed_usd_per_hour")):
+            return None
+        total = cost.get("total_usd")
+        return float(total) if total is not None else None
+
     def _read_planned(self) -> None:
+        run = read_run(self.run_dir)
+        if run is not None and run.cost:
+            self._cost = run.cost
         if self._planned_read:
             return
-        run = read_run(self.run_dir)
         planned = (run.extra or {}).get("planned") if run else None
         if planned:
             for rule, count in planned.items():
@@ -295,11 +316,11 @@ class Account:
         if event == "succeeded":
             tally.done += 1
             self.finished += 1
-            if self.lines:
+            if self.lines and self.done_lines:
                 self.reporter.info(f"{self._position()} {name} done in {took}")
         elif event == "cancelled":
             tally.cancelled += 1
-            if self.lines:
+            if self.lines and self.done_lines:
                 self.reporter.info(f"{self._position()} {name} cancelled after {took}")
         else:
             tally.failed += 1

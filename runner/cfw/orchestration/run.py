@@ -173,7 +173,9 @@ class Runner:
             passthrough,
         )
         try:
-            code = wait_forwarding_signals(launched.proc, tick=account.poll)
+            with self.reporter.run_view(account, name) if not verbose else contextlib.nullcontext():
+                code = wait_forwarding_signals(launched.proc, tick=account.poll)
+                account.poll()
         except KeyboardInterrupt:
             launched.close()
             self._end_account(account, read_run(run_dir))
