@@ -180,3 +180,32 @@ def test_excerpt_puts_error_lines_first():
     assert lines[0] == "ERROR: fail to locate the index files" and lines[1] == "..."
     assert lines[-1] == "line 39" and len(lines) == 20
     assert excerpt("\n\none\n\n\ntwo\n\n") == ["one", "", "two"]
+
+
+def test_the_executors_own_lines_reach_the_account(tmp_path: Path):
+    """Snakemake's output is in snakemake.log; the executor's and backends' cfw: lines
+    (a logging prefix before them too) are forwarded, its progress lines are not, nor
+    Snakemake's echo of a job error's message."""
+    import io
+
+    from cfw.core.report import Reporter
+    from cfw.orchestration.account import Account
+
+    (tmp_path / "snakemake.log").write_text(
+        "Building DAG of jobs...\n"
+        "WARNING:cfw.backends.tes.backend:cfw: environment variables are not secret on TES\n"
+        "cfw: jobs 1 done, 0 running, 0 failed\n"
+        "    message: cfw: job x failed: exit code 1\n"
+        "cfw: rule a: TES jobs run without preemptible (kind tes does not honour it)\n"
+        "cfw: the run's estimated job cost, $1.20, passed its budget of $1.00\n"
+        "Nothing to be done (all requested files are present and up to date).\n"
+        "cfw: half a line"
+    )
+    shown = io.StringIO()
+    Account(Reporter(shown), tmp_path, "r1").poll()
+    assert shown.getvalue().splitlines() == [
+        "cfw: environment variables are not secret on TES",
+        "cfw: rule a: TES jobs run without preemptible (kind tes does not honour it)",
+        "cfw: warning: the run's estimated job cost, $1.20, passed its budget of $1.00",
+        "cfw: Nothing to be done (all requested files are present and up to date).",
+    ]

@@ -354,8 +354,12 @@ class Account:
             if self.lines:
                 self.reporter.info(line.strip())
             return
-        if not self.lines or not line.startswith("cfw: "):
+        # the executor's and backends' own lines: "cfw: ..." (a logging prefix before it,
+        # WARNING:name:, is dropped); not Snakemake's echo of a job error's message
+        at = line.find("cfw: ")
+        if not self.lines or at < 0 or "message:" in line[:at] or " " in line[:at].strip():
             return
+        line = line[at:]
         if line.startswith(_REPLACED):
             return
         text = line[len("cfw: ") :]
