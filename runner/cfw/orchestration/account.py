@@ -18,7 +18,7 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -177,14 +177,6 @@ class RuleTally:
     def jobs(self) -> int:
         return max(self.planned, len(self.jobids))
 
-    @property
-    def waiting(self) -> int:
-        return max(0, self.jobs - self.done - self.running - self._failed_for_good)
-
-    @property
-    def _failed_for_good(self) -> int:
-        return max(0, len(self.jobids) - self.done - self.running)
-
     def wall(self) -> float:
         if self.first is None or self.last is None:
             return 0.0
@@ -209,14 +201,12 @@ class Account:
         run_id: str,
         *,
         lines: bool = True,
-        on_change: Callable[[Account], None] | None = None,
     ):
         self.reporter = reporter
         self.run_dir = run_dir
         self.run_id = run_id
         # a line per job and the executor's own cfw: lines (else Snakemake's output is shown)
         self.lines = lines
-        self.on_change = on_change
         self.jobs: dict[str, dict[str, Any]] = {}  # external id -> its submission
         self.rules: dict[str, RuleTally] = {}
         self.finished = 0
@@ -234,17 +224,13 @@ class Account:
     def poll(self) -> None:
         """Read what the records gained since the last call and report it."""
         self._read_planned()
-        changed = False
         for line in self._new_lines("jobs.jsonl"):
             try:
                 self._event(json.loads(line))
-                changed = True
             except (json.JSONDecodeError, KeyError, TypeError):
                 continue
         for line in self._new_lines(SNAKEMAKE_LOG):
             self._snakemake_line(line)
-        if changed and self.on_change is not None:
-            self.on_change(self)
 
     def _new_lines(self, name: str) -> list[str]:
         path = self.run_dir / name
