@@ -201,3 +201,25 @@ def test_every_example_config_validates():
         resolved = resolve(examples.parent, kind, environ={})
         assert resolved.kind.name == kind
         assert resolved.path == path
+
+
+@pytest.mark.parametrize(
+    ("data", "says"),
+    [
+        (b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR", "is not a text file"),
+        (b"kind: local\nttl: \xff\xfe8h\n", "is not UTF-8 text"),
+    ],
+    ids=["binary", "latin-1"],
+)
+def test_binary_config_is_a_user_mistake(tmp_path: Path, data: bytes, says: str):
+    from conftest import run_cfw
+
+    (tmp_path / "environments").mkdir()
+    (tmp_path / "environments" / "t.yaml").write_bytes(data)
+    with pytest.raises(UserError) as caught:
+        resolve(tmp_path, "t", environ={})
+    assert says in caught.value.message and "YAML text" in caught.value.hint
+    result = run_cfw(["plan", "t"], cwd=tmp_path)
+    assert result.code == 2, result.output
+    assert len(result.stderr.strip().splitlines()) == 1 and says in result.stderr
+    assert not (tmp_path / ".cfw").exists()

@@ -142,9 +142,46 @@ def test_a_tagged_secret_is_in_no_command_line_banner_or_log(tmp_path: Path):
     ]
     assert ours, "no Snakemake process of this run was seen"
     assert not any("--storage-s3-secret-key" in line or "S3CR3T" in line for line in ours)
-    assert "Command:" in result.output and "S3CR3T" not in result.output
+    assert "S3CR3T" not in result.output
+    # Snakemake's own output (its `Command:` banner) goes, whole, to the run's snakemake.log
+    [banner_log] = (wf / ".cfw").rglob("snakemake.log")
+    assert "Command:" in banner_log.read_text()
     logs = list((wf / ".snakemake" / "log").glob("*.log"))
     assert logs
     for path in [*logs, *(wf / ".cfw").rglob("*")]:
         if path.is_file():
             assert "S3CR3T" not in path.read_text(errors="replace"), path
+
+
+@pytest.mark.parametrize(
+    ("args", "says"),
+    [
+        (["--kubernetes"], "`cfw up gke`"),
+        (["--kubernetes=snakemake"], "`cfw run --env gke` (or --env kubernetes)"),
+        (["--tibanna", "--tibanna-sfn", "x"], "`cfw up tibanna` and `cfw run --env tibanna`"),
+        (["--google-lifesciences"], "`cfw up google-batch` and `cfw run --env google-batch`"),
+        (["--google-lifesciences-regions", "us-east1"], "`cfw up google-batch`"),
+        (["--az-batch"], "`cfw up azure-batch` and `cfw run --env azure-batch`"),
+        (["--az-batch-account-url", "https://a.b"], "`cfw up azure-batch`"),
+        (["--tes", "http://tes:8000"], "put `kind: tes` and `url: URL` in environments/tes.yaml"),
+        (["--default-remote-provider", "S3"], "Snakemake 8 calls it --default-storage-provider"),
+        (["--default-remote-prefix", "b/p"], "Snakemake 8 calls it --default-storage-prefix"),
+    ],
+)
+def test_snakemake7_cloud_flags_name_cfws_way(args: list[str], says: str):
+    with pytest.raises(UserError) as caught:
+        snakemake_args.refuse_forbidden(["-n", *args])
+    flag = args[0].split("=")[0]
+    assert caught.value.message == f"{flag} is Snakemake 7's"
+    assert says in caught.value.hint and caught.value.hint.startswith("with cfw: ")
+
+
+def test_snakemake7_flag_on_the_command_line_is_one_line_exit_2(workflow: Path):
+    result = run_cfw(["run", "--kubernetes"], cwd=workflow)
+    assert result.code == 2, result.output
+    assert result.stderr.strip().splitlines() == [
+        "error: --kubernetes is Snakemake 7's — with cfw: `cfw up gke` (a new GKE cluster) or "
+        "an environments/kubernetes.yaml for a cluster you have, then `cfw run --env gke` "
+        "(or --env kubernetes)"
+    ]
+    assert not (workflow / ".cfw").exists()

@@ -91,7 +91,7 @@ def test_sigkilled_runner_leaves_jobs_that_cancel_ends(tmp_path: Path, sandbox_b
     proc = start_slow_run(workdir, seconds)
     try:
         beat = wait_for_job(workdir, seconds)
-        [run] = status_of(workdir)["runs"]  # the live run, its heartbeat's age
+        [run] = status_of(workdir)["active_runs"]  # the live run, its heartbeat's age
         assert run["run_id"] == beat["run_id"] and run["live"] and run["jobs"] == 1
         assert run["heartbeat_age_s"] < 120 and run["owner"] == beat["owner"]
         # the runner dies without a word: `cfw run` and its Snakemake (its own session)
@@ -102,7 +102,7 @@ def test_sigkilled_runner_leaves_jobs_that_cancel_ends(tmp_path: Path, sandbox_b
         assert sleepers(seconds), "the job should outlive its killed runner"
         assert heartbeats(workdir), "a killed runner cannot remove its heartbeat"
         env = status_of(workdir)
-        [run] = env["runs"]
+        [run] = env["active_runs"]
         assert not run["live"] and "is gone" in run["gone"]
         assert env["jobs_running"] == 1  # the jobs the adapter finds, not the dead run's record
         shown = run_cfw(["status", "local"], cwd=workdir)
@@ -129,7 +129,7 @@ def test_sigkilled_runner_leaves_jobs_that_cancel_ends(tmp_path: Path, sandbox_b
         guard = run_cfw(["guard", "local", "--once"], cwd=workdir)
         assert guard.code == 0 and "nothing to do" in guard.stderr, guard.output
         env = status_of(workdir)
-        assert env["runs"] == [] and env["jobs_running"] == 0
+        assert env["active_runs"] == [] and env["jobs_running"] == 0
         assert env["guard"]["checked_at"] and env["guard"]["last_actions"] == []
     finally:
         if proc.poll() is None:

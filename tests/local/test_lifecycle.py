@@ -22,9 +22,11 @@ pytestmark = pytest.mark.timeout(600)
 
 
 def status(cwd: Path) -> list[dict]:
+    """The environments cfw brought up here (not local's "ready" row, listed for its runs
+    once local is down or was never up)."""
     result = run_cfw(["status", "--json"], cwd=cwd)
     assert result.code == 0, result.output
-    return json.loads(result.stdout)
+    return [env for env in json.loads(result.stdout) if env["state"] != "ready"]
 
 
 def test_up_status_down_twice(tmp_path: Path, sandbox_base: Path):

@@ -175,6 +175,11 @@ class Backend(ABC, Generic[C]):
     def logs(self, external_id: str) -> str:
         """The job's log text (best effort)."""
 
+    def workdir(self, external_id: str) -> Path | None:
+        """A finished job's working directory, where this machine can read it (a kept
+        sandbox); None where the job ran elsewhere."""
+        return None
+
     def close(self) -> None:
         """End of run: release per-run resources (secrets, per-run jobs)."""
 

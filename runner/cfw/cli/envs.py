@@ -214,7 +214,8 @@ def status(
     as_json: bool = typer.Option(False, "--json", help="Machine-readable output on stdout."),
     details: bool = typer.Option(False, "--details", help="Ask the cloud for pool/node details."),
 ) -> None:
-    """Environments here: kind, state (up / half-up / failed), age, expiry, jobs running."""
+    """Environments here: kind, state (up / half-up / failed / ready), age, expiry, jobs
+    running, and their recent runs."""
     out = Output(quiet=as_json)
     rows = Status(Lifecycle(Path.cwd(), out)).of(name, details=details or bool(name))
     if as_json:
@@ -239,12 +240,33 @@ def status(
         )
     out.table(table)
     out.info("* so far, an estimate from list prices (not a bill): fixed costs while up, plus runs")
+    runs = [(r.name, run) for r in rows for run in r.runs]
+    if runs:
+        recent = Table(title="recent runs")
+        for column in ("ENVIRONMENT", "RUN", "STARTED (UTC)", "STATE"):
+            recent.add_column(column, no_wrap=True)
+        for column in ("DONE", "FAILED", "CANCELLED"):
+            recent.add_column(column, justify="right")
+        for env_name, run in runs:
+            colour = {"success": "green", "running": "cyan", "interrupted": "yellow"}.get(
+                run.state, "red"
+            )
+            recent.add_row(
+                env_name,
+                run.run_id,
+                run.started[:16].replace("T", " "),
+                f"[{colour}]{run.state}[/]",
+                str(run.done),
+                str(run.failed),
+                str(run.cancelled),
+            )
+        out.table(recent)
     for r in rows:
         if r.last_error and r.state != "up":
             out.warn(f"{r.name}: {r.last_error}")
         for key, value in r.details.items():
             out.info(f"{r.name}: {key}: {value}")
-        guarding.say_runs(out, r.name, r.runs, r.guard)
+        guarding.say_runs(out, r.name, r.active_runs, r.guard)
 
 
 @app.command()

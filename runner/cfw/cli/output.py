@@ -6,7 +6,10 @@ Messages and progress go to stderr; stdout carries only data (`--json`, `--expla
 
 from __future__ import annotations
 
+import contextlib
+import os
 import sys
+from collections.abc import Iterator
 
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
@@ -40,6 +43,13 @@ class Output(Reporter):
     def error(self, text: str) -> None:
         self.err.print(f"[bold red]error[/]: {_escape(text)}")
 
+    def raw(self, text: str) -> None:
+        if not self.quiet:
+            if self._progress is not None:
+                self._progress.console.print(text, markup=False, highlight=False)
+            else:
+                self.err.print(text, markup=False, highlight=False)
+
     def table(self, table: Table) -> None:
         self.out.print(table)
 
@@ -48,6 +58,22 @@ class Output(Reporter):
             self._progress.console.print(markup)
         else:
             self.err.print(markup)
+
+    # -- a run's live view ------------------------------------------------------------------
+    @contextlib.contextmanager
+    def run_view(self, account, env: str) -> Iterator[None]:
+        """On a terminal, a live view of the run (cli/live.py) until it ends; the lines
+        printed meanwhile (failures, warnings) go above it."""
+        if not self.live:
+            yield
+            return
+        from rich.live import Live
+
+        from cfw.cli.live import RunView
+
+        account.done_lines = False  # the bars show them
+        with Live(RunView(account, env), console=self.err, refresh_per_second=4):
+            yield
 
     # -- Terraform progress -----------------------------------------------------------------
     @property
@@ -99,6 +125,20 @@ class Output(Reporter):
             self._progress.stop()
             self._progress = None
             self._task = None
+
+
+def write_data(text: str) -> bool:
+    """TEXT on stdout; False when its reader has gone (`cfw logs ... | head`): what it
+    wanted it has, which is no error (and no broken-pipe complaint at exit)."""
+    try:
+        sys.stdout.write(text)
+        sys.stdout.flush()
+        return True
+    except BrokenPipeError:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        os.close(devnull)
+        return False
 
 
 def _escape(text: str) -> str:

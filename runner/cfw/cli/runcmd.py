@@ -9,7 +9,7 @@ import typer
 from cfw.backends.registry import check_name, config_path, kind_names
 from cfw.cli import app
 from cfw.cli.envs import LOCK_HELP, _complete_env
-from cfw.cli.output import Output
+from cfw.cli.output import Output, write_data
 from cfw.core.config import NAME_RE
 from cfw.core.errors import UserError
 from cfw.core.records import earlier_attempts, find_job
@@ -124,11 +124,12 @@ def logs(
             typer.echo(Path(old).read_text(errors="replace"), nl=False)
     saved = record.get("log")
     if saved and Path(saved).exists():
-        typer.echo(Path(saved).read_text(errors="replace"), nl=False)
+        text = Path(saved).read_text(errors="replace")
     else:
         kind, ctx = open_context(project, name, run.run_id)
-        backend = kind.backend(ctx)
-        typer.echo(backend.logs(record["external_id"]), nl=False)
+        text = kind.backend(ctx).logs(record["external_id"])
+    if not write_data(text):
+        raise typer.Exit(0)
     Output().info(
         f"job {record.get('jobid')} ({record.get('rule', '?')}) of run {run.run_id}: "
         f"{record['event']}" + (f"; log saved at {saved}" if saved else "")

@@ -310,12 +310,18 @@ class EnvConfig(Model):
 def read_yaml(path: Path, shown: str | None = None) -> dict[str, Any]:
     shown = shown or str(path)
     try:
-        data = yaml.safe_load(path.read_bytes().decode("utf-8"))
+        raw = path.read_bytes()
+        if b"\0" in raw:
+            raise UserError(
+                f"{shown} is not a text file (it holds binary data)",
+                "write the environment's settings as YAML text, one `key: value` per line",
+            )
+        data = yaml.safe_load(raw.decode("utf-8"))
     except UnicodeDecodeError as exc:
         raise UserError(
-            f"{shown} is not a text file (byte {exc.start} is not UTF-8)",
-            "an environment config is YAML text: `cfw init KIND` writes one",
-        ) from exc
+            f"{shown} is not UTF-8 text (byte {exc.start} is not)",
+            "write the environment's settings as YAML text, one `key: value` per line",
+        ) from None
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f" line {mark.line + 1}, column {mark.column + 1}" if mark else ""

@@ -29,3 +29,13 @@ class Reporter(Progress):
 
     def message(self, text: str) -> None:
         self.info(text)
+
+    def raw(self, text: str) -> None:
+        """Text as it is (a job's last lines, a table), on stderr."""
+        print(text, file=self.stream, flush=True)
+
+    def run_view(self, account, env: str):
+        """A live view of a run while it goes on (a terminal's); here none."""
+        import contextlib
+
+        return contextlib.nullcontext()

@@ -34,6 +34,23 @@ FORBIDDEN = {
 }
 
 
+# Snakemake 7's cloud options (gone in Snakemake 8), and cfw's way to do the same;
+# the options that start with one of these names too (--az-batch-account-url, ...)
+SNAKEMAKE7 = {
+    "--kubernetes": "`cfw up gke` (a new GKE cluster) or an environments/kubernetes.yaml "
+    "for a cluster you have, then `cfw run --env gke` (or --env kubernetes)",
+    "--tibanna": "`cfw up tibanna` and `cfw run --env tibanna`",
+    "--google-lifesciences": "Google Batch replaces the Life Sciences API: "
+    "`cfw up google-batch` and `cfw run --env google-batch`",
+    "--az-batch": "`cfw up azure-batch` and `cfw run --env azure-batch`",
+    "--tes": "put `kind: tes` and `url: URL` in environments/tes.yaml, then `cfw run --env tes`",
+    "--default-remote-provider": "cfw stages files through the environment's storage by "
+    "itself (Snakemake 8 calls it --default-storage-provider); drop the option",
+    "--default-remote-prefix": "cfw stages files through the environment's storage by "
+    "itself (Snakemake 8 calls it --default-storage-prefix); drop the option",
+}
+
+
 @dataclass
 class SnakemakeArgs:
     args: list[str]  # what Snakemake gets: secret settings moved to ``env``
@@ -62,11 +79,15 @@ def flag_value(args: Sequence[str], names: Sequence[str]) -> str | None:
 
 
 def refuse_forbidden(args: Sequence[str]) -> None:
-    """Options that `cfw run` sets itself: one line saying what to do instead."""
+    """Options that `cfw run` sets itself, and Snakemake 7's cloud options: one line saying
+    what to do instead."""
     for arg in args:
         key = arg.split("=", 1)[0]
         if key in FORBIDDEN:
             raise UserError(f"cfw run does not take {key}", FORBIDDEN[key])
+        old = next((o for o in SNAKEMAKE7 if key == o or key.startswith(f"{o}-")), None)
+        if old is not None:
+            raise UserError(f"{key} is Snakemake 7's", f"with cfw: {SNAKEMAKE7[old]}")
 
 
 def replace_storage(argv: list[str], provider: str, prefix: str) -> list[str]:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import sys
 import traceback
 from collections.abc import AsyncGenerator, Callable
 from pathlib import Path
@@ -12,6 +13,7 @@ from snakemake_interface_executor_plugins.executors.base import SubmittedJobInfo
 from snakemake_interface_executor_plugins.executors.remote import RemoteExecutor
 from snakemake_interface_executor_plugins.jobs import JobExecutorInterface
 from snakemake_interface_executor_plugins.settings import CommonSettings
+from snakemake_interface_executor_plugins.utils import format_cli_arg
 
 from cfw.backends.base import Backend, JobSpec, JobState, ignored
 from cfw.backends.registry import Resolved
@@ -19,6 +21,7 @@ from cfw.core.errors import CfwError, UserError
 from cfw.core.records import RunLog, new_run_id, record_startup_error
 from cfw.core.state import EnvState
 from cfw.executor.budget import BudgetMixin, run_cost
+from cfw.executor.diagnose import output_hint, planned_jobs
 from cfw.executor.heartbeats import start_heartbeats
 from cfw.executor.pending import PendingMixin
 from cfw.executor.prefix import checkpoint_staging, plugin_install, retrieve_checkpoint_outputs
@@ -71,6 +74,8 @@ class CfwExecutor(SpotMixin, PendingMixin, BudgetMixin, RemoteExecutor):
         self.ignored_said: set[str] = set()  # rules told what their kind does not honour
         self.cancelled = False
         self._last_counts: Counts | None = None
+        self.interrupted = False  # a Ctrl-C (or SIGTERM), not an error, stopped the run
+        self.tracker.planned(planned_jobs(self.workflow))
         # before the first job: the guard's sign that this run's runner is alive
         self.heartbeats = start_heartbeats(
             self.kind,
@@ -79,10 +84,11 @@ class CfwExecutor(SpotMixin, PendingMixin, BudgetMixin, RemoteExecutor):
             lambda: self.tracker.counts().running,
             self.logger.warning,
         )
-        self.logger.info(
-            f"cfw: running on environment {name!r} (kind {self.kind.name}; {why}), "
-            f"run {self.run_id}"
-        )
+        if not getattr(settings, "run_id", None):  # `cfw run` has said it already
+            self.logger.info(
+                f"cfw: running on environment {name!r} (kind {self.kind.name}; {why}), "
+                f"run {self.run_id}"
+            )
 
     @property
     def common_settings(self) -> CommonSettings:
@@ -177,11 +183,25 @@ class CfwExecutor(SpotMixin, PendingMixin, BudgetMixin, RemoteExecutor):
                 await retrieve_checkpoint_outputs(info.job)
                 self.tracker.succeeded(info.external_jobid, info.job.jobid)
                 self.report_job_success(info)
+            elif self.cancelled or status.state == JobState.CANCELLED:
+                # cancelled by this run (Ctrl-C, a budget): not an error of the job
+                self._save_log(info, spec)
+                self.tracker.cancelled(info.external_jobid)
             else:
                 path = self._save_log(info, spec)
                 reason = why or status.reason or status.state.value
                 self.tracker.failed(
-                    info.external_jobid, info.job.jobid, reason, str(path) if path else None
+                    info.external_jobid,
+                    info.job.jobid,
+                    reason,
+                    str(path) if path else None,
+                    hint=output_hint(
+                        self.backend,
+                        info.external_jobid,
+                        info.job,
+                        path,
+                        self.workflow.storage_settings.default_storage_prefix,
+                    ),
                 )
                 where = f"; log saved to {path}" if path else ""
                 self.report_job_error(
@@ -193,6 +213,17 @@ class CfwExecutor(SpotMixin, PendingMixin, BudgetMixin, RemoteExecutor):
                 )
         self.check_budget()
         self._progress()
+
+    def get_job_args(self, job: JobExecutorInterface, **kwargs) -> str:
+        """Snakemake's, without --unneeded-temp-files: a job told so does not store those
+        temp outputs, and Snakemake then finds them missing in storage (a rule with
+        temp(expand(...)) outputs of which one is used); stored, they are removed as temp
+        files once no job needs them, as without a storage."""
+        args = super().get_job_args(job, **kwargs)
+        unneeded = list(self.workflow.dag.get_unneeded_temp_files(job))
+        if unneeded:
+            args = args.replace(format_cli_arg("--unneeded-temp-files", unneeded), "")
+        return args
 
     def get_job_exec_prefix(self, job: JobExecutorInterface) -> str:
         """Deploy the storage plugin where the image lacks it, then stage the checkpoint
@@ -245,6 +276,9 @@ class CfwExecutor(SpotMixin, PendingMixin, BudgetMixin, RemoteExecutor):
     # -- cancel and shutdown ----------------------------------------------------------------
     def cancel_jobs(self, active_jobs: list[SubmittedJobInfo]) -> None:
         self.cancelled = True
+        # Snakemake cancels from its except clause: a KeyboardInterrupt is the user's Ctrl-C
+        # (or SIGTERM), any other exception an error of the run
+        self.interrupted = isinstance(sys.exc_info()[1], KeyboardInterrupt | SystemExit)
         ids = sorted(
             {j.external_jobid for j in active_jobs if j.external_jobid}
             | set(self.tracker.open_ids())
@@ -252,6 +286,10 @@ class CfwExecutor(SpotMixin, PendingMixin, BudgetMixin, RemoteExecutor):
         if ids:
             self.logger.info(f"cfw: cancelling {len(ids)} submitted job(s)")
             self.backend.cancel(ids)
+            specs = {ext: self.specs.get(ext) for ext in ids}
+            for job in active_jobs:
+                if job.external_jobid in specs:  # its output so far stays in the records
+                    self._save_log(job, specs[job.external_jobid])
             for ext in ids:
                 self.tracker.cancelled(ext)
 
@@ -263,7 +301,11 @@ class CfwExecutor(SpotMixin, PendingMixin, BudgetMixin, RemoteExecutor):
             self.logger.warning("cfw: closing the backend failed:\n" + traceback.format_exc())
         failed = self.tracker.counts().failed
         outcome = self.budget_outcome() or (
-            "interrupted" if self.cancelled else "failure" if failed else "success"
+            "interrupted"
+            if self.interrupted
+            else "failure"
+            if failed or self.cancelled
+            else "success"
         )
         self.tracker.finish(outcome)
         if self.heartbeats is not None:

@@ -14,19 +14,35 @@ from cfw.core.staging import job_stage_command
 STOCK_IMAGE = "snakemake/snakemake:"
 
 
+# the storage plugins cfw's jobs use, at versions known to work with the Snakemake of the
+# stock image (tested here); pinned when the plugin is not installed on this machine
+KNOWN_COMPATIBLE = {
+    "snakemake-storage-plugin-s3": "0.3.6",
+    "snakemake-storage-plugin-gcs": "1.1.4",
+    "snakemake-storage-plugin-azure": "0.4.4",
+}
+
+
+def pinned_plugin(package: str) -> str:
+    """PACKAGE==the version installed here, else a known compatible one; a plugin cfw
+    knows nothing about stays as it is (pip picks)."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return f"{package}=={version(package)}"
+    except PackageNotFoundError:
+        known = KNOWN_COMPATIBLE.get(package)
+        return f"{package}=={known}" if known else package
+
+
 @cache
 def storage_plugin_install_command(provider: str) -> str:
     """``pip install`` of PROVIDER's storage plugin, at the version installed here (once
     per run: the plugin registry and package metadata are read only the first time)."""
-    from importlib.metadata import PackageNotFoundError, version
-
     from snakemake_interface_storage_plugins.registry import StoragePluginRegistry
 
     package = StoragePluginRegistry().get_plugin_package_name(provider)
-    try:
-        pinned = f"{package}=={version(package)}"
-    except PackageNotFoundError:
-        pinned = package
+    pinned = pinned_plugin(package)
     return (
         "python -m pip install --quiet --disable-pip-version-check --no-warn-script-location "
         f"--target .snakemake/pip-deployments {pinned}"

@@ -104,8 +104,13 @@ class RunTracker:
     def succeeded(self, external_id: str, jobid: int) -> None:
         self._finish(external_id, JobState.SUCCEEDED, "succeeded", jobid=jobid)
 
-    def failed(self, external_id: str, jobid: int, reason: str, log: str | None) -> None:
-        self._finish(external_id, JobState.FAILED, "failed", jobid=jobid, reason=reason, log=log)
+    def failed(
+        self, external_id: str, jobid: int, reason: str, log: str | None, hint: str | None = None
+    ) -> None:
+        extra = {"hint": hint} if hint else {}
+        self._finish(
+            external_id, JobState.FAILED, "failed", jobid=jobid, reason=reason, log=log, **extra
+        )
 
     def preempted(
         self, external_id: str, jobid: int, reason: str, log: str | None, then: str | None
@@ -145,6 +150,14 @@ class RunTracker:
                     if usd is not None:
                         fields["usd"] = round(usd, 6)
             self._event(event, external_id=external_id, **fields)
+
+    def planned(self, per_rule: dict[str, int]) -> None:
+        """The jobs the run's DAG will submit, per rule (`cfw run` shows their progress)."""
+        with self._lock:
+            if per_rule:
+                self.run_log.info.extra["planned"] = dict(per_rule)
+                self.run_log.info.total = sum(per_rule.values())
+                self._dirty = True
 
     def _event(self, event: str, **fields) -> None:
         self.run_log.job_event(event, **fields)

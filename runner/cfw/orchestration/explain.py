@@ -10,6 +10,7 @@ import re
 import subprocess
 import sys
 import tempfile
+from collections.abc import Iterator
 from pathlib import Path
 
 from cfw.core import snakemake_args
@@ -88,6 +89,21 @@ def explain(
             error.get("hint") or "change the rule's resources or the environment's config",
         )
     return 0
+
+
+@contextlib.contextmanager
+def no_empty_dirs_left(root: Path) -> Iterator[None]:
+    """Remove the directories below ROOT (ROOT too) made meanwhile and left empty: an
+    explain keeps no record, and should leave no empty .cfw/<env>/ behind."""
+    before = {p for p in root.rglob("*") if p.is_dir()} | ({root} if root.is_dir() else set())
+    try:
+        yield
+    finally:
+        made = [root, *root.rglob("*")] if root.is_dir() else []
+        for path in sorted(made, key=lambda p: len(p.parts), reverse=True):
+            if path not in before and path.is_dir() and not any(path.iterdir()):
+                with contextlib.suppress(OSError):
+                    path.rmdir()
 
 
 def collect(project: Path, name: str, prepared: Prepared) -> dict:

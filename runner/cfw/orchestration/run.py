@@ -7,7 +7,6 @@ import contextlib
 import math
 import os
 import signal
-import subprocess
 import sys
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
@@ -22,6 +21,7 @@ from cfw.core.report import Reporter
 from cfw.core.state import PHASE_UP, EnvState, private_dir
 from cfw.executor.retry import summary_said
 from cfw.executor.session import open_context, pick_environment
+from cfw.orchestration import account as accounting
 from cfw.orchestration import costs
 from cfw.orchestration import explain as explaining
 from cfw.orchestration.invocation import Prepared
@@ -80,10 +80,11 @@ class Runner:
                 "not on its command line"
             )
         if req.explain:
-            prepared = self.prepare(name, "explain", req, explain=True)
-            return explaining.explain(
-                self.project, self.reporter, name, prepared, req.snakemake_args
-            )
+            with explaining.no_empty_dirs_left(EnvState(self.project, name).root):
+                prepared = self.prepare(name, "explain", req, explain=True)
+                return explaining.explain(
+                    self.project, self.reporter, name, prepared, req.snakemake_args
+                )
         teardown = req.teardown or resolved.config.teardown == "after-run"
         self.reporter.info(
             f"environment {name} (kind {resolved.kind.name}; {why})"
@@ -165,33 +166,44 @@ class Runner:
         )
         if remote:
             self.transfer.upload_inputs(collected.get("inputs", []), storage, env)
+        run_dir = EnvState(self.project, name).runs_dir / run_id
+        passthrough = accounting.passthrough_wanted(req.snakemake_args)
+        verbose = passthrough or accounting.verbose_wanted(req.snakemake_args, env)
         self.reporter.info(
             f"run {run_id}: snakemake "
             + (" ".join(snakemake_args.redact(req.snakemake_args)) or "(default target)")
+            + ("" if verbose else f"; its output goes to {accounting.shown(run_dir, self.project)}")
         )
+        account = accounting.Account(self.reporter, run_dir, run_id, lines=not verbose)
         # the run's claim on the environment: `down` and `--teardown` elsewhere wait for it
         claim = Claims(EnvState(self.project, name).dir, name).shared(run_id, heartbeat.owner())
         with claim as claim_fd:
-            proc = subprocess.Popen(
+            launched = accounting.Launched(
                 [sys.executable, "-m", "snakemake", *prepared.argv],
-                cwd=self.project,
-                env=env,
-                start_new_session=True,
+                self.project,
+                env,
+                run_dir,
+                verbose,
+                passthrough,
                 pass_fds=(claim_fd,),
             )
-            code = wait_forwarding_signals(proc)
-        run_dir = EnvState(self.project, name).runs_dir / run_id
+            try:
+                view = self.reporter.run_view(account, name) if not verbose else None
+                with view or contextlib.nullcontext():
+                    code = wait_forwarding_signals(launched.proc, tick=account.poll)
+                    account.poll()
+            except KeyboardInterrupt:
+                launched.close()
+                self._end_account(account, read_run(run_dir))
+                raise
+            launched.close()
         failed_start = startup_error(run_dir)
         if code != 0 and failed_start:
             error = UserError if failed_start["type"] == "UserError" else WorkFailed
             raise error(failed_start["message"], failed_start.get("hint"))
         run = read_run(run_dir)
+        self._end_account(account, run)
         if run:
-            self.reporter.info(
-                f"run {run_id}: {run.done} jobs done, {run.failed} failed"
-                + summary_said(run.extra.get("spot"))  # preemptions, on-demand fallbacks
-                + (f"; records in {run_dir}" if run.failed else "")
-            )
             self._report_cost(run_id, run)
         if code != 0 and prepared.kind.capabilities.needs_up and not self._still_up(name):
             raise WorkFailed(
@@ -201,14 +213,18 @@ class Runner:
         if code == -signal.SIGINT or code == 130 or (run and run.outcome == "interrupted"):
             raise Interrupted(f"run {run_id} was interrupted; its jobs were cancelled")
         if code != 0 and not (run and (run.done or run.failed)):
+            self._snakemake_said(account, verbose)
             raise WorkFailed(
                 f"run {run_id} failed before any job ran (snakemake exited with {code})",
-                "see Snakemake's message above",
+                f"see Snakemake's message above; its whole output is in {account.log_path}",
             )
         if code != 0:
+            if not (run and run.failed):
+                self._snakemake_said(account, verbose)
             raise WorkFailed(
                 f"run {run_id} failed (snakemake exited with {code})",
-                "see the messages above; failed jobs' logs were saved where shown",
+                "see the messages above; failed jobs' logs were saved where shown, "
+                f"Snakemake's output in {account.log_path}",
             )
         if remote and (req.download or prepared.kind.capabilities.local_outputs):
             self.transfer.download(collected.get("targets", []), storage, env)
@@ -224,6 +240,31 @@ class Runner:
             meta = EnvState(self.project, name).meta()
             return meta is not None and meta.phase == PHASE_UP
         return False
+
+    def _end_account(self, account: accounting.Account, run: RunInfo | None) -> None:
+        """The jobs that ended since the last look, then the run's counts and table."""
+        account.poll()
+        if run is None:
+            return
+        cancelled = sum(t.cancelled for t in account.rules.values())
+        self.reporter.info(
+            f"run {run.run_id}: {run.done} jobs done, {run.failed} failed"
+            + (f", {cancelled} cancelled" if cancelled else "")
+            + summary_said(run.extra.get("spot"))  # preemptions, on-demand fallbacks
+            + (f"; records in {account.run_dir}" if run.failed or cancelled else "")
+        )
+        table = account.summary()
+        if table:
+            self.reporter.raw("\n".join(table))
+
+    def _snakemake_said(self, account: accounting.Account, verbose: bool) -> None:
+        """Snakemake's own error, when no failed job explains the failure."""
+        if verbose:
+            return
+        lines = account.snakemake_error()
+        if lines:
+            self.reporter.warn(f"Snakemake's last words ({account.log_path}):")
+            self.reporter.raw("\n".join(f"    | {line}" for line in lines))
 
     def _report_cost(self, run_id: str, run: RunInfo) -> None:
         """The run's estimated cost; a budget that stopped it is the run's outcome."""

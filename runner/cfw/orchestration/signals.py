@@ -6,25 +6,43 @@ from __future__ import annotations
 import contextlib
 import signal
 import subprocess
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 from cfw.core.report import Reporter
 
 INTERRUPT_GRACE = 120.0  # seconds Snakemake gets to cancel its jobs after a Ctrl-C
 
 
-def wait_forwarding_signals(proc: subprocess.Popen, grace: float = INTERRUPT_GRACE) -> int:
-    """Wait for Snakemake; on SIGINT/SIGTERM ask it to cancel its jobs and wait for that."""
+def wait_forwarding_signals(
+    proc: subprocess.Popen,
+    grace: float = INTERRUPT_GRACE,
+    tick: Callable[[], None] | None = None,
+    every: float = 0.5,
+) -> int:
+    """Wait for Snakemake, calling ``tick`` every ``every`` seconds meanwhile (the run's
+    account); on SIGINT/SIGTERM ask it to cancel its jobs and wait for that."""
     try:
-        return proc.wait()
+        while True:
+            try:
+                return proc.wait(timeout=every if tick else None)
+            except subprocess.TimeoutExpired:
+                if tick is not None:
+                    tick()
     except KeyboardInterrupt:
         Reporter().info("interrupted: cancelling the run's jobs (this can take a moment)")
         with contextlib.suppress(ProcessLookupError):
             proc.send_signal(signal.SIGINT)
         with signals_deferred():
-            try:
-                proc.wait(timeout=grace)
-            except subprocess.TimeoutExpired:
+            deadline = grace
+            while deadline > 0:
+                try:
+                    proc.wait(timeout=min(every, deadline))
+                    break
+                except subprocess.TimeoutExpired:
+                    deadline -= every
+                    if tick is not None:
+                        tick()
+            else:
                 proc.kill()
                 proc.wait()
         raise

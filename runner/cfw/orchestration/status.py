@@ -10,7 +10,7 @@ from typing import Any
 
 from cfw.backends.registry import get_kind, resolve
 from cfw.core.errors import CfwError, UserError
-from cfw.core.records import active_runs, list_runs
+from cfw.core.records import active_runs, job_records, list_runs
 from cfw.core.state import (
     PHASE_APPLYING,
     PHASE_DESTROY_FAILED,
@@ -42,8 +42,45 @@ class EnvStatus:
     last_error: str | None = None
     details: dict[str, Any] = field(default_factory=dict)
     cost: dict[str, Any] | None = None  # so far: fixed cost x age plus its runs (estimate)
-    runs: list[dict[str, Any]] = field(default_factory=list)  # active runs (guarding.py)
+    runs: list[RunSummary] = field(default_factory=list)  # recent runs, the newest first
+    active_runs: list[dict[str, Any]] = field(default_factory=list)  # heartbeats (guarding.py)
     guard: dict[str, Any] | None = None  # the guard's record: last check, last actions
+
+
+@dataclass
+class RunSummary:
+    run_id: str
+    started: str
+    state: str  # running / success / failure / interrupted / budget / ended (no outcome)
+    done: int
+    failed: int
+    cancelled: int
+    running: int
+
+
+RECENT_RUNS = 5
+
+
+def recent_runs(state: EnvState, limit: int = RECENT_RUNS) -> list[RunSummary]:
+    """An environment's newest runs from their records: state and job counts."""
+    alive = {r.run_id for r in active_runs(state.runs_dir)}
+    out = []
+    for run in list_runs(state.runs_dir)[:limit]:
+        events = job_records(state.runs_dir / run.run_id)
+        cancelled = len({r.get("external_id") for r in events if r.get("event") == "cancelled"})
+        label = "running" if run.run_id in alive else run.outcome or "ended"
+        out.append(
+            RunSummary(
+                run.run_id,
+                run.started,
+                label,
+                run.done,
+                run.failed,
+                cancelled,
+                run.running if label == "running" else 0,
+            )
+        )
+    return out
 
 
 class Status:
@@ -62,14 +99,49 @@ class Status:
             if resolved is not None:
                 self.lifecycle.attach(resolved)
         states = list_environments(self.project)
+        ran = self._ran_without_up({s.name for s in states})
         if name is not None:
             states = [s for s in states if s.name == name]
-            if not states:
+            ran = [s for s in ran if s.name == name]
+            if not states and not ran:
                 raise UserError(
-                    f"environment {name!r} is not up here (no .cfw/{name}/)",
-                    f"bring it up with `cfw up {name}`",
+                    f"environment {name!r} is not up here and has no runs (no .cfw/{name}/)",
+                    f"bring it up with `cfw up {name}`, or run on it with `cfw run --env {name}`",
                 )
-        return [self._status_of(s, details) for s in states]
+        rows = [self._status_of(s, details) for s in states] + [self._ran(s) for s in ran]
+        return sorted(rows, key=lambda r: r.name)
+
+    def _ran_without_up(self, recorded: set[str]) -> list[EnvState]:
+        """Environments with runs here and no `up` record (local, say, which needs none)."""
+        root = EnvState(self.project, "local").root
+        if not root.is_dir():
+            return []
+        return [
+            EnvState(self.project, path.name)
+            for path in sorted(root.iterdir())
+            if path.name not in recorded and list_runs(path / "runs")
+        ]
+
+    def _ran(self, state: EnvState) -> EnvStatus:
+        """An environment that was never brought up here, but ran: its kind and runs."""
+        try:
+            resolved = resolve(self.project, state.name, environ=self.environ)
+            kind, ready = resolved.kind.name, not resolved.kind.capabilities.needs_up
+        except CfwError:
+            kind, ready = "?", False
+        return EnvStatus(
+            name=state.name,
+            kind=kind,
+            state="ready" if ready else "down",
+            env_id="adhoc",
+            created_at=None,
+            age="-",
+            expires_at=None,
+            expired=False,
+            jobs_running=sum(run.running for run in active_runs(state.runs_dir)),
+            resources=0,
+            runs=recent_runs(state),
+        )
 
     def expired(self) -> list[EnvStatus]:
         return [s for s in self.of() if s.expired]
@@ -114,7 +186,8 @@ class Status:
             last_error=meta.last_error,
             details=extra,
             cost=self._cost_of(state, meta, created, current, label == "up"),
-            runs=guarded.get("runs", []),
+            runs=recent_runs(state),
+            active_runs=guarded.get("runs", []),
             guard=guarded.get("guard"),
         )
 

@@ -48,3 +48,21 @@ def canonical(model: str) -> str | None:
 def short_names() -> str:
     """The short names, for a hint: t4, p4, ..."""
     return ", ".join(n.removeprefix("nvidia-").removeprefix("tesla-") for n in ACCELERATORS)
+
+
+def short(model: str) -> str:
+    """A model name without case, spaces and its nvidia-/tesla- prefixes: ``a10``."""
+    name = model.strip().lower().replace(" ", "-")
+    return name.removeprefix("nvidia-").removeprefix("tesla-")
+
+
+def same_model(a: str | None, b: str | None) -> bool:
+    """Whether two names name one GPU model, on every kind that has GPUs: Google's name
+    (``nvidia-tesla-t4``), a short one (``t4``, ``T4``, ``tesla-t4``), or, for models
+    Google does not offer (Azure's A10), the name without its nvidia-/tesla- prefix."""
+    if not a or not b:
+        return False
+    known_a, known_b = canonical(a), canonical(b)
+    if known_a and known_b:
+        return known_a == known_b
+    return short(a) == short(b)

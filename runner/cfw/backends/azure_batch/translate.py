@@ -14,6 +14,7 @@ import shlex
 from datetime import timedelta
 from typing import Any
 
+from cfw.backends._google import gpus as google_gpus
 from cfw.backends.azure_batch.config import AzureBatchConfig, PoolConfig
 from cfw.backends.base import EnvContext, JobSpec
 from cfw.backends.sdk import require
@@ -68,7 +69,7 @@ def choose_pool(config: AzureBatchConfig, spec: JobSpec) -> PoolConfig:
             continue
         if spec.gpu and pool.gpus < spec.gpu:
             continue
-        if spec.gpu_model and (pool.gpu_model or "").lower() != spec.gpu_model.lower():
+        if spec.gpu_model and not google_gpus.same_model(pool.gpu_model, spec.gpu_model):
             continue
         fits.append(pool)
     if not fits:

@@ -50,10 +50,7 @@ def type_matches(machine_type: str, wanted: str) -> bool:
 def model_matches(accelerator: str, model: str) -> bool:
     """A rule's gpu_model names the pool's accelerator: Google's name, or a short one
     (t4, a100, h100: google_gpus' table), or the name without nvidia-/nvidia-tesla-."""
-    model = model.strip().lower()
-    return accelerator in (model, f"nvidia-{model}", f"nvidia-tesla-{model}") or (
-        google_gpus.canonical(model) == accelerator
-    )
+    return google_gpus.same_model(accelerator, model)
 
 
 def _types(pools: Sequence[Pool]) -> str:

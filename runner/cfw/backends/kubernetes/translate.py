@@ -10,10 +10,10 @@ The Job itself is the one every Kubernetes kind submits (cfw/backends/_kube/mani
 
 from __future__ import annotations
 
-import re
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from cfw.backends._google import gpus as google_gpus
 from cfw.backends._kube.manifest import (
     GPU_RESOURCE,
     SPOT_ANNOTATION,
@@ -45,13 +45,9 @@ def type_matches(machine_type: str, wanted: str) -> bool:
     return have == want or any(have.startswith(want + sep) for sep in ".-_")
 
 
-def _short_model(model: str) -> str:
-    return re.sub(r"^(nvidia-)?(tesla-)?", "", model.strip().lower())
-
-
 def model_matches(pool_model: str | None, wanted: str) -> bool:
     """t4, tesla-t4, nvidia-tesla-t4 and Tesla-T4 name one model."""
-    return pool_model is not None and _short_model(pool_model) == _short_model(wanted)
+    return google_gpus.same_model(pool_model, wanted)
 
 
 def _needs(spec: JobSpec, mem_mb: int) -> str:

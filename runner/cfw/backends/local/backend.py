@@ -84,6 +84,7 @@ class LocalBackend(Backend[LocalConfig]):
             self.cpus.give(proc.cpus)
             proc.cpus = []
         keep = keeps_sandbox(proc.keep, succeeded(code, proc.killed_reason))
+        keep = keep and not (proc.killed_reason == "cancelled" and proc.keep != "always")
         if not keep:
             client.remove_tree(proc.sandbox)
         return finished_status(code, proc.killed_reason, proc.sandbox if keep else None)
@@ -109,6 +110,9 @@ class LocalBackend(Backend[LocalConfig]):
             if proc.killed_reason is None and proc.popen.poll() is None:
                 proc.killed_reason = "cancelled"
             client.stop(proc.popen)
+            # a cancelled job's sandbox goes like a successful one's (its log stays)
+            if proc.killed_reason == "cancelled" and proc.keep != "always":
+                client.remove_tree(proc.sandbox)
 
     def logs(self, external_id: str) -> str:
         proc = self.procs.get(external_id)
@@ -117,6 +121,10 @@ class LocalBackend(Backend[LocalConfig]):
             return path.read_text(errors="replace")
         except OSError:
             return ""
+
+    def workdir(self, external_id: str) -> Path | None:
+        proc = self.procs.get(external_id)
+        return proc.sandbox if proc is not None and proc.sandbox.is_dir() else None
 
     async def wait_for_change(self, timeout: float) -> None:
         """Wake the status loop as soon as a job ends (poll at least every second)."""
