@@ -86,10 +86,12 @@ def _wait_http(url: str, timeout: float = 30.0) -> None:
 
 @pytest.fixture(scope="session")
 def moto_endpoint() -> Iterator[str]:
-    """A moto server on 127.0.0.1: the one CI started (CFW_TEST_MOTO_ENDPOINT), or our own.
+    """A moto server on 127.0.0.1: one of this pytest worker's own, or the one given in
+    CFW_TEST_MOTO_ENDPOINT (then run with -n 0: parallel workers would share one account,
+    and the tibanna tests its account-wide tibanna-master table).
 
-    Either way it is tests/support/moto_plus.py: moto with the two Step Functions actions
-    the aws provider calls and moto lacks."""
+    Ours is tests/support/moto_plus.py: moto with AWS's managed policies loaded and the two
+    Step Functions actions the aws provider calls and moto lacks."""
     given = os.environ.get("CFW_TEST_MOTO_ENDPOINT")
     if given:
         _wait_http(f"{given}/moto-api/")

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 import threading
 import time
 from pathlib import Path
@@ -60,3 +63,27 @@ def test_many_jobs_ended_at_once_all_report_their_own_status(tmp_path: Path):
     codes = sorted(job.wait(timeout=300) for job in jobs)
     assert 255 not in codes
     assert codes.count(0) == 60 and codes.count(2) == 30  # argparse's usage error is 2
+
+
+def test_a_long_tmpdir_does_not_stop_the_forkserver(tmp_path: Path):
+    """The forkserver's socket lives in multiprocessing's temp dir; under a TMPDIR deeper than
+    a Unix socket path allows (107 bytes), it failed with 'AF_UNIX path too long'."""
+    deep = tmp_path / ("d" * 60) / ("e" * 60)
+    deep.mkdir(parents=True)
+    sandbox = tmp_path / "s"
+    sandbox.mkdir()
+    script = (
+        "import sys; from cfw.backends.local import forkrun; "
+        "job = forkrun.start([['snakemake', '--version']], sys.argv[1], "
+        "{'PATH': '/usr/bin:/bin'}, sys.argv[2], []); sys.exit(job.wait(timeout=300))"
+    )
+    env = {**os.environ, "TMPDIR": str(deep)}
+    proc = subprocess.run(
+        [sys.executable, "-c", script, str(sandbox), str(tmp_path / "job.log")],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert (tmp_path / "job.log").read_text().strip()[0].isdigit()  # Snakemake's version

@@ -15,6 +15,7 @@ import os
 import shlex
 import subprocess
 import sys
+import tempfile
 import threading
 from collections.abc import Mapping
 from functools import cache
@@ -26,6 +27,9 @@ _ENTRY_POINTS = {
     "cfw.core.staging": ("cfw.core.staging", "main"),
 }
 _PUNCTUATION = set("();<>|&")
+# The forkserver listens on a Unix socket in multiprocessing's temporary directory, and a
+# socket's path may not exceed 107 bytes: under a TMPDIR longer than this, it goes in /tmp.
+_SOCKET_DIR_LIMIT = 60
 
 
 def parse_chain(command: str) -> list[list[str]] | None:
@@ -62,9 +66,25 @@ def _job_stage_script() -> str:
 
 @cache
 def _context():
+    _short_socket_dir()
     ctx = multiprocessing.get_context("forkserver")
     ctx.set_forkserver_preload(_PRELOAD)
     return ctx
+
+
+def _short_socket_dir() -> None:
+    """Make multiprocessing's temporary directory (where the forkserver's socket goes) short
+    enough for a Unix socket path, whatever TMPDIR is. It is created once per process and
+    removed at exit; jobs get their own TMPDIR from the sandbox."""
+    if len(tempfile.gettempdir()) <= _SOCKET_DIR_LIMIT or not os.path.isdir("/tmp"):
+        return
+    import multiprocessing.util
+
+    saved, tempfile.tempdir = tempfile.tempdir, "/tmp"
+    try:
+        multiprocessing.util.get_temp_dir()
+    finally:
+        tempfile.tempdir = saved
 
 
 def _run_module(module: str, argv: list[str]) -> int:
