@@ -8,7 +8,6 @@ the checks of cfw.core.guard_check.check with the clock moved forward instead of
 from __future__ import annotations
 
 import json
-import urllib.request
 import uuid
 from datetime import UTC, datetime, timedelta
 
@@ -19,6 +18,8 @@ from cfw.backends._aws.store import S3Store
 from cfw.backends.tes.guard import FunnelGuard, run_of
 from cfw.core import guard_check, heartbeat
 from cfw.core.guard import CANCEL, STOP, Action, Settings
+from support.batch_jobs import held, submit_as_funnel
+from support.batch_jobs import status as batch_status
 
 pytestmark = pytest.mark.moto
 
@@ -35,26 +36,10 @@ ASSUME = {
 }
 
 
-def _moto_api(endpoint: str, path: str, body: dict) -> None:
-    request = urllib.request.Request(
-        f"{endpoint}/moto-api/state-manager/{path}",
-        data=json.dumps(body).encode(),
-        method="POST",
-    )
-    urllib.request.urlopen(request, timeout=10).read()
-
-
 @pytest.fixture
 def held_jobs(aws_env):
-    """moto's Batch jobs stay SUBMITTED (moto would run them in Docker, which is not here)."""
-    endpoint = aws_env["AWS_ENDPOINT_URL"]
-    _moto_api(
-        endpoint,
-        "set-transition",
-        {"model_name": "batch::job", "transition": {"progression": "time", "seconds": 86400}},
-    )
-    yield
-    _moto_api(endpoint, "unset-transition", {"model_name": "batch::job"})
+    with held(aws_env["AWS_ENDPOINT_URL"]):
+        yield
 
 
 def funnel(tag: str) -> dict[str, str]:
@@ -135,17 +120,11 @@ def guard(aws_env, held_jobs):
 
 
 def submit(guard: FunnelGuard, name: str) -> str:
-    """As Funnel's AWS Batch backend submits a task: named after it, its id a parameter."""
-    return guard.batch.submit_job(
-        jobName=name,
-        jobQueue=guard.job_queue,
-        jobDefinition=guard.job_definition,
-        parameters={"taskID": uuid.uuid4().hex},
-    )["jobId"]
+    return submit_as_funnel(guard.batch, guard.job_queue, guard.job_definition, name)
 
 
 def status(guard: FunnelGuard, job_id: str) -> str:
-    return guard.batch.describe_jobs(jobs=[job_id])["jobs"][0]["status"]
+    return batch_status(guard.batch, job_id)
 
 
 def server_state(guard: FunnelGuard) -> str:

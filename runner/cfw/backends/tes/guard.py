@@ -142,7 +142,7 @@ class TesApiGuard:
         found, token = [], None
         while True:
             tasks, token = self.api.list_page(
-                tags={"cfw-id": self.env_id}, view="BASIC", page_token=token
+                tags={"cfw-id": self.env_id}, view="BASIC", page_size=2047, page_token=token
             )
             for task in tasks:
                 if str(task.state) in TES_ACTIVE:

@@ -8,7 +8,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from cfw.backends._aws import aws_region, s3_storage_env
+from cfw.backends._aws import aws_region, guard_deploy, s3_storage_env
 from cfw.backends.base import Capabilities, EnvContext, JobSpec, StorageSpec
 from cfw.backends.kind import Identity, Kind
 from cfw.backends.tes.config import TesConfig
@@ -18,6 +18,8 @@ from cfw.core.render import header, jinja_env, render_text
 from cfw.core.rootmodule import ModuleCall, RootSpec
 
 HTTPS_PORT = 443
+GUARD_ADAPTER = "cfw.backends.tes.guard"  # zipped into the guard's Lambda
+GUARD_SUBDIR = "lambda"  # of the rendered root module: the guard's zip
 FUNNEL_ROOT = RootSpec(
     modules=(
         ModuleCall(
@@ -117,7 +119,15 @@ class TesKind(Kind[TesConfig]):
 
     # -- rendering --------------------------------------------------------------------------
     def root_spec(self, config: TesConfig) -> RootSpec:
-        return FUNNEL_ROOT if config.provision else URL_ROOT
+        """The Funnel server and its guard (modules/aws-guard, unless guard.enabled is
+        false), or only the record of an existing server (no cloud-side guard: nothing of
+        cfw's bills there; `cfw guard NAME --once` and `cfw cancel` reach its tasks)."""
+        return guard_deploy.with_guard(FUNNEL_ROOT, config) if config.provision else URL_ROOT
+
+    def render_files(self, config: TesConfig, outdir: Path) -> None:
+        """The guard's Lambda zip, in lambda/ next to the root module."""
+        if config.provision:
+            guard_deploy.render(config, GUARD_ADAPTER, Path(outdir) / GUARD_SUBDIR)
 
     def tfvars(self, config: TesConfig, ident: Identity, workdir: Path) -> dict[str, Any]:
         common = {"name": ident.name, "env_id": ident.env_id, "labels": ident.labels(config.labels)}
@@ -137,6 +147,12 @@ class TesKind(Kind[TesConfig]):
             "batch": config.batch.model_dump(),
             "object_expiration_days": config.object_expiration_days,
             "user_data": render_user_data(config, ident),
+            **guard_deploy.tfvars(
+                config,
+                common["labels"],
+                GUARD_ADAPTER,
+                f"{GUARD_SUBDIR}/{guard_deploy.guard_zip.FILENAME}",
+            ),
         }
 
     def output_placeholders(self, config: TesConfig, ident: Identity | None) -> dict[str, Any]:
