@@ -17,12 +17,14 @@ locals {
     for key, value in { cpu = var.limits.max_cpu, memory = var.limits.max_memory } : key => value if value != null
   }
   # what a person (or CI) running workflows may do in the namespace, and nothing else:
-  # submit, watch and stop Jobs, read their pods and logs, keep each run's Secret
+  # submit, watch and stop Jobs, read their pods and logs, keep each run's Secret and
+  # heartbeat (a ConfigMap)
   runner_rules = [
     { api_groups = ["batch"], resources = ["jobs"], verbs = ["create", "get", "list", "watch", "delete"] },
     { api_groups = [""], resources = ["pods"], verbs = ["get", "list", "watch"] },
     { api_groups = [""], resources = ["pods/log"], verbs = ["get"] },
     { api_groups = [""], resources = ["secrets"], verbs = ["create", "get", "list", "update", "delete"] },
+    { api_groups = [""], resources = ["configmaps"], verbs = ["create", "get", "list", "update", "delete"] },
   ]
 }
 

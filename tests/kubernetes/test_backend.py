@@ -249,7 +249,8 @@ def test_missing_permissions_are_named(fake, environ):
         cloud.check_access(connect(environ), config)
     assert caught.value.message == (
         f"you may not run jobs in namespace {NS}: missing watch jobs (batch), delete jobs "
-        "(batch), delete secrets, list secrets"
+        "(batch), delete secrets, create configmaps, get configmaps, list configmaps, "
+        "update configmaps, delete configmaps, list secrets"
     )
     assert "modules/kubernetes-namespace" in caught.value.hint
     fake.bind(NS, role_rules(cloud.RUN_RULES), name="cfw-runner")  # what the module grants

@@ -59,6 +59,7 @@ class Task:
     failure: dict[str, str] | None = None
     node: str | None = None
     files: dict[str, str] = field(default_factory=dict)
+    created: dt.datetime | None = None
 
 
 @dataclass
@@ -66,6 +67,7 @@ class Job:
     body: dict[str, Any]
     state: str = "active"
     tasks: dict[str, Task] = field(default_factory=dict)
+    created: dt.datetime | None = None
 
 
 class FakeBatch:
@@ -183,6 +185,8 @@ class FakeBatch:
         parts = [p for p in path.split("/") if p]
         if parts == ["jobs"] and method == "POST":
             return self._add_job(json.loads(body))
+        if parts == ["jobs"] and method == "GET":
+            return self._list_jobs(query)
         if len(parts) >= 2 and parts[0] == "jobs":
             job = self.jobs.get(parts[1])
             route = "/jobs/{job}" + "".join(
@@ -234,8 +238,28 @@ class FakeBatch:
             raise ServiceError(409, "PoolNotFound", f"The specified pool {pool} does not exist.")
         if job.id in self.jobs:
             raise ServiceError(409, "JobExists", "The specified job already exists.")
-        self.jobs[job.id] = Job(body=body)
+        self.jobs[job.id] = Job(body=body, created=self.tick())
         return 201, None, {}
+
+    def _list_jobs(self, query: dict[str, str]):
+        """List jobs: `$filter` on state only (metadata cannot be filtered on, as in the
+        service), one page (this fake's jobs are few)."""
+        self.calls[("GET", "/jobs")] += 1
+        matches = _parse_filter(query.get("$filter", ""))
+        value = []
+        for job_id, job in sorted(self.jobs.items()):
+            if job.state == "deleting" or not all(m(job) for m in matches):
+                continue
+            value.append(
+                {
+                    "id": job_id,
+                    "state": job.state,
+                    "poolInfo": job.body["poolInfo"],
+                    "metadata": job.body.get("metadata") or [],
+                    "creationTime": now_iso(job.created or self._clock),
+                }
+            )
+        return 200, {"value": value}, {}
 
     def _job(self, method: str, job_id: str, job: Job):
         if method == "GET":
@@ -261,7 +285,8 @@ class FakeBatch:
                 "InvalidPropertyValue",
                 "requiredSlots is larger than the pool's taskSlotsPerNode.",
             )
-        job.tasks[task.id] = Task(body=body, transition=self.tick())
+        stamp = self.tick()
+        job.tasks[task.id] = Task(body=body, transition=stamp, created=stamp)
         if self.node_agent is not None:
             self.node_agent.schedule(self, job.body["id"], task.id)
         return 201, None, {}
@@ -324,6 +349,7 @@ def _task_json(task_id: str, task: Task) -> dict[str, Any]:
             "id": task_id,
             "state": task.state,
             "stateTransitionTime": now_iso(task.transition),
+            "creationTime": now_iso(task.created or task.transition),
             "url": f"/jobs/x/tasks/{task_id}",
         }
     )

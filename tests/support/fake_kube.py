@@ -46,6 +46,7 @@ _KINDS = {
     "pods": "Pod",
     "nodes": "Node",
     "secrets": "Secret",
+    "configmaps": "ConfigMap",
     "namespaces": "Namespace",
     "serviceaccounts": "ServiceAccount",
     "roles": "Role",
@@ -167,6 +168,11 @@ class FakeKube:
         meta.setdefault("uid", str(uuid.uuid4()))
         meta.setdefault("creationTimestamp", now())
         meta["resourceVersion"] = str(self.version)
+        # the API server's record of the write, with its own clock (server-side apply's
+        # managedFields): what a reader takes for the object's last write
+        meta["managedFields"] = [
+            {"manager": "cfw", "operation": "Update", "apiVersion": "v1", "time": now()}
+        ]
         if namespace:
             meta["namespace"] = namespace
         self.objects[(resource, namespace, meta["name"])] = obj

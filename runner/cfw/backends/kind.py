@@ -18,6 +18,8 @@ from cfw.backends import sdk
 from cfw.backends.base import Backend, Capabilities, EnvContext, JobSpec, StorageSpec, check_job
 from cfw.core.config import EnvConfig
 from cfw.core.errors import UserError
+from cfw.core.guard_check import Adapter
+from cfw.core.heartbeat import HeartbeatStore
 from cfw.core.prices import FixedCost, JobPrice, PoolPrice
 from cfw.core.rootmodule import RootSpec
 
@@ -184,6 +186,25 @@ class Kind(Generic[C]):
     ) -> list[str]:
         """Resources still carrying this environment's id after destroy (empty = clean)."""
         return []
+
+    # -- the guard: heartbeats, `cfw cancel`, `cfw guard --once` ----------------------------
+    def heartbeat_store(
+        self, ctx: EnvContext[C], environ: Mapping[str, str]
+    ) -> tuple[HeartbeatStore, str] | None:
+        """Where runs on this environment keep their heartbeats and the guard its record
+        (cfw.core.heartbeat): a store and the prefix in it, the environment's own storage
+        (its bucket, container, ...) so that the cloud guard and every machine see them.
+        None: the kind keeps none (no heartbeats; `cfw cancel` goes by its jobs alone).
+        Called by the executor before a run's first job; it may open an SDK client."""
+        return None
+
+    def guard_adapter(self, ctx: EnvContext[C], environ: Mapping[str, str]) -> Adapter | None:
+        """What the guard sees and does on this environment (cfw.core.guard_check.Adapter):
+        its store, the active jobs carrying its cfw-id, cancel (by run label, idempotent) and
+        stop. Used by `cfw guard NAME --once`, `cfw cancel`, `cfw status` and `cfw down`
+        (which cancels every job before destroying). Each kind's adapter is in its package's
+        guard.py (``adapter_for``), built lazily here. None: the kind has none."""
+        return None
 
     def status_details(self, config: C, outputs: Mapping[str, Any]) -> dict[str, Any]:
         """Extra facts for `cfw status` (pool allocation, node counts, ...)."""

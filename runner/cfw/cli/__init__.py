@@ -48,6 +48,7 @@ def _root(
 
 
 from cfw.cli import envs as _envs  # noqa: E402,F401  (registers commands)
+from cfw.cli import guardcmd as _guardcmd  # noqa: E402,F401
 from cfw.cli import prices as _prices  # noqa: E402,F401
 from cfw.cli import runcmd as _runcmd  # noqa: E402,F401
 from cfw.cli import users as _users  # noqa: E402,F401

@@ -26,7 +26,7 @@ from cfw.core.assets import example_environments_dir
 from cfw.core.errors import CfwError, UserError
 from cfw.core.prices import format_usd
 from cfw.core.state import EnvState
-from cfw.orchestration import costs
+from cfw.orchestration import costs, guarding
 from cfw.orchestration.lifecycle import Lifecycle
 from cfw.orchestration.status import Status
 
@@ -166,6 +166,7 @@ def up(
     meta = state.meta()
     expiry = f"; expires {meta.expires_at} (cfw reap)" if meta and meta.expires_at else ""
     out.success(f"{name} is up (id {meta.env_id if meta else '?'}){expiry}")
+    guarding.say_unguarded(out, resolved)
     hidden = lifecycle.sensitive_outputs
     for key, value in sorted(outputs.items()):
         if key in hidden or _SECRET_NAME.search(key) or key == "cfw_labels":
@@ -242,6 +243,7 @@ def status(
             out.warn(f"{r.name}: {r.last_error}")
         for key, value in r.details.items():
             out.info(f"{r.name}: {key}: {value}")
+        guarding.say_runs(out, r.name, r.runs, r.guard)
 
 
 @app.command()
@@ -264,7 +266,7 @@ def reap(
     failed = []
     for r in expired:
         try:
-            lifecycle.down(r.name)
+            lifecycle.down(r.name, operation="reap")
             out.done()
             out.success(f"reaped {r.name}")
         except CfwError as exc:

@@ -19,6 +19,7 @@ from cfw.core.errors import CfwError
 from cfw.core.records import RunLog, new_run_id, record_startup_error
 from cfw.core.state import EnvState
 from cfw.executor.budget import BudgetMixin, run_cost
+from cfw.executor.heartbeats import start_heartbeats
 from cfw.executor.prefix import checkpoint_staging, plugin_install, retrieve_checkpoint_outputs
 from cfw.executor.session import open_context, pick_environment
 from cfw.executor.spec import spec_from_job
@@ -68,6 +69,14 @@ class CfwExecutor(BudgetMixin, RemoteExecutor):
         self.ignored_said: set[str] = set()  # rules told what their kind does not honour
         self.cancelled = False
         self._last_counts: Counts | None = None
+        # before the first job: the guard's sign that this run's runner is alive
+        self.heartbeats = start_heartbeats(
+            self.kind,
+            self.ctx,
+            os.environ,
+            lambda: self.tracker.counts().running,
+            self.logger.warning,
+        )
         self.logger.info(
             f"cfw: running on environment {name!r} (kind {self.kind.name}; {why}), "
             f"run {self.run_id}"
@@ -102,6 +111,14 @@ class CfwExecutor(BudgetMixin, RemoteExecutor):
             external_id = self.backend.submit(spec, payload, self.envvars())
         except CfwError as exc:
             self.report_job_error(SubmittedJobInfo(job), msg=f"cfw: submission failed: {exc}")
+            return
+        except Exception as exc:  # the service's own error (its environment gone, say): one line
+            text = " ".join(str(exc).split())[:300]
+            self.report_job_error(
+                SubmittedJobInfo(job),
+                msg=f"cfw: submission failed: {type(exc).__name__}: {text} (is {self.ctx.name} "
+                "still up? `cfw status` says)",
+            )
             return
         self.logger.debug(f"cfw: submitted {external_id}: {spec.command}")
         self.specs[external_id] = spec
@@ -231,3 +248,5 @@ class CfwExecutor(BudgetMixin, RemoteExecutor):
             "interrupted" if self.cancelled else "failure" if failed else "success"
         )
         self.tracker.finish(outcome)
+        if self.heartbeats is not None:
+            self.heartbeats.stop()

@@ -15,6 +15,7 @@ from typing import Any
 from cfw import __version__
 from cfw.backends.kind import Identity
 from cfw.backends.registry import Resolved, dump_config, resolve
+from cfw.core.claims import Claims
 from cfw.core.errors import CfwError, Interrupted, UserError, WorkFailed
 from cfw.core.render import render_root
 from cfw.core.report import Reporter
@@ -292,8 +293,41 @@ class Lifecycle:
                 return True  # unreadable: let Terraform decide
         return False
 
-    def down(self, name: str, lock_timeout: float = 0.0, locked: bool = False) -> bool:
-        """Destroy, verify, forget. Returns False when there was nothing to destroy."""
+    def _cancel_jobs(
+        self,
+        resolved: Resolved,
+        env_id: str,
+        state: EnvState,
+        outputs: Mapping[str, Any],
+        operation: str,
+    ) -> None:
+        from cfw.backends.base import EnvContext
+        from cfw.orchestration.guarding import cancel_every_job
+
+        if not outputs and resolved.kind.capabilities.needs_up:
+            return  # nothing came up: no job can run on it
+        ctx = EnvContext(
+            name=resolved.name,
+            kind=resolved.kind.name,
+            config=resolved.config,
+            outputs=outputs or resolved.kind.output_placeholders(resolved.config, None),
+            env_id=env_id,
+            state_dir=state.dir,
+            run_id="down",
+        )
+        cancel_every_job(resolved.kind, ctx, self.environ, self.reporter, operation=operation)
+
+    def down(
+        self,
+        name: str,
+        lock_timeout: float = 0.0,
+        locked: bool = False,
+        operation: str = "down",
+    ) -> bool:
+        """Destroy, verify, forget. Returns False when there was nothing to destroy.
+        Refused (or, with lock_timeout, waits) while a run here holds a claim on NAME, or a
+        live run elsewhere keeps a heartbeat (``operation`` names the command in that
+        message: down, run --teardown, reap)."""
         state = EnvState(self.project, name)
         meta = state.meta()
         if meta is None:
@@ -303,7 +337,10 @@ class Lifecycle:
                 resolved = None
             if resolved is None or not resolved.config.state.shared:
                 return False
-        with contextlib.nullcontext() if locked else state.lock("down", lock_timeout):
+        with (
+            contextlib.nullcontext() if locked else state.lock("down", lock_timeout),
+            Claims(state.dir, name).exclusive(operation, lock_timeout),
+        ):
             meta = state.meta()
             resolved = resolve(self.project, name, environ=self.environ, prefer_saved=True)
             if meta is None:  # a shared environment brought up from another directory
@@ -324,6 +361,8 @@ class Lifecycle:
             ident = self._prepare_root(resolved, state, new_identity(resolved, meta), tf)
             outputs = tf.output() if resolved.config.state.shared else state.outputs()
             previous = meta.phase
+            # the jobs first: destroying what they run on would leave them billing
+            self._cancel_jobs(resolved, meta.env_id, state, outputs, operation)
             state.set_phase(PHASE_DESTROYING)
             try:
                 if outputs:

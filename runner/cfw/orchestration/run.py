@@ -14,11 +14,12 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from cfw.backends.registry import resolve
-from cfw.core import snakemake_args
+from cfw.core import heartbeat, snakemake_args
+from cfw.core.claims import Busy, Claims
 from cfw.core.errors import Interrupted, UserError, WorkFailed
 from cfw.core.records import RunInfo, new_run_id, read_run, startup_error
 from cfw.core.report import Reporter
-from cfw.core.state import EnvState, private_dir
+from cfw.core.state import PHASE_UP, EnvState, private_dir
 from cfw.executor.session import open_context, pick_environment
 from cfw.orchestration import costs
 from cfw.orchestration import explain as explaining
@@ -104,14 +105,23 @@ class Runner:
                 ) from None
             finally:
                 if teardown:
-                    self._teardown(name)
+                    self._teardown(name, req.lock_timeout)
         return code
 
-    def _teardown(self, name: str) -> None:
+    def _teardown(self, name: str, lock_timeout: float = 0.0) -> None:
         self.reporter.info(f"tearing down {name}")
         # a second Ctrl-C must not leave the environment half torn down
         with signals_deferred():
-            if not self.lifecycle.down(name, locked=True):
+            try:
+                gone = self.lifecycle.down(
+                    name, lock_timeout, locked=True, operation="run --teardown"
+                )
+            except Busy as exc:  # another run uses it: the run's own outcome stands
+                raise WorkFailed(
+                    f"{name} is not torn down: {exc.message.partition(': ')[2]}",
+                    f"run `cfw down {name}` once that run has ended",
+                ) from None
+            if not gone:
                 self.reporter.info(f"{name} was not up; nothing to tear down")
 
     # -- snakemake --------------------------------------------------------------------------
@@ -158,13 +168,17 @@ class Runner:
             f"run {run_id}: snakemake "
             + (" ".join(snakemake_args.redact(req.snakemake_args)) or "(default target)")
         )
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "snakemake", *prepared.argv],
-            cwd=self.project,
-            env=env,
-            start_new_session=True,
-        )
-        code = wait_forwarding_signals(proc)
+        # the run's claim on the environment: `down` and `--teardown` elsewhere wait for it
+        claim = Claims(EnvState(self.project, name).dir, name).shared(run_id, heartbeat.owner())
+        with claim as claim_fd:
+            proc = subprocess.Popen(
+                [sys.executable, "-m", "snakemake", *prepared.argv],
+                cwd=self.project,
+                env=env,
+                start_new_session=True,
+                pass_fds=(claim_fd,),
+            )
+            code = wait_forwarding_signals(proc)
         run_dir = EnvState(self.project, name).runs_dir / run_id
         failed_start = startup_error(run_dir)
         if code != 0 and failed_start:
@@ -177,6 +191,11 @@ class Runner:
                 + (f"; records in {run_dir}" if run.failed else "")
             )
             self._report_cost(run_id, run)
+        if code != 0 and prepared.kind.capabilities.needs_up and not self._still_up(name):
+            raise WorkFailed(
+                f"run {run_id} failed: environment {name} was torn down while it ran",
+                f"bring it up again with `cfw up {name}` and rerun",
+            )
         if code == -signal.SIGINT or code == 130 or (run and run.outcome == "interrupted"):
             raise Interrupted(f"run {run_id} was interrupted; its jobs were cancelled")
         if code != 0 and not (run and (run.done or run.failed)):
@@ -197,6 +216,12 @@ class Runner:
                 "fetches the requested targets"
             )
         return 0
+
+    def _still_up(self, name: str) -> bool:
+        with contextlib.suppress(UserError):
+            meta = EnvState(self.project, name).meta()
+            return meta is not None and meta.phase == PHASE_UP
+        return False
 
     def _report_cost(self, run_id: str, run: RunInfo) -> None:
         """The run's estimated cost; a budget that stopped it is the run's outcome."""

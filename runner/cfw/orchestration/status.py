@@ -42,6 +42,8 @@ class EnvStatus:
     last_error: str | None = None
     details: dict[str, Any] = field(default_factory=dict)
     cost: dict[str, Any] | None = None  # so far: fixed cost x age plus its runs (estimate)
+    runs: list[dict[str, Any]] = field(default_factory=list)  # active runs (guarding.py)
+    guard: dict[str, Any] | None = None  # the guard's record: last check, last actions
 
 
 class Status:
@@ -95,6 +97,7 @@ class Status:
                 extra = kind.status_details(config, state.outputs())
             except CfwError as exc:
                 extra = {"error": str(exc)}
+        guarded = self._guarded(meta.name) if details and label == "up" else {}
         return EnvStatus(
             name=meta.name,
             kind=meta.kind,
@@ -104,12 +107,27 @@ class Status:
             age=human(current - created) if created else "?",
             expires_at=meta.expires_at,
             expired=bool(expires and expires <= current),
-            jobs_running=sum(run.running for run in active_runs(state.runs_dir)),
+            jobs_running=guarded.get(
+                "jobs_active", sum(run.running for run in active_runs(state.runs_dir))
+            ),
             resources=resources,
             last_error=meta.last_error,
             details=extra,
             cost=self._cost_of(state, meta, created, current, label == "up"),
+            runs=guarded.get("runs", []),
+            guard=guarded.get("guard"),
         )
+
+    def _guarded(self, name: str) -> dict[str, Any]:
+        """Runs, active jobs and the guard's record, through the kind's guard adapter."""
+        from cfw.orchestration import guarding
+
+        try:
+            return guarding.status_view(self.project, name, self.environ)
+        except CfwError as exc:
+            return {"guard": {"error": str(exc)}}
+        except Exception as exc:  # a cloud SDK's error: said, status goes on
+            return {"guard": {"error": f"{type(exc).__name__}: {' '.join(str(exc).split())[:200]}"}}
 
     def _cost_of(self, state: EnvState, meta, created, current, up: bool) -> dict[str, Any] | None:
         """The estimated cost so far, from the saved config and the run records."""

@@ -10,12 +10,13 @@ from typing import Any
 
 RUNNER_ROLE = "cfw-runner"
 # (API group, resource, verbs): submit, watch and stop Jobs, read their pods and logs, and
-# keep the run's Secret
+# keep the run's Secret, and the runs' heartbeats (ConfigMaps, _kube/guard.py)
 RUNNER_RULES: tuple[tuple[str, str, tuple[str, ...]], ...] = (
     ("batch", "jobs", ("create", "get", "list", "watch", "delete")),
     ("", "pods", ("get", "list", "watch")),
     ("", "pods/log", ("get",)),
     ("", "secrets", ("create", "get", "update", "delete")),
+    ("", "configmaps", ("create", "get", "list", "update", "delete")),
 )
 
 

@@ -341,6 +341,17 @@ class AzureBatchKind(Kind[AzureBatchConfig]):
         )
         return cloud.tagged_resources(subscription or "", ident.env_id, config, environ)
 
+    # -- the guard: heartbeats in the data container, tasks by the jobs' metadata ----------
+    def heartbeat_store(self, ctx: EnvContext[AzureBatchConfig], environ: Mapping[str, str]):
+        from cfw.backends.azure_batch import guard
+
+        return guard.blob_store(ctx.config, ctx.outputs, environ), ""
+
+    def guard_adapter(self, ctx: EnvContext[AzureBatchConfig], environ: Mapping[str, str]):
+        from cfw.backends.azure_batch import guard
+
+        return guard.adapter_for(ctx.config, ctx.outputs, environ, ctx.env_id)
+
     def status_details(
         self, config: AzureBatchConfig, outputs: Mapping[str, Any]
     ) -> dict[str, Any]:

@@ -180,6 +180,18 @@ class GkeKind(Kind[GkeConfig]):
 
         cloud.create_runner_objects(config, outputs)
 
+    # -- the guard: heartbeats as ConfigMaps, Jobs by the environment's label ---------------
+    def heartbeat_store(self, ctx: EnvContext[GkeConfig], environ: Mapping[str, str]):
+        adapter = self.guard_adapter(ctx, environ)
+        return adapter.store, adapter.prefix
+
+    def guard_adapter(self, ctx: EnvContext[GkeConfig], environ: Mapping[str, str]):
+        from cfw.backends._kube.guard import KubeGuard
+        from cfw.backends.gke import cloud
+
+        namespace = ctx.outputs.get("namespace") or ctx.config.namespace
+        return KubeGuard(cloud.connect(ctx.config, ctx.outputs), namespace, ctx.env_id, self.label)
+
     def status_details(self, config: GkeConfig, outputs: Mapping[str, Any]) -> dict[str, Any]:
         """Job nodes per pool and Jobs by state (one list of nodes, one of the namespace's Jobs).
 

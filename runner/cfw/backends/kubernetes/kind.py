@@ -159,6 +159,18 @@ class KubernetesKind(Kind[KubernetesConfig]):
 
         return price.job_price(spec, ctx)
 
+    # -- the guard: heartbeats as ConfigMaps, Jobs by the environment's label ---------------
+    def heartbeat_store(self, ctx: EnvContext[KubernetesConfig], environ: Mapping[str, str]):
+        adapter = self.guard_adapter(ctx, environ)
+        return adapter.store, adapter.prefix
+
+    def guard_adapter(self, ctx: EnvContext[KubernetesConfig], environ: Mapping[str, str]):
+        from cfw.backends._kube.guard import KubeGuard
+        from cfw.backends.kubernetes import client
+
+        namespace = ctx.outputs.get("namespace") or ctx.config.namespace
+        return KubeGuard(client.connect(ctx.config, environ), namespace, ctx.env_id, self.label)
+
     def status_details(
         self, config: KubernetesConfig, outputs: Mapping[str, Any]
     ) -> dict[str, Any]:

@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from cfw.backends.base import Backend, EnvContext, JobSpec, JobStatus
-from cfw.backends.local import client
+from cfw.backends.local import client, guard
 from cfw.backends.local.config import LocalConfig
 from cfw.backends.local.status import (
     RUNNING,
@@ -53,6 +53,8 @@ class LocalBackend(Backend[LocalConfig]):
         )
         with self._lock:
             self.procs[external_id] = proc
+        # found by `cfw cancel` and the guard if this runner dies (local/guard.py)
+        guard.record_job(self.ctx.run_dir, external_id, popen.pid)
         threading.Thread(target=self._reap, args=(proc,), daemon=True).start()
         return external_id
 

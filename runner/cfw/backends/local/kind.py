@@ -10,8 +10,9 @@ from pathlib import Path
 from typing import Any
 
 from cfw.backends._aws import aws_region, s3_storage_env
-from cfw.backends.base import Capabilities, StorageSpec
+from cfw.backends.base import Capabilities, EnvContext, StorageSpec
 from cfw.backends.kind import Identity, Kind
+from cfw.backends.local import guard
 from cfw.backends.local.config import LocalConfig
 from cfw.core.errors import UserError
 from cfw.core.rootmodule import ModuleCall, RootSpec
@@ -80,6 +81,16 @@ class LocalKind(Kind[LocalConfig]):
                 "set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY",
             )
         return StorageSpec(provider="s3", prefix=store.prefix or "", env=env)
+
+    def heartbeat_store(
+        self, ctx: EnvContext[LocalConfig], environ: Mapping[str, str]
+    ) -> tuple[guard.LocalDirStore, str]:
+        return guard.store_of(ctx.state_dir), ""
+
+    def guard_adapter(
+        self, ctx: EnvContext[LocalConfig], environ: Mapping[str, str]
+    ) -> guard.LocalGuard:
+        return guard.adapter_for(ctx)
 
     def leftovers(
         self,
