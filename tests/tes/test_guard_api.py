@@ -71,3 +71,19 @@ def test_an_orphaned_runs_tasks_are_cancelled_by_its_tag(tmp_path, creds):
         assert outcome.errors == ()
         assert [(a.cause, a.run_id) for a in outcome.decision.actions] == [("orphan", "live1")]
         assert server.task(kept)["state"] == "CANCELED"
+
+
+def test_the_kind_gives_cfw_cancel_this_adapter_and_store(tmp_path, creds, monkeypatch):
+    """Kind.guard_adapter of a `url:` environment: the server's tasks, with the run's TES
+    credentials; heartbeats under the storage prefix."""
+    import os
+
+    monkeypatch.setenv("AWS_REGION", "us-east-1")
+    with TesServer(users={USER: PASSWORD}) as server:
+        run = backend_for(server.url, tmp_path, "gone1")
+        task = submit(run, 1)
+        store, prefix = KIND.heartbeat_store(run.ctx, os.environ)
+        assert (store.bucket, prefix) == ("bucket", "cfw")
+        adapter = KIND.guard_adapter(run.ctx, os.environ)
+        assert [(j.job_id, j.run_id) for j in adapter.jobs()] == [(task, "gone1")]
+        assert adapter.cancel(Action(CANCEL, "cancel", "test", "gone1")) == [task]

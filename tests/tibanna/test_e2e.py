@@ -28,6 +28,7 @@ from cfw.backends._aws import guard_lambda, guard_zip
 from cfw.backends.tibanna import lambda_zip
 from cfw.backends.tibanna.client import running_executions
 from cfw.backends.tibanna.cloud import hand_over_table, leftovers, table_tags
+from cfw.backends.tibanna.guard import run_of
 from cfw.backends.tibanna.kind import KIND
 from cfw.core.records import RunLog
 from cfw.executor.session import open_context
@@ -252,7 +253,10 @@ def test_up_jobs_users_run_down_against_moto(cfw, tmp_path, tib_env):
         time.sleep(1)
         running = running_executions(sfn, outputs["state_machine_arn"])
         started = {a for a in running if ":cfw-" in a and "-hello-a1" in a}
-    assert started, "the run started no execution"
+    if not started:
+        run.kill()
+        said, _ = run.communicate(timeout=60)
+        pytest.fail(f"the run started no execution (exit {run.returncode}): {said[-3000:]}")
     run.send_signal(signal.SIGINT)
     out, _ = run.communicate(timeout=180)
     assert run.returncode == 130, out
@@ -271,9 +275,10 @@ def test_up_jobs_users_run_down_against_moto(cfw, tmp_path, tib_env):
 
     no_secret_in(proj)  # rendered files, state, run records, saved logs, Snakemake's logs
 
-    # -- a runner killed mid-run (cfw run and Snakemake, SIGKILL): the guard's handler,
-    # invoked here with the function's own environment (moto runs no Lambda), stops the
-    # executions it left once they are older than orphan_after (the clock moved on)
+    # -- a runner killed mid-run (cfw run and Snakemake, SIGKILL): its execution stays
+    # RUNNING and its heartbeat in the data bucket; `cfw cancel` (twice: idempotent) ends
+    # it; the guard's handler, invoked here with the function's own environment (moto
+    # runs no Lambda), stops what is left once it is orphan_after old (the clock moved on)
     killed = subprocess.Popen(
         [sys.executable, "-m", "cfw", "run", "--env", "tib"],
         cwd=proj,
@@ -292,20 +297,37 @@ def test_up_jobs_users_run_down_against_moto(cfw, tmp_path, tib_env):
     killed.wait(timeout=30)
     assert left, "the run started no execution"
     time.sleep(2)
-    orphaned = running_executions(sfn, outputs["state_machine_arn"])
-    assert left <= orphaned  # nothing cancels them: the runner is gone
-    early = guard_lambda.run(guard_env, sess)  # not yet orphan_after old: nothing happens
+    assert left <= running_executions(sfn, outputs["state_machine_arn"])  # the runner is gone
+    [killed_run] = {run_of(arn.rsplit(":", 1)[-1]) for arn in left}
+    beats = s3.list_objects_v2(Bucket=outputs["data_bucket"], Prefix="cfw/.cfw/runs/")
+    assert f"cfw/.cfw/runs/{killed_run}.json" in [o["Key"] for o in beats.get("Contents", [])]
+    early = guard_lambda.run(guard_env, sess)  # its heartbeat is fresh: nothing happens
     assert early["errors"] == [] and early["actions"] == [], early
+    assert {"r1", killed_run} <= {r["run"] for r in early["runs"] if r["live"]}
+
+    first = cfw(["cancel", "tib"], proj)  # this machine knows the runner's process is gone
+    assert first.code == 0, first.output
+    assert f"cancelled 1 job of run {killed_run}" in first.stderr
+    again = cfw(["cancel", "tib"], proj)
+    assert again.code == 0 and "nothing to cancel" in again.stderr, again.output
+    for arn in left:
+        assert sfn.describe_execution(executionArn=arn)["status"] == "ABORTED"
+
+    # run r1's two executions (started above, no heartbeat) are orphaned 20 minutes on
+    orphaned = running_executions(sfn, outputs["state_machine_arn"])
+    assert len(orphaned) == 2
     result = guard_lambda.run(guard_env, sess, now=datetime.now(UTC) + timedelta(minutes=20))
     assert result["errors"] == [], result
-    assert {a["cause"] for a in result["actions"]} <= {"stale", "orphan"}
+    assert [(a["action"], a["cause"], a["run"]) for a in result["actions"]] == [
+        ("cancel", "orphan", "r1")
+    ]
     assert running_executions(sfn, outputs["state_machine_arn"]) == set()
     for arn in orphaned:
         assert sfn.describe_execution(executionArn=arn)["status"] == "ABORTED"
     record = json.loads(
         s3.get_object(Bucket=outputs["data_bucket"], Key="cfw/.cfw/guard.json")["Body"].read()
     )
-    assert any(e["action"] == "cancel" for e in record["history"])
+    assert [e["cause"] for e in record["history"] if e["action"] == "cancel"] == ["orphan"]
 
     # -- a second unicorn in the account uses tib's tibanna-master table by name -----------
     ddb = sess.client("dynamodb")

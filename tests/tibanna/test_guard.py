@@ -140,3 +140,27 @@ def test_past_ttl_everything_is_cancelled_and_the_stop_says_nothing_bills(unicor
     assert [a.cause for a in outcome.decision.actions] == ["ttl", "ttl"]
     assert status(sess, arn) == "ABORTED"
     assert f"ttl: {NOTHING_TO_STOP}" in outcome.done
+
+
+def test_the_kind_gives_the_executor_and_cfw_cancel_this_store_and_adapter(unicorn, tmp_path):
+    """Kind.heartbeat_store / guard_adapter: the data bucket under `cfw/`, the same place
+    the guard's Lambda reads (CFW_GUARD_STORE), and the unicorn's executions."""
+    import os
+
+    from cfw.backends.tibanna.kind import KIND
+    from support.builders import context
+
+    sess, guard = unicorn
+    bucket = guard.store.bucket
+    ctx = context(
+        "tibanna",
+        {"region": "us-east-1"},
+        outputs={"data_bucket": bucket, "state_machine_arn": guard.state_machine_arn},
+        state_dir=tmp_path,
+    )
+    store, prefix = KIND.heartbeat_store(ctx, os.environ)
+    assert (type(store).__name__, store.bucket, prefix) == ("S3Store", bucket, "cfw")
+    adapter = KIND.guard_adapter(ctx, os.environ)
+    start(sess, guard, f"cfw-{RUN}-1-a-a1")
+    assert [j.run_id for j in adapter.jobs()] == [RUN]
+    assert adapter.cancel(Action(CANCEL, "cancel", "test", RUN)) == [f"cfw-{RUN}-1-a-a1"]

@@ -168,24 +168,35 @@ class TesApiGuard:
 
 
 # -- building one -----------------------------------------------------------------------------
-def adapter_for(config: Any, outputs: Mapping[str, Any], session: Any) -> Any:
+def adapter_for(
+    config: Any,
+    outputs: Mapping[str, Any],
+    session: Any,
+    *,
+    store: tuple[Any, str] | None = None,
+    env_id: str | None = None,
+    environ: Mapping[str, str] | None = None,
+    state_dir: Any = None,
+) -> Any:
     """The adapter of an environment that is up: FunnelGuard for the provisioned server,
-    TesApiGuard for an existing one (session: a boto3 session, for the store)."""
-    url = config.storage.prefix or outputs.get("storage_prefix")
-    bucket, prefix = split_url(str(url))
-    store = S3Store(session.client("s3"), bucket)
+    TesApiGuard for an existing one. STORE: the heartbeat store and prefix (default: the
+    storage prefix's bucket, through SESSION, a boto3 session)."""
+    if store is None:
+        bucket, prefix = split_url(str(config.storage.prefix or outputs.get("storage_prefix")))
+        store = (S3Store(session.client("s3"), bucket), prefix)
     if not config.provision:
         from pathlib import Path
 
         from cfw.backends.tes import client
 
-        api = client.connect(config, outputs, Path("."))  # (no certificate to pin by url)
-        return TesApiGuard(api=api, store=store, prefix=prefix, env_id=str(outputs["cfw_id"]))
+        api = client.connect(config, outputs, Path(state_dir or "."), environ)
+        env = str(env_id or outputs["cfw_id"])
+        return TesApiGuard(api=api, store=store[0], prefix=store[1], env_id=env)
     return FunnelGuard(
         batch=session.client("batch"),
         ec2=session.client("ec2"),
-        store=store,
-        prefix=prefix,
+        store=store[0],
+        prefix=store[1],
         job_queue=outputs["job_queue_name"],
         compute_environment=outputs["compute_environment_name"],
         instance_id=outputs["instance_id"],

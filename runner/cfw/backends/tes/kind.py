@@ -8,7 +8,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from cfw.backends._aws import aws_region, guard_deploy, s3_storage_env
+from cfw.backends._aws import aws_region, endpoint_url, guard_deploy, s3_storage_env, session
 from cfw.backends.base import Capabilities, EnvContext, JobSpec, StorageSpec
 from cfw.backends.kind import Identity, Kind
 from cfw.backends.tes.config import TesConfig
@@ -225,6 +225,40 @@ class TesKind(Kind[TesConfig]):
 
         region = config.region or outputs.get("region")
         return cloud.leftovers(region, ident.env_id, resource_prefix(ident.env_id), environ)
+
+    # -- the guard ----------------------------------------------------------------------------
+    def heartbeat_store(
+        self, ctx: EnvContext[TesConfig], environ: Mapping[str, str]
+    ) -> tuple[Any, str]:
+        """The storage prefix's bucket: `<prefix>/.cfw/runs/`, where the guard's Lambda
+        reads them on the provisioned Funnel."""
+        from cfw.backends._aws.store import S3Store, split_url
+
+        prefix = ctx.config.storage.prefix or ctx.outputs.get("storage_prefix")
+        bucket, key = split_url(str(prefix))
+        s3 = self._session(ctx, environ).client(
+            "s3", endpoint_url=endpoint_url(environ, ctx.config.storage.endpoint_url)
+        )
+        return S3Store(s3, bucket), key
+
+    def guard_adapter(self, ctx: EnvContext[TesConfig], environ: Mapping[str, str]) -> Any:
+        """The provisioned Funnel's Batch jobs, server and compute environment; or an
+        existing server's tasks (by the cfw-id tag, with the run's TES credentials)."""
+        from cfw.backends.tes import guard
+
+        return guard.adapter_for(
+            ctx.config,
+            ctx.outputs,
+            self._session(ctx, environ),
+            store=self.heartbeat_store(ctx, environ),
+            env_id=ctx.env_id,
+            environ=environ,
+            state_dir=ctx.state_dir,
+        )
+
+    def _session(self, ctx: EnvContext[TesConfig], environ: Mapping[str, str]) -> Any:
+        region = ctx.config.region or ctx.outputs.get("region") or aws_region(environ)
+        return session(region, environ, extra="tes")
 
     def status_details(self, config: TesConfig, outputs: Mapping[str, Any]) -> dict[str, Any]:
         from cfw.backends.tes.client import describe_server

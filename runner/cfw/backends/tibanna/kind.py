@@ -276,6 +276,26 @@ class TibannaKind(Kind[TibannaConfig]):
             [known["data_bucket"], known["log_bucket"]],
         )
 
+    # -- the guard ----------------------------------------------------------------------------
+    def heartbeat_store(
+        self, ctx: EnvContext[TibannaConfig], environ: Mapping[str, str]
+    ) -> tuple[Any, str]:
+        """The data bucket, under the storage prefix: `cfw/.cfw/runs/`, where the guard's
+        Lambda reads them."""
+        from cfw.backends._aws.store import S3Store
+        from cfw.backends.tibanna.guard import STORE_SUBDIR
+
+        s3 = session(region_of(ctx.config, environ), environ).client("s3")
+        return S3Store(s3, ctx.outputs["data_bucket"]), STORE_SUBDIR
+
+    def guard_adapter(self, ctx: EnvContext[TibannaConfig], environ: Mapping[str, str]) -> Any:
+        """The unicorn's executions and their instances (cfw.backends.tibanna.guard)."""
+        from cfw.backends.tibanna import guard
+
+        return guard.adapter_for(
+            ctx.config, ctx.outputs, session(region_of(ctx.config, environ), environ)
+        )
+
     def status_details(self, config: TibannaConfig, outputs: Mapping[str, Any]) -> dict[str, Any]:
         from cfw.backends.tibanna import client
 
