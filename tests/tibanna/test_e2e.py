@@ -305,11 +305,15 @@ def test_up_jobs_users_run_down_against_moto(cfw, tmp_path, tib_env):
     assert early["errors"] == [] and early["actions"] == [], early
     assert {"r1", killed_run} <= {r["run"] for r in early["runs"] if r["live"]}
 
-    first = cfw(["cancel", "tib"], proj)  # this machine knows the runner's process is gone
+    # by its run id (a SIGKILLed process can linger as a zombie in a container whose init
+    # reaps none, so `cfw cancel tib` alone may still take its runner for alive)
+    first = cfw(["cancel", "tib", killed_run], proj)
     assert first.code == 0, first.output
-    assert f"cancelled 1 job of run {killed_run}" in first.stderr
-    again = cfw(["cancel", "tib"], proj)
-    assert again.code == 0 and "nothing to cancel" in again.stderr, again.output
+    assert f"cancelled 1 job of run {killed_run}" in first.stderr, first.output
+    again = cfw(["cancel", "tib", killed_run], proj)
+    assert again.code == 0 and "nothing left to cancel" in again.stderr, again.output
+    # its heartbeat ages out after orphan_after; `cfw down` would wait for that: gone now
+    s3.delete_object(Bucket=outputs["data_bucket"], Key=f"cfw/.cfw/runs/{killed_run}.json")
     for arn in left:
         assert sfn.describe_execution(executionArn=arn)["status"] == "ABORTED"
 
