@@ -249,3 +249,10 @@ resource "aws_instance" "this" {
   # the passwords must exist before Funnel starts
   depends_on = [aws_secretsmanager_secret_version.user, aws_ssm_parameter.user]
 }
+
+# The guard stops the server when idle or past ttl (it is not terminated: the state keeps
+# it); the next apply (`cfw up`) starts it again.
+resource "aws_ec2_instance_state" "this" {
+  instance_id = aws_instance.this.id
+  state       = "running"
+}

@@ -8,6 +8,9 @@ from __future__ import annotations
 
 import json
 import math
+from dataclasses import replace
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import pytest
 from pydantic import ValidationError
@@ -227,3 +230,50 @@ def test_module_gets_a_five_minute_interval_and_each_pool_its_formula(tmp_path):
         assert pool["autoscale_formula"] == autoscale_formula(cfg, spec)
     with pytest.raises(ValueError, match="greater than or equal to 5"):
         AzureBatchConfig(name="t", autoscale={"evaluation_interval_minutes": 4})
+
+
+# -- the ttl: no node after cfw-expires-at ----------------------------------------------------
+EXPIRES = datetime(2026, 1, 1, 8, 0, tzinfo=UTC)
+
+
+def targets_at(cfg, now, pending, running=None, nodes=(0, 0), expires=EXPIRES):
+    running = running if running is not None else [0] * len(pending)
+    formula = parse(autoscale_formula(cfg, cfg.pools[0], expires))
+    current = {"$CurrentDedicatedNodes": nodes[0], "$CurrentLowPriorityNodes": nodes[1]}
+    evaluator = Evaluator({"$PendingTasks": pending, "$RunningTasks": running}, current, now)
+    return evaluator.targets(formula)
+
+
+@pytest.mark.parametrize("pool", SETTINGS, ids=json.dumps)
+def test_past_the_ttl_the_pool_keeps_no_node_whatever_runs(pool):
+    cfg = config(**pool)
+    busy = [8] * 20
+    before = EXPIRES - timedelta(minutes=1)
+    assert targets_at(cfg, before, busy, busy, nodes=(1, 0)) == targets(cfg, busy, busy, (1, 0))
+    assert sum(targets_at(cfg, before, busy, busy, nodes=(1, 0))) > 0
+    for after in (EXPIRES, EXPIRES + timedelta(hours=5)):
+        assert targets_at(cfg, after, busy, busy, nodes=(2, 1)) == (0, 0)
+    text = autoscale_formula(cfg, cfg.pools[0], EXPIRES)
+    assert 'time("2026-01-01T08:00:00Z")' in text
+
+
+def test_without_a_ttl_the_formula_has_no_clock():
+    cfg = config()
+    assert "time(" not in autoscale_formula(cfg, cfg.pools[0])
+    assert "time(" not in autoscale_formula(cfg, cfg.pools[0], None)
+
+
+def test_the_rendered_pools_carry_the_environments_expiry():
+    cfg = config()
+    ident = replace(identity("t", "azure-batch"), expires_at=EXPIRES)
+    [pool] = KIND.tfvars(cfg, ident, Path("."))["pools"]
+    assert 'time("2026-01-01T08:00:00Z")' in pool["autoscale_formula"]
+
+
+def test_a_timestamp_is_only_compared():
+    evaluator = Evaluator({}, {}, EXPIRES)
+    with pytest.raises(FormulaError, match="only be compared"):
+        evaluator.run(parse("x = time() + 1;"))
+    with pytest.raises(FormulaError, match="no time zone"):
+        evaluator.run(parse('x = time("2026-01-01T08:00:00");'))
+    assert evaluator.run(parse('x = time() >= time("2026-01-01T08:00:00Z");'))["x"] is True

@@ -28,7 +28,14 @@ from cfw.core.rootmodule import (
     plan_root,
 )
 from conftest import REPO
-from support.render import GOLDEN, UPDATE, golden_mismatches, render_example
+from support.render import (
+    GOLDEN,
+    UPDATE,
+    example_config,
+    golden_mismatches,
+    golden_text,
+    render_example,
+)
 
 
 @pytest.mark.parametrize("kind", kind_names())
@@ -40,7 +47,7 @@ def test_golden_root_module(kind: str, tmp_path: Path):
         for name in ROOT_FILES:
             (golden / name).unlink(missing_ok=True)
             if (out / name).exists():
-                (golden / name).write_text((out / name).read_text())
+                (golden / name).write_text(golden_text(out / name))
     assert golden.is_dir(), f"no golden files for {kind}: run `task render`"
     stale = golden_mismatches(out, golden)
     assert not stale, f"{kind}: {stale} differ from tests/golden: run `task render`, review"
@@ -153,7 +160,7 @@ def test_root_module_comes_from_the_kind_values_and_the_module_interface(kind: s
     out = render_example(kind, tmp_path / kind)
     main = (out / "main.tf").read_text()
     tfvars = json.loads((out / "terraform.tfvars.json").read_text())
-    spec = get_kind(kind).root
+    spec = get_kind(kind).root_spec(example_config(kind))
     declared = set(re.findall(r'^variable "([^"]+)"', main, re.M))
     assert set(tfvars) <= declared
     for call in spec.modules:

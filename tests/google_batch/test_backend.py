@@ -5,6 +5,8 @@ and cfw's own SDK calls are counted."""
 
 from __future__ import annotations
 
+from dataclasses import replace
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import grpc
@@ -235,3 +237,46 @@ def test_leftovers_lists_what_still_carries_the_id(fake, backend):
     clients._http_get = lambda url: 404
     assert leftovers(clients, ENV_ID, known) == []
     clients.close()
+
+
+# -- the ttl: no job outlives it (cfw.backends.google_batch.ttl) -------------------------------
+def expiring(tmp_path: Path, minutes: float) -> EnvContext:
+    ctx = environment(tmp_path)
+    expires = datetime.now(UTC) + timedelta(minutes=minutes)
+    labels = {"cfw-id": ENV_ID, "cfw-expires-at": expires.strftime("%Y%m%dt%H%M%Sz")}
+    return replace(ctx, outputs={**ctx.outputs, "cfw_labels": labels})
+
+
+def run_limit(fake, job_name: str) -> float:
+    task = fake.batch.jobs[short(job_name)].task_groups[0].task_spec
+    return task.max_run_duration.total_seconds()
+
+
+def test_no_job_outlives_the_ttl(fake, tmp_path):
+    be = GoogleBatchBackend(expiring(tmp_path, 90), clients=fake.clients())
+    try:
+        [unlimited] = submit(be, 1)
+        assert 89 * 60 <= run_limit(fake, unlimited) <= 90 * 60  # the time left, at most
+        [short_one] = submit(be, 1, start=1, runtime=30)
+        assert run_limit(fake, short_one) == 30 * 60  # its own shorter limit stays
+        [long_one] = submit(be, 1, start=2, runtime=600)
+        assert run_limit(fake, long_one) <= 90 * 60
+    finally:
+        be.clients.close()
+
+
+def test_past_the_ttl_nothing_is_submitted(fake, tmp_path):
+    be = GoogleBatchBackend(expiring(tmp_path, -1), clients=fake.clients())
+    try:
+        with pytest.raises(WorkFailed, match="no job is started after it"):
+            submit(be, 1)
+        assert fake.rpcs.get("CreateJob", 0) == 0
+    finally:
+        be.clients.close()
+
+
+def test_without_a_ttl_jobs_keep_their_own_limit(fake, backend):
+    [job] = submit(backend, 1, runtime=30)
+    assert run_limit(fake, job) == 30 * 60
+    [free] = submit(backend, 1, start=1)
+    assert run_limit(fake, free) == 0

@@ -89,6 +89,22 @@ def tagged(env_id: str, region: str = "us-east-1") -> list[str]:
         for x in _pages(s.client("secretsmanager"), "list_secrets", "SecretList")
         if _has(x.get("Tags"), env_id)
     ]
+    lam = s.client("lambda")
+    for function in _pages(lam, "list_functions", "Functions"):
+        if _has(lam.list_tags(Resource=function["FunctionArn"]).get("Tags"), env_id):
+            found.append(f"function {function['FunctionName']}")
+    logs = s.client("logs")
+    for group in _pages(logs, "describe_log_groups", "logGroups"):
+        tags = logs.list_tags_for_resource(resourceArn=group["arn"].removesuffix(":*"))
+        if _has(tags.get("tags"), env_id):
+            found.append(f"log-group {group['logGroupName']}")
+    scheduler = s.client("scheduler")
+    for group in _pages(scheduler, "list_schedule_groups", "ScheduleGroups"):
+        if group["Name"] == "default":
+            continue
+        tags = scheduler.list_tags_for_resource(ResourceArn=group["Arn"]).get("Tags")
+        if _has(tags, env_id):
+            found.append(f"schedule-group {group['Name']}")
     ssm = s.client("ssm")
     for parameter in _pages(ssm, "describe_parameters", "Parameters"):
         tags = ssm.list_tags_for_resource(ResourceType="Parameter", ResourceId=parameter["Name"])

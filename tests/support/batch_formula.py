@@ -2,7 +2,9 @@
 documentation's examples use): statements `name = expr;`, `//` comments, numbers,
 `TimeInterval_*` constants, service variables (`$PendingTasks`) with `GetSample(n)` /
 `GetSample(interval)` / `GetSamplePercent(interval)`, the functions max/min/avg/sum/len,
-arithmetic, comparisons, `&&`/`||` and `cond ? a : b`. Anything else is a syntax error.
+`time()` (now, the evaluator's clock) and `time("2026-01-01T08:00:00Z")` (a timestamp, which
+can only be compared), arithmetic, comparisons, `&&`/`||` and `cond ? a : b`. Anything else
+is a syntax error.
 
 Samples are one per 30 seconds, newest first. Target node counts are truncated to whole
 nodes as the service does with a fractional target.
@@ -13,10 +15,11 @@ from __future__ import annotations
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import Any
 
 TOKEN = re.compile(
-    r"\s*(?:(//[^\n]*)|(\d+(?:\.\d+)?)|(\$?[A-Za-z_][A-Za-z0-9_]*)|"
+    r'\s*(?:(//[^\n]*)|("[^"\\\n]*")|(\d+(?:\.\d+)?)|(\$?[A-Za-z_][A-Za-z0-9_]*)|'
     r"(&&|\|\||==|!=|<=|>=|[-+*/<>?:;(),.=!]))"
 )
 SAMPLE_SECONDS = 30
@@ -27,6 +30,7 @@ FUNCTIONS = {
     "avg": lambda *a: sum(_flat(a)) / len(_flat(a)),
     "sum": lambda *a: sum(_flat(a)),
     "len": lambda *a: len(_flat(a)),
+    "time": None,  # the evaluator's: it knows the time
 }
 OUTPUTS = ("$TargetDedicatedNodes", "$TargetLowPriorityNodes", "$NodeDeallocationOption")
 DEALLOCATION = ("requeue", "terminate", "taskcompletion", "retaineddata")
@@ -46,6 +50,11 @@ class FormulaError(ValueError):
 @dataclass
 class Interval:
     seconds: float
+
+
+@dataclass(frozen=True, order=True)
+class Timestamp:
+    at: datetime
 
 
 @dataclass
@@ -141,6 +150,8 @@ class Parser:
             return value
         if re.fullmatch(r"\d+(\.\d+)?", token):
             return float(token)
+        if token.startswith('"'):
+            return ("str", token[1:-1])
         if self.peek() == "(":
             if token not in FUNCTIONS:
                 raise FormulaError(f"unknown function {token}")
@@ -172,10 +183,14 @@ class Evaluator:
     """Evaluates a parsed formula against sample histories (newest first)."""
 
     def __init__(
-        self, samples: dict[str, Sequence[float]], current: dict[str, float] | None = None
+        self,
+        samples: dict[str, Sequence[float]],
+        current: dict[str, float] | None = None,
+        now: datetime | None = None,
     ):
         self.samples = samples
         self.env: dict[str, Any] = dict(current or {})
+        self.now = now or datetime.now(UTC)
 
     def run(self, formula: Formula) -> dict[str, Any]:
         for name, expr in formula.statements:
@@ -198,10 +213,14 @@ class Evaluator:
         if isinstance(expr, float):
             return expr
         if isinstance(expr, Call):
+            if expr.name == "time":
+                return self.time(expr)
             return FUNCTIONS[expr.name](*[self.value(a) for a in expr.args])
         if isinstance(expr, Method):
             return self.method(expr)
         op = expr[0]
+        if op == "str":
+            return expr[1]
         if op == "var":
             name = expr[1]
             if name in CONSTANTS:
@@ -215,6 +234,13 @@ class Evaluator:
             v = self.value(expr[1])
             return -v if op == "u-" else (not v)
         left, right = self.value(expr[1]), self.value(expr[2])
+        if isinstance(left, Timestamp) or isinstance(right, Timestamp):
+            if not (isinstance(left, Timestamp) and isinstance(right, Timestamp)):
+                raise FormulaError("a timestamp can only be compared with a timestamp")
+            if op not in ("<", ">", "<=", ">=", "==", "!="):
+                raise FormulaError(f"timestamps cannot be combined with {op}")
+        if isinstance(left, str) or isinstance(right, str):
+            raise FormulaError("a string is only an argument of time()")
         if isinstance(left, Interval) or isinstance(right, Interval):
             scale = left.seconds if isinstance(left, Interval) else right.seconds
             other = right if isinstance(left, Interval) else left
@@ -235,6 +261,20 @@ class Evaluator:
             "&&": lambda: bool(left and right),
             "||": lambda: bool(left or right),
         }[op]()
+
+    def time(self, expr: Call) -> Timestamp:
+        if not expr.args:
+            return Timestamp(self.now)
+        (arg,) = [self.value(a) for a in expr.args]
+        if not isinstance(arg, str):
+            raise FormulaError("time() takes a date string")
+        try:
+            parsed = datetime.fromisoformat(arg.replace("Z", "+00:00"))
+        except ValueError:
+            raise FormulaError(f"time({arg!r}): not a date") from None
+        if parsed.tzinfo is None:
+            raise FormulaError(f"time({arg!r}): no time zone")
+        return Timestamp(parsed.astimezone(UTC))
 
     def method(self, expr: Method):
         if expr.target not in self.samples:

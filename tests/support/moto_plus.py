@@ -1,4 +1,5 @@
-"""moto's server plus the two Step Functions actions it lacks and the aws provider calls.
+"""moto's server plus the two Step Functions actions it lacks and the aws provider calls,
+and AWS Batch's TerminateJob of a job that has not started.
 
 Without them `terraform apply` of a state machine retries for many minutes. They answer
 as AWS documents them:
@@ -8,6 +9,10 @@ as AWS documents them:
   paginated with nextToken; StateMachineDoesNotExist for an unknown ARN.
 
 Run it like moto_server: ``python tests/support/moto_plus.py -H 127.0.0.1 -p PORT``.
+
+- TerminateJob: a job that has not reached STARTING is cancelled, FAILED at once, as AWS
+  documents it (moto only flags it, and its job thread, waiting for the next state, never
+  looks: the job would wait in SUBMITTED for as long as the test holds moto's progression).
 
 It also loads AWS's managed IAM policies (moto leaves them out unless asked), so that a
 module may attach e.g. AWSBatchServiceRole as it would on AWS.
@@ -20,6 +25,8 @@ import os
 
 os.environ.setdefault("MOTO_IAM_LOAD_MANAGED_POLICIES", "true")
 
+from moto.batch.models import BatchBackend
+from moto.batch.utils import JobStatus
 from moto.core.responses import ActionResult
 from moto.server import main as moto_main
 from moto.stepfunctions.responses import StepFunctionResponse
@@ -83,6 +90,21 @@ def list_state_machine_versions(self) -> ActionResult:
     return ActionResult(result)
 
 
+_terminate_job = BatchBackend.terminate_job
+
+
+def terminate_job(self, job_id: str, reason: str) -> None:
+    _terminate_job(self, job_id, reason)
+    job = self.get_job_by_id(job_id)
+    if job is not None and job.status in (
+        JobStatus.SUBMITTED,
+        JobStatus.PENDING,
+        JobStatus.RUNNABLE,
+    ):
+        job._mark_stopped(success=False)
+
+
+BatchBackend.terminate_job = terminate_job
 StepFunctionResponse.validate_state_machine_definition = validate_state_machine_definition
 StepFunctionResponse.list_state_machine_versions = list_state_machine_versions
 

@@ -107,7 +107,7 @@ def test_workflow_runs_as_tes_tasks_and_down_forgets(tmp_path, cfw, aws_env, buc
 
         status = cfw(["status", "tes"], project, env=env)
         assert status.code == 0 and "cfw test TES" in status.output, status.output
-        down = cfw(["down", "tes", "--yes"], project)
+        down = cfw(["down", "tes", "--yes"], project, env=env)
         assert down.code == 0, down.output
         assert not (project / ".cfw" / "tes").exists()
         again = cfw(["down", "tes", "--yes"], project)

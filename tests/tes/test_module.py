@@ -9,17 +9,22 @@ from __future__ import annotations
 import json
 import os
 import subprocess
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import boto3
 import pytest
 import yaml
 
+from cfw.backends._aws import guard_lambda, guard_zip
 from cfw.backends.kind import Identity
 from cfw.backends.tes.config import TesConfig
 from cfw.backends.tes.kind import KIND
+from cfw.core.guard import parse_expires_at
 from conftest import REPO
 from support.aws_tags import tagged
+from support.batch_jobs import held, submit_as_funnel
+from support.batch_jobs import status as batch_status
 from support.checkov import module_report
 from support.render import render_example
 
@@ -78,6 +83,82 @@ def test_checkov_checks_the_module_and_skips_some():
 
 
 # -- against moto ---------------------------------------------------------------------------
+def check_the_guard(env_id: str, outputs: dict, password: str) -> None:
+    """What `up` made of the guard (schedule, function, role), then one check by the
+    function's handler, invoked here with the function's own environment (moto runs no
+    Lambda): past the ttl (2m: `up` took longer), a queued job of a run whose runner is
+    gone is terminated, the Funnel server stopped and the compute environment disabled."""
+    sess = boto3.session.Session(region_name="us-east-1")
+    name = f"cfw-{env_id}-guard"
+    conf = sess.client("lambda").get_function(FunctionName=name)["Configuration"]
+    assert conf["Handler"] == guard_zip.HANDLER and conf["Runtime"].startswith("python3")
+    assert conf["CodeSha256"] == guard_zip.digest("cfw.backends.tes.guard")
+    variables = conf["Environment"]["Variables"]
+    assert variables["CFW_GUARD_ADAPTER"] == "cfw.backends.tes.guard:from_environ"
+    assert variables["CFW_GUARD_INSTANCE"] == outputs["instance_id"]
+    assert (variables["CFW_GUARD_INTERVAL"], variables["CFW_GUARD_ORPHAN_AFTER"]) == ("300", "900")
+    assert password not in json.dumps(variables)
+    assert not any(k for k in variables if "SECRET" in k or "PASSWORD" in k or "KEY" in k)
+    schedule = sess.client("scheduler").get_schedule(GroupName=name, Name=f"{name}-check")
+    assert schedule["ScheduleExpression"] == "rate(5 minutes)"
+    assert schedule["Target"]["Arn"] == conf["FunctionArn"] and schedule["State"] == "ENABLED"
+    iam = sess.client("iam")
+    assert conf["Role"].endswith(f":role/{name}-function")
+    policy = iam.get_role_policy(RoleName=f"{name}-function", PolicyName=f"{name}-function")
+    statements = policy["PolicyDocument"]["Statement"]
+    actions = {a for st in statements for a in _listed(st["Action"])}
+    assert actions == {
+        "logs:CreateLogStream",
+        "logs:PutLogEvents",
+        "batch:ListJobs",
+        "batch:DescribeComputeEnvironments",
+        "ec2:DescribeInstances",
+        "batch:TerminateJob",
+        "batch:UpdateComputeEnvironment",
+        "ec2:StopInstances",
+        "s3:GetObject",
+        "s3:PutObject",
+        "s3:DeleteObject",
+        "s3:ListBucket",
+    }
+    for st in statements:
+        if set(_listed(st["Action"])) & {"ec2:StopInstances", "batch:UpdateComputeEnvironment"}:
+            assert all(
+                outputs["instance_id"] in r or outputs["compute_environment_name"] in r
+                for r in _listed(st["Resource"])
+            )
+
+    batch = sess.client("batch")
+    with held(os.environ["AWS_ENDPOINT_URL"]):
+        job = submit_as_funnel(
+            batch, outputs["job_queue_name"], outputs["job_definition_name"], "cfw-0101120000ab-1-a"
+        )
+        expires = parse_expires_at(variables["CFW_GUARD_EXPIRES_AT"])
+        now = max(datetime.now(UTC), expires + timedelta(minutes=1))
+        result = guard_lambda.run(variables, sess, now=now)
+        assert result["errors"] == [], result
+        assert [(a["action"], a["cause"]) for a in result["actions"]] == [
+            ("cancel", "ttl"),
+            ("stop", "ttl"),
+        ]
+        assert batch_status(batch, job) == "FAILED"
+    instance = sess.client("ec2").describe_instances(InstanceIds=[outputs["instance_id"]])
+    assert instance["Reservations"][0]["Instances"][0]["State"]["Name"] in ("stopping", "stopped")
+    ce = batch.describe_compute_environments(
+        computeEnvironments=[outputs["compute_environment_name"]]
+    )["computeEnvironments"][0]
+    assert ce["state"] == "DISABLED" and ce["computeResources"]["minvCpus"] == 0
+    bucket, prefix = outputs["storage_prefix"].removeprefix("s3://").split("/", 1)
+    record = json.loads(
+        sess.client("s3").get_object(Bucket=bucket, Key=f"{prefix}/.cfw/guard.json")["Body"].read()
+    )
+    assert record["stopped_cause"] == "ttl"
+
+
+def _listed(value):
+    return [value] if isinstance(value, str) else list(value)
+
+
 def project_for(tmp_path: Path, **extra) -> Path:
     project = tmp_path / "project"
     (project / "environments").mkdir(parents=True)
@@ -85,6 +166,7 @@ def project_for(tmp_path: Path, **extra) -> Path:
         "kind": "tes",
         "region": "us-east-1",
         "allowed_cidrs": ["203.0.113.0/24", "2001:db8::/64"],
+        "ttl": "2m",
         **extra,
     }
     (project / "environments" / "tes.yaml").write_text(yaml.safe_dump(config))
@@ -175,6 +257,9 @@ def test_up_and_down_against_moto(tmp_path, cfw, aws_env):
         "instance-profile",
         "secret",
         "parameter",
+        "function",
+        "log-group",
+        "schedule-group",
     }, before
     config = TesConfig.model_validate(
         yaml.safe_load((project / "environments" / "tes.yaml").read_text())
@@ -182,6 +267,8 @@ def test_up_and_down_against_moto(tmp_path, cfw, aws_env):
     ident = Identity("tes", "tes", env_id, None, None)
     seen = KIND.leftovers(config, ident, outputs, os.environ)
     assert len(seen) >= len(before) - 1, (seen, before)  # (the root volume dies with the instance)
+
+    check_the_guard(env_id, outputs, password)
 
     status = cfw(["status", "tes", "--json"], project)
     assert status.code == 0, status.output

@@ -18,14 +18,17 @@ import signal
 import subprocess
 import sys
 import time
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import boto3
 import pytest
 
+from cfw.backends._aws import guard_lambda, guard_zip
 from cfw.backends.tibanna import lambda_zip
 from cfw.backends.tibanna.client import running_executions
 from cfw.backends.tibanna.cloud import hand_over_table, leftovers, table_tags
+from cfw.backends.tibanna.guard import run_of
 from cfw.backends.tibanna.kind import KIND
 from cfw.core.records import RunLog
 from cfw.executor.session import open_context
@@ -141,6 +144,7 @@ def test_up_jobs_users_run_down_against_moto(cfw, tmp_path, tib_env):
         == "Job Id"
     )
     no_secret_in(proj / ".cfw")
+    guard_env = the_guard_is_deployed(sess, env_id, outputs)
 
     # -- jobs on the real state machine: submit, batched status, cancel, logs -------------
     kind, ctx = open_context(proj, "tib", "r1")
@@ -249,7 +253,10 @@ def test_up_jobs_users_run_down_against_moto(cfw, tmp_path, tib_env):
         time.sleep(1)
         running = running_executions(sfn, outputs["state_machine_arn"])
         started = {a for a in running if ":cfw-" in a and "-hello-a1" in a}
-    assert started, "the run started no execution"
+    if not started:
+        run.kill()
+        said, _ = run.communicate(timeout=60)
+        pytest.fail(f"the run started no execution (exit {run.returncode}): {said[-3000:]}")
     run.send_signal(signal.SIGINT)
     out, _ = run.communicate(timeout=180)
     assert run.returncode == 130, out
@@ -267,6 +274,64 @@ def test_up_jobs_users_run_down_against_moto(cfw, tmp_path, tib_env):
     assert ".cfw-unicorn.json" in keys
 
     no_secret_in(proj)  # rendered files, state, run records, saved logs, Snakemake's logs
+
+    # -- a runner killed mid-run (cfw run and Snakemake, SIGKILL): its execution stays
+    # RUNNING and its heartbeat in the data bucket; `cfw cancel` (twice: idempotent) ends
+    # it; the guard's handler, invoked here with the function's own environment (moto
+    # runs no Lambda), stops what is left once it is orphan_after old (the clock moved on)
+    killed = subprocess.Popen(
+        [sys.executable, "-m", "cfw", "run", "--env", "tib"],
+        cwd=proj,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
+    left: set[str] = set()
+    deadline = time.monotonic() + 120
+    while not left and time.monotonic() < deadline and killed.poll() is None:
+        time.sleep(1)
+        running = running_executions(sfn, outputs["state_machine_arn"])
+        left = {a for a in running if ":cfw-" in a and "-hello-a1" in a}
+    os.killpg(killed.pid, signal.SIGKILL)
+    killed.wait(timeout=30)
+    assert left, "the run started no execution"
+    time.sleep(2)
+    assert left <= running_executions(sfn, outputs["state_machine_arn"])  # the runner is gone
+    [killed_run] = {run_of(arn.rsplit(":", 1)[-1]) for arn in left}
+    beats = s3.list_objects_v2(Bucket=outputs["data_bucket"], Prefix="cfw/.cfw/runs/")
+    assert f"cfw/.cfw/runs/{killed_run}.json" in [o["Key"] for o in beats.get("Contents", [])]
+    early = guard_lambda.run(guard_env, sess)  # its heartbeat is fresh: nothing happens
+    assert early["errors"] == [] and early["actions"] == [], early
+    assert {"r1", killed_run} <= {r["run"] for r in early["runs"] if r["live"]}
+
+    # by its run id (a SIGKILLed process can linger as a zombie in a container whose init
+    # reaps none, so `cfw cancel tib` alone may still take its runner for alive)
+    first = cfw(["cancel", "tib", killed_run], proj)
+    assert first.code == 0, first.output
+    assert f"cancelled 1 job of run {killed_run}" in first.stderr, first.output
+    again = cfw(["cancel", "tib", killed_run], proj)
+    assert again.code == 0 and "nothing left to cancel" in again.stderr, again.output
+    # its heartbeat ages out after orphan_after; `cfw down` would wait for that: gone now
+    s3.delete_object(Bucket=outputs["data_bucket"], Key=f"cfw/.cfw/runs/{killed_run}.json")
+    for arn in left:
+        assert sfn.describe_execution(executionArn=arn)["status"] == "ABORTED"
+
+    # run r1's two executions (started above, no heartbeat) are orphaned 20 minutes on
+    orphaned = running_executions(sfn, outputs["state_machine_arn"])
+    assert len(orphaned) == 2
+    result = guard_lambda.run(guard_env, sess, now=datetime.now(UTC) + timedelta(minutes=20))
+    assert result["errors"] == [], result
+    assert [(a["action"], a["cause"], a["run"]) for a in result["actions"]] == [
+        ("cancel", "orphan", "r1")
+    ]
+    assert running_executions(sfn, outputs["state_machine_arn"]) == set()
+    for arn in orphaned:
+        assert sfn.describe_execution(executionArn=arn)["status"] == "ABORTED"
+    record = json.loads(
+        s3.get_object(Bucket=outputs["data_bucket"], Key="cfw/.cfw/guard.json")["Body"].read()
+    )
+    assert [e["cause"] for e in record["history"] if e["action"] == "cancel"] == ["orphan"]
 
     # -- a second unicorn in the account uses tib's tibanna-master table by name -----------
     ddb = sess.client("dynamodb")
@@ -298,6 +363,8 @@ def test_up_jobs_users_run_down_against_moto(cfw, tmp_path, tib_env):
     assert leftovers(sess, env_id, env_id, [outputs["data_bucket"], outputs["log_bucket"]]) == []
     assert not any(env_id in r["RoleName"] for r in iam.list_roles()["Roles"])
     assert not any(env_id in f["FunctionName"] for f in lam.list_functions()["Functions"])
+    groups = sess.client("scheduler").list_schedule_groups()["ScheduleGroups"]
+    assert not any(env_id in g["Name"] for g in groups)
     assert iam.list_groups_for_user(UserName="alice")["Groups"] == []
     assert iam.get_user(UserName="alice")["User"]["UserName"] == "alice"  # not ours: kept
     again = cfw(["down", "tib", "--yes"], proj)
@@ -308,6 +375,45 @@ def test_up_jobs_users_run_down_against_moto(cfw, tmp_path, tib_env):
     assert down2.code == 0, down2.output
     assert table_tags(sess) is None
     assert leftovers(sess, env_id2, env_id2, []) == []
+
+
+def the_guard_is_deployed(sess, env_id: str, outputs: dict) -> dict[str, str]:
+    """The schedule, the function (cfw's zip, no secret in its environment) and its role,
+    which may call only what the adapter calls; returns the function's environment."""
+    name = f"cfw-{env_id}-guard"
+    conf = sess.client("lambda").get_function(FunctionName=name)["Configuration"]
+    assert conf["Handler"] == guard_zip.HANDLER
+    assert conf["CodeSha256"] == guard_zip.digest("cfw.backends.tibanna.guard")
+    variables = conf["Environment"]["Variables"]
+    assert variables["CFW_GUARD_STATE_MACHINE"] == outputs["state_machine_arn"]
+    assert variables["CFW_GUARD_STORE"] == f"s3://{outputs['data_bucket']}/cfw"
+    assert SECRET not in json.dumps(variables)
+    schedule = sess.client("scheduler").get_schedule(GroupName=name, Name=f"{name}-check")
+    assert schedule["ScheduleExpression"] == "rate(5 minutes)"
+    assert schedule["Target"]["Arn"] == conf["FunctionArn"]
+    policy = sess.client("iam").get_role_policy(
+        RoleName=f"{name}-function", PolicyName=f"{name}-function"
+    )["PolicyDocument"]
+    actions = set()
+    for statement in policy["Statement"]:
+        listed = statement["Action"]
+        listed = {listed} if isinstance(listed, str) else set(listed)
+        actions |= listed
+        if "ec2:TerminateInstances" in listed:
+            assert statement["Condition"]["StringLike"]["ec2:ResourceTag/Name"] == "awsem-cfw-*"
+    assert actions == {
+        "logs:CreateLogStream",
+        "logs:PutLogEvents",
+        "states:ListExecutions",
+        "states:StopExecution",
+        "ec2:DescribeInstances",
+        "ec2:TerminateInstances",
+        "s3:GetObject",
+        "s3:PutObject",
+        "s3:DeleteObject",
+        "s3:ListBucket",
+    }
+    return variables
 
 
 def test_down_after_an_up_that_failed_half_way(cfw, tmp_path, tib_env):

@@ -44,6 +44,14 @@ variable "credentials_store" {
   description = "Where the generated passwords are kept: secretsmanager or ssm (SecureString parameters)."
 }
 
+variable "guard_package" {
+  description = "The guard's Lambda zip (relative to the root module) and its base64 SHA-256."
+}
+
+variable "guard_settings" {
+  description = "The guard's config: how often it checks, when a run is orphaned, when idle stops (null: never), the cfw-expires-at label."
+}
+
 variable "instance_type" {
   description = "EC2 instance type of the Funnel server."
 }
@@ -80,6 +88,63 @@ provider "aws" {
   region = var.region
 }
 
+# The guard (modules/aws-guard): what its adapter reads (cfw.backends.tes.guard), and only
+# the actions it calls, on this server, its job queue's jobs, its compute environment and
+# the heartbeats.
+data "aws_partition" "guard" {}
+data "aws_caller_identity" "guard" {}
+
+locals {
+  guard_package = {
+    filename         = "${path.module}/${var.guard_package.filename}"
+    source_code_hash = var.guard_package.source_code_hash
+  }
+  guard_environment = {
+    CFW_GUARD_ADAPTER             = "cfw.backends.tes.guard:from_environ"
+    CFW_GUARD_STORE               = module.funnel.storage_prefix
+    CFW_GUARD_JOB_QUEUE           = module.funnel.job_queue_name
+    CFW_GUARD_COMPUTE_ENVIRONMENT = module.funnel.compute_environment_name
+    CFW_GUARD_INSTANCE            = module.funnel.instance_id
+  }
+  guard_arn     = "arn:${data.aws_partition.guard.partition}"
+  guard_account = data.aws_caller_identity.guard.account_id
+  guard_statements = [
+    {
+      sid       = "Describe"
+      actions   = ["batch:ListJobs", "batch:DescribeComputeEnvironments", "ec2:DescribeInstances"]
+      resources = ["*"] # no resource-level permission exists for these
+    },
+    {
+      sid       = "TerminateJobs"
+      actions   = ["batch:TerminateJob"]
+      resources = ["${local.guard_arn}:batch:${module.funnel.region}:${local.guard_account}:job/*"]
+    },
+    {
+      sid       = "DisableComputeEnvironment"
+      actions   = ["batch:UpdateComputeEnvironment"]
+      resources = ["${local.guard_arn}:batch:${module.funnel.region}:${local.guard_account}:compute-environment/${module.funnel.compute_environment_name}"]
+    },
+    {
+      sid       = "StopServer"
+      actions   = ["ec2:StopInstances"]
+      resources = ["${local.guard_arn}:ec2:${module.funnel.region}:${local.guard_account}:instance/${module.funnel.instance_id}"]
+    },
+    {
+      sid       = "Heartbeats"
+      actions   = ["s3:GetObject", "s3:PutObject", "s3:DeleteObject"]
+      resources = ["${local.guard_arn}:s3:::${module.funnel.bucket_name}/cfw/.cfw/*"]
+    },
+    {
+      sid       = "ListHeartbeats"
+      actions   = ["s3:ListBucket"]
+      resources = ["${local.guard_arn}:s3:::${module.funnel.bucket_name}"]
+      conditions = [
+        { test = "StringLike", variable = "s3:prefix", values = ["cfw/.cfw/*"] },
+      ]
+    },
+  ]
+}
+
 module "funnel" {
   source = "./modules/aws-funnel"
 
@@ -95,6 +160,17 @@ module "funnel" {
   credentials_store      = var.credentials_store
   batch                  = var.batch
   object_expiration_days = var.object_expiration_days
+}
+
+module "guard" {
+  source = "./modules/aws-guard"
+
+  name        = "cfw-${var.env_id}-guard"
+  package     = local.guard_package
+  environment = local.guard_environment
+  settings    = var.guard_settings
+  statements  = local.guard_statements
+  tags        = var.labels
 }
 
 output "tes_url" {
@@ -160,6 +236,21 @@ output "job_definition_name" {
 output "compute_environment_name" {
   description = "AWS Batch compute environment (scales between 0 and batch.max_vcpus)."
   value       = module.funnel.compute_environment_name
+}
+
+output "guard_function_name" {
+  description = "The guard's Lambda (invoke it to run one check now)."
+  value       = module.guard.guard_function_name
+}
+
+output "guard_schedule_name" {
+  description = "The guard's EventBridge Scheduler schedule and its group."
+  value       = module.guard.guard_schedule_name
+}
+
+output "guard_role_names" {
+  description = "The roles of the guard's function and schedule."
+  value       = module.guard.guard_role_names
 }
 
 output "cfw_id" {

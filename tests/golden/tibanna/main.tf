@@ -49,6 +49,14 @@ variable "extra_bucket_names" {
   description = "Existing buckets (not created or changed here) that jobs may read and write, like `deploy_unicorn -b`."
 }
 
+variable "guard_package" {
+  description = "The guard's Lambda zip (relative to the root module) and its base64 SHA-256."
+}
+
+variable "guard_settings" {
+  description = "The guard's config: how often it checks, when a run is orphaned, when idle stops (null: never), the cfw-expires-at label."
+}
+
 variable "lambda_packages" {
   description = "The Lambda zip of each Tibanna function (run_task_awsem, check_task_awsem, update_cost_awsem): path and base64 SHA-256."
 }
@@ -93,6 +101,61 @@ locals {
   } }
 }
 
+# The guard (modules/aws-guard): what its adapter reads (cfw.backends.tibanna.guard), and
+# only the actions it calls, on this unicorn's executions, job instances and heartbeats.
+data "aws_partition" "guard" {}
+
+locals {
+  guard_package = {
+    filename         = startswith(var.guard_package.filename, "/") ? var.guard_package.filename : "${path.module}/${var.guard_package.filename}"
+    source_code_hash = var.guard_package.source_code_hash
+  }
+  guard_environment = {
+    CFW_GUARD_ADAPTER       = "cfw.backends.tibanna.guard:from_environ"
+    CFW_GUARD_STORE         = "s3://${module.tibanna.data_bucket}/cfw"
+    CFW_GUARD_STATE_MACHINE = module.tibanna.state_machine_arn
+  }
+  guard_arn = "arn:${data.aws_partition.guard.partition}"
+  guard_statements = [
+    {
+      sid       = "ListExecutions"
+      actions   = ["states:ListExecutions"]
+      resources = [module.tibanna.state_machine_arn]
+    },
+    {
+      sid       = "StopExecutions"
+      actions   = ["states:StopExecution"]
+      resources = ["${replace(module.tibanna.state_machine_arn, ":stateMachine:", ":execution:")}:*"]
+    },
+    {
+      sid       = "FindJobInstances"
+      actions   = ["ec2:DescribeInstances"] # no resource-level permission exists
+      resources = ["*"]
+    },
+    {
+      sid       = "TerminateJobInstances"
+      actions   = ["ec2:TerminateInstances"]
+      resources = ["${local.guard_arn}:ec2:${module.tibanna.region}:${module.tibanna.account_id}:instance/*"]
+      conditions = [
+        { test = "StringLike", variable = "ec2:ResourceTag/Name", values = ["awsem-cfw-*"] },
+      ]
+    },
+    {
+      sid       = "Heartbeats"
+      actions   = ["s3:GetObject", "s3:PutObject", "s3:DeleteObject"]
+      resources = ["${local.guard_arn}:s3:::${module.tibanna.data_bucket}/cfw/.cfw/*"]
+    },
+    {
+      sid       = "ListHeartbeats"
+      actions   = ["s3:ListBucket"]
+      resources = ["${local.guard_arn}:s3:::${module.tibanna.data_bucket}"]
+      conditions = [
+        { test = "StringLike", variable = "s3:prefix", values = ["cfw/.cfw/*"] },
+      ]
+    },
+  ]
+}
+
 module "tibanna" {
   source = "./modules/aws-tibanna"
 
@@ -108,6 +171,18 @@ module "tibanna" {
   log_retention_days         = var.log_retention_days
   tags                       = var.labels
   log_object_expiration_days = var.log_object_expiration_days
+}
+
+module "guard" {
+  source = "./modules/aws-guard"
+
+  name               = "cfw-${var.env_id}-guard"
+  package            = local.guard_package
+  environment        = local.guard_environment
+  settings           = var.guard_settings
+  statements         = local.guard_statements
+  log_retention_days = var.log_retention_days
+  tags               = var.labels
 }
 
 output "state_machine_arn" {
@@ -178,6 +253,21 @@ output "account_id" {
 output "region" {
   description = "AWS region of the unicorn."
   value       = module.tibanna.region
+}
+
+output "guard_function_name" {
+  description = "The guard's Lambda (invoke it to run one check now)."
+  value       = module.guard.guard_function_name
+}
+
+output "guard_schedule_name" {
+  description = "The guard's EventBridge Scheduler schedule and its group."
+  value       = module.guard.guard_schedule_name
+}
+
+output "guard_role_names" {
+  description = "The roles of the guard's function and schedule."
+  value       = module.guard.guard_role_names
 }
 
 output "cfw_id" {

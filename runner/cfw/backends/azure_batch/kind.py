@@ -10,6 +10,7 @@ import getpass
 import os
 import re
 from collections.abc import Mapping
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -76,8 +77,11 @@ def names(config: AzureBatchConfig, env_id: str, name: str) -> dict[str, str]:
     }
 
 
-def autoscale_formula(config: AzureBatchConfig, pool: PoolConfig) -> str:
-    """The pool's autoscale formula, rendered from templates/azure-batch/."""
+def autoscale_formula(
+    config: AzureBatchConfig, pool: PoolConfig, expires_at: datetime | None = None
+) -> str:
+    """The pool's autoscale formula, rendered from templates/azure-batch/; with the
+    environment's expiry, it keeps no node from then on."""
     return render_text(
         FORMULA_TEMPLATE,
         comment="//",
@@ -91,6 +95,7 @@ def autoscale_formula(config: AzureBatchConfig, pool: PoolConfig) -> str:
         max_dedicated=pool.max_dedicated_nodes,
         max_low_priority=pool.max_low_priority_nodes,
         prefer_low_priority=pool.prefer_low_priority,
+        expires_at=expires_at.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ") if expires_at else "",
     )
 
 
@@ -244,7 +249,7 @@ class AzureBatchKind(Kind[AzureBatchConfig]):
                     "id": pool.pool_id,
                     "vm_size": pool.vm_size,
                     "task_slots_per_node": config.slots(pool),
-                    "autoscale_formula": autoscale_formula(config, pool),
+                    "autoscale_formula": autoscale_formula(config, pool, ident.expires_at),
                 }
                 for pool in config.pools
             ],

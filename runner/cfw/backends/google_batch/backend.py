@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import time
 from collections.abc import Mapping, Sequence
+from datetime import UTC, datetime
 from typing import Any
 
 from cfw.backends.base import Backend, EnvContext, JobSpec, JobState, JobStatus
-from cfw.backends.google_batch import translate
+from cfw.backends.google_batch import translate, ttl
 from cfw.backends.google_batch.client import Clients
 from cfw.backends.google_batch.config import GoogleBatchConfig
 from cfw.backends.google_batch.status import status_of
@@ -36,7 +37,9 @@ class GoogleBatchBackend(Backend[GoogleBatchConfig]):
 
     # -- submit -----------------------------------------------------------------------------
     def submit(self, spec: JobSpec, payload: dict[str, Any], secrets: Mapping[str, str]) -> str:
-        request = translate.from_json(payload)
+        request = ttl.bound(
+            translate.from_json(payload), ttl.expires_at(self.ctx.outputs), datetime.now(UTC)
+        )
         for var in spec.env:
             if var not in self.secrets:
                 if var not in secrets:

@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Iterator, Mapping
 from typing import Any
 
-from cfw.backends._aws import botocore_errors, error_code, session
+from cfw.backends._aws import botocore_errors, error_code, guard_deploy, session
 from cfw.core.errors import UserError, WorkFailed
 
 _errors = botocore_errors(extra="tes")
@@ -154,4 +154,4 @@ def leftovers(
             ParameterFilters=[{"Key": "Path", "Option": "Recursive", "Values": [f"/{prefix}"]}],
         )
     ]
-    return found
+    return found + guard_deploy.leftovers(aws, env_id, roles=False)  # (roles: listed above)

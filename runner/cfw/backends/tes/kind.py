@@ -8,7 +8,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from cfw.backends._aws import aws_region, s3_storage_env
+from cfw.backends._aws import aws_region, endpoint_url, guard_deploy, s3_storage_env, session
 from cfw.backends.base import Capabilities, EnvContext, JobSpec, StorageSpec
 from cfw.backends.kind import Identity, Kind
 from cfw.backends.tes.config import TesConfig
@@ -18,6 +18,8 @@ from cfw.core.render import header, jinja_env, render_text
 from cfw.core.rootmodule import ModuleCall, RootSpec
 
 HTTPS_PORT = 443
+GUARD_ADAPTER = "cfw.backends.tes.guard"  # zipped into the guard's Lambda
+GUARD_SUBDIR = "lambda"  # of the rendered root module: the guard's zip
 FUNNEL_ROOT = RootSpec(
     modules=(
         ModuleCall(
@@ -123,7 +125,15 @@ class TesKind(Kind[TesConfig]):
 
     # -- rendering --------------------------------------------------------------------------
     def root_spec(self, config: TesConfig) -> RootSpec:
-        return FUNNEL_ROOT if config.provision else URL_ROOT
+        """The Funnel server and its guard (modules/aws-guard, unless guard.enabled is
+        false), or only the record of an existing server (no cloud-side guard: nothing of
+        cfw's bills there; `cfw guard NAME --once` and `cfw cancel` reach its tasks)."""
+        return guard_deploy.with_guard(FUNNEL_ROOT, config) if config.provision else URL_ROOT
+
+    def render_files(self, config: TesConfig, outdir: Path) -> None:
+        """The guard's Lambda zip, in lambda/ next to the root module."""
+        if config.provision:
+            guard_deploy.render(config, GUARD_ADAPTER, Path(outdir) / GUARD_SUBDIR)
 
     def tfvars(self, config: TesConfig, ident: Identity, workdir: Path) -> dict[str, Any]:
         common = {"name": ident.name, "env_id": ident.env_id, "labels": ident.labels(config.labels)}
@@ -143,6 +153,12 @@ class TesKind(Kind[TesConfig]):
             "batch": config.batch.model_dump(),
             "object_expiration_days": config.object_expiration_days,
             "user_data": render_user_data(config, ident),
+            **guard_deploy.tfvars(
+                config,
+                common["labels"],
+                GUARD_ADAPTER,
+                f"{GUARD_SUBDIR}/{guard_deploy.guard_zip.FILENAME}",
+            ),
         }
 
     def output_placeholders(self, config: TesConfig, ident: Identity | None) -> dict[str, Any]:
@@ -215,6 +231,40 @@ class TesKind(Kind[TesConfig]):
 
         region = config.region or outputs.get("region") or aws_region(environ)
         return cloud.leftovers(region, ident.env_id, resource_prefix(ident.env_id), environ)
+
+    # -- the guard ----------------------------------------------------------------------------
+    def heartbeat_store(
+        self, ctx: EnvContext[TesConfig], environ: Mapping[str, str]
+    ) -> tuple[Any, str]:
+        """The storage prefix's bucket: `<prefix>/.cfw/runs/`, where the guard's Lambda
+        reads them on the provisioned Funnel."""
+        from cfw.backends._aws.store import S3Store, split_url
+
+        prefix = ctx.config.storage.prefix or ctx.outputs.get("storage_prefix")
+        bucket, key = split_url(str(prefix))
+        s3 = self._session(ctx, environ).client(
+            "s3", endpoint_url=endpoint_url(environ, ctx.config.storage.endpoint_url)
+        )
+        return S3Store(s3, bucket), key
+
+    def guard_adapter(self, ctx: EnvContext[TesConfig], environ: Mapping[str, str]) -> Any:
+        """The provisioned Funnel's Batch jobs, server and compute environment; or an
+        existing server's tasks (by the cfw-id tag, with the run's TES credentials)."""
+        from cfw.backends.tes import guard
+
+        return guard.adapter_for(
+            ctx.config,
+            ctx.outputs,
+            self._session(ctx, environ),
+            store=self.heartbeat_store(ctx, environ),
+            env_id=ctx.env_id,
+            environ=environ,
+            state_dir=ctx.state_dir,
+        )
+
+    def _session(self, ctx: EnvContext[TesConfig], environ: Mapping[str, str]) -> Any:
+        region = ctx.config.region or ctx.outputs.get("region") or aws_region(environ)
+        return session(region, environ, extra="tes")
 
     def status_details(self, config: TesConfig, outputs: Mapping[str, Any]) -> dict[str, Any]:
         from cfw.backends.tes.client import describe_server

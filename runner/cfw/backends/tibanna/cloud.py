@@ -12,7 +12,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from cfw.backends._aws import botocore_errors, error_code, session
+from cfw.backends._aws import botocore_errors, error_code, guard_deploy, session
 from cfw.core.errors import UserError
 
 if TYPE_CHECKING:
@@ -236,4 +236,4 @@ def leftovers(sess: Session, env_id: str, usergroup: str, buckets: Iterable[str]
             tags = ddb.list_tags_of_resource(ResourceArn=arn).get("Tags", [])
             if _tags_match(tags, env_id):
                 left.append(f"DynamoDB table {table}")
-    return left
+    return left + guard_deploy.leftovers(sess, env_id)

@@ -7,7 +7,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from cfw.backends._aws import aws_region, s3_storage_env, session
+from cfw.backends._aws import aws_region, guard_deploy, s3_storage_env, session
 from cfw.backends.base import Capabilities, EnvContext, JobSpec, StorageSpec
 from cfw.backends.kind import Identity, Kind, Users
 from cfw.backends.tibanna.config import TibannaConfig
@@ -59,6 +59,7 @@ def create_table(config: TibannaConfig, ident: Identity) -> bool:
 
 
 LAMBDA_SUBDIR = "lambda"  # of the rendered root module
+GUARD_ADAPTER = "cfw.backends.tibanna.guard"  # zipped into the guard's Lambda
 
 
 def _lambda_dir(config: TibannaConfig) -> Path | None:
@@ -119,6 +120,10 @@ class TibannaKind(Kind[TibannaConfig]):
         tibanna_version()  # the Lambdas are built from the installed package
 
     # -- rendering --------------------------------------------------------------------------
+    def root_spec(self, config: TibannaConfig) -> RootSpec:
+        """The unicorn, and its guard (modules/aws-guard) unless guard.enabled is false."""
+        return guard_deploy.with_guard(self.root, config)
+
     def tfvars(self, config: TibannaConfig, ident: Identity, workdir: Path) -> dict[str, Any]:
         """The zips' paths are relative to the rendered root module (which joins them to
         path.module), so the same inputs plan the same from any directory — a shared
@@ -142,13 +147,22 @@ class TibannaKind(Kind[TibannaConfig]):
             "log_retention_days": config.log_retention_days,
             "log_object_expiration_days": config.log_expiration_days,
             "awsf_repo": {"name": config.awsf_repo, "branch": config.awsf_branch},
+            **guard_deploy.tfvars(
+                config,
+                ident.labels(config.labels),
+                GUARD_ADAPTER,
+                _lambda_filename(config, guard_deploy.guard_zip.FILENAME.removesuffix(".zip")),
+            ),
         }
 
     def render_files(self, config: TibannaConfig, outdir: Path) -> None:
-        """The three Lambda zips, in lambda/ next to the root module (or lambda_dir)."""
+        """The three Lambda zips and the guard's, in lambda/ next to the root module (or
+        lambda_dir)."""
         from cfw.backends.tibanna import lambda_zip
 
-        lambda_zip.build_all(_lambda_dir(config) or Path(outdir) / LAMBDA_SUBDIR)
+        where = _lambda_dir(config) or Path(outdir) / LAMBDA_SUBDIR
+        lambda_zip.build_all(where)
+        guard_deploy.render(config, GUARD_ADAPTER, where)
 
     def adopt_after_failure(self, config: TibannaConfig, error: str) -> str | None:
         """Two `up`s at once both found no tibanna-master table and both created it: the
@@ -275,6 +289,26 @@ class TibannaKind(Kind[TibannaConfig]):
             ident.env_id,
             known["usergroup"],
             [known["data_bucket"], known["log_bucket"]],
+        )
+
+    # -- the guard ----------------------------------------------------------------------------
+    def heartbeat_store(
+        self, ctx: EnvContext[TibannaConfig], environ: Mapping[str, str]
+    ) -> tuple[Any, str]:
+        """The data bucket, under the storage prefix: `cfw/.cfw/runs/`, where the guard's
+        Lambda reads them."""
+        from cfw.backends._aws.store import S3Store
+        from cfw.backends.tibanna.guard import STORE_SUBDIR
+
+        s3 = session(region_of(ctx.config, environ), environ).client("s3")
+        return S3Store(s3, ctx.outputs["data_bucket"]), STORE_SUBDIR
+
+    def guard_adapter(self, ctx: EnvContext[TibannaConfig], environ: Mapping[str, str]) -> Any:
+        """The unicorn's executions and their instances (cfw.backends.tibanna.guard)."""
+        from cfw.backends.tibanna import guard
+
+        return guard.adapter_for(
+            ctx.config, ctx.outputs, session(region_of(ctx.config, environ), environ)
         )
 
     def status_details(self, config: TibannaConfig, outputs: Mapping[str, Any]) -> dict[str, Any]:

@@ -1,0 +1,107 @@
+"""What the AWS kinds (tibanna, tes) add to their root module when guard.enabled: the
+modules/aws-guard call, its two values (the zip and the settings) and the zip itself.
+
+The kind's root template defines what differs per kind, as locals: `guard_environment`
+(the adapter and the names it reads) and `guard_statements` (its least-privilege
+permissions on the environment's resources); templates/root/tibanna.tf.j2 and tes.tf.j2.
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+from cfw.backends._aws import botocore_errors, error_code, guard_zip
+from cfw.core.config import EnvConfig
+from cfw.core.rootmodule import ModuleCall, RootSpec
+
+GUARD_CALL = ModuleCall(
+    "aws-guard",
+    "guard",
+    renames={
+        "name": '"cfw-${var.env_id}-guard"',
+        "package": "local.guard_package",  # the zip's path made absolute
+        "environment": "local.guard_environment",
+        "settings": "var.guard_settings",
+        "statements": "local.guard_statements",
+        "tags": "var.labels",
+    },
+)
+PACKAGE_VARIABLE = "The guard's Lambda zip (relative to the root module) and its base64 SHA-256."
+
+
+def with_guard(spec: RootSpec, config: EnvConfig) -> RootSpec:
+    """SPEC with the guard's module, when the config's guard is enabled."""
+    if not config.guard.enabled:
+        return spec
+    return replace(
+        spec,
+        modules=(*spec.modules, GUARD_CALL),
+        variables={**spec.variables, "guard_package": PACKAGE_VARIABLE},
+    )
+
+
+def tfvars(
+    config: EnvConfig, labels: dict[str, str], adapter: str, filename: str
+) -> dict[str, Any]:
+    """guard_package and guard_settings; nothing when the guard is off. ADAPTER is the
+    kind's guard module ("cfw.backends.tibanna.guard"), FILENAME where the zip is."""
+    if not config.guard.enabled:
+        return {}
+    guard = config.guard
+    idle = guard.idle_timeout
+    return {
+        "guard_package": {"filename": filename, "source_code_hash": guard_zip.digest(adapter)},
+        "guard_settings": {
+            "interval_minutes": int(guard.interval.total_seconds() // 60),
+            "orphan_after_seconds": int(guard.orphan_after.total_seconds()),
+            "idle_after_seconds": int(idle.total_seconds()) if idle is not None else None,
+            "expires_at": labels.get("cfw-expires-at", "never"),
+        },
+    }
+
+
+def render(config: EnvConfig, adapter: str, outdir: Path) -> None:
+    """The zip beside the root module (outdir/lambda/cfw_guard.zip) when the guard is on."""
+    if config.guard.enabled:
+        guard_zip.write(adapter, outdir)
+
+
+def name_of(env_id: str) -> str:
+    """The guard's function, schedule group and log group name (GUARD_CALL's `name`)."""
+    return f"cfw-{env_id}-guard"
+
+
+def leftovers(session: Any, env_id: str, *, roles: bool = True) -> list[str]:
+    """What of the guard still exists after destroy, by its names (cfw down's check)."""
+    name = name_of(env_id)
+    errors = botocore_errors()
+    found = []
+    lam = session.client("lambda")
+    try:
+        lam.get_function(FunctionName=name)
+        found.append(f"guard Lambda {name}")
+    except errors.ClientError as exc:
+        if error_code(exc) != "ResourceNotFoundException":
+            raise
+    logs = session.client("logs")
+    groups = logs.describe_log_groups(logGroupNamePrefix=f"/aws/lambda/{name}")["logGroups"]
+    found += [f"log group {g['logGroupName']}" for g in groups]
+    scheduler = session.client("scheduler")
+    try:
+        scheduler.get_schedule_group(Name=name)
+        found.append(f"schedule group {name}")
+    except errors.ClientError as exc:
+        if error_code(exc) != "ResourceNotFoundException":
+            raise
+    if roles:
+        iam = session.client("iam")
+        for role in (f"{name}-function", f"{name}-schedule"):
+            try:
+                iam.get_role(RoleName=role)
+                found.append(f"IAM role {role}")
+            except errors.ClientError as exc:
+                if error_code(exc) != "NoSuchEntity":
+                    raise
+    return found
