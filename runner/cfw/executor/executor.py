@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import asyncio
 import os
+import time
 import traceback
 from collections.abc import AsyncGenerator, Callable
+from functools import cached_property
 from pathlib import Path
 
 from snakemake_interface_executor_plugins.executors.base import SubmittedJobInfo
@@ -19,6 +21,7 @@ from cfw.core.errors import CfwError
 from cfw.core.records import RunLog, new_run_id, record_startup_error
 from cfw.core.state import EnvState
 from cfw.executor.budget import BudgetMixin, run_cost
+from cfw.executor.command import RunConstants, format_job_exec
 from cfw.executor.prefix import checkpoint_staging, plugin_install, retrieve_checkpoint_outputs
 from cfw.executor.session import open_context, pick_environment
 from cfw.executor.spec import spec_from_job
@@ -39,6 +42,9 @@ COMMON_SETTINGS = CommonSettings(
     auto_deploy_default_storage_provider=False,
     init_seconds_before_status_checks=0,
 )
+
+
+PROGRESS_SECONDS = 1.0  # the "jobs N done, M running" line, at most this often while submitting
 
 
 class CfwExecutor(BudgetMixin, RemoteExecutor):
@@ -68,6 +74,7 @@ class CfwExecutor(BudgetMixin, RemoteExecutor):
         self.ignored_said: set[str] = set()  # rules told what their kind does not honour
         self.cancelled = False
         self._last_counts: Counts | None = None
+        self._last_said = 0.0  # when the counts line was last printed (time.monotonic)
         self.logger.info(
             f"cfw: running on environment {name!r} (kind {self.kind.name}; {why}), "
             f"run {self.run_id}"
@@ -76,6 +83,17 @@ class CfwExecutor(BudgetMixin, RemoteExecutor):
     @property
     def common_settings(self) -> CommonSettings:
         return COMMON_SETTINGS
+
+    # -- per-run constants (executor/command.py): built on the first job, not on every one --
+    @cached_property
+    def run_constants(self) -> RunConstants:
+        return RunConstants(self)
+
+    def envvars(self) -> dict[str, str]:
+        return dict(self.run_constants.envvars)
+
+    def format_job_exec(self, job: JobExecutorInterface) -> str:
+        return format_job_exec(self, self.run_constants, job)
 
     # -- submission -------------------------------------------------------------------------
     def job_spec(self, job: JobExecutorInterface) -> JobSpec:
@@ -98,7 +116,7 @@ class CfwExecutor(BudgetMixin, RemoteExecutor):
         spec = self.job_spec(job)
         self._say_ignored(spec)
         try:
-            payload = self.kind.translate(spec, self.ctx)
+            payload = self.kind.submission(spec, self.ctx)
             external_id = self.backend.submit(spec, payload, self.envvars())
         except CfwError as exc:
             self.report_job_error(SubmittedJobInfo(job), msg=f"cfw: submission failed: {exc}")
@@ -200,9 +218,14 @@ class CfwExecutor(BudgetMixin, RemoteExecutor):
     def _progress(self) -> None:
         counts = self.tracker.counts()
         self.tracker.flush()
-        if counts == self._last_counts:
+        last, now = self._last_counts, time.monotonic()
+        if counts == last:
             return
-        self._last_counts = counts
+        # a job that ended is said at once; a burst of submissions once a second, not per job
+        ended = last is None or (counts.done, counts.failed) != (last.done, last.failed)
+        if not ended and now - self._last_said < PROGRESS_SECONDS:
+            return
+        self._last_counts, self._last_said = counts, now
         self.logger.info(
             f"cfw: jobs {counts.done} done, {counts.running} running, {counts.failed} failed"
         )
