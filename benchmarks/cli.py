@@ -78,7 +78,7 @@ def main() -> None:
         print(f"{args.runs} runs each; seconds: median (min), wall then CPU")
         print(
             f"{'command':42} {'wall':>14}  {'cpu':>14}"
-            + ("   old wall   ratio" * bool(args.against))
+            + ("   old: wall    cpu  ratio: wall   cpu" if args.against else "")
         )
         for label, argv in FLOORS.items():
             print(f"{label:42} {cells(measure(argv, cwd, runner, args.runs))}")
