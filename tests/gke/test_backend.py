@@ -120,9 +120,11 @@ def test_one_list_call_per_cycle_whatever_the_number_of_jobs(fake, backend, jobs
         fake.finish(ext, NS)
     statuses = backend.poll(ids)
     assert {s.state for s in statuses.values()} == {JobState.SUCCEEDED}
-    assert fake.calls == [("list", "jobs")] * 3  # no per-job call, no pod list
+    # no per-job call, no pod list; the last cycle's list leaves the succeeded Jobs out,
+    # and as every open job left it, one list of the run finds them
+    assert fake.calls == [("list", "jobs")] * 4
     backend.poll(ids)  # every job is finished: nothing to ask
-    assert fake.calls == [("list", "jobs")] * 3
+    assert fake.calls == [("list", "jobs")] * 4
 
 
 def test_list_pagination_follows_continue(fake, backend, monkeypatch):
@@ -132,12 +134,14 @@ def test_list_pagination_follows_continue(fake, backend, monkeypatch):
         fake.finish(ext, NS)
     fake.reset_calls()
     statuses = backend.poll(ids)
-    assert fake.count("list", "jobs") == 3  # 7 + 7 + 6: one list, three pages
+    # the 15 that did not succeed (7 + 7 + 1), then, for the 5 that left that list, the
+    # run's list (7 + 7 + 6): each a list followed page by page
+    assert fake.count("list", "jobs") == 6
     assert sum(s.state == JobState.SUCCEEDED for s in statuses.values()) == 5
     assert sum(s.state == JobState.PENDING for s in statuses.values()) == 15
     fake.max_page = 4  # the server may return fewer than asked: follow its token
     fake.reset_calls()
-    assert len(backend.poll(ids)) == 20 and fake.count("list", "jobs") == 5  # 20 jobs / 4
+    assert len(backend.poll(ids)) == 20 and fake.count("list", "jobs") == 4  # 15 open / 4
 
 
 def test_other_runs_jobs_are_not_seen(fake, backend):

@@ -562,7 +562,8 @@ def test_the_runner_reaches_the_cluster_over_tls_with_the_gke_api_credentials(
         ctx = context("gke", config, outputs=outputs, state_dir=tmp_path, run_id="r1")
         backend = GkeBackend(ctx)  # connects as a run does
         assert backend.poll(["cfw-r1-1-x-a1"])["cfw-r1-1-x-a1"].state == JobState.FAILED
-        assert kube.calls == [("list", "jobs")]
+        # the Jobs that did not succeed, then (the job is not among them) the run's Jobs
+        assert kube.calls == [("list", "jobs")] * 2
         fake_gke[2].update(ca=FakeKube(tls=True).ca_pem)  # another cluster's CA: refused
         with pytest.raises(WorkFailed, match=r"TLS certificate does not verify.*CERTIFICATE_VERI"):
             GkeBackend(ctx).poll(["cfw-r1-1-x-a1"])

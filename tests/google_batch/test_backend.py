@@ -115,9 +115,10 @@ def test_status_is_one_paged_list_call_per_cycle(fake, backend, tmp_path):
         fake.batch.advance(short(ids[i]), state, exit_code=code)
     before = dict(fake.rpcs)
     result = backend.poll(ids)
-    # 250 jobs of this run: one list call, three pages of 100; no per-job call
-    assert backend.clients.calls["list_jobs"] == 1
-    assert fake.rpcs["ListJobs"] - before.get("ListJobs", 0) == 3
+    # 250 jobs of this run: the unfinished ones in one list call (246: three pages of 100),
+    # then, as 4 left it (at least the run's 3 pages), one list of the run; no per-job call
+    assert backend.clients.calls["list_jobs"] == 2
+    assert fake.rpcs["ListJobs"] - before.get("ListJobs", 0) == 6
     assert fake.rpcs["GetJob"] == before.get("GetJob", 0)
     assert set(result) == set(ids)
     assert result[ids[0]].state == JobState.PENDING
@@ -128,9 +129,9 @@ def test_status_is_one_paged_list_call_per_cycle(fake, backend, tmp_path):
     assert "preempted" in result[ids[149]].reason  # found on the second page
     assert "runtime" in result[ids[249]].reason  # and on the third
     assert result[ids[100]].state == JobState.PENDING  # QUEUED
-    backend.poll(ids)
-    assert backend.clients.calls["list_jobs"] == 2
-    assert fake.rpcs["ListJobs"] - before.get("ListJobs", 0) == 6
+    assert backend.poll(ids)[ids[3]] == result[ids[3]]  # a finished job stays as it ended
+    assert backend.clients.calls["list_jobs"] == 3  # the unfinished only: three pages
+    assert fake.rpcs["ListJobs"] - before.get("ListJobs", 0) == 9
     other.clients.close()
 
 

@@ -166,7 +166,8 @@ def test_one_list_call_per_cycle_whatever_the_number_of_jobs(fake, backend, jobs
     for ext in ids:
         fake.finish(ext, NS)
     assert {s.state for s in backend.poll(ids).values()} == {JobState.SUCCEEDED}
-    assert fake.calls == [("list", "jobs")] * 3
+    # the last list leaves the succeeded Jobs out; every open job left it: one list of the run
+    assert fake.calls == [("list", "jobs")] * 4
 
 
 def test_a_spot_job_lost_with_its_node_reads_as_a_preemption(fake, backend):
@@ -215,7 +216,8 @@ def test_the_cluster_over_tls_with_the_kubeconfig_ca(tmp_path):
         good = write_kubeconfig(tmp_path / "good", kube.url, kube.token, ca_pem=kube.ca_pem)
         backend = backend_for({"KUBECONFIG": str(good), **S3_ENV}, tmp_path)
         assert backend.poll(["cfw-r1-1-x-a1"])["cfw-r1-1-x-a1"].state == JobState.FAILED
-        assert kube.calls == [("list", "jobs")]
+        # the Jobs that did not succeed, then (the job is not among them) the run's Jobs
+        assert kube.calls == [("list", "jobs")] * 2
         wrong = write_kubeconfig(tmp_path / "wrong", kube.url, kube.token, ca_pem=other.ca_pem)
         stranger = backend_for({"KUBECONFIG": str(wrong), **S3_ENV}, tmp_path)
         with pytest.raises(WorkFailed, match="TLS certificate does not verify"):

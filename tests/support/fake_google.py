@@ -33,8 +33,8 @@ _LABEL_KEY = re.compile(r"^[a-z][a-z0-9_-]{0,62}$")
 _LABEL_VALUE = re.compile(r"^[a-z0-9_-]{0,63}$")
 _JOB_ID = re.compile(r"^[a-z]([a-z0-9-]{0,61}[a-z0-9])?$")
 _SECRET_REF = re.compile(r"^projects/[^/]+/secrets/[A-Za-z0-9_-]{1,255}/versions/[^/]+$")
-_TERM = re.compile(  # one `field = value` term of a filter; values quoted or bare
-    r'^(labels\.[a-z][a-z0-9_-]*|status\.state|logName)\s*=\s*("([^"]*)"|[A-Za-z0-9_-]+)$'
+_TERM = re.compile(  # one `field = value` (or `!=`) term of a filter; values quoted or bare
+    r'^(labels\.[a-z][a-z0-9_-]*|status\.state|logName)\s*(!?=)\s*("([^"]*)"|[A-Za-z0-9_-]+)$'
 )
 
 
@@ -45,13 +45,15 @@ class Abort(Exception):
 
 
 def parse_filter(text: str) -> list[tuple[str, str]]:
-    """`a="x" AND b=y` -> [(a, x), (b, y)]; INVALID_ARGUMENT for anything else."""
+    """`a="x" AND b=y AND c!="z"` -> [(a, x), (b, y), (!c, z)] (AIP-160's comparisons `=`
+    and `!=`, joined by AND); INVALID_ARGUMENT for anything else."""
     terms = []
     for part in (p.strip() for p in text.split(" AND ")) if text.strip() else []:
         match = _TERM.match(part)
         if not match:
             raise Abort(grpc.StatusCode.INVALID_ARGUMENT, f"invalid filter term {part!r}")
-        terms.append((match[1], match[3] if match[3] is not None else match[2]))
+        negate = "!" if match[2] == "!=" else ""
+        terms.append((negate + match[1], match[4] if match[4] is not None else match[3]))
     return terms
 
 
@@ -196,6 +198,8 @@ class FakeBatch:
 
 
 def _job_matches(job: batch_v1.Job, key: str, value: str) -> bool:
+    if key.startswith("!"):
+        return not _job_matches(job, key[1:], value)
     if key == "status.state":
         return job.status.state.name == value
     if key.startswith("labels."):

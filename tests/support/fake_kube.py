@@ -3,7 +3,9 @@ kubernetes).
 
 It answers the REST paths the official Python client calls, the way the API server does:
 objects with metadata (uid, resourceVersion, creationTimestamp), label selectors
-(=, ==, !=, in, notin, exists, !exists), paginated lists (`limit` and an opaque `continue`
+(=, ==, !=, in, notin, exists, !exists), field selectors on the fields the API server
+offers (Jobs: status.successful; Pods: status.phase, spec.nodeName; metadata.name and
+metadata.namespace; any other field is a 400), paginated lists (`limit` and an opaque `continue`
 token), 404 Status objects after delete, 409 AlreadyExists, foreground deletion (the Job
 keeps a deletionTimestamp and the foregroundDeletion finalizer until its pods are gone),
 bearer-token authentication, 403 for the resources in ``forbidden`` (what RBAC denies), and
@@ -109,6 +111,39 @@ def parse_selector(text: str):
         return True
 
     return matches
+
+
+# the field selectors the API server accepts, per resource (others: 400 BadRequest)
+_FIELDS: dict[str, dict[str, Any]] = {
+    "jobs": {"status.successful": lambda o: str((o.get("status") or {}).get("succeeded") or 0)},
+    "pods": {
+        "status.phase": lambda o: (o.get("status") or {}).get("phase") or "",
+        "spec.nodeName": lambda o: (o.get("spec") or {}).get("nodeName") or "",
+    },
+}
+
+
+def parse_fields(res: str, text: str):
+    """A field selector (``a=b,c!=d``) as a predicate over an object; None when it names
+    a field the resource cannot be selected by, as the API server refuses it."""
+    fields = {
+        "metadata.name": lambda o: o["metadata"]["name"],
+        "metadata.namespace": lambda o: o["metadata"].get("namespace") or "",
+        **_FIELDS.get(res, {}),
+    }
+    terms = []
+    for part in filter(None, (p.strip() for p in (text or "").split(","))):
+        m = re.match(r"^([\w.]+)\s*(!=|==|=)\s*(.*)$", part)
+        if not m or m.group(1) not in fields:
+            return None, (m.group(1) if m else part)
+        terms.append((fields[m.group(1)], m.group(2) == "!=", m.group(3)))
+
+    def matches(obj: dict[str, Any]) -> bool:
+        return all(
+            (get(obj) != value) if negate else (get(obj) == value) for get, negate, value in terms
+        )
+
+    return matches, None
 
 
 class FakeKube:
@@ -522,6 +557,11 @@ class FakeKube:
 
             def _list(self, res, ns, name, query):
                 match = parse_selector(query.get("labelSelector", ""))
+                field_match, bad = parse_fields(res, query.get("fieldSelector", ""))
+                if field_match is None:
+                    return self._status(
+                        400, "BadRequest", f'field label not supported: "{bad}"', res
+                    )
                 items = sorted(
                     (
                         o
@@ -529,6 +569,7 @@ class FakeKube:
                         if r == res
                         and (n == ns or not ns)
                         and match(o["metadata"].get("labels") or {})
+                        and field_match(o)
                     ),
                     key=lambda o: o["metadata"]["name"],
                 )

@@ -66,6 +66,9 @@ class Kind(Generic[C]):
     capabilities: ClassVar[Capabilities] = Capabilities()
     backend_path: ClassVar[str]  # "package.module:Class"
     translate_path: ClassVar[str]  # "package.module:function", pure, no SDK import needed
+    # "package.module:function": the request as the SDK's own message, for kinds whose
+    # translate turns one into JSON (what explain prints); None: submit translate's payload
+    submit_path: ClassVar[str | None] = None
     extra: ClassVar[str | None] = None  # pip extra with the SDKs
     default_jobs: ClassVar[int] = 100
 
@@ -156,6 +159,15 @@ class Kind(Generic[C]):
         except CfwError as exc:
             return exc.message
         return None
+
+    def submission(self, spec: JobSpec, ctx: EnvContext[C]) -> Any:
+        """What a run hands the backend's submit: translate's payload, or with a
+        ``submit_path`` the same request built as the SDK's message, not turned into JSON
+        and parsed back for every job."""
+        if self.submit_path is None:
+            return self.translate(spec, ctx)
+        check_job(spec, self.capabilities, self.label)
+        return self._load(self.submit_path)(spec, ctx)
 
     def _load(self, path: str) -> Any:
         return sdk.load(path, self.extra or self.name)

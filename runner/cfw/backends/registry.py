@@ -2,7 +2,9 @@
 of an environment (its file, its saved record, or a kind's defaults).
 
 Kinds are found by name and imported only when asked for, so that a command pays for the
-kinds it uses; each kind lives in its own package, independent of the others.
+kinds it uses; each kind lives in its own package, independent of the others. The config
+models (pydantic) are imported on the first resolve too: `cfw --help` names the kinds
+without them.
 """
 
 from __future__ import annotations
@@ -13,13 +15,15 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from cfw.backends.kind import Kind
 from cfw.core.checks import shorten
-from cfw.core.config import NAME_RE, EnvConfig, read_yaml, set_dotted, validate
 from cfw.core.errors import UserError
 from cfw.core.state import EnvState
+
+if TYPE_CHECKING:
+    from cfw.backends.kind import Kind
+    from cfw.core.config import EnvConfig
 
 KIND_MODULES = {
     "local": "cfw.backends.local.kind",
@@ -64,6 +68,8 @@ def config_path(project: Path, name: str) -> Path:
 
 
 def check_name(name: str) -> None:
+    from cfw.core.config import NAME_RE
+
     if not NAME_RE.match(name):
         raise UserError(
             f"{shorten(name)} is not a valid environment name",
@@ -84,6 +90,8 @@ def resolve(
     NAME is a kind, that kind's defaults plus the usual environment variables. With
     ``prefer_saved`` the saved config wins (what `down` must destroy is what `up` made).
     """
+    from cfw.core.config import NAME_RE, read_yaml, set_dotted, validate
+
     environ = os.environ if environ is None else environ
     check_name(name)
     path = config_path(project, name)

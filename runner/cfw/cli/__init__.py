@@ -2,6 +2,11 @@
 
 The edge turns cfw's one exception type into one line and an exit code: 0 success, 1 the
 work failed, 2 a user mistake, 130 interrupted. Tracebacks only with CFW_DEBUG=1.
+
+Start-up is kept short: the command modules import at module level only what their options
+need (each command imports the machinery it calls), and help is Click's plain text rather
+than Rich's panels (Typer's Rich help alone costs about 0.3 s). tests/core/test_startup.py
+keeps heavy modules out of `import cfw.cli`.
 """
 
 from __future__ import annotations
@@ -11,8 +16,8 @@ import signal
 import sys
 
 import typer
+from typer.core import TyperGroup
 
-from cfw import __version__
 from cfw.core.errors import CfwError
 
 # Typer >= 0.20 vendors Click as typer._click; older ones use click itself
@@ -21,19 +26,38 @@ try:
 except ImportError:  # pragma: no cover - depends on the installed Typer
     from click import ClickException
 
+
+class _Group(TyperGroup):
+    """Lists each command with the whole first paragraph of its help, unshortened."""
+
+    def format_commands(self, ctx, formatter) -> None:
+        rows = []
+        for name in self.list_commands(ctx):
+            cmd = self.get_command(ctx, name)
+            if cmd is not None and not cmd.hidden:
+                text = cmd.short_help or (cmd.help or "").split("\n\n")[0]
+                rows.append((name, " ".join(text.split())))
+        if rows:
+            with formatter.section("Commands"):
+                formatter.write_dl(rows)
+
+
 app = typer.Typer(
     name="cfw",
+    cls=_Group,
     help="Cloud compute for Snakemake workflows: provision it with Terraform, run the "
     "workflow's jobs on it, tear it down.",
     no_args_is_help=True,
     pretty_exceptions_enable=False,
-    rich_markup_mode="rich",
+    rich_markup_mode=None,
     context_settings={"help_option_names": ["-h", "--help"]},
 )
 
 
 def _version(value: bool) -> None:
     if value:
+        from cfw import __version__
+
         typer.echo(f"cfw {__version__}")
         raise typer.Exit()
 
@@ -65,9 +89,7 @@ def main(argv: list[str] | None = None) -> None:
     # runners): `kill -INT` must still cancel the run and tear down
     signal.signal(signal.SIGTERM, signal.default_int_handler)
     signal.signal(signal.SIGINT, signal.default_int_handler)
-    from cfw.cli.output import Output
-
-    out = Output()
+    out = _ErrorLine()
     try:
         code = app(args=argv, standalone_mode=False)
     except typer.Exit as exc:
@@ -104,6 +126,15 @@ def main(argv: list[str] | None = None) -> None:
         )
         code = 1
     sys.exit(code if isinstance(code, int) else 0)
+
+
+class _ErrorLine:
+    """Output().error, with rich imported only when there is an error to print."""
+
+    def error(self, text: str) -> None:
+        from cfw.cli.output import Output
+
+        Output().error(text)
 
 
 def _one_line(text: str) -> str:

@@ -1,4 +1,8 @@
-"""Environment commands: init, plan, up, down, render, status, reap."""
+"""Environment commands: init, plan, up, down, render, status, reap.
+
+Module level imports only what the options need; each command imports the orchestration
+it calls (Terraform, Jinja, pydantic, rich tables), so `cfw --help` does not pay for them.
+"""
 
 from __future__ import annotations
 
@@ -10,7 +14,6 @@ from dataclasses import asdict
 from pathlib import Path
 
 import typer
-from rich.table import Table
 
 from cfw.backends.registry import (
     check_name,
@@ -24,11 +27,7 @@ from cfw.cli import app
 from cfw.cli.output import Output
 from cfw.core.assets import example_environments_dir
 from cfw.core.errors import CfwError, UserError
-from cfw.core.prices import format_usd
 from cfw.core.state import EnvState
-from cfw.orchestration import costs, guarding
-from cfw.orchestration.lifecycle import Lifecycle
-from cfw.orchestration.status import Status
 
 _SECRET_NAME = re.compile(r"password|secret|token|key|sas|credential", re.I)
 
@@ -64,6 +63,8 @@ def confirm(question: str, yes: bool, command: str) -> None:
 
 def say_costs(out: Output, resolved) -> None:
     """What the environment costs while idle and per pool node: from its config, no cloud."""
+    from cfw.orchestration import costs
+
     estimate = costs.environment_costs(resolved.kind, resolved.config)
     for line in costs.environment_lines(resolved.name, estimate):
         out.info(line)
@@ -118,6 +119,8 @@ def plan(
     sets: list[str] = typer.Option([], "--set", help=SET_HELP),
 ) -> None:
     """Show what `cfw up NAME` would create or change."""
+    from cfw.orchestration.lifecycle import Lifecycle
+
     out = Output()
     resolved = resolve(Path.cwd(), name, overrides=sets)
     changes = Lifecycle(Path.cwd(), out).plan(resolved)
@@ -142,6 +145,8 @@ def up(
     lock_timeout: float = typer.Option(0.0, "--lock-timeout", help=LOCK_HELP),
 ) -> None:
     """Create (or update) environment NAME with Terraform."""
+    from cfw.orchestration.lifecycle import Lifecycle
+
     out = Output()
     project = Path.cwd()
     resolved = resolve(
@@ -167,6 +172,8 @@ def up(
     meta = state.meta()
     expiry = f"; expires {meta.expires_at} (cfw reap)" if meta and meta.expires_at else ""
     out.success(f"{name} is up (id {meta.env_id if meta else '?'}){expiry}")
+    from cfw.orchestration import guarding
+
     guarding.say_unguarded(out, resolved)
     hidden = lifecycle.sensitive_outputs
     for key, value in sorted(outputs.items()):
@@ -182,6 +189,8 @@ def down(
     lock_timeout: float = typer.Option(0.0, "--lock-timeout", help=LOCK_HELP),
 ) -> None:
     """Destroy environment NAME, verify nothing is left, and forget it."""
+    from cfw.orchestration.lifecycle import Lifecycle
+
     out = Output()
     project = Path.cwd()
     check_name(name)
@@ -202,6 +211,8 @@ def render(
     sets: list[str] = typer.Option([], "--set", help=SET_HELP),
 ) -> None:
     """Write NAME's Terraform root module (as `up` would) to a directory."""
+    from cfw.orchestration.lifecycle import Lifecycle
+
     out = Output()
     resolved = resolve(Path.cwd(), name, overrides=sets)
     written = Lifecycle(Path.cwd(), out).render_to(resolved, out_dir)
@@ -216,6 +227,13 @@ def status(
 ) -> None:
     """Environments here: kind, state (up / half-up / failed / ready), age, expiry, jobs
     running, and their recent runs."""
+    from rich.table import Table
+
+    from cfw.core.prices import format_usd
+    from cfw.orchestration import guarding
+    from cfw.orchestration.lifecycle import Lifecycle
+    from cfw.orchestration.status import Status
+
     out = Output(quiet=as_json)
     rows = Status(Lifecycle(Path.cwd(), out)).of(name, details=details or bool(name))
     if as_json:
@@ -275,6 +293,9 @@ def reap(
     dry_run: bool = typer.Option(False, "--dry-run", help="Only list what is past its ttl."),
 ) -> None:
     """Destroy every environment here that is past its ttl."""
+    from cfw.orchestration.lifecycle import Lifecycle
+    from cfw.orchestration.status import Status
+
     out = Output()
     lifecycle = Lifecycle(Path.cwd(), out)
     expired = Status(lifecycle).expired()

@@ -9,17 +9,21 @@ from __future__ import annotations
 import contextlib
 import os
 import sys
-from collections.abc import Iterator
-
-from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
-from rich.table import Table
+from typing import TYPE_CHECKING
 
 from cfw.core.report import Reporter
+
+if TYPE_CHECKING:
+    from collections.abc import Iterator
+
+    from rich.progress import Progress
+    from rich.table import Table
 
 
 class Output(Reporter):
     def __init__(self, quiet: bool = False):
+        from rich.console import Console  # imported by the first Output, not by `cfw --help`
+
         super().__init__(sys.stderr)
         self.err = Console(stderr=True, highlight=False, soft_wrap=True)
         self.out = Console(highlight=False, soft_wrap=True)
@@ -89,6 +93,14 @@ class Output(Reporter):
         self._phase = name
         self._started.clear()
         if self.live:
+            from rich.progress import (
+                BarColumn,
+                MofNCompleteColumn,
+                Progress,
+                TextColumn,
+                TimeElapsedColumn,
+            )
+
             self._progress = Progress(
                 TextColumn("[bold cyan]{task.description}"),
                 BarColumn(),

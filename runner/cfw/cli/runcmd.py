@@ -9,16 +9,16 @@ import typer
 from cfw.backends.registry import check_name, config_path, kind_names
 from cfw.cli import app
 from cfw.cli.envs import LOCK_HELP, _complete_env
-from cfw.cli.output import Output, write_data
-from cfw.core.config import NAME_RE
+from cfw.cli.output import Output
 from cfw.core.errors import UserError
-from cfw.core.records import earlier_attempts, find_job
 from cfw.core.state import EnvState
-from cfw.executor.session import open_context
-from cfw.orchestration.run import Runner, RunRequest
+
+# the run machinery (Snakemake's API, the executor, asyncio) is imported by the commands
 
 
 def _is_environment(project: Path, token: str) -> bool:
+    from cfw.core.config import NAME_RE
+
     return bool(NAME_RE.match(token)) and (
         token in kind_names()
         or config_path(project, token).exists()
@@ -64,6 +64,8 @@ def run(
     ),
 ) -> None:
     """Run the Snakefile here on an environment. Other arguments go to Snakemake."""
+    from cfw.orchestration.run import Runner, RunRequest
+
     project = Path.cwd()
     args = list(ctx.args)
     if up and env is None and args and _is_environment(project, args[0]):
@@ -94,6 +96,9 @@ def logs(
     ),
 ) -> None:
     """Print a job's log."""
+    from cfw.cli.output import write_data
+    from cfw.core.records import earlier_attempts, find_job
+
     project = Path.cwd()
     check_name(name)
     state = EnvState(project, name)
@@ -126,6 +131,8 @@ def logs(
     if saved and Path(saved).exists():
         text = Path(saved).read_text(errors="replace")
     else:
+        from cfw.executor.session import open_context
+
         kind, ctx = open_context(project, name, run.run_id)
         text = kind.backend(ctx).logs(record["external_id"])
     if not write_data(text):

@@ -16,7 +16,6 @@ from cfw.backends.registry import get_kind
 from cfw.cli import app
 from cfw.cli.envs import _complete_env
 from cfw.cli.output import Output
-from cfw.core.config import validate
 from cfw.core.errors import UserError
 from cfw.core.state import PHASE_UP, EnvState
 
@@ -29,6 +28,8 @@ ENV_ARG = typer.Argument(..., help="Environment name.", autocompletion=_complete
 
 
 def _users(name: str):
+    from cfw.core.config import validate
+
     state = EnvState(Path.cwd(), name)
     meta = state.meta()
     if meta is None or meta.phase != PHASE_UP:

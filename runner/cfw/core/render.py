@@ -11,12 +11,14 @@ import json
 import os
 import shutil
 from collections.abc import Mapping
+from functools import cache
 from pathlib import Path
-from typing import Any
-
-from jinja2 import Environment, FileSystemLoader, StrictUndefined, TemplateNotFound
+from typing import TYPE_CHECKING, Any
 
 from cfw.core.assets import modules_dir, templates_dir
+
+if TYPE_CHECKING:
+    from jinja2 import Environment
 
 ROOT_FILES = ("main.tf", "terraform.tfvars.json", "backend.hcl")
 
@@ -44,7 +46,11 @@ def hcl_value(value: Any) -> str:
     raise TypeError(f"cannot express {type(value).__name__} in HCL")
 
 
+@cache
 def jinja_env() -> Environment:
+    """The one Jinja environment (imported on first use: commands that render nothing skip it)."""
+    from jinja2 import Environment, FileSystemLoader, StrictUndefined
+
     env = Environment(
         loader=FileSystemLoader(str(templates_dir())),
         undefined=StrictUndefined,
@@ -65,6 +71,8 @@ def header(template: str, comment: str = "#") -> str:
 
 def render_text(template: str, comment: str = "#", **context: Any) -> str:
     """Render a text artefact; the first line says where it came from."""
+    from jinja2 import TemplateNotFound
+
     try:
         body = jinja_env().get_template(template).render(**context)
     except TemplateNotFound as exc:

@@ -5,8 +5,10 @@ from __future__ import annotations
 import asyncio
 import os
 import sys
+import time
 import traceback
 from collections.abc import AsyncGenerator, Callable
+from functools import cached_property
 from pathlib import Path
 
 from snakemake_interface_executor_plugins.executors.base import SubmittedJobInfo
@@ -21,6 +23,7 @@ from cfw.core.errors import CfwError, UserError
 from cfw.core.records import RunLog, new_run_id, record_startup_error
 from cfw.core.state import EnvState
 from cfw.executor.budget import BudgetMixin, run_cost
+from cfw.executor.command import RunConstants, format_job_exec
 from cfw.executor.diagnose import output_hint, planned_jobs
 from cfw.executor.heartbeats import start_heartbeats
 from cfw.executor.pending import PendingMixin
@@ -45,6 +48,9 @@ COMMON_SETTINGS = CommonSettings(
     auto_deploy_default_storage_provider=False,
     init_seconds_before_status_checks=0,
 )
+
+
+PROGRESS_SECONDS = 1.0  # the "jobs N done, M running" line, at most this often while submitting
 
 
 class CfwExecutor(SpotMixin, PendingMixin, BudgetMixin, RemoteExecutor):
@@ -74,6 +80,7 @@ class CfwExecutor(SpotMixin, PendingMixin, BudgetMixin, RemoteExecutor):
         self.ignored_said: set[str] = set()  # rules told what their kind does not honour
         self.cancelled = False
         self._last_counts: Counts | None = None
+        self._last_said = 0.0  # when the counts line was last printed (time.monotonic)
         self.interrupted = False  # a Ctrl-C (or SIGTERM), not an error, stopped the run
         self.tracker.planned(planned_jobs(self.workflow))
         # before the first job: the guard's sign that this run's runner is alive
@@ -93,6 +100,17 @@ class CfwExecutor(SpotMixin, PendingMixin, BudgetMixin, RemoteExecutor):
     @property
     def common_settings(self) -> CommonSettings:
         return COMMON_SETTINGS
+
+    # -- per-run constants (executor/command.py): built on the first job, not on every one --
+    @cached_property
+    def run_constants(self) -> RunConstants:
+        return RunConstants(self)
+
+    def envvars(self) -> dict[str, str]:
+        return dict(self.run_constants.envvars)
+
+    def format_job_exec(self, job: JobExecutorInterface) -> str:
+        return format_job_exec(self, self.run_constants, job)
 
     # -- submission -------------------------------------------------------------------------
     def job_spec(self, job: JobExecutorInterface) -> JobSpec:
@@ -121,7 +139,7 @@ class CfwExecutor(SpotMixin, PendingMixin, BudgetMixin, RemoteExecutor):
             return
         self._say_ignored(spec)
         try:
-            payload = self.kind.translate(spec, self.ctx)
+            payload = self.kind.submission(spec, self.ctx)
             external_id = self.backend.submit(spec, payload, self.envvars())
         except CfwError as exc:
             self.report_job_error(SubmittedJobInfo(job), msg=f"cfw: submission failed: {exc}")
@@ -266,9 +284,14 @@ class CfwExecutor(SpotMixin, PendingMixin, BudgetMixin, RemoteExecutor):
     def _progress(self) -> None:
         counts = self.tracker.counts()
         self.tracker.flush()
-        if counts == self._last_counts:
+        last, now = self._last_counts, time.monotonic()
+        if counts == last:
             return
-        self._last_counts = counts
+        # a job that ended is said at once; a burst of submissions once a second, not per job
+        ended = last is None or (counts.done, counts.failed) != (last.done, last.failed)
+        if not ended and now - self._last_said < PROGRESS_SECONDS:
+            return
+        self._last_counts, self._last_said = counts, now
         self.logger.info(
             f"cfw: jobs {counts.done} done, {counts.running} running, {counts.failed} failed"
         )

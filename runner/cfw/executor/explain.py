@@ -51,8 +51,11 @@ def redact(value: Any, secrets: list[str]) -> Any:
     if not secrets:
         return value
     text = json.dumps(value)
-    for secret in sorted(secrets, key=len, reverse=True):
-        text = text.replace(json.dumps(secret)[1:-1], REDACTED)
+    found = [s for s in (json.dumps(s)[1:-1] for s in secrets) if s in text]
+    if not found:  # most jobs: nothing to redact, no second parse
+        return value
+    for secret in sorted(found, key=len, reverse=True):
+        text = text.replace(secret, REDACTED)
     return json.loads(text)
 
 
@@ -146,7 +149,6 @@ class ExplainExecutor(CfwExecutor):
             rule = job.name if job.is_group() else job.rule.name
             self.out.write(json.dumps({"rule": rule, "jobid": job.jobid, ERROR: error}))
             self.out.write("\n")
-            self.out.flush()
             self._done(job)
             return
         record = {
@@ -181,8 +183,8 @@ class ExplainExecutor(CfwExecutor):
             submission = record.pop("submission")
             record["price"] = redact(price.as_dict(), credentials)
             record["submission"] = submission
+        # buffered: `cfw run --explain` reads the file once this process has ended
         self.out.write(json.dumps(record, sort_keys=False) + "\n")
-        self.out.flush()
         self._done(job)
 
     def _runs_locally(self, job: JobExecutorInterface) -> bool:

@@ -66,6 +66,8 @@ class RunTracker:
         self._lock = threading.RLock()  # the scheduler's and the status thread's
         self._last_flush = 0.0
         self._dirty = False
+        # kept as jobs change, so that a job event costs the same at job 10 and job 10,000
+        self._tally = {"open": 0, JobState.SUCCEEDED: 0, JobState.FAILED: 0, JobState.CANCELLED: 0}
 
     # -- events -----------------------------------------------------------------------------
     def submitted(self, spec: JobSpec, external_id: str) -> TrackedJob:
@@ -73,7 +75,11 @@ class RunTracker:
             job = TrackedJob(spec.jobid, spec.rule, external_id, spec.attempt, self.clock())
             if self.cost is not None:
                 self.cost.submitted(spec, job)
+            previous = self.jobs.get(external_id)
+            if previous is not None:  # the same id again (a backend that reuses ids)
+                self._untally(previous)
             self.jobs[external_id] = job
+            self._tally["open"] += 1
             priced = {"price": job.price.as_record()} if job.price else {}
             if spec.preempted:  # a resubmission after a preemption
                 priced["resubmission"] = spec.preempted
@@ -141,6 +147,8 @@ class RunTracker:
         with self._lock:
             job = self.jobs.get(external_id)
             if job is not None and job.open:
+                self._untally(job)
+                self._tally[state] += 1
                 job.state, job.finished = state, self.clock()
                 job.reason, job.log = fields.get("reason"), fields.get("log")
                 fields["t"] = job.finished
@@ -163,16 +171,22 @@ class RunTracker:
         self.run_log.job_event(event, **fields)
         self._dirty = True
 
+    def _untally(self, job: TrackedJob) -> None:
+        if job.open:
+            self._tally["open"] -= 1
+        elif job.state in self._tally:
+            self._tally[job.state] -= 1
+
     # -- views ------------------------------------------------------------------------------
     def counts(self) -> Counts:
         with self._lock:
-            jobs = list(self.jobs.values())
-        return Counts(
-            done=sum(j.state == JobState.SUCCEEDED for j in jobs),
-            running=sum(j.open for j in jobs),
-            failed=sum(j.state == JobState.FAILED for j in jobs),
-            cancelled=sum(j.state == JobState.CANCELLED for j in jobs),
-        )
+            tally = self._tally
+            return Counts(
+                done=tally[JobState.SUCCEEDED],
+                running=tally["open"],
+                failed=tally[JobState.FAILED],
+                cancelled=tally[JobState.CANCELLED],
+            )
 
     def open_ids(self) -> list[str]:
         with self._lock:

@@ -12,7 +12,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from cfw import __version__
+import cfw
 from cfw.backends.kind import Identity
 from cfw.backends.registry import Resolved, dump_config, resolve
 from cfw.core.claims import Claims
@@ -68,7 +68,7 @@ def new_meta(resolved: Resolved, ident: Identity, with_expiry: bool = True) -> M
         updated_at=ident.created_at.isoformat(),
         expires_at=ident.expires_at.isoformat() if with_expiry and ident.expires_at else None,
         config=dump_config(resolved.config),
-        cfw_version=__version__,
+        cfw_version=cfw.__version__,
     )
 
 

@@ -3,8 +3,11 @@ Job in the environment's namespace; the kind says only how to reach the cluster
 (:meth:`KubeBackend.connect`).
 
 Status: one list of the run's Jobs by label selector per cycle, whatever the number of
-jobs; the run's pods are listed (once, for all jobs) only when a Job failed or has been
-waiting to start long enough to be worth explaining (an image that cannot be pulled).
+jobs, leaving out the Jobs that succeeded (field selector), so that its pages follow the
+active jobs and not the finished ones kept for ttlSecondsAfterFinished; a job that left
+the list is read by name once. The run's pods that did not succeed are listed (once, for
+all jobs) only when a Job failed or has been waiting to start long enough to be worth
+explaining (an image that cannot be pulled).
 
 A pod the scheduler cannot place waits for the cluster autoscaler to add a node. When
 no pool can scale up for it (quota, a GPU stockout, a pool at its max_nodes that never
@@ -16,11 +19,13 @@ free up, and the clock starts again.
 
 from __future__ import annotations
 
+import math
 import time
 from collections.abc import Callable, Mapping, Sequence
 from datetime import timedelta
 from typing import Any, Protocol, TypeVar
 
+from cfw.backends._kube import client as kube_client
 from cfw.backends._kube.client import Kube, NoLog, Unavailable
 from cfw.backends._kube.manifest import run_selector, secret_labels
 from cfw.backends._kube.status import (
@@ -36,6 +41,9 @@ from cfw.core.errors import CfwError, UserError
 
 PENDING_CHECK_S = 30.0  # look at a waiting job's pod after this long, and then this often
 LOG_LINES = 5000
+# field selectors the API server supports: Jobs by status.successful, Pods by status.phase
+JOBS_NOT_SUCCEEDED = "status.successful!=1"
+PODS_NOT_DONE = "status.phase!=Succeeded"
 
 
 class JobSettings(Protocol):
@@ -114,13 +122,12 @@ class KubeBackend(Backend[C]):
         if not open_ids:
             return {i: self.final[i] for i in external_ids}
         try:
-            listed = self.kube.list_jobs(self.namespace, self.selector)
+            jobs = self._open_jobs(open_ids)
         except Unavailable:  # a passing fault: nothing changed as far as we know
             return {
                 i: self.final.get(i) or self.last.get(i, JobStatus(JobState.PENDING))
                 for i in external_ids
             }
-        jobs = {j["metadata"]["name"]: j for j in listed}
         now = self.clock()
         phases: dict[str, JobState] = {}
         explain: list[str] = []
@@ -146,7 +153,8 @@ class KubeBackend(Backend[C]):
         if need_pods:
             self.pods_checked = now
             try:
-                for pod in self.kube.list_pods(self.namespace, self.selector):
+                # the failed and waiting jobs' pods: not the (many) pods that succeeded
+                for pod in self.kube.list_pods(self.namespace, self.selector, PODS_NOT_DONE):
                     pods.setdefault(job_of(pod) or "", []).append(pod)
             except Unavailable:
                 need_pods = False
@@ -157,6 +165,27 @@ class KubeBackend(Backend[C]):
             )
             self.last[ext] = result[ext]
         return result
+
+    def _open_jobs(self, open_ids: list[str]) -> dict[str, dict[str, Any]]:
+        """The open jobs' Job objects, in requests that grow with the active jobs, not with
+        all of the run's: the list leaves out the Jobs that succeeded (they stay in the
+        cluster for ttlSecondsAfterFinished); an open job missing from it has succeeded
+        since the last cycle (or is gone), and is read by name, or, when at least as many are
+        missing as the run's whole list has pages, found in one list of the run."""
+        listed = self.kube.list_jobs(self.namespace, self.selector, JOBS_NOT_SUCCEEDED)
+        jobs = {j["metadata"]["name"]: j for j in listed}
+        missing = [ext for ext in open_ids if ext not in jobs]
+        if missing and len(missing) >= math.ceil(len(self.submitted) / kube_client.PAGE):
+            wanted = set(missing)
+            for job in self.kube.list_jobs(self.namespace, self.selector):
+                if job["metadata"]["name"] in wanted:
+                    jobs[job["metadata"]["name"]] = job
+        else:
+            for ext in missing:
+                job = self.kube.read_job(self.namespace, ext)
+                if job is not None:
+                    jobs[ext] = job
+        return jobs
 
     def _settle(
         self,

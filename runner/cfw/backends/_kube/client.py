@@ -86,17 +86,41 @@ class Kube:
                 f"the API server refused Job {manifest['metadata']['name']}: {describe(exc)}"
             ) from exc
 
-    def list_jobs(self, namespace: str, selector: str) -> list[dict[str, Any]]:
-        return self._list(self.batch.list_namespaced_job, namespace, selector, "Jobs")
+    def list_jobs(
+        self, namespace: str, selector: str, fields: str | None = None
+    ) -> list[dict[str, Any]]:
+        """``fields``: a field selector (Jobs have ``status.successful``)."""
+        return self._list(self.batch.list_namespaced_job, namespace, selector, "Jobs", fields)
 
-    def list_pods(self, namespace: str, selector: str) -> list[dict[str, Any]]:
-        return self._list(self.core.list_namespaced_pod, namespace, selector, "Pods")
+    def list_pods(
+        self, namespace: str, selector: str, fields: str | None = None
+    ) -> list[dict[str, Any]]:
+        """``fields``: a field selector (``status.phase!=Succeeded``, say)."""
+        return self._list(self.core.list_namespaced_pod, namespace, selector, "Pods", fields)
+
+    def read_job(self, namespace: str, name: str) -> dict[str, Any] | None:
+        """One Job (None: it does not exist)."""
+        try:
+            return _json(self.batch.read_namespaced_job(name, namespace, _preload_content=False))
+        except ApiException as exc:
+            if _gone(exc):
+                return None
+            if exc.status in (429, 500, 502, 503, 504):
+                raise Unavailable(f"reading Job {name}: {exc.status} {exc.reason}") from exc
+            raise WorkFailed(f"could not read Job {name}: {exc.status} {describe(exc)}") from exc
+        except urllib3.exceptions.HTTPError as exc:
+            raise Unavailable(f"reading Job {name}: {exc}") from exc
 
     def _list(
-        self, call: Callable[..., Any], namespace: str, selector: str, what: str
+        self,
+        call: Callable[..., Any],
+        namespace: str,
+        selector: str,
+        what: str,
+        fields: str | None = None,
     ) -> list[dict[str, Any]]:
         try:
-            return list(self._pages(call, namespace, selector))
+            return list(self._pages(call, namespace, selector, fields))
         except ApiException as exc:
             if exc.status in (429, 500, 502, 503, 504):
                 raise Unavailable(f"listing {what}: {exc.status} {exc.reason}") from exc
@@ -115,11 +139,13 @@ class Kube:
             raise Unavailable(f"listing {what}: {exc}") from exc
 
     def _pages(
-        self, call: Callable[..., Any], namespace: str, selector: str
+        self, call: Callable[..., Any], namespace: str, selector: str, fields: str | None = None
     ) -> Iterator[dict[str, Any]]:
         token: str | None = None
         while True:
             kwargs: dict[str, Any] = {"label_selector": selector, "limit": PAGE}
+            if fields:
+                kwargs["field_selector"] = fields
             if token:
                 kwargs["_continue"] = token
             page = _json(call(namespace, _preload_content=False, **kwargs))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import time
 from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
@@ -18,6 +19,9 @@ from cfw.core.errors import CfwError, WorkFailed
 CANCEL = {JobState.CANCELLED, JobState.PENDING, JobState.RUNNING}
 MISSING_GRACE_S = 120.0  # a job just created may not be listed yet
 POLL_FAILURES = 10  # consecutive failed status calls before the run gives up
+# the states a status list asks for: unfinished jobs only (AIP-160 filter terms)
+UNFINISHED = ' AND status.state!="SUCCEEDED" AND status.state!="FAILED"'
+LIST_PAGE = 100  # jobs a page of a list holds at most (the service lowers larger sizes)
 
 
 def short(name: str) -> str:
@@ -34,12 +38,16 @@ class GoogleBatchBackend(Backend[GoogleBatchConfig]):
         self.secrets: dict[str, str] = {}  # env var -> secret name, created once per run
         self.poll_failures = 0
         self.cancelled: set[str] = set()  # job ids this run deleted
+        self.final: dict[str, JobStatus] = {}  # external id -> how it ended
 
     # -- submit -----------------------------------------------------------------------------
-    def submit(self, spec: JobSpec, payload: dict[str, Any], secrets: Mapping[str, str]) -> str:
-        request = ttl.bound(
-            translate.from_json(payload), ttl.expires_at(self.ctx.outputs), datetime.now(UTC)
-        )
+    def submit(self, spec: JobSpec, payload: Any, secrets: Mapping[str, str]) -> str:
+        """``payload``: the CreateJobRequest (Kind.submission) or its JSON (translate)."""
+        if isinstance(payload, translate.batch_v1.CreateJobRequest):
+            request = payload
+        else:
+            request = translate.from_json(payload)
+        request = ttl.bound(request, ttl.expires_at(self.ctx.outputs), datetime.now(UTC))
         for var in spec.env:
             if var not in self.secrets:
                 if var not in secrets:
@@ -58,25 +66,44 @@ class GoogleBatchBackend(Backend[GoogleBatchConfig]):
 
     # -- status -----------------------------------------------------------------------------
     def poll(self, external_ids: Sequence[str]) -> dict[str, JobStatus]:
-        """One list_jobs call with the run's labels (all pages), whatever the number of jobs."""
+        """One list_jobs call with the run's labels and the states of unfinished jobs (all
+        pages), whatever the number of jobs, and whatever the number that finished: a job
+        that left the list since the last cycle is read by name, or, when at least as many
+        left as the run's whole list has pages, found in one list of the run."""
+        result = {ext: self.final[ext] for ext in external_ids if ext in self.final}
+        open_ids = [ext for ext in external_ids if ext not in self.final]
+        if not open_ids:
+            return result
         run_filter = (
             f'labels.cfw-id="{self.ctx.env_id}" AND '
             f'labels.cfw-run="{translate.label_value(self.ctx.run_id)}"'
         )
         try:
-            jobs = {short(job.name): job for job in self.clients.list_jobs(run_filter)}
+            jobs = {short(job.name): job for job in self.clients.list_jobs(run_filter + UNFINISHED)}
+            missing = [ext for ext in open_ids if short(ext) not in jobs]
+            if missing and len(missing) >= math.ceil(len(self.submitted) / LIST_PAGE):
+                wanted = {short(ext) for ext in missing}
+                jobs |= {
+                    short(j.name): j
+                    for j in self.clients.list_jobs(run_filter)
+                    if short(j.name) in wanted
+                }
+            else:
+                for ext in missing:
+                    job = self.clients.get_job(ext)
+                    if job is not None:
+                        jobs[short(ext)] = job
         except CfwError:
             self.poll_failures += 1
             if self.poll_failures >= POLL_FAILURES:
                 raise
-            return {}  # no news this cycle; the jobs stay active
+            return result  # no news this cycle; the jobs stay active
         self.poll_failures = 0
         now = time.monotonic()
-        result: dict[str, JobStatus] = {}
-        for ext in external_ids:
+        for ext in open_ids:
             job = jobs.get(short(ext))
             if short(ext) in self.cancelled and (job is None or status_of(job).state in CANCEL):
-                result[ext] = JobStatus(JobState.CANCELLED, reason="cancelled")
+                result[ext] = self.final[ext] = JobStatus(JobState.CANCELLED, reason="cancelled")
                 continue
             if job is None:
                 since = self.submitted.setdefault(short(ext), now)
@@ -92,6 +119,8 @@ class GoogleBatchBackend(Backend[GoogleBatchConfig]):
             if job.uid:
                 self.uids[short(ext)] = job.uid
             result[ext] = status_of(job)
+            if result[ext].state.finished:
+                self.final[ext] = result[ext]  # a finished job stays as it ended
         return result
 
     # -- cancel, logs, close ----------------------------------------------------------------

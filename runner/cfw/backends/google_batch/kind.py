@@ -51,6 +51,7 @@ class GoogleBatchKind(Kind[GoogleBatchConfig]):
     capabilities = Capabilities(gpu=True, spot=True, machine_types=True)
     backend_path = "cfw.backends.google_batch.backend:GoogleBatchBackend"
     translate_path = "cfw.backends.google_batch.translate:translate"
+    submit_path = "cfw.backends.google_batch.translate:build_request"  # no JSON per job
     extra = "gcp"
     default_jobs = 100
 

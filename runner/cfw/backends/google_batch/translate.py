@@ -2,7 +2,8 @@
 classes. Pure: no network, no secret values (env vars are Secret Manager references).
 
 ``translate`` returns the request in its JSON mapping (the REST shape; `cfw run --explain`
-prints it); ``submit`` parses that JSON back into the same message.
+prints it); a run submits ``build_request``'s message itself (the kind's ``submit_path``),
+without the JSON round trip, which cost more than building the message.
 """
 
 from __future__ import annotations
