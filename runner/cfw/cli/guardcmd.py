@@ -12,7 +12,6 @@ from cfw.cli import app
 from cfw.cli.envs import NAME_ARG
 from cfw.cli.output import Output
 from cfw.core.errors import UserError, WorkFailed
-from cfw.orchestration import guarding
 
 
 @app.command()
@@ -30,6 +29,8 @@ def guard(
         )
     check_name(name)
     out = Output()
+    from cfw.orchestration import guarding  # the run machinery: imported when used
+
     outcome = guarding.guard_once(Path.cwd(), name, dry_run, out)
     for line in outcome.errors:
         out.error(line)
@@ -50,4 +51,6 @@ def cancel(
     Idempotent: says what it cancelled."""
     check_name(name)
     out = Output()
+    from cfw.orchestration import guarding
+
     guarding.cancel(Path.cwd(), name, run, out)

@@ -67,7 +67,7 @@ class RunTracker:
         self._last_flush = 0.0
         self._dirty = False
         # kept as jobs change, so that a job event costs the same at job 10 and job 10,000
-        self._tally = {"open": 0, JobState.SUCCEEDED: 0, JobState.FAILED: 0, JobState.CANCELLED: 0}
+        self._tally = {"open": 0, **{state: 0 for state in JobState}}
 
     # -- events -----------------------------------------------------------------------------
     def submitted(self, spec: JobSpec, external_id: str) -> TrackedJob:

@@ -25,7 +25,6 @@ from cfw.core.guard_check import Adapter, Outcome, check, describe_cancel
 from cfw.core.heartbeat import Heartbeat
 from cfw.core.report import Reporter
 from cfw.core.state import PHASE_UP, EnvState, parse_time
-from cfw.executor.session import open_context
 
 
 @dataclass(frozen=True)
@@ -53,6 +52,8 @@ class Guarded:
 def open_guarded(project: Path, name: str, environ: Mapping[str, str]) -> Guarded:
     guarded = find_guarded(project, name, environ)
     if guarded is None:
+        from cfw.executor.session import open_context  # Snakemake's interfaces: when used
+
         kind, _ = open_context(project, name, "guard", environ=environ)
         raise UserError(
             f"kind {kind.name} has no guard adapter: cfw cannot list or cancel its jobs",
@@ -64,6 +65,8 @@ def open_guarded(project: Path, name: str, environ: Mapping[str, str]) -> Guarde
 def find_guarded(project: Path, name: str, environ: Mapping[str, str]) -> Guarded | None:
     """The environment opened for the guard; None when its kind has no guard adapter."""
     state = EnvState(project, name)
+    from cfw.executor.session import open_context
+
     kind, ctx = open_context(project, name, "guard", environ=environ)
     adapter = kind.guard_adapter(ctx, environ)
     if adapter is None:
