@@ -128,13 +128,15 @@ def cleanup(
     for name in found["Secret"]:
         kube.delete_secret(namespace, name)
     deadline = time.monotonic() + timeout
+    waited = False  # one wait at least, however slow the first look was
     while cfw_objects(kube, namespace, env_id)["Job"]:
-        if time.monotonic() >= deadline:
+        if waited and time.monotonic() >= deadline:
             raise WorkFailed(
                 f"the Jobs of the environment in namespace {namespace} were deleted but are "
                 f"still there after {timeout:g} s"
             )
         sleep(CLEANUP_POLL_S)
+        waited = True
 
 
 def leftovers(kube: Kube, config: KubernetesConfig, env_id: str, namespace: str) -> list[str]:
