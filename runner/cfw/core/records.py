@@ -17,6 +17,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from cfw.core.procs import process_alive
 from cfw.core.state import private_dir, write_private
 
 
@@ -39,16 +40,6 @@ class RunInfo:
     outcome: str | None = None  # success / failure / interrupted / budget
     extra: dict[str, Any] = field(default_factory=dict)
     cost: dict[str, Any] | None = None  # the run's estimated cost (executor/cost.py)
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
 
 
 class RunLog:
@@ -140,7 +131,7 @@ def list_runs(runs_dir: Path) -> list[RunInfo]:
 
 
 def active_runs(runs_dir: Path) -> list[RunInfo]:
-    return [r for r in list_runs(runs_dir) if r.finished is None and _alive(r.pid)]
+    return [r for r in list_runs(runs_dir) if r.finished is None and process_alive(r.pid)]
 
 
 def job_records(run_dir: Path) -> list[dict[str, Any]]:

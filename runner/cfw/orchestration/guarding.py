@@ -23,6 +23,7 @@ from cfw.core.errors import UserError
 from cfw.core.guard import CANCEL, Action, GuardRecord, Job, Unreadable, assess_runs
 from cfw.core.guard_check import Adapter, Outcome, check, describe_cancel
 from cfw.core.heartbeat import Heartbeat
+from cfw.core.procs import process_alive
 from cfw.core.report import Reporter
 from cfw.core.state import PHASE_UP, EnvState, parse_time
 
@@ -204,13 +205,7 @@ def _dead_here(record: Heartbeat) -> bool:
     """Its runner ran on this machine as this user and its process is no more."""
     if record.owner != heartbeat.owner():
         return False
-    try:
-        os.kill(record.pid, 0)
-    except ProcessLookupError:
-        return True
-    except PermissionError:
-        return False
-    return False
+    return not process_alive(record.pid)
 
 
 def _human(value: timedelta) -> str:

@@ -40,6 +40,8 @@ def start_time(pid: int) -> int | None:
     except OSError:
         return None
     fields = stat[stat.rfind(")") + 2 :].split()
+    if fields[0] in ("Z", "X"):
+        return None  # exited, not yet reaped (an orphan waits for a slow init)
     return int(fields[19])
 
 
