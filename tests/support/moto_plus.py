@@ -14,6 +14,11 @@ Run it like moto_server: ``python tests/support/moto_plus.py -H 127.0.0.1 -p POR
   documents it (moto only flags it, and its job thread, waiting for the next state, never
   looks: the job would wait in SUBMITTED for as long as the test holds moto's progression).
 
+- AddRoleToInstanceProfile of the role the profile already holds answers as the first call
+  did. On this loaded machine the aws provider's SDK has retried (AWS_MAX_ATTEMPTS=2) a call
+  whose answer it never read, after moto had done it: the retry met LimitExceeded and failed
+  the whole apply. A different role still meets LimitExceeded, as on AWS.
+
 It also loads AWS's managed IAM policies (moto leaves them out unless asked), so that a
 module may attach e.g. AWSBatchServiceRole as it would on AWS.
 """
@@ -28,6 +33,7 @@ os.environ.setdefault("MOTO_IAM_LOAD_MANAGED_POLICIES", "true")
 from moto.batch.models import BatchBackend
 from moto.batch.utils import JobStatus
 from moto.core.responses import ActionResult
+from moto.iam.models import IAMBackend
 from moto.server import main as moto_main
 from moto.stepfunctions.responses import StepFunctionResponse
 
@@ -105,6 +111,18 @@ def terminate_job(self, job_id: str, reason: str) -> None:
 
 
 BatchBackend.terminate_job = terminate_job
+
+_add_role_to_instance_profile = IAMBackend.add_role_to_instance_profile
+
+
+def add_role_to_instance_profile(self, profile_name: str, role_name: str) -> None:
+    profile = self.get_instance_profile(profile_name)
+    if [role.name for role in profile.roles] == [role_name]:
+        return  # a retry of the call that attached it
+    _add_role_to_instance_profile(self, profile_name, role_name)
+
+
+IAMBackend.add_role_to_instance_profile = add_role_to_instance_profile
 StepFunctionResponse.validate_state_machine_definition = validate_state_machine_definition
 StepFunctionResponse.list_state_machine_versions = list_state_machine_versions
 
