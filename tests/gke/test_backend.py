@@ -7,14 +7,17 @@ from __future__ import annotations
 
 import base64
 import json
-from datetime import timedelta
+from dataclasses import replace
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+import kubernetes_validate
 import pytest
 import yaml
 
 from cfw.backends._kube import backend as kube_backend
 from cfw.backends._kube import client as kube_client
+from cfw.backends._kube.manifest import TTL_ANNOTATION
 from cfw.backends.base import JobSpec, JobState
 from cfw.backends.gke.backend import GkeBackend
 from cfw.backends.gke.cloud import WORKLOAD_IDENTITY, runner_subjects
@@ -198,6 +201,58 @@ def test_deadline_exceeded(fake, backend):
     assert status.state == JobState.FAILED
     assert "deadline exceeded" in status.reason and "30 min" in status.reason
     assert "gone" in backend.logs(ext)
+
+
+# -- the ttl: no Job outlives it (activeDeadlineSeconds, cfw.core.ttl) ---------------------
+def expiring(backend, minutes: float) -> GkeBackend:
+    expires = datetime.now(UTC) + timedelta(minutes=minutes)
+    labels = {"cfw-id": "gke-0a1b2c", "cfw-expires-at": expires.strftime("%Y%m%dt%H%M%Sz")}
+    backend.ctx = replace(backend.ctx, outputs={**backend.ctx.outputs, "cfw_labels": labels})
+    return backend
+
+
+def test_no_job_outlives_the_ttl(fake, backend):
+    expiring(backend, 90)
+    free, short_one = submit(backend, 1), submit(backend, 2, runtime=30)
+    long_one = submit(backend, 3, runtime=600)
+    deadlines = {
+        e: fake.get("jobs", NS, e)["spec"]["activeDeadlineSeconds"]
+        for e in (free, short_one, long_one)
+    }
+    assert 89 * 60 <= deadlines[free] <= 90 * 60  # the time left, at most
+    assert deadlines[short_one] == 30 * 60  # its own shorter runtime stays
+    assert 89 * 60 <= deadlines[long_one] <= 90 * 60
+    for job in (free, long_one):
+        stored = fake.get("jobs", NS, job)
+        kubernetes_validate.validate(stored, kubernetes_validate.latest_version(), strict=True)
+    assert TTL_ANNOTATION not in fake.get("jobs", NS, short_one)["metadata"]["annotations"]
+    # the Job controller ends it at the deadline: the reason names the ttl, not the runtime
+    fake.start(long_one, NS)
+    fake.fail(
+        long_one,
+        NS,
+        None,
+        reason="DeadlineExceeded",
+        message="Job was active longer than specified deadline",
+        delete_pods=True,
+    )
+    status = backend.poll([long_one])[long_one]
+    assert status.state == JobState.FAILED
+    assert "stopped at the environment's ttl (cfw-expires-at 20" in status.reason, status.reason
+    assert "runtime" not in status.reason
+
+
+def test_past_the_ttl_no_job_is_created(fake, backend):
+    expiring(backend, -1)
+    with pytest.raises(WorkFailed, match="no job is started after it"):
+        submit(backend, 1)
+    assert fake.count("create", "jobs") == 0
+
+
+def test_without_a_ttl_a_job_keeps_its_own_deadline(fake, backend):
+    free, limited = submit(backend, 1), submit(backend, 2, runtime=30)
+    assert "activeDeadlineSeconds" not in fake.get("jobs", NS, free)["spec"]
+    assert fake.get("jobs", NS, limited)["spec"]["activeDeadlineSeconds"] == 30 * 60
 
 
 def test_many_failures_in_one_cycle_cost_one_pod_list(fake, backend):

@@ -22,12 +22,12 @@ from __future__ import annotations
 import math
 import time
 from collections.abc import Callable, Mapping, Sequence
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any, Protocol, TypeVar
 
 from cfw.backends._kube import client as kube_client
 from cfw.backends._kube.client import Kube, NoLog, Unavailable
-from cfw.backends._kube.manifest import run_selector, secret_labels
+from cfw.backends._kube.manifest import TTL_ANNOTATION, run_selector, secret_labels
 from cfw.backends._kube.status import (
     JOB_NAME_LABELS,
     job_failure,
@@ -37,13 +37,37 @@ from cfw.backends._kube.status import (
     waiting_problem,
 )
 from cfw.backends.base import Backend, EnvContext, JobSpec, JobState, JobStatus
+from cfw.core import ttl
 from cfw.core.errors import CfwError, UserError
+from cfw.core.guard import format_expires_at
 
 PENDING_CHECK_S = 30.0  # look at a waiting job's pod after this long, and then this often
 LOG_LINES = 5000
 # field selectors the API server supports: Jobs by status.successful, Pods by status.phase
 JOBS_NOT_SUCCEEDED = "status.successful!=1"
 PODS_NOT_DONE = "status.phase!=Succeeded"
+
+
+def bounded(manifest: dict[str, Any], expires: datetime | None, now: datetime) -> dict[str, Any]:
+    """The Job MANIFEST with activeDeadlineSeconds at most the time left before the
+    environment's ttl (its rule's own shorter runtime stays): the Job controller ends a
+    pod that runs on, so an orphaned job stops at the ttl at the latest. WorkFailed past
+    the ttl. Counted from the Job's start, as Kubernetes counts it: a pending pod spends
+    its time too."""
+    left = ttl.seconds_left(expires, now)
+    if left is None:
+        return manifest
+    spec = dict(manifest["spec"])
+    own = spec.get("activeDeadlineSeconds")
+    spec["activeDeadlineSeconds"] = int(ttl.capped(own, left))
+    if spec["activeDeadlineSeconds"] == own:
+        return {**manifest, "spec": spec}
+    meta = dict(manifest["metadata"])
+    meta["annotations"] = {
+        **meta.get("annotations", {}),
+        TTL_ANNOTATION: format_expires_at(expires),
+    }
+    return {**manifest, "metadata": meta, "spec": spec}
 
 
 class JobSettings(Protocol):
@@ -110,7 +134,7 @@ class KubeBackend(Backend[C]):
                     secret_labels(self.ctx),
                 )
                 self.secret_name = ref["name"]
-        manifest = payload["job"]
+        manifest = bounded(payload["job"], ttl.expires_at(self.ctx.outputs), datetime.now(UTC))
         self.kube.create_job(manifest["metadata"]["namespace"], manifest)
         name = manifest["metadata"]["name"]
         self.submitted.add(name)

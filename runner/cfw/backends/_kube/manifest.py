@@ -23,6 +23,7 @@ ENV_ID_LABEL = "cfw-id"
 WORKDIR = "/workdir"
 # set on the pod of a job placed on spot capacity, so that its loss reads as a preemption
 SPOT_ANNOTATION = "cfw/spot"
+TTL_ANNOTATION = "cfw/deadline-ttl"  # the deadline is the ttl's: its cfw-expires-at
 # the node labels of spot capacity on GKE, EKS (managed node groups, Karpenter) and AKS
 SPOT_NODE_LABELS = {
     "cloud.google.com/gke-spot": "true",

@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from cfw.backends._kube.manifest import SPOT_ANNOTATION, SPOT_NODE_LABELS
+from cfw.backends._kube.manifest import SPOT_ANNOTATION, SPOT_NODE_LABELS, TTL_ANNOTATION
 from cfw.backends.base import JobState, JobStatus
 
 JOB_NAME_LABELS = ("batch.kubernetes.io/job-name", "job-name")
@@ -166,6 +166,13 @@ def job_failure(job: Mapping[str, Any], pods: Sequence[Mapping[str, Any]]) -> Jo
     condition = _conditions(job).get("Failed") or _conditions(job).get("FailureTarget") or {}
     job_reason = condition.get("reason")
     if job_reason == "DeadlineExceeded":
+        expires = ((job.get("metadata") or {}).get("annotations") or {}).get(TTL_ANNOTATION)
+        if expires:
+            return JobStatus(
+                JobState.FAILED,
+                reason=f"stopped at the environment's ttl (cfw-expires-at {expires}); "
+                "`cfw up` with a longer ttl extends it",
+            )
         deadline = (job.get("spec") or {}).get("activeDeadlineSeconds")
         limit = f" of {deadline // 60} min" if isinstance(deadline, int) else ""
         return JobStatus(
