@@ -1,5 +1,6 @@
 """Shared fixtures: the real Terraform binary with the on-disk provider mirror, a moto
-server on 127.0.0.1, fresh project directories, and cfw run as a user runs it.
+server and a GCS emulator on 127.0.0.1, fresh project directories, and cfw run as a user
+runs it.
 
 Required tools are required: a missing Terraform or mirror fails the tests, it does not
 skip them.
@@ -143,6 +144,56 @@ def aws_env(moto_endpoint, monkeypatch) -> dict[str, str]:
         "AWS_S3_USE_PATH_STYLE": "true",
         "AWS_MAX_ATTEMPTS": "2",
     }
+    for key, value in env.items():
+        monkeypatch.setenv(key, value)
+    return env
+
+
+# -- GCS -----------------------------------------------------------------------------------
+@pytest.fixture(scope="session")
+def gcs_emulator() -> Iterator[str]:
+    """A GCS emulator on 127.0.0.1, this pytest worker's own, in memory: gcp-storage-emulator
+    with the paging of objects.list that GCS has (tests/support/gcs_plus.py, run by path
+    like moto_plus.py). Its URL is what STORAGE_EMULATOR_HOST takes."""
+    try:
+        import gcp_storage_emulator  # noqa: F401
+    except ImportError:
+        pytest.fail("the GCS emulator is not installed: pip install gcp-storage-emulator")
+    port = _free_port()
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            str(REPO / "tests" / "support" / "gcs_plus.py"),
+            "start",
+            "-H",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            "--in-memory",
+            "--quiet",
+        ],
+        cwd=REPO,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    endpoint = f"http://127.0.0.1:{port}"
+    try:
+        _wait_http(f"{endpoint}/")
+        yield endpoint
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(timeout=10)
+
+
+@pytest.fixture
+def gcs_env(gcs_emulator, monkeypatch) -> dict[str, str]:
+    """google-cloud-storage (here and in the `cfw` subprocesses) pointed at the emulator,
+    with its anonymous access: no Application Default Credentials are looked for."""
+    env = {"STORAGE_EMULATOR_HOST": gcs_emulator}
     for key, value in env.items():
         monkeypatch.setenv(key, value)
     return env

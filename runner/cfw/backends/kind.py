@@ -236,8 +236,8 @@ class Kind(Generic[C]):
         stop. Used by `cfw guard NAME --once`, `cfw cancel`, `cfw status` and `cfw down`
         (which cancels every job before destroying). Each kind's adapter is in its package's
         guard.py (``adapter_for``), built lazily here. None: the kind has none. An adapter
-        whose ``store`` is None keeps no heartbeats (google-batch, for now): `cfw guard
-        --once` and `cfw cancel` without RUN refuse on it."""
+        whose ``store`` is None keeps no heartbeats: `cfw guard --once` and `cfw cancel`
+        without RUN refuse on it."""
         return None
 
     def status_details(self, config: C, outputs: Mapping[str, Any]) -> dict[str, Any]:

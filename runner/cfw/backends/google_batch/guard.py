@@ -1,10 +1,12 @@
-"""The guard's adapter for kind `google-batch`: active Batch jobs by the environment's
-cfw-id label (one list call), cancel deleting them (Batch stops their VMs), stop nothing
-(each job is a VM of its own: nothing bills while idle).
+"""The guard's adapter for kind `google-batch`: run heartbeats as objects in the
+environment's bucket (cfw.backends.google_batch.store, last-modified from GCS), active Batch
+jobs by the environment's cfw-id label (one list call), cancel deleting a run's jobs by its
+cfw-run label (Batch stops their VMs), stop nothing (each job is a VM of its own: nothing
+bills while idle).
 
-No heartbeat store yet (``store`` is None): runs on google-batch keep no heartbeat, so
-`cfw guard --once` and `cfw cancel` without RUN refuse there (they could not tell a live
-run from a dead one); `cfw cancel NAME RUN`, `cfw status` and `cfw down` work.
+No guard runs in the cloud for this kind yet: `cfw guard google-batch --once` (from a cron
+job on a machine that stays up) is what cancels the jobs of a run whose runner is gone;
+until then a job is bounded by its maxRunDuration (the ttl, cfw.backends.google_batch.ttl).
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ from typing import Any
 from cfw.backends.google_batch.client import Clients
 from cfw.backends.google_batch.status import FINISHED
 from cfw.core.guard import Action, Job
+from cfw.core.heartbeat import HeartbeatStore
 
 GONE = {*FINISHED, "DELETION_IN_PROGRESS"}
 
@@ -22,11 +25,11 @@ GONE = {*FINISHED, "DELETION_IN_PROGRESS"}
 class GoogleBatchGuard:
     """Adapter (cfw.core.guard_check) of a Google Batch environment."""
 
-    store = None  # no heartbeats yet (see the module's note)
-    prefix = ""
-
-    def __init__(self, clients: Clients, env_id: str):
+    def __init__(
+        self, clients: Clients, env_id: str, store: HeartbeatStore | None, prefix: str = ""
+    ):
         self.clients, self.env_id = clients, env_id
+        self.store, self.prefix = store, prefix
 
     def jobs(self) -> list[Job]:
         jobs = []
@@ -56,5 +59,9 @@ class GoogleBatchGuard:
         return "nothing to stop: each job is a VM of its own, and nothing bills while idle"
 
 
-def adapter_for(config: Any, outputs: dict, env_id: str) -> GoogleBatchGuard:
-    return GoogleBatchGuard(Clients(str(outputs["project"]), str(outputs["region"])), env_id)
+def adapter_for(
+    config: Any, outputs: dict, env_id: str, placed: tuple[HeartbeatStore, str]
+) -> GoogleBatchGuard:
+    store, prefix = placed
+    clients = Clients(str(outputs["project"]), str(outputs["region"]))
+    return GoogleBatchGuard(clients, env_id, store, prefix)

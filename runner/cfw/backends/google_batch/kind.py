@@ -163,11 +163,23 @@ class GoogleBatchKind(Kind[GoogleBatchConfig]):
         known = {**names(config, ident.env_id), **{k: v for k, v in outputs.items() if v}}
         return leftovers(Clients(str(config.project), config.region), ident.env_id, known)
 
-    # -- the guard: jobs by the environment's label (no heartbeats yet) ---------------------
+    # -- the guard: heartbeats in the bucket, jobs by the environment's label --------------
+    def heartbeat_store(
+        self, ctx: EnvContext[GoogleBatchConfig], environ: Mapping[str, str]
+    ) -> tuple[Any, str]:
+        """The environment's bucket, at its root: `gs://<bucket>/.cfw/runs/` (not the run's
+        per-workflow folder, so that every working directory sees every run)."""
+        from cfw.backends.google_batch.store import gcs_store
+
+        project = str(ctx.outputs.get("project") or ctx.config.project)
+        bucket = ctx.outputs.get("bucket") or names(ctx.config, ctx.env_id)["bucket"]
+        return gcs_store(project, str(bucket)), ""
+
     def guard_adapter(self, ctx: EnvContext[GoogleBatchConfig], environ: Mapping[str, str]):
         from cfw.backends.google_batch import guard
 
-        return guard.adapter_for(ctx.config, dict(ctx.outputs), ctx.env_id)
+        placed = self.heartbeat_store(ctx, environ)
+        return guard.adapter_for(ctx.config, dict(ctx.outputs), ctx.env_id, placed)
 
     def status_details(
         self, config: GoogleBatchConfig, outputs: Mapping[str, Any]
