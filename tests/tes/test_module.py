@@ -22,10 +22,12 @@ from cfw.backends.tes.config import TesConfig
 from cfw.backends.tes.kind import KIND
 from cfw.core.guard import parse_expires_at
 from conftest import REPO
+from support.aws_tagging import resource_schemas, untagged
 from support.aws_tags import tagged
 from support.batch_jobs import held, submit_as_funnel
 from support.batch_jobs import status as batch_status
 from support.checkov import module_report
+from support.leftovers import EVERYTHING, existing, make
 from support.render import render_example
 
 MODULE = REPO / "modules" / "aws-funnel"
@@ -36,16 +38,47 @@ def test_readme_calls_the_module_funnel():
     assert 'module "funnel"' in (MODULE / "README.md").read_text()
 
 
-def test_rendered_root_validates_with_the_aws_provider(tmp_path):
-    out = render_example("tes", tmp_path / "tes")
-    for args in (
-        ["init", "-backend=false", "-input=false", "-no-color"],
-        ["validate", "-no-color"],
-    ):
-        proc = subprocess.run(
-            ["terraform", *args], cwd=out, capture_output=True, text=True, check=False
-        )
-        assert proc.returncode == 0, proc.stdout + proc.stderr
+@pytest.fixture(scope="module")
+def initialised_root(tmp_path_factory, terraform_env) -> Path:
+    out = render_example("tes", tmp_path_factory.mktemp("root") / "tes")
+    init = ["terraform", "init", "-backend=false", "-input=false", "-no-color"]
+    env = {**os.environ, **terraform_env}  # (the autouse fixture sets them per test only)
+    proc = subprocess.run(init, cwd=out, env=env, capture_output=True, text=True, check=False)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    return out
+
+
+def test_rendered_root_validates_with_the_aws_provider(initialised_root):
+    proc = subprocess.run(
+        ["terraform", "validate", "-no-color"],
+        cwd=initialised_root,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+
+
+def test_every_aws_resource_of_the_modules_carries_the_tags(initialised_root, tmp_path):
+    """Every resource type that takes tags (the provider's schema says) sets var.tags, of
+    cfw-id among them, in modules/aws-funnel, aws-guard and aws-tibanna; the others are
+    known to go with what carries them. An untagged resource type fails the check."""
+    schemas = resource_schemas(initialised_root)
+    for module in ("aws-funnel", "aws-guard", "aws-tibanna"):
+        assert untagged(REPO / "modules" / module, schemas) == [], module
+    bad = tmp_path / "bad"
+    bad.mkdir()
+    (bad / "main.tf").write_text(
+        'resource "aws_sqs_queue" "this" {\n  name = "q"\n}\n'
+        'resource "aws_sns_topic" "this" {\n  name = "t"\n  tags = { a = "b" }\n}\n'
+        'resource "aws_iam_user_policy_attachment" "this" {\n'
+        '  user       = "u"\n  policy_arn = "p"\n}\n'
+    )
+    assert untagged(bad, schemas) == [
+        "aws_sqs_queue.this: takes tags but does not set tags = var.tags",
+        "aws_sns_topic.this: takes tags but does not set tags = var.tags",
+        "aws_iam_user_policy_attachment.this: takes no tags and is not known to go with what does",
+    ]
 
 
 def test_url_mode_root_needs_no_provider(tmp_path):
@@ -280,9 +313,36 @@ def test_up_and_down_against_moto(tmp_path, cfw, aws_env):
     shown = cfw(["status", "tes"], project)
     assert shown.code == 0 and "tes: server: not answering" in shown.output, shown.output
 
+    # what Terraform does not know of but carries the environment's id (as an interrupted
+    # `up` leaves it) goes too; the same with another id, or the prefix alone, stays. An
+    # object under legal hold keeps its bucket: `down` names it, why, and the command
+    ours = make(f"cfw-{env_id}-oob", {"cfw-env": "tes", "cfw-id": env_id})
+    theirs = make(f"cfw-{env_id}-theirs", {"cfw-env": "tes", "cfw-id": f"{env_id}x"})
+    locked = f"cfw-{env_id}-locked"
+    s3 = boto3.client("s3", region_name="us-east-1")
+    s3.create_bucket(Bucket=locked, ObjectLockEnabledForBucket=True)
+    s3.put_bucket_tagging(Bucket=locked, Tagging={"TagSet": [{"Key": "cfw-id", "Value": env_id}]})
+    held = s3.put_object(Bucket=locked, Key="held", Body=b"x", ObjectLockLegalHoldStatus="ON")
+
+    down = cfw(["down", "tes", "--yes"], project)
+    assert down.code == 1, down.output[-4000:]
+    assert f"removing leftover IAM role {ours['role']} (cfw-id {env_id})" in down.stderr
+    assert (
+        f"left behind: S3 bucket {locked}: AccessDenied: cannot delete object 'held'" in down.stderr
+    )
+    assert f"remove it with: aws s3 rb s3://{locked} --force" in down.stderr
+    assert "run `cfw down tes` again" not in down.output
+    assert tagged(env_id) == [f"bucket {locked}"]
+    assert existing(ours) == set() and existing(theirs) == EVERYTHING
+
+    s3.put_object_legal_hold(
+        Bucket=locked, Key="held", VersionId=held["VersionId"], LegalHold={"Status": "OFF"}
+    )
     down = cfw(["down", "tes", "--yes"], project)
     assert down.code == 0, down.output[-4000:]
+    assert f"removing leftover S3 bucket {locked}" in down.stderr
     assert tagged(env_id) == []
+    assert existing(theirs) == EVERYTHING
     assert not state.exists()
     again = cfw(["down", "tes", "--yes"], project)
     assert again.code == 0 and "nothing to destroy" in again.output

@@ -9,7 +9,7 @@ lazily, and a missing SDK becomes an install hint.
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -218,6 +218,23 @@ class Kind(Generic[C]):
     ) -> list[str]:
         """Resources still carrying this environment's id after destroy (empty = clean)."""
         return []
+
+    def remove_leftovers(
+        self,
+        config: C,
+        ident: Identity,
+        outputs: Mapping[str, Any],
+        environ: Mapping[str, str],
+        say: Callable[[str], None],
+    ) -> list[str]:
+        """Remove what :meth:`leftovers` found (only what carries this environment's id),
+        saying each with SAY, then look again: one line for each thing still there, naming
+        it, why it could not be removed and a command that removes it (empty = clean).
+        Here: nothing is removed; each is to be deleted by hand."""
+        return [
+            f"{item}: cfw does not remove leftovers of {self.name} environments; delete it by hand"
+            for item in self.leftovers(config, ident, outputs, environ)
+        ]
 
     # -- the guard: heartbeats, `cfw cancel`, `cfw guard --once` ----------------------------
     def heartbeat_store(

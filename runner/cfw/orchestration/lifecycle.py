@@ -403,14 +403,33 @@ class Lifecycle:
                     str(exc), f"fix the cause and run `cfw down {name}` again"
                 ) from exc
             self.reporter.info(f"verifying that nothing tagged cfw-id={ident.env_id} is left")
-            left = resolved.kind.leftovers(resolved.config, ident, outputs, self.environ)
+            kind, config = resolved.kind, resolved.config
+            left = kind.leftovers(config, ident, outputs, self.environ)
             if left:
-                state.set_phase(PHASE_DESTROY_FAILED, last_error=f"left behind: {', '.join(left)}")
+                # what Terraform lost track of (an interrupted `up`, a crash): it carries this
+                # environment's id, so it is this environment's to remove
+                self.reporter.info(
+                    f"{len(left)} resource(s) still carry cfw-id={ident.env_id} after destroy: "
+                    "removing them"
+                )
+                left = kind.remove_leftovers(
+                    config, ident, outputs, self.environ, self.reporter.info
+                )
+                if not left:
+                    self.reporter.info(f"nothing tagged cfw-id={ident.env_id} is left")
+            if left:
+                for line in left:
+                    self.reporter.warn(f"left behind: {line}")
+                # destroyed: no job runs on what the outputs named (the next `down` only
+                # destroys nothing, removes what is left and verifies)
+                if not resolved.config.state.shared:
+                    state.save_outputs({})
+                state.set_phase(PHASE_DESTROY_FAILED, last_error=f"left behind: {'; '.join(left)}")
                 raise WorkFailed(
-                    f"{len(left)} resources of {name} are still there after destroy: "
-                    + ", ".join(left[:5])
-                    + (" ..." if len(left) > 5 else ""),
-                    f"run `cfw down {name}` again, or delete them by hand",
+                    f"{len(left)} resource(s) of {name} could not be removed after destroy "
+                    "(each is named above, with why)",
+                    f"remove them with the commands above; `cfw down {name}` then verifies "
+                    "and forgets the environment",
                 )
             state.forget()
             return True

@@ -12,7 +12,8 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-from cfw.backends._aws import botocore_errors, error_code, guard_zip
+from cfw.backends._aws import guard_zip
+from cfw.backends._aws.cleanup import Finder, Leftover
 from cfw.core.config import EnvConfig
 from cfw.core.rootmodule import ModuleCall, RootSpec
 
@@ -73,35 +74,19 @@ def name_of(env_id: str) -> str:
     return f"cfw-{env_id}-guard"
 
 
-def leftovers(session: Any, env_id: str, *, roles: bool = True) -> list[str]:
-    """What of the guard still exists after destroy, by its names (cfw down's check)."""
+def find(session: Any, env_id: str, *, roles: bool = True) -> list[Leftover]:
+    """What of the guard still carries cfw-id=ENV_ID after destroy, among its names (its
+    schedules carry no tags: they go with their group). ROLES: its two IAM roles too."""
     name = name_of(env_id)
-    errors = botocore_errors()
-    found = []
-    lam = session.client("lambda")
-    try:
-        lam.get_function(FunctionName=name)
-        found.append(f"guard Lambda {name}")
-    except errors.ClientError as exc:
-        if error_code(exc) != "ResourceNotFoundException":
-            raise
-    logs = session.client("logs")
-    groups = logs.describe_log_groups(logGroupNamePrefix=f"/aws/lambda/{name}")["logGroups"]
-    found += [f"log group {g['logGroupName']}" for g in groups]
-    scheduler = session.client("scheduler")
-    try:
-        scheduler.get_schedule_group(Name=name)
-        found.append(f"schedule group {name}")
-    except errors.ClientError as exc:
-        if error_code(exc) != "ResourceNotFoundException":
-            raise
+    finder = Finder(session, env_id)
+    found = finder.functions(lambda f: f == name)
+    found += finder.log_groups(f"/aws/lambda/{name}", lambda g: g == f"/aws/lambda/{name}")
+    found += finder.schedule_groups(lambda g: g == name)
     if roles:
-        iam = session.client("iam")
-        for role in (f"{name}-function", f"{name}-schedule"):
-            try:
-                iam.get_role(RoleName=role)
-                found.append(f"IAM role {role}")
-            except errors.ClientError as exc:
-                if error_code(exc) != "NoSuchEntity":
-                    raise
+        found += finder.iam(lambda r: r in (f"{name}-function", f"{name}-schedule"))
     return found
+
+
+def leftovers(session: Any, env_id: str, *, roles: bool = True) -> list[str]:
+    """:func:`find`, as the lines `cfw down` shows."""
+    return [str(item) for item in find(session, env_id, roles=roles)]

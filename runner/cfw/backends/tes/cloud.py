@@ -8,10 +8,11 @@ private cloud); nothing here is test-specific.
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
-from cfw.backends._aws import botocore_errors, error_code, guard_deploy, session
+from cfw.backends._aws import botocore_errors, cleanup, error_code, guard_deploy, session
+from cfw.backends._aws.cleanup import Finder, Leftover
 from cfw.core.errors import UserError, WorkFailed
 
 _errors = botocore_errors(extra="tes")
@@ -56,102 +57,43 @@ def read_certificate(parameter: str, region: str, environ: Mapping[str, str]) ->
     return None if value.strip() == CERT_PENDING else value
 
 
-# -- after destroy: what still carries the environment's id ---------------------------------
-def _items(client: Any, operation: str, key: str, **kwargs: Any) -> Iterator[Any]:
-    for page in client.get_paginator(operation).paginate(**kwargs):
-        yield from page.get(key, [])
+# -- after destroy: what still carries the environment's id, removed -----------------------
+def find(aws: Any, env_id: str, prefix: str) -> list[Leftover]:
+    """Resources of the environment that still carry cfw-id=<env_id>: EC2 by the tag alone,
+    the others among the names the module gives them (all start with PREFIX, cfw-<env id>)."""
+    finder = Finder(aws, env_id)
+
+    def named(name: str) -> bool:
+        return name.startswith(f"{prefix}-")
+
+    return [
+        *finder.ec2(),
+        *finder.buckets(named),
+        *finder.tables(named),
+        *finder.batch(named),
+        *finder.iam(named),  # (the guard's roles too: cfw-<env id>-guard-*)
+        *finder.secrets(f"{prefix}/"),
+        *finder.parameters(f"/{prefix}"),
+        *guard_deploy.find(aws, env_id, roles=False),
+    ]
 
 
 def leftovers(
     region: str | None, env_id: str, prefix: str, environ: Mapping[str, str]
 ) -> list[str]:
-    """Resources of the environment that still exist: EC2 by the cfw-id tag, the others by
-    their names, which all start with the environment's prefix (cfw-<env id>)."""
+    """:func:`find`, as the lines `cfw down` shows."""
     aws = session(region, environ, extra="tes")
-    found: list[str] = []
-    ec2 = aws.client("ec2")
-    tag = [{"Name": "tag:cfw-id", "Values": [env_id]}]
-    live = ["pending", "running", "shutting-down", "stopping", "stopped"]
-    for reservation in _items(
-        ec2,
-        "describe_instances",
-        "Reservations",
-        Filters=[*tag, {"Name": "instance-state-name", "Values": live}],
-    ):
-        found += [f"ec2 instance {i['InstanceId']}" for i in reservation["Instances"]]
-    found += [
-        f"security group {g['GroupId']}"
-        for g in _items(ec2, "describe_security_groups", "SecurityGroups", Filters=tag)
-    ]
-    found += [
-        f"launch template {t['LaunchTemplateName']}"
-        for t in _items(ec2, "describe_launch_templates", "LaunchTemplates", Filters=tag)
-    ]
-    found += [
-        f"ebs volume {v['VolumeId']}"
-        for v in _items(ec2, "describe_volumes", "Volumes", Filters=tag)
-    ]
+    return [str(item) for item in find(aws, env_id, prefix)]
 
-    s3 = aws.client("s3")
-    found += [
-        f"s3 bucket {b['Name']}"
-        for b in s3.list_buckets().get("Buckets", [])
-        if b["Name"].startswith(f"{prefix}-")
-    ]
 
-    dynamodb = aws.client("dynamodb")
-    found += [
-        f"dynamodb table {name}"
-        for name in _items(dynamodb, "list_tables", "TableNames")
-        if name.startswith(f"{prefix}-")
-    ]
-
-    batch = aws.client("batch")
-    found += [
-        f"batch job queue {q['jobQueueName']}"
-        for q in _items(batch, "describe_job_queues", "jobQueues")
-        if q["jobQueueName"].startswith(f"{prefix}-") and q.get("status") != "DELETED"
-    ]
-    found += [
-        f"batch compute environment {c['computeEnvironmentName']}"
-        for c in _items(batch, "describe_compute_environments", "computeEnvironments")
-        if c["computeEnvironmentName"].startswith(f"{prefix}-") and c.get("status") != "DELETED"
-    ]
-    found += [
-        f"batch job definition {d['jobDefinitionName']}:{d['revision']}"
-        for d in _items(batch, "describe_job_definitions", "jobDefinitions", status="ACTIVE")
-        if d["jobDefinitionName"].startswith(f"{prefix}-")
-    ]
-
-    iam = aws.client("iam")
-    found += [
-        f"iam role {r['RoleName']}"
-        for r in _items(iam, "list_roles", "Roles")
-        if r["RoleName"].startswith(f"{prefix}-")
-    ]
-    found += [
-        f"iam instance profile {p['InstanceProfileName']}"
-        for p in _items(iam, "list_instance_profiles", "InstanceProfiles")
-        if p["InstanceProfileName"].startswith(f"{prefix}-")
-    ]
-
-    sm = aws.client("secretsmanager")
-    found += [
-        f"secret {s['Name']}"
-        for s in _items(
-            sm, "list_secrets", "SecretList", Filters=[{"Key": "name", "Values": [f"{prefix}/"]}]
-        )
-        if s["Name"].startswith(f"{prefix}/")
-    ]
-
-    ssm = aws.client("ssm")
-    found += [
-        f"ssm parameter {p['Name']}"
-        for p in _items(
-            ssm,
-            "describe_parameters",
-            "Parameters",
-            ParameterFilters=[{"Key": "Path", "Option": "Recursive", "Values": [f"/{prefix}"]}],
-        )
-    ]
-    return found + guard_deploy.leftovers(aws, env_id, roles=False)  # (roles: listed above)
+def remove_leftovers(
+    region: str | None,
+    env_id: str,
+    prefix: str,
+    environ: Mapping[str, str],
+    say: Callable[[str], None],
+) -> list[str]:
+    """Remove what :func:`find` lists; what is still there after, each with why and the
+    command that removes it."""
+    aws = session(region, environ, extra="tes")
+    return cleanup.finish(aws, lambda: find(aws, env_id, prefix), env_id, say)

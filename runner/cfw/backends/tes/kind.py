@@ -4,7 +4,7 @@ existing TES server given by URL (then `up` records it and `down` forgets it).""
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -231,6 +231,23 @@ class TesKind(Kind[TesConfig]):
 
         region = config.region or outputs.get("region") or aws_region(environ)
         return cloud.leftovers(region, ident.env_id, resource_prefix(ident.env_id), environ)
+
+    def remove_leftovers(
+        self,
+        config: TesConfig,
+        ident: Identity,
+        outputs: Mapping[str, Any],
+        environ: Mapping[str, str],
+        say: Callable[[str], None],
+    ) -> list[str]:
+        if not config.provision:
+            return []
+        from cfw.backends.tes import cloud
+
+        region = config.region or outputs.get("region") or aws_region(environ)
+        return cloud.remove_leftovers(
+            region, ident.env_id, resource_prefix(ident.env_id), environ, say
+        )
 
     # -- the guard ----------------------------------------------------------------------------
     def heartbeat_store(

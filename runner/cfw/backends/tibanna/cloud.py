@@ -8,11 +8,12 @@ Imported lazily: only by the kind's hooks.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from cfw.backends._aws import botocore_errors, error_code, guard_deploy, session
+from cfw.backends._aws import botocore_errors, cleanup, error_code, guard_deploy, session
+from cfw.backends._aws.cleanup import Finder, Leftover
 from cfw.core.errors import UserError
 
 if TYPE_CHECKING:
@@ -155,85 +156,36 @@ def delete_table(sess: Session, table: str = MASTER_TABLE) -> None:
             raise
 
 
-# -- verification after destroy -------------------------------------------------------------
-def _tags_match(tags: Iterable[Mapping[str, str]] | Mapping[str, str], env_id: str) -> bool:
-    if isinstance(tags, Mapping):
-        return tags.get("cfw-id") == env_id
-    return any(
-        (t.get("Key") or t.get("key")) == "cfw-id" and (t.get("Value") or t.get("value")) == env_id
-        for t in tags
-    )
+# -- after destroy: what still carries the environment's id, removed -----------------------
+def find(sess: Session, env_id: str, usergroup: str, buckets: Iterable[str]) -> list[Leftover]:
+    """Everything of the unicorn that still carries cfw-id=<env_id> (EC2 by the tag alone,
+    the rest among the names the module gives it), and the untaggable IAM group by its
+    exact name, tibanna_<usergroup>."""
+    prefix = f"tibanna_{usergroup}"
+    names = set(buckets)
+    finder = Finder(sess, env_id)
+    return [
+        *finder.ec2(),
+        *finder.iam(lambda name: name.startswith(prefix)),
+        *finder.group(prefix),
+        *finder.functions(lambda name: name.endswith(f"_{usergroup}")),
+        *finder.state_machines(lambda name: usergroup in name),
+        *finder.log_groups("/aws/lambda/", lambda name: name.endswith(f"_{usergroup}")),
+        *finder.buckets(lambda name: name in names),
+        *finder.tables(),
+        *guard_deploy.find(sess, env_id),
+    ]
 
 
 def leftovers(sess: Session, env_id: str, usergroup: str, buckets: Iterable[str]) -> list[str]:
-    """Everything that still carries cfw-id=<env_id> (and the untaggable IAM group)."""
-    left: list[str] = []
-    prefix = f"tibanna_{usergroup}"
-    iam = sess.client("iam")
-    for page in iam.get_paginator("list_roles").paginate():
-        for role in page["Roles"]:
-            if role["RoleName"].startswith(prefix):
-                tags = iam.list_role_tags(RoleName=role["RoleName"]).get("Tags", [])
-                if _tags_match(tags, env_id):
-                    left.append(f"IAM role {role['RoleName']}")
-    for page in iam.get_paginator("list_policies").paginate(Scope="Local"):
-        for pol in page["Policies"]:
-            if pol["PolicyName"].startswith(prefix):
-                tags = iam.list_policy_tags(PolicyArn=pol["Arn"]).get("Tags", [])
-                if _tags_match(tags, env_id):
-                    left.append(f"IAM policy {pol['PolicyName']}")
-    for page in iam.get_paginator("list_instance_profiles").paginate():
-        for prof in page["InstanceProfiles"]:
-            if prof["InstanceProfileName"].startswith(prefix) and _tags_match(
-                prof.get("Tags", []), env_id
-            ):
-                left.append(f"IAM instance profile {prof['InstanceProfileName']}")
-    try:
-        iam.get_group(GroupName=prefix)
-        left.append(f"IAM group {prefix}")
-    except ClientError as exc:
-        if error_code(exc) != "NoSuchEntity":
-            raise
-    lam = sess.client("lambda")
-    for page in lam.get_paginator("list_functions").paginate():
-        for fn in page["Functions"]:
-            if fn["FunctionName"].endswith(f"_{usergroup}"):
-                tags = lam.list_tags(Resource=fn["FunctionArn"]).get("Tags", {})
-                if _tags_match(tags, env_id):
-                    left.append(f"Lambda {fn['FunctionName']}")
-    sfn = sess.client("stepfunctions")
-    for page in sfn.get_paginator("list_state_machines").paginate():
-        for machine in page["stateMachines"]:
-            if usergroup in machine["name"]:
-                tags = sfn.list_tags_for_resource(resourceArn=machine["stateMachineArn"]).get(
-                    "tags", []
-                )
-                if _tags_match(tags, env_id):
-                    left.append(f"state machine {machine['name']}")
-    logs = sess.client("logs")
-    for page in logs.get_paginator("describe_log_groups").paginate(
-        logGroupNamePrefix="/aws/lambda/"
-    ):
-        for group in page["logGroups"]:
-            if group["logGroupName"].endswith(f"_{usergroup}"):
-                arn = group["arn"].removesuffix(":*")
-                tags = logs.list_tags_for_resource(resourceArn=arn).get("tags", {})
-                if _tags_match(tags, env_id):
-                    left.append(f"log group {group['logGroupName']}")
-    s3 = sess.client("s3")
-    existing = {b["Name"] for b in s3.list_buckets().get("Buckets", [])}
-    for bucket in sorted(existing & set(buckets)):
-        try:
-            tags = s3.get_bucket_tagging(Bucket=bucket).get("TagSet", [])
-        except ClientError:
-            tags = []
-        if _tags_match(tags, env_id):
-            left.append(f"S3 bucket {bucket}")
-    ddb = sess.client("dynamodb")
-    for page in ddb.get_paginator("list_tables").paginate():
-        for table in page["TableNames"]:
-            arn = ddb.describe_table(TableName=table)["Table"]["TableArn"]
-            tags = ddb.list_tags_of_resource(ResourceArn=arn).get("Tags", [])
-            if _tags_match(tags, env_id):
-                left.append(f"DynamoDB table {table}")
-    return left + guard_deploy.leftovers(sess, env_id)
+    """:func:`find`, as the lines `cfw down` shows."""
+    return [str(item) for item in find(sess, env_id, usergroup, buckets)]
+
+
+def remove_leftovers(
+    sess: Session, env_id: str, usergroup: str, buckets: Iterable[str], say: Callable[[str], None]
+) -> list[str]:
+    """Remove what :func:`find` lists; what is still there after, each with why and the
+    command that removes it."""
+    names = list(buckets)
+    return cleanup.finish(sess, lambda: find(sess, env_id, usergroup, names), env_id, say)

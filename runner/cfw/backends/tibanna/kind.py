@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -289,6 +289,25 @@ class TibannaKind(Kind[TibannaConfig]):
             ident.env_id,
             known["usergroup"],
             [known["data_bucket"], known["log_bucket"]],
+        )
+
+    def remove_leftovers(
+        self,
+        config: TibannaConfig,
+        ident: Identity,
+        outputs: Mapping[str, Any],
+        environ: Mapping[str, str],
+        say: Callable[[str], None],
+    ) -> list[str]:
+        from cfw.backends.tibanna import cloud
+
+        known = names(config, ident.env_id)
+        return cloud.remove_leftovers(
+            session(config.region, environ),
+            ident.env_id,
+            known["usergroup"],
+            [known["data_bucket"], known["log_bucket"]],
+            say,
         )
 
     # -- the guard ----------------------------------------------------------------------------

@@ -1,0 +1,87 @@
+"""`cfw down`'s removal of what Terraform lost track of, for a provisioned tes environment,
+in-process against the worker's moto: what carries the environment's cfw-id goes, in an
+order AWS accepts; what carries another id (or the same cfw-env with another id), or only
+the environment's name prefix, stays; what AWS refuses to remove is named, with why and
+the `aws` command that removes it."""
+
+from __future__ import annotations
+
+import os
+import uuid
+
+import boto3
+import pytest
+from botocore.exceptions import ClientError
+
+from cfw.backends.tes.config import TesConfig
+from cfw.backends.tes.kind import KIND, resource_prefix
+from support.aws_tags import tagged
+from support.builders import identity
+from support.leftovers import EVERYTHING, existing, make
+
+CONFIG = TesConfig.model_validate(
+    {"kind": "tes", "region": "us-east-1", "allowed_cidrs": ["203.0.113.0/24"]}
+)
+
+
+def env_id() -> str:
+    return f"tes-{uuid.uuid4().hex[:6]}"
+
+
+def test_what_carries_the_id_is_removed_and_nothing_else(aws_env):
+    mine, other = env_id(), env_id()
+    prefix = resource_prefix(mine)
+    ours = make(f"{prefix}-a", {"cfw-env": "tes", "cfw-id": mine})
+    # the environment's names, another id (a cfw-env of the same name); no tags at all
+    same_env = make(f"{prefix}-b", {"cfw-env": "tes", "cfw-id": other})
+    untagged = make(f"{prefix}-c", {})
+    elsewhere = make(f"{resource_prefix(other)}-a", {"cfw-env": "tes", "cfw-id": other})
+
+    iam = boto3.client("iam", region_name="us-east-1")
+    with pytest.raises(ClientError, match="DeleteConflict"):  # AWS's order, enforced by moto
+        iam.delete_role(RoleName=ours["role"])
+
+    ident = identity("tes", env=mine)
+    found = KIND.leftovers(CONFIG, ident, {}, os.environ)
+    assert sorted(found) == sorted(
+        [
+            f"IAM role {ours['role']}",
+            f"IAM instance profile {ours['profile']}",
+            f"IAM policy {ours['policy']}",
+            f"S3 bucket {ours['bucket']}",
+            f"launch template {prefix}-a-batch",
+            f"security group {ours['security_group']}",
+            f"DynamoDB table {ours['table']}",
+        ]
+    )
+    said: list[str] = []
+    assert KIND.remove_leftovers(CONFIG, ident, {}, os.environ, said.append) == []
+    assert f"removing leftover IAM role {ours['role']} (cfw-id {mine})" in said
+    assert len(said) == len(found)
+    assert existing(ours) == set()
+    assert tagged(mine) == []
+    assert KIND.leftovers(CONFIG, ident, {}, os.environ) == []
+    for untouched in (same_env, untagged, elsewhere):
+        assert existing(untouched) == EVERYTHING
+    s3 = boto3.client("s3", region_name="us-east-1")
+    versions = s3.list_object_versions(Bucket=same_env["bucket"])
+    assert len(versions["Versions"]) == 3 and len(versions["DeleteMarkers"]) == 1
+
+
+def test_what_aws_refuses_is_named_with_why_and_the_command(aws_env):
+    """An object under legal hold (S3 Object Lock) cannot be deleted: nor can its bucket."""
+    mine = env_id()
+    bucket = f"{resource_prefix(mine)}-locked"
+    s3 = boto3.client("s3", region_name="us-east-1")
+    s3.create_bucket(Bucket=bucket, ObjectLockEnabledForBucket=True)
+    s3.put_bucket_tagging(Bucket=bucket, Tagging={"TagSet": [{"Key": "cfw-id", "Value": mine}]})
+    s3.put_object(Bucket=bucket, Key="held.txt", Body=b"x", ObjectLockLegalHoldStatus="ON")
+    ours = make(f"{resource_prefix(mine)}-a", {"cfw-id": mine})
+
+    ident = identity("tes", env=mine)
+    said: list[str] = []
+    [line] = KIND.remove_leftovers(CONFIG, ident, {}, os.environ, said.append)
+    assert line.startswith(f"S3 bucket {bucket}: AccessDenied: cannot delete object 'held.txt'")
+    assert line.endswith(f"remove it with: aws s3 rb s3://{bucket} --force")
+    assert existing(ours) == set()  # the rest went all the same
+    assert KIND.leftovers(CONFIG, ident, {}, os.environ) == [f"S3 bucket {bucket}"]
