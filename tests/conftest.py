@@ -66,7 +66,7 @@ def _terraform_config(terraform_env, monkeypatch) -> None:
         monkeypatch.setenv(key, value)
 
 
-# -- moto ----------------------------------------------------------------------------------
+# -- servers the tests start: moto, the GCS emulator ---------------------------------------
 def _free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
@@ -83,6 +83,31 @@ def _wait_http(url: str, timeout: float = 30.0) -> None:
             if time.monotonic() > deadline:
                 raise
             time.sleep(0.2)
+
+
+def _serve(argv: list[str], ready_path: str) -> Iterator[str]:
+    """Run tests/support/ARGV[0] with the rest of ARGV ("{port}": a free port) until the
+    session ends; yields its http://127.0.0.1:PORT once READY_PATH answers."""
+    port = _free_port()
+    script, *args = argv
+    proc = subprocess.Popen(
+        [sys.executable, str(REPO / "tests" / "support" / script)]
+        + [a.replace("{port}", str(port)) for a in args],
+        cwd=REPO,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    endpoint = f"http://127.0.0.1:{port}"
+    try:
+        _wait_http(f"{endpoint}{ready_path}")
+        yield endpoint
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:  # a loaded machine: a server's threads are slow to go
+            proc.kill()
+            proc.wait(timeout=10)
 
 
 @pytest.fixture(scope="session")
@@ -102,34 +127,10 @@ def moto_endpoint() -> Iterator[str]:
         import moto.server  # noqa: F401
     except ImportError:
         pytest.fail("moto's server is not installed: pip install 'moto[server]'")
-    port = _free_port()
     # moto plus the Step Functions actions it lacks (tests/support/moto_plus.py), run by
     # path: tibanna's dependency python-lambda-4dn installs a top-level `tests` package
     # that would shadow `-m tests.support.moto_plus`
-    proc = subprocess.Popen(
-        [
-            sys.executable,
-            str(REPO / "tests" / "support" / "moto_plus.py"),
-            "-H",
-            "127.0.0.1",
-            "-p",
-            str(port),
-        ],
-        cwd=REPO,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    endpoint = f"http://127.0.0.1:{port}"
-    try:
-        _wait_http(f"{endpoint}/moto-api/")
-        yield endpoint
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:  # a loaded machine: moto's threads are slow to go
-            proc.kill()
-            proc.wait(timeout=10)
+    yield from _serve(["moto_plus.py", "-H", "127.0.0.1", "-p", "{port}"], "/moto-api/")
 
 
 @pytest.fixture
@@ -159,34 +160,10 @@ def gcs_emulator() -> Iterator[str]:
         import gcp_storage_emulator  # noqa: F401
     except ImportError:
         pytest.fail("the GCS emulator is not installed: pip install gcp-storage-emulator")
-    port = _free_port()
-    proc = subprocess.Popen(
-        [
-            sys.executable,
-            str(REPO / "tests" / "support" / "gcs_plus.py"),
-            "start",
-            "-H",
-            "127.0.0.1",
-            "--port",
-            str(port),
-            "--in-memory",
-            "--quiet",
-        ],
-        cwd=REPO,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
+    yield from _serve(
+        ["gcs_plus.py", "start", "-H", "127.0.0.1", "--port", "{port}", "--in-memory", "--quiet"],
+        "/",
     )
-    endpoint = f"http://127.0.0.1:{port}"
-    try:
-        _wait_http(f"{endpoint}/")
-        yield endpoint
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(timeout=10)
 
 
 @pytest.fixture
