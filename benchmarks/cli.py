@@ -8,8 +8,10 @@ turn, and the ratio is printed (target for `--help`: at most a third, issue 16).
 
     python benchmarks/cli.py [--runs 5] [--against /path/to/old/runner]
 
-`status` runs in a directory with no environment (what it reads there is the .cfw/
-directory only); `run --help` and `prices` stand for commands that parse more options.
+Modules are byte-compiled once, into a temporary cache (PYTHONPYCACHEPREFIX), as an
+installed cfw's are. `status` runs in a directory with no environment (what it reads there
+is the .cfw/ directory only); `run --help` and `prices` stand for commands that parse more
+options.
 """
 
 from __future__ import annotations
@@ -74,7 +76,12 @@ def main() -> None:
     args = parser.parse_args()
     runner = ROOT / "runner"
     with tempfile.TemporaryDirectory(prefix="cfw-bench-cli-") as tmp:
-        cwd = Path(tmp)
+        cwd = Path(tmp) / "project"
+        cwd.mkdir()
+        # bytecode caches, as an installed cfw has them (the warm-up runs write them), kept
+        # out of the checkouts; with PYTHONDONTWRITEBYTECODE every run compiled every module
+        os.environ["PYTHONPYCACHEPREFIX"] = str(Path(tmp) / "pycache")
+        os.environ.pop("PYTHONDONTWRITEBYTECODE", None)
         print(f"{args.runs} runs each; seconds: median (min), wall then CPU")
         print(
             f"{'command':42} {'wall':>14}  {'cpu':>14}"

@@ -1,4 +1,5 @@
-"""Start-up: `import cfw.cli`, `cfw --help` and `cfw --version` import only what they use.
+"""Start-up: `import cfw.cli`, `cfw --help`, `cfw --version` and `cfw status` (no
+environment here) import only what they use.
 
 Each check runs a fresh interpreter and reads its sys.modules, so a heavy import that
 creeps back into a command module (at module level) fails here, naming the module and the
@@ -81,14 +82,23 @@ def test_import_cfw_cli_is_light(tmp_path: Path):
     [
         (["--help"], HEAVY + HELP_ALSO),
         (["--version"], HEAVY),
-        # Typer validates a command's options with pydantic; status renders no template,
-        # runs nothing and asks no cloud
-        (["status"], ("snakemake", "jinja2", "cfw.executor", "boto3", "google", "azure")),
+        # with no environment here: nothing to read, so no config model, no lifecycle, and
+        # its plain options parsed without Typer's pydantic adapters
+        (["status"], HEAVY),
+        (["status", "--json"], HEAVY),
     ],
 )
 def test_common_commands_import_only_what_they_use(args, heavy, tmp_path: Path):
     modules = imported_by(RUN_MAIN, *args, cwd=tmp_path)
     assert heavy_in(modules, heavy) == []
+
+
+def test_status_with_records_still_reads_them(tmp_path: Path):
+    """The light path is only for a directory without .cfw/: with records there, status
+    reads them (the config models and the lifecycle are imported)."""
+    (tmp_path / ".cfw").mkdir()
+    modules = imported_by(RUN_MAIN, "status", cwd=tmp_path)
+    assert "cfw.orchestration.status" in modules
 
 
 def test_version_still_reads_the_package_metadata(tmp_path: Path):

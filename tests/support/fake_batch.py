@@ -4,7 +4,7 @@ to it exactly as they talk to Azure: real requests, status codes, error bodies, 
 
 No emulator of Azure Batch exists, so this fake follows the REST reference where cfw
 depends on it: jobs bound to existing pools; tasks that go active -> running -> completed
-when the test says so; `list tasks` with `$filter` (state eq/ne, stateTransitionTime
+when the test says so; `get task`; `list tasks` with `$filter` (state eq/ne, stateTransitionTime
 ge/gt, joined by `and`; anything else is a 400 like the service's), `$select`,
 `maxresults` and `odata.nextLink` paging; `terminate` (409 on a completed task); job
 delete (`deleting`, then 404); task files that vanish with their node; output-file upload
@@ -220,6 +220,9 @@ class FakeBatch:
                 task = job.tasks.get(parts[3])
                 if task is None:
                     raise ServiceError(404, "TaskNotFound", "The specified task does not exist.")
+                if len(parts) == 4 and method == "GET":  # get task
+                    select = [s for s in query.get("$select", "").split(",") if s]
+                    return 200, _select(_task_json(parts[3], task), select), {}
                 if len(parts) == 5 and parts[4] == "terminate" and method == "POST":
                     if task.state == "completed":
                         raise ServiceError(
@@ -305,17 +308,32 @@ class FakeBatch:
         return 201, None, {}
 
     def _list_tasks(self, job_id: str, job: Job, query: dict[str, str]):
+        """Tasks in the order they were added, filtered, a page at a time: the skip token
+        names the last task of the page before, and a page reads on from it only as far as
+        it has to (each task is filtered once over all the pages of a list)."""
         matches = _parse_filter(query.get("$filter", ""))
-        tasks = [(tid, t) for tid, t in job.tasks.items() if all(m(t) for m in matches)]
-        skip = int(query.get("$skiptoken", "0"))
+        ids = list(job.tasks)
+        start = 0
+        if "$skiptoken" in query:
+            if query["$skiptoken"] not in job.tasks:
+                raise ServiceError(400, "InvalidQueryParameterValue", "invalid $skiptoken")
+            start = ids.index(query["$skiptoken"]) + 1
         size = min(int(query.get("maxresults", "1000")), self.page_size)
-        page = tasks[skip : skip + size]
+        page: list[tuple[str, Task]] = []
+        more = False
+        for tid in ids[start:]:
+            task = job.tasks[tid]
+            if all(m(task) for m in matches):
+                if len(page) == size:
+                    more = True
+                    break
+                page.append((tid, task))
         select = [s for s in query.get("$select", "").split(",") if s]
         value = [_select(_task_json(tid, t), select) for tid, t in page]
         body: dict[str, Any] = {"value": value}
-        if skip + size < len(tasks):
+        if more:
             rest = {k: v for k, v in query.items() if k not in ("$skiptoken", "api-version")}
-            rest["$skiptoken"] = str(skip + size)
+            rest["$skiptoken"] = page[-1][0]
             body["odata.nextLink"] = f"{self.base_url}/jobs/{job_id}/tasks?" + "&".join(
                 f"{k}={quote(v)}" for k, v in rest.items()
             )

@@ -84,6 +84,10 @@ class FakeBatch:
     jobs: dict[str, batch_v1.Job] = field(default_factory=dict)  # job id -> job
     deleting: set[str] = field(default_factory=set)
     requests: list[batch_v1.CreateJobRequest] = field(default_factory=list)
+    # creation sequence numbers: a ListJobs page token names the last job it returned by
+    # its number, so the next page goes on from there (jobs come in creation order)
+    seq: dict[str, int] = field(default_factory=dict)
+    by_seq: dict[int, str] = field(default_factory=dict)
 
     def _id(self, name: str) -> str:
         match = re.match(rf"^projects/({PROJECT}|{NUMBER})/locations/([^/]+)/jobs/([^/]+)$", name)
@@ -119,6 +123,8 @@ class FakeBatch:
         job.status = batch_v1.JobStatus(state="QUEUED")
         self.requests.append(req)
         self.jobs[req.job_id] = job
+        number = len(self.by_seq)
+        self.seq[req.job_id], self.by_seq[number] = number, req.job_id
         return job
 
     def advance(
@@ -182,11 +188,38 @@ class FakeBatch:
         return self.jobs[self._id(req.name)]
 
     def list_jobs(self, req: batch_v1.ListJobsRequest) -> batch_v1.ListJobsResponse:
+        """Jobs in creation order, filtered, a page at a time. Like a service reading an
+        index, a page reads on from where the last one stopped and only as far as it has
+        to: each job is filtered once over all the pages of a list, not once a page."""
         self._parent(req.parent)
         terms = parse_filter(req.filter)
-        jobs = [j for j in self.jobs.values() if all(_job_matches(j, k, v) for k, v in terms)]
-        items, token = page(jobs, req.page_size, req.page_token)
-        return batch_v1.ListJobsResponse(jobs=items, next_page_token=token)
+        ids = list(self.jobs)
+        size = min(req.page_size or MAX_PAGE, MAX_PAGE)
+        items: list[batch_v1.Job] = []
+        for index in range(self._resume(ids, req.page_token), len(ids)):
+            job = self.jobs[ids[index]]
+            if not all(_job_matches(job, k, v) for k, v in terms):
+                continue
+            if len(items) == size:  # one more matches: there is a next page
+                last = self.seq.get(short_id(items[-1].name), -1)
+                token = base64.b64encode(str(last).encode()).decode()
+                return batch_v1.ListJobsResponse(jobs=items, next_page_token=token)
+            items.append(job)
+        return batch_v1.ListJobsResponse(jobs=items)
+
+    def _resume(self, ids: list[str], token: str) -> int:
+        """Where the page after TOKEN starts in ``ids`` (the jobs now, creation order)."""
+        if not token:
+            return 0
+        try:
+            after = int(base64.b64decode(token).decode())
+        except ValueError as exc:
+            raise Abort(grpc.StatusCode.INVALID_ARGUMENT, "invalid page token") from exc
+        last = self.by_seq.get(after)
+        if last is not None and last in self.jobs and self.seq.get(last) == after:
+            return ids.index(last) + 1
+        # that job is gone (deleted since): the first one created after it
+        return next((i for i, j in enumerate(ids) if self.seq.get(j, -1) > after), len(ids))
 
     def delete_job(self, req: batch_v1.DeleteJobRequest) -> operations_pb2.Operation:
         job_id = self._id(req.name)
@@ -195,6 +228,10 @@ class FakeBatch:
         return operations_pb2.Operation(
             name=f"projects/{NUMBER}/locations/{self.region}/operations/{uuid.uuid4().hex}"
         )
+
+
+def short_id(name: str) -> str:
+    return name.rsplit("/", 1)[-1]
 
 
 def _job_matches(job: batch_v1.Job, key: str, value: str) -> bool:

@@ -8,7 +8,8 @@
   gives the task an id and the state QUEUED.
 - ListTasks: views MINIMAL (id and state only), BASIC (no stdout/stderr, input content or
   system logs) and FULL; filters name_prefix, state and tag_key/tag_value as the spec
-  zips them; newest first; page_size (default 256, at most 2047) and opaque page tokens.
+  zips them; newest first; page_size (default 256, at most 2047) and opaque page tokens
+  (a page reads on from the last task of the one before, as far as it needs).
 - CancelTask: 404 for an unknown id; a task already finished stays as it is (Funnel's
   behaviour); otherwise CANCELED, and a running command is stopped.
 - Tasks move on either by the test (:meth:`TesServer.set_state`), or, with
@@ -218,22 +219,27 @@ class TesServer:
         with self.lock:
             if self.funnel_dynamodb_paging:
                 return 200, self._list_funnel_dynamodb(params, size, view, wanted, prefix, state)
-            ids = [
-                i
-                for i in reversed(self.order)
-                if self._matches(self.tasks[i].doc, wanted, prefix, state)
-            ]
+            # newest first, from after the token's task: a page reads only as far as it
+            # needs (one match more than the page tells whether a next page exists)
             token = (params.get("page_token") or [""])[0]
-            start = 0
+            start = len(self.order) - 1
             if token:
                 try:
                     after = base64.urlsafe_b64decode(token.encode()).decode().removeprefix("after:")
-                    start = ids.index(after) + 1
+                    start = self.order.index(after) - 1
                 except ValueError:
                     return 400, {"code": 3, "message": "invalid page_token"}
-            page = ids[start : start + size]
+            page: list[str] = []
+            more = False
+            for index in range(start, -1, -1):
+                task_id = self.order[index]
+                if self._matches(self.tasks[task_id].doc, wanted, prefix, state):
+                    if len(page) == size:
+                        more = True
+                        break
+                    page.append(task_id)
             body: dict[str, Any] = {"tasks": [self._view(self.tasks[i].doc, view) for i in page]}
-            if start + size < len(ids):
+            if more:
                 body["next_page_token"] = base64.urlsafe_b64encode(
                     f"after:{page[-1]}".encode()
                 ).decode()

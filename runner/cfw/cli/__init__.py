@@ -27,8 +27,60 @@ except ImportError:  # pragma: no cover - depends on the installed Typer
     from click import ClickException
 
 
+# Typer >= 0.2x coerces every parameter through a pydantic TypeAdapter it builds when the
+# command runs: importing pydantic and building the adapters costs about 0.3 s, even for
+# `cfw status`. A `str` parameter given a str and a `bool` given a bool (what argv and the
+# defaults give) come out of Typer's adapter unchanged, so they are passed through here
+# without it; any other value or type still goes through Typer's own coercion. Without
+# these internals (another Typer), nothing changes.
+try:
+    from typer._coercion import RuntimeParam as _RuntimeParam
+    from typer._coercion import build_runtime_param as _build_runtime_param
+except ImportError:  # pragma: no cover - depends on the installed Typer
+    _RuntimeParam = None
+
+
+if _RuntimeParam is not None:
+
+    class _PassThrough(_RuntimeParam):
+        def _coerce_value(self, value, param, ctx):
+            if type(value) is self.annotation:
+                return value
+            return _build_runtime_param(param.type_descriptor)._coerce_value(value, param, ctx)
+
+
+def _pass_through(params) -> None:
+    """Give the plain `str` and `bool` parameters the pass-through above, before Typer
+    builds them a pydantic adapter."""
+    if _RuntimeParam is None:
+        return
+    for param in params:
+        desc = getattr(param, "type_descriptor", None)
+        info = getattr(desc, "parameter_info", None)
+        if (
+            desc is not None
+            and desc.annotation in (str, bool)
+            and desc.file_annotation is None
+            and getattr(info, "parser", None) is None
+            and getattr(info, "click_type", None) is None
+            and getattr(param, "_runtime_param", False) is None
+        ):
+            param._runtime_param = _PassThrough(parameter_info=info, annotation=desc.annotation)
+
+
 class _Group(TyperGroup):
-    """Lists each command with the whole first paragraph of its help, unshortened."""
+    """Lists each command with the whole first paragraph of its help, unshortened; parses
+    plain options without pydantic (above)."""
+
+    def parse_args(self, ctx, args):
+        _pass_through(self.get_params(ctx))
+        return super().parse_args(ctx, args)
+
+    def resolve_command(self, ctx, args):
+        name, command, rest = super().resolve_command(ctx, args)
+        if command is not None:
+            _pass_through(command.get_params(ctx))
+        return name, command, rest
 
     def format_commands(self, ctx, formatter) -> None:
         rows = []

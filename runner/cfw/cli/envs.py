@@ -27,7 +27,7 @@ from cfw.cli import app
 from cfw.cli.output import Output
 from cfw.core.assets import example_environments_dir
 from cfw.core.errors import CfwError, UserError
-from cfw.core.state import EnvState
+from cfw.core.state import EnvState, records_here
 
 _SECRET_NAME = re.compile(r"password|secret|token|key|sas|credential", re.I)
 
@@ -227,21 +227,26 @@ def status(
 ) -> None:
     """Environments here: kind, state (up / half-up / failed / ready), age, expiry, jobs
     running, and their recent runs."""
-    from rich.table import Table
-
-    from cfw.core.prices import format_usd
-    from cfw.orchestration import guarding
-    from cfw.orchestration.lifecycle import Lifecycle
-    from cfw.orchestration.status import Status
-
     out = Output(quiet=as_json)
-    rows = Status(Lifecycle(Path.cwd(), out)).of(name, details=details or bool(name))
+    rows = []
+    # nothing here (no .cfw/: no environment was brought up or ran here): nothing to read,
+    # so none of the machinery that reads it is imported
+    if name is not None or records_here(Path.cwd()):
+        from cfw.orchestration.lifecycle import Lifecycle
+        from cfw.orchestration.status import Status
+
+        rows = Status(Lifecycle(Path.cwd(), out)).of(name, details=details or bool(name))
     if as_json:
         typer.echo(json.dumps([asdict(r) for r in rows], indent=2))
         return
     if not rows:
         out.info("no environments here; bring one up with `cfw up KIND`")
         return
+    from rich.table import Table
+
+    from cfw.core.prices import format_usd
+    from cfw.orchestration import guarding
+
     table = Table("NAME", "KIND", "STATE", "AGE", "EXPIRES", "JOBS RUNNING", "RESOURCES", "COST*")
     for r in rows:
         colour = {"up": "green", "half-up": "yellow", "failed": "red"}.get(r.state, "white")

@@ -189,6 +189,12 @@ def _read_holder(fd: int) -> str:
     return f"`cfw {operation}` (pid {pid}, since {since})"
 
 
+def records_here(project: Path) -> bool:
+    """Whether PROJECT has cfw's records (.cfw/): without them no environment was brought
+    up or ran here."""
+    return (Path(project).resolve() / CFW_DIR).is_dir()
+
+
 def list_environments(project: Path) -> list[EnvState]:
     root = Path(project).resolve() / CFW_DIR
     if not root.is_dir():
