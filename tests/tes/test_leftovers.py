@@ -75,7 +75,13 @@ def test_what_aws_refuses_is_named_with_why_and_the_command(aws_env):
     s3 = boto3.client("s3", region_name="us-east-1")
     s3.create_bucket(Bucket=bucket, ObjectLockEnabledForBucket=True)
     s3.put_bucket_tagging(Bucket=bucket, Tagging={"TagSet": [{"Key": "cfw-id", "Value": mine}]})
-    s3.put_object(Bucket=bucket, Key="held.txt", Body=b"x", ObjectLockLegalHoldStatus="ON")
+    s3.put_object(
+        Bucket=bucket,
+        Key="held.txt",
+        Body=b"x",
+        ObjectLockLegalHoldStatus="ON",
+        ChecksumAlgorithm="SHA256",  # AWS wants a checksum with Object Lock
+    )
     ours = make(f"{resource_prefix(mine)}-a", {"cfw-id": mine})
 
     ident = identity("tes", env=mine)

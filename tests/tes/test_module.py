@@ -322,7 +322,13 @@ def test_up_and_down_against_moto(tmp_path, cfw, aws_env):
     s3 = boto3.client("s3", region_name="us-east-1")
     s3.create_bucket(Bucket=locked, ObjectLockEnabledForBucket=True)
     s3.put_bucket_tagging(Bucket=locked, Tagging={"TagSet": [{"Key": "cfw-id", "Value": env_id}]})
-    held = s3.put_object(Bucket=locked, Key="held", Body=b"x", ObjectLockLegalHoldStatus="ON")
+    held = s3.put_object(
+        Bucket=locked,
+        Key="held",
+        Body=b"x",
+        ObjectLockLegalHoldStatus="ON",
+        ChecksumAlgorithm="SHA256",  # AWS wants a checksum with Object Lock
+    )
 
     down = cfw(["down", "tes", "--yes"], project)
     assert down.code == 1, down.output[-4000:]
