@@ -375,7 +375,7 @@ def command(item: Leftover, region: str | None) -> str:
         "iam-role": f"aws iam delete-role --role-name {key}",
         "iam-policy": f"aws iam delete-policy --policy-arn {key}",
         "iam-group": f"aws iam delete-group --group-name {key}",
-        "s3-bucket": f"aws s3 rb s3://{key} --force",
+        "s3-bucket": _empty_bucket(key),
         "dynamodb-table": f"aws dynamodb delete-table --table-name {key}",
         "secret": f"aws secretsmanager delete-secret --secret-id {key} "
         "--force-delete-without-recovery",
@@ -386,6 +386,21 @@ def command(item: Leftover, region: str | None) -> str:
     }
     global_ = item.type.startswith("iam-") or item.type == "s3-bucket"
     return commands[item.type] + ("" if global_ else where)
+
+
+def _empty_bucket(bucket: str) -> str:
+    """Every version and delete marker out (`aws s3 rb --force` leaves noncurrent versions,
+    so a versioned bucket stays non-empty), then the bucket; one call takes 1000 versions:
+    while the bucket has more, the first part is run again."""
+    query = "{Objects: [Versions, DeleteMarkers][].{Key: Key, VersionId: VersionId}, Quiet: `true`}"
+    listing = (
+        f"aws s3api list-object-versions --bucket {bucket} --max-items 1000 --output json "
+        f"--query {shlex.quote(query)}"
+    )
+    return (
+        f'aws s3api delete-objects --bucket {bucket} --delete "$({listing})" && '
+        f"aws s3 rb s3://{bucket}"
+    )
 
 
 def finish(session: Any, find: Callable[[], list[Leftover]], env_id: str, say: Say) -> list[str]:
@@ -529,9 +544,41 @@ def _remove_bucket(session: Any, item: Leftover) -> None:
                 raise Refused(
                     first.get("Code", "Error"),
                     f"cannot delete object {first.get('Key')!r} "
-                    f"({len(resp['Errors'])} object(s) refused): {first.get('Message', '')}",
+                    f"({len(resp['Errors'])} object(s) refused): {first.get('Message', '')}"
+                    + _lock(s3, item.key, first.get("Key", ""), first.get("VersionId", "")),
                 )
     s3.delete_bucket(Bucket=item.key)
+
+
+def _lock(s3: Any, bucket: str, key: str, version: str) -> str:
+    """Why S3 Object Lock keeps KEY, and what lifts it; "" when no lock is the reason.
+    HEAD tells both the legal hold and the retention (mode and date) in one call."""
+    q = shlex.quote
+    ask = {"Bucket": bucket, "Key": key, **({"VersionId": version} if version else {})}
+    try:
+        head = s3.head_object(**ask)
+    except botocore_errors().ClientError:
+        return ""
+    where = f"--bucket {q(bucket)} --key {q(key)} --version-id {q(head.get('VersionId', version))}"
+    if head.get("ObjectLockLegalHoldStatus") == "ON":
+        return (
+            "; it is under an Object Lock legal hold: lift it first with "
+            f"aws s3api put-object-legal-hold {where} --legal-hold Status=OFF"
+        )
+    mode, until = head.get("ObjectLockMode"), head.get("ObjectLockRetainUntilDate")
+    until = until.isoformat() if hasattr(until, "isoformat") else str(until or "")
+    if mode == "GOVERNANCE":
+        return (
+            f"; it is under Object Lock GOVERNANCE retention until {until}: "
+            f"aws s3api delete-object {where} --bypass-governance-retention "
+            "(needs s3:BypassGovernanceRetention) deletes it"
+        )
+    if mode == "COMPLIANCE":
+        return (
+            f"; it is under Object Lock COMPLIANCE retention until {until}: nobody can "
+            "delete it before then, not even the account's root user"
+        )
+    return ""
 
 
 def _simple(
