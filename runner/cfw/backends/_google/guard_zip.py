@@ -30,7 +30,9 @@ PINS = {
     "functions-framework": "functions-framework>=3.5,<4",
     "google-auth": "google-auth>=2.30,<3",
     "google-cloud-batch": "google-cloud-batch>=0.17,<1",
+    "google-cloud-container": "google-cloud-container>=2.50,<3",
     "google-cloud-storage": "google-cloud-storage>=2.16,<4",
+    "kubernetes": "kubernetes>=30,<38",
 }
 
 # per adapter: the other cfw files it imports, and the distributions it needs
@@ -43,6 +45,18 @@ NEEDS: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
             "backends/google_batch/store.py",
         ),
         ("google-auth", "google-cloud-batch", "google-cloud-storage"),
+    ),
+    "cfw.backends.gke.guard": (
+        (
+            "backends/base.py",
+            "backends/_kube/__init__.py",
+            "backends/_kube/client.py",
+            "backends/_kube/guard.py",
+            "backends/_kube/manifest.py",
+            "backends/_kube/rbac.py",
+            "backends/_kube/status.py",
+        ),
+        ("google-auth", "google-cloud-container", "kubernetes"),
     ),
 }
 
