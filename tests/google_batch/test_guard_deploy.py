@@ -21,7 +21,7 @@ from cfw.orchestration.guarding import unguarded_line
 from cfw.orchestration.lifecycle import Lifecycle
 from support.render import GOLDEN_OVERRIDES, golden_identity
 
-KINDS = {"google-batch": "cfw.backends.google_batch.guard"}
+KINDS = {"google-batch": "cfw.backends.google_batch.guard", "gke": "cfw.backends.gke.guard"}
 SECRETISH = re.compile(r"(?i)(secret|token|password|private_key|credential)")
 
 
@@ -63,7 +63,7 @@ def test_up_deploys_the_guard_with_its_zip_and_least_privilege(kind, tmp_path):
     assert ids["function"] != ids["scheduler"] and "0a1b2c" in ids["function"]
 
     wiring = guard_locals(main)
-    assert f'CFW_GUARD_ADAPTER = "{KINDS[kind]}:from_environ"' in wiring
+    assert re.search(rf'CFW_GUARD_ADAPTER\s+= "{KINDS[kind]}:from_environ"', wiring)
     assert not SECRETISH.search(wiring)  # names and durations only
     permissions = re.search(r"guard_permissions = \[(.*?)\]", wiring, re.S)[1]
     granted = set(re.findall(r'"([a-z.A-Z]+)"', permissions))
@@ -77,6 +77,60 @@ def test_google_batch_may_list_and_delete_jobs_and_write_only_the_heartbeat_fold
     assert 'guard_permissions = ["batch.jobs.delete", "batch.jobs.list"]' in wiring
     assert 'guard_store_prefix = ".cfw/"' in wiring  # the module's IAM condition
     assert 'CFW_GUARD_STORE   = "gs://${module.google_batch.bucket}"' in wiring
+
+
+def test_gke_may_get_and_scale_the_cluster_and_keeps_no_heartbeat_in_the_bucket(tmp_path):
+    main = (render("gke", tmp_path / "gke") / "main.tf").read_text()
+    wiring = guard_locals(main)
+    assert (
+        'guard_permissions = ["container.clusters.get", "container.clusters.update", '
+        '"container.operations.get"]' in wiring
+    )
+    assert "guard_store_prefix = null" in wiring  # ConfigMaps: no object access at all
+    assert 'CFW_GUARD_CLUSTER   = "projects/${var.project}/locations/' in wiring
+
+
+def test_gke_after_apply_binds_the_guards_account_to_its_own_small_role(monkeypatch):
+    """The function's account may list and delete the namespace's Jobs and keep ConfigMaps:
+    not create Jobs, not read Secrets (the runner Role's)."""
+    from cfw.backends._kube import client as kube_client
+    from cfw.backends._kube.rbac import GUARD_ROLE
+    from cfw.backends.gke import cloud
+    from cfw.backends.gke.config import GkeConfig
+    from support.fake_kube import FakeKube
+
+    fake = FakeKube()
+    try:
+        monkeypatch.setattr(
+            cloud, "connect", lambda c, o: kube_client.connect(fake.url, None, lambda: fake.token)
+        )
+        guard = "cfwg-0a1b2c-gke@my-project.iam.gserviceaccount.com"
+        outputs = {
+            "namespace": "cfw-jobs",
+            "service_account": "cfw-jobs",
+            "jobs_service_account_email": "cfwj-0a1b2c-gke@my-project.iam.gserviceaccount.com",
+            "guard_service_account_email": guard,
+            "cfw_labels": {"cfw-id": "gke-0a1b2c"},
+        }
+        get_kind("gke").after_apply(GkeConfig(project="my-project"), outputs, {})
+        binding = fake.get("rolebindings", "cfw-jobs", GUARD_ROLE)
+        assert binding["subjects"] == [
+            {"apiGroup": "rbac.authorization.k8s.io", "kind": "User", "name": guard}
+        ]
+        fake.user = guard
+        allowed = {
+            (verb, resource)
+            for verb in ("list", "delete", "create", "get", "update")
+            for resource in ("jobs", "configmaps", "secrets")
+            if fake.authorize(verb, "batch" if resource == "jobs" else "", resource, "cfw-jobs")[0]
+        }
+        assert allowed == {
+            ("list", "jobs"),
+            ("delete", "jobs"),
+            *{(v, "configmaps") for v in ("create", "get", "list", "update")},
+        }
+    finally:
+        fake.close()
 
 
 @pytest.mark.parametrize("kind", sorted(KINDS))
