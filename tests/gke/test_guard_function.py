@@ -220,3 +220,41 @@ def test_a_failed_operation_is_an_error_the_next_check_retries(kube, google, mon
     result = call(monkeypatch, google.cluster, CFW_GUARD_EXPIRES_AT="20200101t000000z")
     assert "node pool is being repaired" in result["errors"][0]
     assert result["stopped_since"] is None  # not remembered as stopped: tried again next
+
+
+def test_cfw_guard_once_stops_the_same_pools(kube, google, monkeypatch):
+    """`cfw guard gke --once` from a machine: the kind's adapter is the cloud guard's, with
+    the user's credentials (cfw.backends.gke.cloud)."""
+    from cfw.backends.gke import cloud
+    from cfw.backends.registry import get_kind
+    from cfw.core.guard import Settings
+    from cfw.core.guard_check import check
+    from support.builders import context
+
+    kube.user = None  # the user's own rights
+    monkeypatch.setattr(cloud, "credentials", lambda project: Credentials(token=kube.token))
+    monkeypatch.setattr(cloud, "cluster_manager", lambda creds: google.cluster_manager())
+    monkeypatch.setattr(
+        cloud,
+        "connect",
+        lambda c, o: kube_client.connect(kube.url, kube.ca_file, lambda: kube.token),
+    )
+    job(kube, "any-1", DEAD, timedelta(minutes=1))
+    ctx = context("gke", {"project": PROJECT}, env=ENV_ID)
+    ctx.outputs.update(
+        project=PROJECT,
+        cluster_location=LOCATION,
+        cluster_name="cfw-gke-0a1b2c",
+        namespace=NS,
+        cfw_labels={"cfw-id": ENV_ID, "cfw-expires-at": "20200101t000000z"},
+    )
+    adapter = get_kind("gke").guard_adapter(ctx, {})
+    expired = Settings(idle_after=None, expires_at=datetime(2020, 1, 1, tzinfo=UTC))
+    outcome = check(adapter, expired, datetime.now(UTC))
+    assert outcome.errors == ()
+    assert [(a.kind, a.cause) for a in outcome.decision.actions] == [
+        ("cancel", "ttl"),
+        ("stop", "ttl"),
+    ]
+    assert sizes(google) == {"system": 0, "standard": 0, "gpu": 0}
+    assert kube.get("jobs", NS, "any-1")["metadata"].get("deletionTimestamp")
