@@ -258,3 +258,14 @@ def test_cfw_guard_once_stops_the_same_pools(kube, google, monkeypatch):
     ]
     assert sizes(google) == {"system": 0, "standard": 0, "gpu": 0}
     assert kube.get("jobs", NS, "any-1")["metadata"].get("deletionTimestamp")
+
+
+def test_a_cluster_busy_past_the_deadline_is_an_error_not_a_hang(kube, google, monkeypatch):
+    pool = f"{google.cluster}/nodePools/gpu"
+    google.container._start(pool, "UPGRADE_NODES", 1)  # and it never ends
+    monkeypatch.setattr(gke_guard, "pause", lambda seconds: None)
+    monkeypatch.setattr(gke_guard, "WAIT_S", 0.0)
+    result = call(monkeypatch, google.cluster, CFW_GUARD_EXPIRES_AT="20200101t000000z")
+    assert "GKE kept refusing the change" in result["errors"][0]
+    assert "Please wait and try again" in result["errors"][0]
+    assert result["stopped_since"] is None

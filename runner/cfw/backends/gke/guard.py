@@ -41,7 +41,8 @@ from cfw.core.heartbeat import ObjectInfo
 
 SYSTEM_POOL = "system"  # modules/gke-cluster's pool for the cluster's own pods
 SCOPES = ["https://www.googleapis.com/auth/cloud-platform"]
-WAIT_S = 420.0  # for the operations of one check (the function may run 540 s)
+WAIT_S = 420.0  # for the operations of one stop (the function may run 540 s; a stop cut
+# short is carried on by the next check: the pools still autoscaling are not stopped yet)
 POLL_S = 3.0
 
 
@@ -53,14 +54,8 @@ def pause(seconds: float) -> None:
 class Pools:
     """One cluster's node pools through google-cloud-container's ClusterManager."""
 
-    def __init__(
-        self,
-        manager: Any,
-        cluster: str,  # projects/P/locations/L/clusters/C
-        *,
-        wait_s: float = WAIT_S,
-    ):
-        self.manager, self.cluster, self.wait_s = manager, cluster, wait_s
+    def __init__(self, manager: Any, cluster: str):  # projects/P/locations/L/clusters/C
+        self.manager, self.cluster = manager, cluster
         self.where = cluster.split("/clusters/")[0]  # projects/P/locations/L
 
     def list(self) -> list[Any]:
@@ -68,12 +63,12 @@ class Pools:
         request = c.ListNodePoolsRequest(parent=self.cluster)
         return list(self.manager.list_node_pools(request=request).node_pools)
 
-    def scale_to_zero(self, pool: Any) -> None:
+    def scale_to_zero(self, pool: Any, deadline: float) -> None:
         """Autoscaling off (else the autoscaler adds nodes back for pending pods), then no
-        node; each change waited for. Idempotent: a pool already off is only sized to 0."""
+        node; each change waited for until DEADLINE (time.monotonic). Idempotent: a pool
+        already off is only sized to 0."""
         c = require("google.cloud.container_v1", "gke")
         name = f"{self.cluster}/nodePools/{pool.name}"
-        deadline = time.monotonic() + self.wait_s
         if pool.autoscaling.enabled:
             off = c.SetNodePoolAutoscalingRequest(
                 name=name, autoscaling=c.NodePoolAutoscaling(enabled=False)
@@ -168,8 +163,9 @@ class GkeGuard:
                 "a run is live"
             )
         pools = self._targets(ttl)
+        deadline = time.monotonic() + WAIT_S
         for pool in pools:
-            self.pools.scale_to_zero(pool)
+            self.pools.scale_to_zero(pool, deadline)
         names = ", ".join(p.name for p in pools) or "none"
         return (
             f"scaled node pools {names} to zero (autoscaling off; `cfw up` restores them); "
