@@ -5,7 +5,8 @@
 # bills while idle, and enforces ttl. The function runs as a service account of its own
 # whose only project permissions are `permissions` (one custom role), and, with
 # `store_prefix`, object access to that folder of the bucket (heartbeats, the record).
-# Neither the function nor the schedule bills while idle (per call, and 3 jobs a month free).
+# The function bills per call (none between checks); the schedule $0.10 a month beyond the
+# billing account's three free Cloud Scheduler jobs.
 
 locals {
   # resources that take no labels carry the environment's id in their description
