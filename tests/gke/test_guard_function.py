@@ -269,3 +269,13 @@ def test_a_cluster_busy_past_the_deadline_is_an_error_not_a_hang(kube, google, m
     assert "GKE kept refusing the change" in result["errors"][0]
     assert "Please wait and try again" in result["errors"][0]
     assert result["stopped_since"] is None
+
+
+def test_a_cluster_that_is_gone_is_reported_not_a_crash(kube, google, monkeypatch, capsys):
+    """After a half-finished `cfw down`: GKE answers NOT_FOUND; the check says so."""
+    gone = google.cluster.replace("cfw-gke-0a1b2c", "cfw-gke-gone")
+    result = call(monkeypatch, gone, CFW_GUARD_EXPIRES_AT="20200101t000000z")
+    assert "cannot be reached" in capsys.readouterr().out
+    assert [a["cause"] for a in result["actions"]] == ["ttl"]
+    assert any("NotFound" in e and "cfw-gke-gone" in e for e in result["errors"])
+    assert set(autoscaling(google).values()) == {True}  # the other cluster is not touched
