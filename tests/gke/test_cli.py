@@ -292,6 +292,11 @@ def test_leftovers_lists_what_still_carries_the_id(fake_google):
                 200,
                 {"items": [{"name": "cfw-gke-0a1b2c-my-project", "labels": {"cfw-id": env_id}}]},
             ),
+            (  # the cloud guard's function (modules/gcp-guard), by its name
+                "GET",
+                f"https://cloudfunctions.googleapis.com/v2/projects/my-project/locations/"
+                f"{GkeConfig(project='my-project').region}/functions/cfw-gke-0a1b2c-guard",
+            ): (200, {"name": "cfw-gke-0a1b2c-guard"}),
         }
     )
     ident = identity("gke", env=env_id)
@@ -301,15 +306,18 @@ def test_leftovers_lists_what_still_carries_the_id(fake_google):
         "instance gke-cfw-gke-0a1b2c-od-e2-standard-4-5d1c-x2",
         "disk pvc-3f1c0e2a-9b7d-4d0e-a1f2-3c4d5e6f7a8b",
         "bucket cfw-gke-0a1b2c-my-project",
+        "guard function cfw-gke-0a1b2c-guard",
     ]
     for kind in ("instances", "disks"):
         listed = next(r for r in fake_google.requests if f"aggregated/{kind}" in r.url)
         assert parse_qs(urlparse(listed.url).query)["filter"] == [f"labels.cfw-id={env_id}"]
     urls = [r.url.split("?")[0] for r in fake_google.requests]
     assert any(u.endswith("/global/networks/cfw-gke-0a1b2c") for u in urls)
-    assert any(
-        "serviceAccounts/cfwj-0a1b2c-gke@my-project.iam.gserviceaccount.com" in u for u in urls
-    )
+    for account in ("cfwj-0a1b2c-gke", "cfwg-0a1b2c-gke", "cfws-0a1b2c-gke"):
+        assert any(
+            f"serviceAccounts/{account}@my-project.iam.gserviceaccount.com" in u for u in urls
+        )
+    assert any(u.endswith("/jobs/cfw-gke-0a1b2c-guard") for u in urls)  # its schedule
     fake_google.routes.clear()  # everything answers 404 now: nothing is left
     assert get_kind("gke").leftovers(GkeConfig(project="my-project"), ident, {}, {}) == []
 

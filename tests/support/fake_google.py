@@ -1,4 +1,5 @@
-"""Fake Google Batch, Cloud Logging and Secret Manager services on a local gRPC server.
+"""Fake Google Batch, Cloud Logging, Secret Manager and GKE (ClusterManager) services on a
+local gRPC server.
 
 No emulator of these services exists; this is the fake at the SDK boundary. The official
 GAPIC clients (google-cloud-batch, -logging, -secret-manager) talk to it over real gRPC, so
@@ -8,6 +9,14 @@ SUCCEEDED/FAILED with status events and task exit codes; a deleted job is
 DELETION_IN_PROGRESS until the deletion settles, then NOT_FOUND; lists are paged with
 opaque page tokens (a page size above the maximum is lowered); filters in the services'
 syntax are parsed, and anything else is INVALID_ARGUMENT. Every RPC is counted.
+
+GKE's control plane (google-cloud-container's ClusterManager) as its API documents it: a
+change to a node pool (autoscaling, size) is a long-running Operation, RUNNING until it has
+been polled `op_polls` times (GetOperation), then DONE with its effect applied; while one
+runs on a cluster every other change of that cluster is FAILED_PRECONDITION (as GKE answers
+"Operation ... is currently ... Please wait and try again once it is done."); an unknown
+cluster, pool or operation is NOT_FOUND. A pool's node count is kept beside it (`sizes`):
+the API itself reports none.
 """
 
 from __future__ import annotations
@@ -22,7 +31,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
 import grpc
-from google.cloud import batch_v1, secretmanager_v1
+from google.cloud import batch_v1, container_v1, secretmanager_v1
 from google.cloud.logging_v2.types import ListLogEntriesRequest, ListLogEntriesResponse, LogEntry
 from google.longrunning import operations_pb2
 from google.protobuf import empty_pb2
@@ -328,12 +337,133 @@ class FakeSecrets:
         return secretmanager_v1.ListSecretsResponse(secrets=items, next_page_token=token)
 
 
+# -- GKE's control plane ---------------------------------------------------------------------
+@dataclass
+class FakeContainer:
+    clusters: dict[str, container_v1.Cluster] = field(default_factory=dict)  # full name ->
+    sizes: dict[str, int] = field(default_factory=dict)  # full pool name -> its nodes now
+    operations: dict[str, container_v1.Operation] = field(default_factory=dict)
+    effects: dict[str, tuple[str, object]] = field(default_factory=dict)  # op -> what it does
+    polls: Counter[str] = field(default_factory=Counter)
+    op_polls: int = 1  # GetOperation calls that still find an operation RUNNING
+
+    def add_cluster(
+        self, project: str, location: str, name: str, pools: dict[str, int], endpoint: str = ""
+    ) -> str:
+        """Test control: a cluster with node pools (pool -> nodes), each autoscaled from 0
+        (`system` from 1) to 10, as modules/gke-cluster makes them."""
+        full = f"projects/{project}/locations/{location}/clusters/{name}"
+        cluster = container_v1.Cluster(
+            name=name,
+            location=location,
+            endpoint=endpoint or "34.90.1.2",
+            self_link=f"https://container.googleapis.com/v1/{full}",
+            status=container_v1.Cluster.Status.RUNNING,
+            master_auth=container_v1.MasterAuth(cluster_ca_certificate=""),
+        )
+        for pool, nodes in pools.items():
+            cluster.node_pools.append(
+                container_v1.NodePool(
+                    name=pool,
+                    status=container_v1.NodePool.Status.RUNNING,
+                    autoscaling=container_v1.NodePoolAutoscaling(
+                        enabled=True,
+                        total_min_node_count=1 if pool == "system" else 0,
+                        total_max_node_count=10,
+                    ),
+                )
+            )
+            self.sizes[f"{full}/nodePools/{pool}"] = nodes
+        self.clusters[full] = cluster
+        return full
+
+    def _cluster(self, name: str) -> container_v1.Cluster:
+        if name not in self.clusters:
+            raise Abort(grpc.StatusCode.NOT_FOUND, f"Not found: {name}.")
+        return self.clusters[name]
+
+    def _pool(self, name: str) -> container_v1.NodePool:
+        cluster_name, _, pool = name.partition("/nodePools/")
+        found = [p for p in self._cluster(cluster_name).node_pools if p.name == pool]
+        if not found:
+            raise Abort(grpc.StatusCode.NOT_FOUND, f"Not found: {name}.")
+        return found[0]
+
+    def get_cluster(self, req: container_v1.GetClusterRequest) -> container_v1.Cluster:
+        return self._cluster(req.name)
+
+    def list_node_pools(self, req: container_v1.ListNodePoolsRequest):
+        return container_v1.ListNodePoolsResponse(node_pools=self._cluster(req.parent).node_pools)
+
+    def _start(self, pool_name: str, kind: str, effect: object) -> container_v1.Operation:
+        self._pool(pool_name)
+        cluster_name = pool_name.partition("/nodePools/")[0]
+        for name, op in self.operations.items():
+            if op.status == container_v1.Operation.Status.RUNNING and op.target_link.startswith(
+                f"https://container.googleapis.com/v1/{cluster_name}"
+            ):
+                raise Abort(
+                    grpc.StatusCode.FAILED_PRECONDITION,
+                    f"Operation {name.rsplit('/', 1)[-1]} is currently {op.operation_type.name} "
+                    f"on cluster {cluster_name.rsplit('/', 1)[-1]}. Please wait and try again "
+                    "once it is done.",
+                )
+        location = cluster_name.split("/")[3]
+        op_id = f"operation-{uuid.uuid4().hex[:12]}"
+        full = f"{cluster_name.split('/clusters/')[0]}/operations/{op_id}"
+        op = container_v1.Operation(
+            name=op_id,
+            location=location,
+            operation_type=kind,
+            status=container_v1.Operation.Status.RUNNING,
+            self_link=f"https://container.googleapis.com/v1/{full}",
+            target_link=f"https://container.googleapis.com/v1/{pool_name}",
+            start_time=datetime.now(UTC).isoformat(),
+        )
+        self.operations[full], self.effects[full] = op, (pool_name, effect)
+        return op
+
+    def set_node_pool_autoscaling(self, req: container_v1.SetNodePoolAutoscalingRequest):
+        return self._start(req.name, "UPDATE_CLUSTER", req.autoscaling)
+
+    def set_node_pool_size(self, req: container_v1.SetNodePoolSizeRequest):
+        if req.node_count < 0:
+            raise Abort(grpc.StatusCode.INVALID_ARGUMENT, "node_count must be >= 0")
+        return self._start(req.name, "SET_NODE_POOL_SIZE", req.node_count)
+
+    def get_operation(self, req: container_v1.GetOperationRequest) -> container_v1.Operation:
+        if req.name not in self.operations:
+            raise Abort(grpc.StatusCode.NOT_FOUND, f"Not found: {req.name}.")
+        op = self.operations[req.name]
+        self.polls[req.name] += 1
+        if op.status == container_v1.Operation.Status.RUNNING and self.polls[req.name] > (
+            self.op_polls
+        ):
+            self.finish(req.name)
+        return op
+
+    def finish(self, name: str) -> None:
+        """Test control (and GetOperation's, after op_polls): the operation is DONE."""
+        op = self.operations[name]
+        pool_name, effect = self.effects[name]
+        if isinstance(effect, container_v1.NodePoolAutoscaling):
+            self._pool(pool_name).autoscaling = effect
+        else:
+            self.sizes[pool_name] = int(effect)
+        op.status = container_v1.Operation.Status.DONE
+        op.end_time = datetime.now(UTC).isoformat()
+
+    def running(self) -> list[str]:
+        return [n for n, op in self.operations.items() if op.status.name == "RUNNING"]
+
+
 # -- the server ----------------------------------------------------------------------------
 class FakeGoogle:
     """The three services on one local gRPC server, and SDK clients bound to it."""
 
     def __init__(self) -> None:
         self.batch, self.logging, self.secrets = FakeBatch(), FakeLogging(), FakeSecrets()
+        self.container = FakeContainer()
         self.rpcs: Counter[str] = Counter()
         self.fail: dict[str, tuple[grpc.StatusCode, str]] = {}  # method -> the error it answers
         self._lock = threading.Lock()
@@ -385,6 +515,29 @@ class FakeGoogle:
                     sm.ListSecretsRequest,
                     sm.ListSecretsResponse,
                 ),
+            },
+        )
+        c = container_v1
+        self._add(
+            "google.container.v1.ClusterManager",
+            {
+                "GetCluster": (self.container.get_cluster, c.GetClusterRequest, c.Cluster),
+                "ListNodePools": (
+                    self.container.list_node_pools,
+                    c.ListNodePoolsRequest,
+                    c.ListNodePoolsResponse,
+                ),
+                "SetNodePoolAutoscaling": (
+                    self.container.set_node_pool_autoscaling,
+                    c.SetNodePoolAutoscalingRequest,
+                    c.Operation,
+                ),
+                "SetNodePoolSize": (
+                    self.container.set_node_pool_size,
+                    c.SetNodePoolSizeRequest,
+                    c.Operation,
+                ),
+                "GetOperation": (self.container.get_operation, c.GetOperationRequest, c.Operation),
             },
         )
         self.port = self.server.add_insecure_port("127.0.0.1:0")
@@ -445,6 +598,17 @@ class FakeGoogle:
             secrets=secretmanager_v1.SecretManagerServiceClient(
                 transport=SecretManagerServiceGrpcTransport(channel=channel())
             ),
+        )
+
+    def cluster_manager(self):
+        """google-cloud-container's client, bound to this server."""
+        from google.cloud.container_v1.services.cluster_manager.transports import (
+            ClusterManagerGrpcTransport,
+        )
+
+        channel = grpc.insecure_channel(f"127.0.0.1:{self.port}")
+        return container_v1.ClusterManagerClient(
+            transport=ClusterManagerGrpcTransport(channel=channel)
         )
 
     def stop(self) -> None:

@@ -57,16 +57,19 @@ def render_example(kind: str, outdir: Path) -> Path:
 
 
 GUARD_HASH = "<base64 SHA-256 of the guard's zip: cfw.backends._aws.guard_zip.digest>"
+GUARD_SHA256 = "<hex SHA-256 of the guard's zip: cfw.backends._google.guard_zip.digest>"
 
 
 def golden_text(path: Path) -> str:
-    """A rendered file as its golden file holds it: the hash of the guard's Lambda zip, which
-    changes with every edit of cfw's guard code, is a placeholder (the zip's own tests
-    check it: tests/tibanna/test_guard_deploy.py)."""
+    """A rendered file as its golden file holds it: the hash of the guard's zip, which
+    changes with every edit of cfw's guard code, is a placeholder (the zips' own tests
+    check it: tests/tibanna/test_guard_deploy.py, tests/google_batch/test_guard_deploy.py)."""
     text = path.read_text()
     if path.name == "terraform.tfvars.json" and '"guard_package"' in text:
         values = json.loads(text)
-        values["guard_package"]["source_code_hash"] = GUARD_HASH
+        package = values["guard_package"]
+        key = "sha256" if "sha256" in package else "source_code_hash"  # Google's, AWS's
+        package[key] = GUARD_HASH if key == "source_code_hash" else GUARD_SHA256
         text = json.dumps(values, indent=2, sort_keys=True) + "\n"
     return text
 

@@ -46,6 +46,18 @@ variable "cluster_name" {
   description = "Name of the GKE cluster, its network, subnet and router."
 }
 
+variable "guard_account_ids" {
+  description = "Ids of the function's and the schedule's service accounts (6-30 characters each)."
+}
+
+variable "guard_package" {
+  description = "The guard function's zip (relative to the root module) and its hex SHA-256."
+}
+
+variable "guard_settings" {
+  description = "The guard's config: how often it checks, when a run is orphaned, when idle stops (null: never), the cfw-expires-at label."
+}
+
 variable "jobs_account_id" {
   description = "Account id of the Google service account jobs act as (bucket access)."
 }
@@ -96,6 +108,27 @@ provider "google" {
   default_labels = var.labels
 }
 
+# The guard (modules/gcp-guard): what its adapter reads (cfw.backends.gke.guard), and only
+# what it calls of GKE: get the cluster (its endpoint and CA; Kubernetes then authorizes the
+# function's account by the namespace's cfw-guard Role, which cfw creates after apply) and
+# its operations, and update it (scale pools to zero: GKE has no per-pool permission).
+locals {
+  guard_name = "cfw-${var.env_id}-guard"
+  guard_package = {
+    filename = startswith(var.guard_package.filename, "/") ? var.guard_package.filename : "${path.module}/${var.guard_package.filename}"
+    sha256   = var.guard_package.sha256
+  }
+  guard_bucket       = module.gke_cluster.bucket_name
+  guard_store_prefix = null # heartbeats and the record are ConfigMaps of the namespace
+  guard_environment = {
+    CFW_GUARD_ADAPTER   = "cfw.backends.gke.guard:from_environ"
+    CFW_GUARD_CLUSTER   = "projects/${var.project}/locations/${module.gke_cluster.cluster_location}/clusters/${module.gke_cluster.cluster_name}"
+    CFW_GUARD_NAMESPACE = module.gke_cluster.namespace
+    CFW_GUARD_ENV_ID    = var.env_id
+  }
+  guard_permissions = ["container.clusters.get", "container.clusters.update", "container.operations.get"]
+}
+
 module "gke_cluster" {
   source = "./modules/gke-cluster"
 
@@ -117,6 +150,22 @@ module "gke_cluster" {
   runners               = var.runners
   jobs_account_id       = var.jobs_account_id
   nodes_account_id      = var.nodes_account_id
+}
+
+module "guard" {
+  source = "./modules/gcp-guard"
+
+  project      = var.project
+  region       = var.region
+  name         = local.guard_name
+  account_ids  = var.guard_account_ids
+  bucket       = local.guard_bucket
+  store_prefix = local.guard_store_prefix
+  package      = local.guard_package
+  environment  = local.guard_environment
+  settings     = var.guard_settings
+  permissions  = local.guard_permissions
+  labels       = var.labels
 }
 
 output "cluster_name" {
@@ -172,6 +221,31 @@ output "node_pools" {
 output "network_name" {
   description = "Name of the VPC network."
   value       = module.gke_cluster.network_name
+}
+
+output "guard_function_name" {
+  description = "The guard's Cloud Function (call it, as the schedule's account, to run one check now)."
+  value       = module.guard.guard_function_name
+}
+
+output "guard_function_uri" {
+  description = "The function's HTTPS endpoint (the schedule's target)."
+  value       = module.guard.guard_function_uri
+}
+
+output "guard_schedule_name" {
+  description = "The guard's Cloud Scheduler job."
+  value       = module.guard.guard_schedule_name
+}
+
+output "guard_service_account_email" {
+  description = "The service account the function runs as."
+  value       = module.guard.guard_service_account_email
+}
+
+output "guard_scheduler_account_email" {
+  description = "The service account the schedule calls the function as."
+  value       = module.guard.guard_scheduler_account_email
 }
 
 output "project" {

@@ -49,6 +49,18 @@ variable "enable_nat" {
   description = "Create a Cloud NAT so that job VMs without external IPs reach the internet (container registries)."
 }
 
+variable "guard_account_ids" {
+  description = "Ids of the function's and the schedule's service accounts (6-30 characters each)."
+}
+
+variable "guard_package" {
+  description = "The guard function's zip (relative to the root module) and its hex SHA-256."
+}
+
+variable "guard_settings" {
+  description = "The guard's config: how often it checks, when a run is orphaned, when idle stops (null: never), the cfw-expires-at label."
+}
+
 variable "project" {
   description = "Project id the environment lives in."
 }
@@ -70,6 +82,27 @@ provider "google" {
   region  = var.region
 }
 
+# The guard (modules/gcp-guard): what its adapter reads (cfw.backends.google_batch.guard),
+# and only what it calls: list and delete this project's Batch jobs (it filters them by the
+# cfw-id label; Batch has no per-label permission), and the heartbeats at the bucket's root.
+locals {
+  guard_name = "${var.resource_name}-guard"
+  guard_package = {
+    filename = startswith(var.guard_package.filename, "/") ? var.guard_package.filename : "${path.module}/${var.guard_package.filename}"
+    sha256   = var.guard_package.sha256
+  }
+  guard_bucket       = module.google_batch.bucket
+  guard_store_prefix = ".cfw/"
+  guard_environment = {
+    CFW_GUARD_ADAPTER = "cfw.backends.google_batch.guard:from_environ"
+    CFW_GUARD_PROJECT = var.project
+    CFW_GUARD_REGION  = var.region
+    CFW_GUARD_ENV_ID  = var.env_id
+    CFW_GUARD_STORE   = "gs://${module.google_batch.bucket}"
+  }
+  guard_permissions = ["batch.jobs.delete", "batch.jobs.list"]
+}
+
 module "google_batch" {
   source = "./modules/google-batch"
 
@@ -83,6 +116,22 @@ module "google_batch" {
   subnet_cidr           = var.subnet_cidr
   enable_nat            = var.enable_nat
   allow_ssh_from_iap    = var.allow_ssh_from_iap
+}
+
+module "guard" {
+  source = "./modules/gcp-guard"
+
+  project      = var.project
+  region       = var.region
+  name         = local.guard_name
+  account_ids  = var.guard_account_ids
+  bucket       = local.guard_bucket
+  store_prefix = local.guard_store_prefix
+  package      = local.guard_package
+  environment  = local.guard_environment
+  settings     = var.guard_settings
+  permissions  = local.guard_permissions
+  labels       = var.labels
 }
 
 output "project" {
@@ -123,6 +172,31 @@ output "network_tag" {
 output "secret_prefix" {
   description = "Job secrets are named with this prefix; the service account may read only those."
   value       = module.google_batch.secret_prefix
+}
+
+output "guard_function_name" {
+  description = "The guard's Cloud Function (call it, as the schedule's account, to run one check now)."
+  value       = module.guard.guard_function_name
+}
+
+output "guard_function_uri" {
+  description = "The function's HTTPS endpoint (the schedule's target)."
+  value       = module.guard.guard_function_uri
+}
+
+output "guard_schedule_name" {
+  description = "The guard's Cloud Scheduler job."
+  value       = module.guard.guard_schedule_name
+}
+
+output "guard_service_account_email" {
+  description = "The service account the function runs as."
+  value       = module.guard.guard_service_account_email
+}
+
+output "guard_scheduler_account_email" {
+  description = "The service account the schedule calls the function as."
+  value       = module.guard.guard_scheduler_account_email
 }
 
 output "cfw_id" {

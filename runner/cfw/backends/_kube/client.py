@@ -16,7 +16,7 @@ from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
-from cfw.backends._kube.rbac import Permission, runner_binding, runner_role
+from cfw.backends._kube.rbac import GUARD_ROLE, GUARD_RULES, Permission, runner_binding, runner_role
 from cfw.backends.sdk import require
 from cfw.core.errors import WorkFailed
 
@@ -292,6 +292,24 @@ class Kube:
             self.rbac.replace_namespaced_role_binding,
             namespace,
             runner_binding(namespace, subjects, labels),
+        )
+
+    def ensure_guard_role(
+        self, namespace: str, subjects: list[dict[str, str]], labels: Mapping[str, str]
+    ) -> None:
+        """The cloud guard's Role (rbac.GUARD_RULES) bound to ``subjects``; created or
+        updated."""
+        self._apply(
+            self.rbac.create_namespaced_role,
+            self.rbac.replace_namespaced_role,
+            namespace,
+            runner_role(namespace, labels, GUARD_RULES, GUARD_ROLE),
+        )
+        self._apply(
+            self.rbac.create_namespaced_role_binding,
+            self.rbac.replace_namespaced_role_binding,
+            namespace,
+            runner_binding(namespace, subjects, labels, GUARD_ROLE),
         )
 
     def _apply(

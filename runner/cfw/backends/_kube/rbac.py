@@ -19,6 +19,14 @@ RUNNER_RULES: tuple[tuple[str, str, tuple[str, ...]], ...] = (
     ("", "configmaps", ("create", "get", "list", "update", "delete")),
 )
 
+GUARD_ROLE = "cfw-guard"
+# what the cloud guard does in the namespace (_kube/guard.py): list and delete the Jobs,
+# read the heartbeats and write its record (ConfigMaps); nothing else, no Secret
+GUARD_RULES: tuple[tuple[str, str, tuple[str, ...]], ...] = (
+    ("batch", "jobs", ("list", "delete")),
+    ("", "configmaps", ("create", "get", "list", "update")),
+)
+
 
 @dataclass(frozen=True)
 class Permission:
@@ -57,23 +65,28 @@ def runner_role(
     namespace: str,
     labels: Mapping[str, str],
     rules: Iterable[tuple[str, str, Sequence[str]]] = RUNNER_RULES,
+    name: str = RUNNER_ROLE,
 ) -> dict[str, Any]:
-    """What a person running workflows may do in the namespace, and nothing else."""
+    """What a person running workflows may do in the namespace, and nothing else (or, with
+    NAME and RULES, another Role: the guard's)."""
     return {
         "apiVersion": "rbac.authorization.k8s.io/v1",
         "kind": "Role",
-        "metadata": {"name": RUNNER_ROLE, "namespace": namespace, "labels": dict(labels)},
+        "metadata": {"name": name, "namespace": namespace, "labels": dict(labels)},
         "rules": role_rules(rules),
     }
 
 
 def runner_binding(
-    namespace: str, subjects: list[dict[str, str]], labels: Mapping[str, str]
+    namespace: str,
+    subjects: list[dict[str, str]],
+    labels: Mapping[str, str],
+    name: str = RUNNER_ROLE,
 ) -> dict[str, Any]:
     return {
         "apiVersion": "rbac.authorization.k8s.io/v1",
         "kind": "RoleBinding",
-        "metadata": {"name": RUNNER_ROLE, "namespace": namespace, "labels": dict(labels)},
-        "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": RUNNER_ROLE},
+        "metadata": {"name": name, "namespace": namespace, "labels": dict(labels)},
+        "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": name},
         "subjects": [dict(s) for s in subjects],
     }

@@ -215,18 +215,24 @@ def runner_subjects(runners: list[str]) -> list[dict[str, str]]:
 
 def create_runner_objects(config: GkeConfig, outputs: Mapping[str, Any]) -> None:
     """Namespace, the jobs' service account bound to their Google service account (Workload
-    Identity), and the runners' Role and RoleBinding; created or updated."""
+    Identity), the runners' Role and RoleBinding, and the cloud guard's when it is deployed;
+    created or updated."""
     labels = {
         "app.kubernetes.io/managed-by": "cfw",
         **{k: v for k, v in (outputs.get("cfw_labels") or {}).items() if k.startswith("cfw-")},
     }
-    connect(config, outputs).ensure_runner_objects(
-        namespace=outputs.get("namespace") or config.namespace,
+    kube = connect(config, outputs)
+    namespace = outputs.get("namespace") or config.namespace
+    kube.ensure_runner_objects(
+        namespace=namespace,
         service_account=outputs.get("service_account") or config.service_account,
         annotations={WORKLOAD_IDENTITY: outputs["jobs_service_account_email"]},
         subjects=runner_subjects(list(config.runners)),
         labels=labels,
     )
+    guard = outputs.get("guard_service_account_email")
+    if guard:  # the cloud guard's function (modules/gcp-guard): its own, smaller Role
+        kube.ensure_guard_role(namespace, runner_subjects([f"serviceAccount:{guard}"]), labels)
 
 
 # -- after destroy -------------------------------------------------------------------------
@@ -247,10 +253,15 @@ def _aggregated(
 
 
 def leftovers(
-    project: str, env_id: str, names: Mapping[str, str], creds: Any | None = None
+    project: str,
+    env_id: str,
+    names: Mapping[str, str],
+    creds: Any | None = None,
+    more: Mapping[str, str] | None = None,
 ) -> list[str]:
     """What still exists of the environment: labelled resources by their cfw-id label,
-    unlabelled ones (network, service accounts) by name."""
+    unlabelled ones (network, service accounts) by name; MORE: what -> the URL a GET of
+    which finds it (the guard's function, schedule and accounts)."""
     http = session(creds or credentials(project))
     left: list[str] = []
     label = f"labels.cfw-id={env_id}"
@@ -295,6 +306,8 @@ def leftovers(
                 lambda body: [f"service account {body['email']}"],
             )
         )
+    for what, url in (more or {}).items():
+        checks.append((what, url, None, lambda body, what=what: [what]))
     for what, url, params, found in checks:
         response = _get(http, url, f"list {what}", params=params)
         if response.status_code == 404:

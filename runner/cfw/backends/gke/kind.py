@@ -8,6 +8,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+from cfw.backends._google import guard_deploy
 from cfw.backends.base import Capabilities, EnvContext, JobSpec, StorageSpec
 from cfw.backends.gke.config import GkeConfig, node_pools
 from cfw.backends.kind import Identity, Kind
@@ -18,6 +19,7 @@ from cfw.core.rootmodule import ModuleCall, RootSpec
 PROJECT_VARS = ("GOOGLE_CLOUD_PROJECT", "CLOUDSDK_CORE_PROJECT", "GCLOUD_PROJECT")
 REGION_VARS = ("GOOGLE_CLOUD_REGION", "CLOUDSDK_COMPUTE_REGION")
 STORAGE_SUBDIR = "cfw"
+GUARD_ADAPTER = "cfw.backends.gke.guard"  # zipped into the guard's function
 
 
 def _split_id(env_id: str) -> tuple[str, str]:
@@ -93,12 +95,21 @@ class GkeKind(Kind[GkeConfig]):
         cloud.check_project(config.project)
 
     # -- rendering --------------------------------------------------------------------------
+    def root_spec(self, config: GkeConfig) -> RootSpec:
+        """The cluster, and the guard (modules/gcp-guard) unless guard.enabled is false."""
+        return guard_deploy.with_guard(self.root, config)
+
+    def render_files(self, config: GkeConfig, outdir: Path) -> None:
+        """The guard function's zip, in guard/ next to the root module."""
+        guard_deploy.render(config, GUARD_ADAPTER, outdir)
+
     def tfvars(self, config: GkeConfig, ident: Identity, workdir: Path) -> dict[str, Any]:
         n = names(config, ident.env_id)
+        labels = ident.labels(config.labels)
         return {
             "name": ident.name,
             "env_id": ident.env_id,
-            "labels": ident.labels(config.labels),
+            "labels": labels,
             "project": config.project or "",
             "region": config.region,
             "location": config.location,
@@ -127,6 +138,7 @@ class GkeKind(Kind[GkeConfig]):
             "runners": list(config.runners),
             "jobs_account_id": n["jobs_account_id"],
             "nodes_account_id": n["nodes_account_id"],
+            **guard_deploy.tfvars(config, labels, GUARD_ADAPTER, ident.env_id),
         }
 
     def output_placeholders(self, config: GkeConfig, ident: Identity | None) -> dict[str, Any]:
@@ -191,10 +203,28 @@ class GkeKind(Kind[GkeConfig]):
 
     # -- the guard: heartbeats as ConfigMaps, Jobs by the environment's label ---------------
     def heartbeat_store(self, ctx: EnvContext[GkeConfig], environ: Mapping[str, str]):
-        adapter = self.guard_adapter(ctx, environ)
-        return adapter.store, adapter.prefix
+        kube = self._kube_guard(ctx)
+        return kube.store, kube.prefix
 
     def guard_adapter(self, ctx: EnvContext[GkeConfig], environ: Mapping[str, str]):
+        """The namespace's Jobs and heartbeats, and the cluster's pools (stop scales them to
+        zero, as the cloud guard does: cfw.backends.gke.guard)."""
+        from cfw.backends.gke import cloud
+        from cfw.backends.gke.guard import GkeGuard, Pools
+        from cfw.core.guard import parse_expires_at
+
+        project = str(ctx.outputs.get("project") or ctx.config.project)
+        location = ctx.outputs.get("cluster_location") or ctx.config.location
+        cluster = (
+            f"projects/{project}/locations/{location}/clusters/{ctx.outputs.get('cluster_name')}"
+        )
+        pools = Pools(cloud.cluster_manager(cloud.credentials(project)), cluster)
+        labels = ctx.outputs.get("cfw_labels") or {}
+        return GkeGuard(
+            pools, self._kube_guard(ctx), parse_expires_at(labels.get("cfw-expires-at"))
+        )
+
+    def _kube_guard(self, ctx: EnvContext[GkeConfig]):
         from cfw.backends._kube.guard import KubeGuard
         from cfw.backends.gke import cloud
 
@@ -233,7 +263,11 @@ class GkeKind(Kind[GkeConfig]):
             return []
         from cfw.backends.gke import cloud
 
-        return cloud.leftovers(config.project, ident.env_id, _emails(config, ident.env_id))
+        guard = guard_deploy.leftover_urls(
+            config.project, config.region, guard_deploy.name_of(f"cfw-{ident.env_id}"), ident.env_id
+        )
+        emails = _emails(config, ident.env_id)
+        return cloud.leftovers(config.project, ident.env_id, emails, more=guard)
 
 
 KIND = GkeKind()

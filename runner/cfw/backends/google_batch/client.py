@@ -21,9 +21,18 @@ auth = require("google.auth", "gcp")
 auth_exceptions = require("google.auth.exceptions", "gcp")
 auth_requests = require("google.auth.transport.requests", "gcp")
 batch_v1 = require("google.cloud.batch_v1", "gcp")
-logging_service = require("google.cloud.logging_v2.services.logging_service_v2", "gcp")
-secretmanager_v1 = require("google.cloud.secretmanager_v1", "gcp")
 duration_pb2 = require("google.protobuf.duration_pb2", "gcp")
+
+
+def _logging_v2() -> Any:
+    """Cloud Logging and Secret Manager are imported where a run uses them: the guard's
+    function lists and deletes jobs only, and is zipped without them (_google/guard_zip)."""
+    return require("google.cloud.logging_v2.services.logging_service_v2", "gcp")
+
+
+def _secretmanager_v1() -> Any:
+    return require("google.cloud.secretmanager_v1", "gcp")
+
 
 CLOUD_PLATFORM = "https://www.googleapis.com/auth/cloud-platform"
 PAGE_SIZE = 500
@@ -84,13 +93,13 @@ class Clients:
     @property
     def logging(self) -> Any:
         if self._logging is None:
-            self._logging = logging_service.LoggingServiceV2Client()
+            self._logging = _logging_v2().LoggingServiceV2Client()
         return self._logging
 
     @property
     def secrets(self) -> Any:
         if self._secrets is None:
-            self._secrets = secretmanager_v1.SecretManagerServiceClient()
+            self._secrets = _secretmanager_v1().SecretManagerServiceClient()
         return self._secrets
 
     # -- Batch ------------------------------------------------------------------------------
@@ -160,6 +169,7 @@ class Clients:
     def put_secret(self, secret_id: str, value: str, labels: Mapping[str, str]) -> str:
         """Create the secret (or add a version to it); return its resource name."""
         name = f"projects/{self.project}/secrets/{secret_id}"
+        secretmanager_v1 = _secretmanager_v1()
         secret = secretmanager_v1.Secret(
             replication=secretmanager_v1.Replication(
                 automatic=secretmanager_v1.Replication.Automatic()

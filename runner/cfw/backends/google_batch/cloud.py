@@ -36,8 +36,11 @@ def check_credentials(environ: Mapping[str, str]) -> None:
         ) from exc
 
 
-def leftovers(clients: Clients, env_id: str, known: Mapping[str, str]) -> list[str]:
-    """What still carries the environment's id (or its names) after `terraform destroy`."""
+def leftovers(
+    clients: Clients, env_id: str, known: Mapping[str, str], more: Mapping[str, str] | None = None
+) -> list[str]:
+    """What still carries the environment's id (or its names) after `terraform destroy`;
+    MORE: further things to look for, what -> the URL a GET of which finds it (the guard's)."""
     left = [
         f"Batch job {job.name} ({job.status.state.name.lower()})"
         for job in clients.list_jobs(f'labels.cfw-id="{env_id}"')
@@ -51,6 +54,7 @@ def leftovers(clients: Clients, env_id: str, known: Mapping[str, str]) -> list[s
             f"https://iam.googleapis.com/v1/projects/{clients.project}/serviceAccounts/{account}"
         ),
         f"network {network}": f"https://compute.googleapis.com/compute/v1/{network}",
+        **(more or {}),
     }
     for what, url in checks.items():
         # a second opinion after a destroy Terraform reported done: a check that cannot be

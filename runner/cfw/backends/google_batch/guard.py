@@ -4,18 +4,23 @@ jobs by the environment's cfw-id label (one list call), cancel deleting a run's 
 cfw-run label (Batch stops their VMs), stop nothing (each job is a VM of its own: nothing
 bills while idle).
 
-No guard runs in the cloud for this kind yet: `cfw guard google-batch --once` (from a cron
-job on a machine that stays up) is what cancels the jobs of a run whose runner is gone;
-until then a job is bounded by its maxRunDuration (the ttl, cfw.backends.google_batch.ttl).
+In the cloud, `cfw up` deploys this adapter in a Cloud Function that Cloud Scheduler calls
+every guard.interval (modules/gcp-guard, cfw.backends._google.guard_function): it builds the
+adapter with `from_environ` from the variables Terraform sets, and runs as a service account
+that may only list and delete Batch jobs and use the `.cfw/` folder of the bucket
+(templates/root/google-batch.tf.j2). A job is also bounded by its maxRunDuration (the ttl,
+cfw.backends.google_batch.ttl).
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Any
 
 from cfw.backends.google_batch.client import Clients
 from cfw.backends.google_batch.status import FINISHED
+from cfw.backends.google_batch.store import gcs_store
 from cfw.core.guard import Action, Job
 from cfw.core.heartbeat import HeartbeatStore
 
@@ -65,3 +70,14 @@ def adapter_for(
     store, prefix = placed
     clients = Clients(str(outputs["project"]), str(outputs["region"]))
     return GoogleBatchGuard(clients, env_id, store, prefix)
+
+
+def from_environ(environ: Mapping[str, str], session: Any = None) -> GoogleBatchGuard:
+    """The adapter the guard's function builds from the variables the root module sets
+    (CFW_GUARD_PROJECT, CFW_GUARD_REGION, CFW_GUARD_ENV_ID and CFW_GUARD_STORE, gs://BUCKET:
+    the heartbeats at its root, as heartbeat_store has them), with the function's own
+    credentials (SESSION is unused)."""
+    project, region = environ["CFW_GUARD_PROJECT"], environ["CFW_GUARD_REGION"]
+    bucket = environ["CFW_GUARD_STORE"].removeprefix("gs://").strip("/")
+    store = gcs_store(project, bucket)
+    return GoogleBatchGuard(Clients(project, region), environ["CFW_GUARD_ENV_ID"], store, "")

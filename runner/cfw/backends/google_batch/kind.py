@@ -8,6 +8,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+from cfw.backends._google import guard_deploy
 from cfw.backends.base import Capabilities, EnvContext, JobSpec, StorageSpec
 from cfw.backends.google_batch.config import PROJECT_RE, GoogleBatchConfig
 from cfw.backends.kind import Identity, Kind
@@ -16,6 +17,7 @@ from cfw.core.prices import JobPrice
 from cfw.core.rootmodule import ModuleCall, RootSpec
 
 PROJECT_VARS = ("GOOGLE_CLOUD_PROJECT", "CLOUDSDK_CORE_PROJECT")
+GUARD_ADAPTER = "cfw.backends.google_batch.guard"  # zipped into the guard's function
 
 
 def resource_name(env_id: str) -> str:
@@ -83,25 +85,37 @@ class GoogleBatchKind(Kind[GoogleBatchConfig]):
         cloud.check_credentials(environ)
 
     # -- rendering --------------------------------------------------------------------------
+    def root_spec(self, config: GoogleBatchConfig) -> RootSpec:
+        """What Batch jobs need, and the guard (modules/gcp-guard) unless guard.enabled is
+        false."""
+        return guard_deploy.with_guard(self.root, config)
+
+    def render_files(self, config: GoogleBatchConfig, outdir: Path) -> None:
+        """The guard function's zip, in guard/ next to the root module."""
+        guard_deploy.render(config, GUARD_ADAPTER, outdir)
+
     def tfvars(self, config: GoogleBatchConfig, ident: Identity, workdir: Path) -> dict[str, Any]:
         if config.project is None:
             raise UserError(
                 "no Google Cloud project is set for kind google-batch",
                 "set project: in the environment's config, or --set project=PROJECT_ID",
             )
+        labels = ident.labels(config.labels)
+        base = resource_name(ident.env_id)
         return {
             "name": ident.name,
             "env_id": ident.env_id,
-            "labels": ident.labels(config.labels),
+            "labels": labels,
             "project": config.project,
             "region": config.region,
-            "resource_name": resource_name(ident.env_id),
+            "resource_name": base,
             "bucket_name": config.bucket,
             "bucket_retention_days": config.bucket_retention_days,
             "data_buckets": list(config.data_buckets),
             "subnet_cidr": config.subnet_cidr,
             "enable_nat": not config.external_ip,
             "allow_ssh_from_iap": config.allow_ssh_from_iap,
+            **guard_deploy.tfvars(config, labels, GUARD_ADAPTER, base),
         }
 
     def output_placeholders(
@@ -161,7 +175,12 @@ class GoogleBatchKind(Kind[GoogleBatchConfig]):
         from cfw.backends.google_batch.cloud import leftovers
 
         known = {**names(config, ident.env_id), **{k: v for k, v in outputs.items() if v}}
-        return leftovers(Clients(str(config.project), config.region), ident.env_id, known)
+        base = resource_name(ident.env_id)
+        guard = guard_deploy.leftover_urls(
+            str(config.project), config.region, f"{base}-guard", base
+        )
+        clients = Clients(str(config.project), config.region)
+        return leftovers(clients, ident.env_id, known, guard)
 
     # -- the guard: heartbeats in the bucket, jobs by the environment's label --------------
     def heartbeat_store(
