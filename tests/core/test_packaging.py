@@ -96,6 +96,7 @@ def test_readme_quickstart_command_as_written(tmp_path: Path):
     clouds = subprocess.run(
         [
             str(venv),
+            "-I",  # isolated: a PYTHONPATH with tests/ (tests/kubernetes, tests/tes) is not seen
             "-c",
             "import importlib.util as u; print([m for m in "
             "('kubernetes','boto3','azure.batch','google.cloud.batch','tes') "
