@@ -84,6 +84,14 @@ def tagged(env_id: str, region: str = "us-east-1") -> list[str]:
         detail = iam.get_instance_profile(InstanceProfileName=profile["InstanceProfileName"])
         if _has(detail["InstanceProfile"].get("Tags"), env_id):
             found.append(f"instance-profile {profile['InstanceProfileName']}")
+    for policy in _pages(iam, "list_policies", "Policies", Scope="Local"):
+        if _has(iam.list_policy_tags(PolicyArn=policy["Arn"]).get("Tags"), env_id):
+            found.append(f"policy {policy['PolicyName']}")
+    sfn = s.client("stepfunctions")
+    for machine in _pages(sfn, "list_state_machines", "stateMachines"):
+        tags = sfn.list_tags_for_resource(resourceArn=machine["stateMachineArn"]).get("tags")
+        if _has(tags, env_id):
+            found.append(f"state-machine {machine['name']}")
     found += [
         f"secret {x['Name']}"
         for x in _pages(s.client("secretsmanager"), "list_secrets", "SecretList")

@@ -88,6 +88,8 @@ class Output(Reporter):
         if name == "changes":
             if total and self._progress is not None and self._task is not None:
                 self._progress.update(self._task, total=total)
+            elif total and self._progress is None:
+                self.info(f"{total} changes planned")
             return
         self.done()
         self._phase = name
