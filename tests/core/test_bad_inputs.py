@@ -183,6 +183,9 @@ RULES = {
     "threads": ("threads: -2", ["--explain"], "threads=-2"),
     "disk": ("resources: disk_mb='1e30'", ["--explain"], "Resource 'disk_mb' must be"),
     "run": ("resources: mem_mb=-1", [], "rule a: mem_mb=-1 is not a number of MB"),
+    # a Snakefile Snakemake cannot read, on a real run: its error in one line, not its report
+    "run-runtime": ("resources: runtime='abc'", [], "Snakefile, line 1: Resource 'runtime'"),
+    "run-disk": ("resources: disk_mb='1e30'", [], "Resource 'disk_mb' must be"),
 }
 
 

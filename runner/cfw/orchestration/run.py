@@ -213,6 +213,7 @@ class Runner:
         if code == -signal.SIGINT or code == 130 or (run and run.outcome == "interrupted"):
             raise Interrupted(f"run {run_id} was interrupted; its jobs were cancelled")
         if code != 0 and not (run and (run.done or run.failed)):
+            self._snakefile_mistake(account)
             self._snakemake_said(account, verbose)
             raise WorkFailed(
                 f"run {run_id} failed before any job ran (snakemake exited with {code})",
@@ -256,6 +257,15 @@ class Runner:
         table = account.summary()
         if table:
             self.reporter.raw("\n".join(table))
+
+    def _snakefile_mistake(self, account: accounting.Account) -> None:
+        """A Snakefile Snakemake could not read (a resource it cannot parse): the user's
+        mistake, said in one line with its fix (exit 2), as `--explain` says it."""
+        try:
+            said = account.log_path.read_text(errors="replace")
+        except OSError:
+            return
+        explaining.snakefile_mistake(self.project, said)
 
     def _snakemake_said(self, account: accounting.Account, verbose: bool) -> None:
         """Snakemake's own error, when no failed job explains the failure."""
