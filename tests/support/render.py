@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -57,16 +58,24 @@ def render_example(kind: str, outdir: Path) -> Path:
 
 
 GUARD_HASH = "<base64 SHA-256 of the guard's zip: cfw.backends._aws.guard_zip.digest>"
+AZURE_SHA256 = "<hex SHA-256 of the guard's zip: cfw.backends.azure_batch.guard_zip.digest>"
+AZURE_ZIP = re.compile(r"cfw_guard-[0-9a-f]{16}\.zip$")
 
 
 def golden_text(path: Path) -> str:
-    """A rendered file as its golden file holds it: the hash of the guard's Lambda zip, which
-    changes with every edit of cfw's guard code, is a placeholder (the zip's own tests
-    check it: tests/tibanna/test_guard_deploy.py)."""
+    """A rendered file as its golden file holds it: the hash of the guard's zip, which
+    changes with every edit of cfw's guard code, is a placeholder, and so is the name of
+    Azure's, which is named by its content (the zips' own tests check them:
+    tests/tibanna/test_guard_deploy.py, tests/azure_batch/test_guard_function.py)."""
     text = path.read_text()
     if path.name == "terraform.tfvars.json" and '"guard_package"' in text:
         values = json.loads(text)
-        values["guard_package"]["source_code_hash"] = GUARD_HASH
+        package = values["guard_package"]
+        if "source_code_hash" in package:
+            package["source_code_hash"] = GUARD_HASH
+        if AZURE_ZIP.search(package["filename"]):
+            package["sha256"] = AZURE_SHA256
+            package["filename"] = AZURE_ZIP.sub("cfw_guard-<sha256[:16]>.zip", package["filename"])
         text = json.dumps(values, indent=2, sort_keys=True) + "\n"
     return text
 
