@@ -3,6 +3,11 @@ output "batch_account_url" {
   value       = "https://${azurerm_batch_account.this.account_endpoint}"
 }
 
+output "batch_account_id" {
+  description = "Resource id of the Batch account (the scope of the guard's Batch role)."
+  value       = azurerm_batch_account.this.id
+}
+
 output "batch_account_name" {
   description = "Name of the Batch account."
   value       = azurerm_batch_account.this.name
@@ -26,6 +31,11 @@ output "storage_blob_endpoint" {
 output "storage_container_urls" {
   description = "URL of each blob container, by name."
   value       = { for name, c in azurerm_storage_container.run : name => "${azurerm_storage_account.env.primary_blob_endpoint}${c.name}" }
+}
+
+output "storage_container_ids" {
+  description = "Resource id of each blob container, by name (role assignment scopes)."
+  value       = { for name, c in azurerm_storage_container.run : name => c.id }
 }
 
 output "identity_id" {

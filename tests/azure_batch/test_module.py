@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import re
+import zipfile
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -86,7 +87,8 @@ def test_secrets_reach_terraform_only_through_its_environment(tmp_path):
         tmp_path / "out",
         tf,
     )
-    rendered = "".join(p.read_text() for p in (tmp_path / "out").rglob("*") if p.is_file())
+    rendered = "".join(text_of(p) for p in (tmp_path / "out").rglob("*") if p.is_file())
+    assert "cfw_guard/function.json" in rendered  # the guard's zip was read, entry by entry
     for secret in (SAS, "TOPSECRETSIGNATURE", PASSWORD, "client-secret-value"):
         assert secret not in rendered
     assert tf.env["TF_VAR_start_task_sas_url"] == SAS
@@ -95,6 +97,14 @@ def test_secrets_reach_terraform_only_through_its_environment(tmp_path):
     values = json.loads((tmp_path / "out" / "terraform.tfvars.json").read_text())
     assert values["registry"] == {"server": "myregistry.azurecr.io", "username": "puller"}
     assert "start_task_sas_url" not in values and "registry_password" not in values
+
+
+def text_of(path: Path) -> str:
+    """A rendered file's text; of a zip (the guard's package), its entries' names and text."""
+    if path.suffix != ".zip":
+        return path.read_text()
+    with zipfile.ZipFile(path) as archive:
+        return "".join(f"{n}\n{archive.read(n).decode()}" for n in archive.namelist())
 
 
 def test_start_task_script_is_uploaded_by_the_module(tmp_path):

@@ -1,5 +1,6 @@
 """Fixtures of the azure-batch tests: Azurite (blob storage) started by the tests on
-127.0.0.1, and the fake Batch service over HTTPS.
+127.0.0.1 (with the account key over HTTP; and over HTTPS taking Entra ID tokens too, for
+what reaches it with a managed identity), and the fake Batch service over HTTPS.
 
 Azurite is required: when no `azurite-blob` is installed (CFW_AZURITE_BLOB, PATH, or
 .cache/npm of the checkout), the tests install npm's `azurite` into .cache/npm themselves;
@@ -74,11 +75,10 @@ def _free_port() -> int:
         return sock.getsockname()[1]
 
 
-@pytest.fixture(scope="session")
-def azurite(tmp_path_factory) -> Iterator[dict[str, str]]:
+def start_azurite(data: Path, *extra: str) -> tuple[subprocess.Popen, int]:
+    """azurite-blob on a free port of 127.0.0.1 with its data in DATA, once it listens."""
     binary = azurite_binary() or install_azurite()
     port = _free_port()
-    data = tmp_path_factory.mktemp("azurite")
     proc = subprocess.Popen(
         [
             binary,
@@ -91,6 +91,7 @@ def azurite(tmp_path_factory) -> Iterator[dict[str, str]]:
             "--silent",
             "--skipApiVersionCheck",
             "--loose",
+            *extra,
         ],
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
@@ -99,29 +100,55 @@ def azurite(tmp_path_factory) -> Iterator[dict[str, str]]:
     while True:
         try:
             socket.create_connection(("127.0.0.1", port), timeout=1).close()
-            break
+            return proc, port
         except OSError:
             if proc.poll() is not None or time.monotonic() > deadline:
                 proc.kill()
                 pytest.fail(f"azurite-blob did not start on 127.0.0.1:{port}")
             time.sleep(0.2)
-    endpoint = f"http://127.0.0.1:{port}/{AZURITE_ACCOUNT}"
+
+
+def stop(proc: subprocess.Popen) -> None:
+    proc.terminate()
     try:
-        yield {
-            "endpoint": endpoint,
-            "account": AZURITE_ACCOUNT,
-            "key": AZURITE_KEY,
-            "connection_string": (
-                f"DefaultEndpointsProtocol=http;AccountName={AZURITE_ACCOUNT};"
-                f"AccountKey={AZURITE_KEY};BlobEndpoint={endpoint};"
-            ),
-        }
+        proc.wait(timeout=10)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+
+
+def account(endpoint: str) -> dict[str, str]:
+    return {
+        "endpoint": endpoint,
+        "account": AZURITE_ACCOUNT,
+        "key": AZURITE_KEY,
+        "connection_string": (
+            f"DefaultEndpointsProtocol={endpoint.split(':')[0]};AccountName={AZURITE_ACCOUNT};"
+            f"AccountKey={AZURITE_KEY};BlobEndpoint={endpoint};"
+        ),
+    }
+
+
+@pytest.fixture(scope="session")
+def azurite(tmp_path_factory) -> Iterator[dict[str, str]]:
+    proc, port = start_azurite(tmp_path_factory.mktemp("azurite"))
+    try:
+        yield account(f"http://127.0.0.1:{port}/{AZURITE_ACCOUNT}")
     finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
+        stop(proc)
+
+
+@pytest.fixture(scope="session")
+def azurite_oauth(tmp_path_factory, fake_batch_cert) -> Iterator[dict[str, str]]:
+    """Azurite over HTTPS with `--oauth basic`: besides the account key it takes Entra ID
+    bearer tokens, checking their audience, issuer and times (not their signature). Its
+    certificate is the fake Batch's, which the fake_batch fixture makes clients trust."""
+    cert, key = fake_batch_cert
+    data = tmp_path_factory.mktemp("azurite-oauth")
+    proc, port = start_azurite(data, "--oauth", "basic", "--cert", str(cert), "--key", str(key))
+    try:
+        yield account(f"https://127.0.0.1:{port}/{AZURITE_ACCOUNT}")
+    finally:
+        stop(proc)
 
 
 @pytest.fixture(scope="session")

@@ -3,7 +3,8 @@ served over HTTPS on 127.0.0.1 so that the real azure-batch / azure-mgmt-batch c
 to it exactly as they talk to Azure: real requests, status codes, error bodies, paging.
 
 No emulator of Azure Batch exists, so this fake follows the REST reference where cfw
-depends on it: jobs bound to existing pools; tasks that go active -> running -> completed
+depends on it: SharedKey or Entra ID bearer tokens for the Batch audience (anything else
+is a 401); jobs bound to existing pools; tasks that go active -> running -> completed
 when the test says so; `get task`; `list tasks` with `$filter` (state eq/ne, stateTransitionTime
 ge/gt, joined by `and`; anything else is a 400 like the service's), `$select`,
 `maxresults` and `odata.nextLink` paging; `terminate` (409 on a completed task); job
@@ -29,9 +30,11 @@ from urllib.parse import parse_qs, quote, urlparse
 
 from azure.batch import models as bm
 
+from support.managed_identity import claims_of
 from support.tls import self_signed
 
 API_PREFIX = "/jobs"
+BATCH_AUDIENCES = ("https://batch.core.windows.net/", "https://batch.core.windows.net")
 
 
 def make_certificate(directory: Path) -> tuple[Path, Path]:
@@ -85,6 +88,7 @@ class FakeBatch:
         self.page_size = page_size
         self.jobs: dict[str, Job] = {}
         self.calls: collections.Counter[tuple[str, str]] = collections.Counter()
+        self.auth: collections.Counter[str] = collections.Counter()  # data-plane calls by scheme
         self.requests: list[tuple[str, str, str]] = []  # method, path with query, body
         self.arm: dict[str, Any] = {}  # ARM path -> JSON body
         self.lock = threading.RLock()
@@ -187,12 +191,28 @@ class FakeBatch:
         self.requests.append((method, url, body.decode(errors="replace")))
         if path.startswith("/subscriptions/"):
             return self._arm(method, path, query, headers)
-        if not headers.get("authorization", "").startswith("SharedKey "):
-            raise ServiceError(
-                401, "AuthenticationFailed", "Server failed to authenticate the request."
-            )
+        scheme = self._authenticate(headers.get("authorization", ""))
+        self.auth[scheme] += 1
         with self.lock:
             return self._route(method, path, query, body)
+
+    def _authenticate(self, authorization: str) -> str:
+        """SharedKey (the account key), or an Entra ID bearer token issued for the Batch
+        resource (its `aud`), as the service takes them; anything else is a 401."""
+        scheme, _, credential = authorization.partition(" ")
+        if scheme == "SharedKey" and credential:
+            return scheme
+        if scheme == "Bearer" and credential:
+            try:
+                audience = claims_of(credential).get("aud")
+            except (ValueError, IndexError):  # not a JWT
+                audience = None
+            if audience in BATCH_AUDIENCES:
+                return scheme
+            raise ServiceError(401, "InvalidAuthenticationTokenAudience", "wrong audience")
+        raise ServiceError(
+            401, "AuthenticationFailed", "Server failed to authenticate the request."
+        )
 
     def _route(self, method: str, path: str, query: dict[str, str], body: bytes):
         parts = [p for p in path.split("/") if p]

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -58,18 +59,27 @@ def render_example(kind: str, outdir: Path) -> Path:
 
 GUARD_HASH = "<base64 SHA-256 of the guard's zip: cfw.backends._aws.guard_zip.digest>"
 GUARD_SHA256 = "<hex SHA-256 of the guard's zip: cfw.backends._google.guard_zip.digest>"
+AZURE_SHA256 = "<hex SHA-256 of the guard's zip: cfw.backends.azure_batch.guard_zip.digest>"
+AZURE_ZIP = re.compile(r"cfw_guard-[0-9a-f]{16}\.zip$")
 
 
 def golden_text(path: Path) -> str:
     """A rendered file as its golden file holds it: the hash of the guard's zip, which
-    changes with every edit of cfw's guard code, is a placeholder (the zips' own tests
-    check it: tests/tibanna/test_guard_deploy.py, tests/google_batch/test_guard_deploy.py)."""
+    changes with every edit of cfw's guard code, is a placeholder, and so is the name of
+    Azure's, which is named by its content (the zips' own tests check them:
+    tests/tibanna/test_guard_deploy.py, tests/google_batch/test_guard_deploy.py,
+    tests/azure_batch/test_guard_function.py)."""
     text = path.read_text()
     if path.name == "terraform.tfvars.json" and '"guard_package"' in text:
         values = json.loads(text)
         package = values["guard_package"]
-        key = "sha256" if "sha256" in package else "source_code_hash"  # Google's, AWS's
-        package[key] = GUARD_HASH if key == "source_code_hash" else GUARD_SHA256
+        if "source_code_hash" in package:  # AWS's
+            package["source_code_hash"] = GUARD_HASH
+        elif AZURE_ZIP.search(package.get("filename", "")):
+            package["sha256"] = AZURE_SHA256
+            package["filename"] = AZURE_ZIP.sub("cfw_guard-<sha256[:16]>.zip", package["filename"])
+        elif "sha256" in package:  # Google's
+            package["sha256"] = GUARD_SHA256
         text = json.dumps(values, indent=2, sort_keys=True) + "\n"
     return text
 

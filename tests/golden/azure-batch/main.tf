@@ -54,6 +54,22 @@ variable "create_registry" {
   description = "Create an Azure Container Registry (Premium: private, no admin user) for job images."
 }
 
+variable "guard_container" {
+  description = "The blob container of the heartbeats and the guard's record."
+}
+
+variable "guard_package" {
+  description = "The guard Function's zip (relative to the root module) and its hex SHA-256."
+}
+
+variable "guard_settings" {
+  description = "The guard's config: how often it checks, when a run is orphaned, when idle stops (null: never), the cfw-expires-at label."
+}
+
+variable "guard_storage_account_name" {
+  description = "The Function host's own storage account (globally unique): 3-24 lowercase letters and digits."
+}
+
 variable "location" {
   description = "Azure location of every resource, e.g. westeurope."
 }
@@ -113,6 +129,22 @@ provider "azurerm" {
   storage_use_azuread = true
 }
 
+# The guard (modules/azure-guard): what its adapter reads (cfw.backends.azure_batch.guard).
+# Only names and URLs: the Function reaches Batch and the container with its own identity.
+locals {
+  guard_package = {
+    filename = startswith(var.guard_package.filename, "/") ? var.guard_package.filename : "${path.module}/${var.guard_package.filename}"
+    sha256   = var.guard_package.sha256
+  }
+  guard_environment = {
+    CFW_GUARD_ADAPTER       = "cfw.backends.azure_batch.guard:from_environ"
+    CFW_GUARD_ENV_ID        = var.env_id
+    CFW_GUARD_BATCH_URL     = module.azure_batch.batch_account_url
+    CFW_GUARD_BLOB_ENDPOINT = module.azure_batch.storage_blob_endpoint
+    CFW_GUARD_CONTAINER     = var.guard_container
+  }
+}
+
 module "azure_batch" {
   source = "./modules/azure-batch"
 
@@ -137,9 +169,29 @@ module "azure_batch" {
   start_task_sas_url            = var.start_task_sas_url
 }
 
+module "guard" {
+  source = "./modules/azure-guard"
+
+  name                      = "cfw-${var.env_id}-guard"
+  resource_group_name       = module.azure_batch.resource_group_name
+  location                  = var.location
+  host_storage_account_name = var.guard_storage_account_name
+  package                   = local.guard_package
+  environment               = local.guard_environment
+  settings                  = var.guard_settings
+  batch_account_id          = module.azure_batch.batch_account_id
+  data_container_id         = module.azure_batch.storage_container_ids[var.guard_container]
+  tags                      = var.labels
+}
+
 output "batch_account_url" {
   description = "URL of the Batch account's service endpoint (where jobs and tasks are submitted)."
   value       = module.azure_batch.batch_account_url
+}
+
+output "batch_account_id" {
+  description = "Resource id of the Batch account (the scope of the guard's Batch role)."
+  value       = module.azure_batch.batch_account_id
 }
 
 output "batch_account_name" {
@@ -167,6 +219,11 @@ output "storage_container_urls" {
   value       = module.azure_batch.storage_container_urls
 }
 
+output "storage_container_ids" {
+  description = "Resource id of each blob container, by name (role assignment scopes)."
+  value       = module.azure_batch.storage_container_ids
+}
+
 output "identity_id" {
   description = "Resource id of the nodes' user-assigned identity (for identity references)."
   value       = module.azure_batch.identity_id
@@ -190,6 +247,26 @@ output "subscription_id" {
 output "registry_login_server" {
   description = "Login server of the job image registry (null without one)."
   value       = module.azure_batch.registry_login_server
+}
+
+output "guard_function_app_name" {
+  description = "The guard's Function app (its function cfw_guard runs one check per call of the schedule)."
+  value       = module.guard.guard_function_app_name
+}
+
+output "guard_principal_id" {
+  description = "Object id of the Function app's system-assigned identity (the guard's only credential)."
+  value       = module.guard.guard_principal_id
+}
+
+output "guard_schedule" {
+  description = "The check's NCRONTAB schedule (app setting CFW_GUARD_SCHEDULE)."
+  value       = module.guard.guard_schedule
+}
+
+output "guard_host_storage_account_name" {
+  description = "The Function host's own storage account (no shared key: reached with the identity)."
+  value       = module.guard.guard_host_storage_account_name
 }
 
 output "cfw_id" {

@@ -12,12 +12,14 @@ from __future__ import annotations
 import shutil
 import subprocess
 from collections.abc import Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from cfw.backends.azure_batch.config import AzureBatchConfig
 from cfw.backends.azure_batch.status import wire
 from cfw.backends.sdk import require
 from cfw.core.errors import UserError, WorkFailed
+
+if TYPE_CHECKING:  # not at run time: the guard's Function zips this module without pydantic
+    from cfw.backends.azure_batch.config import AzureBatchConfig
 
 AZ_TIMEOUT = 20  # seconds for `az account show`: it reads the CLI's local cache, no network
 CREDENTIALS_FIX = (

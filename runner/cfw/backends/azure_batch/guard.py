@@ -4,7 +4,12 @@ carry the environment's cfw-id in their metadata.
 
 Cancel terminates the tasks (a completed one is no error) and, once a run's tasks are all
 ended, deletes its per-run Batch job (what the run's own end would have done). Stop has
-nothing to do: the pools' autoscale formula takes them to zero nodes with no task.
+nothing to do: the pools' autoscale formula takes them to zero nodes with no task, and
+keeps none past the environment's expiry.
+
+Zipped into the guard's Azure Function (cfw.backends.azure_batch.guard_zip) with client,
+cloud and status: standard library, cfw.core and the Azure SDKs; `from_environ` is what the
+Function calls, with its managed identity and no key.
 """
 
 from __future__ import annotations
@@ -15,8 +20,11 @@ from datetime import UTC, datetime
 from typing import Any
 
 from cfw.backends.azure_batch import client
+from cfw.backends.sdk import require
 from cfw.core.guard import Action, Job
 from cfw.core.heartbeat import ObjectInfo
+
+NOTHING_TO_STOP = "nothing to stop: the pools' autoscale takes them to zero nodes with no task"
 
 
 class BlobStore:
@@ -100,7 +108,7 @@ class AzureBatchGuard:
         return sorted(active)
 
     def stop(self, action: Action) -> str:
-        return "nothing to stop: the pools' autoscale takes them to zero nodes with no task"
+        return NOTHING_TO_STOP
 
 
 def adapter_for(
@@ -108,6 +116,20 @@ def adapter_for(
 ) -> AzureBatchGuard:
     service = client.BatchService(str(outputs["batch_account_url"]), environ)
     return AzureBatchGuard(service, blob_store(config, outputs, environ), env_id)
+
+
+def from_environ(environ: Mapping[str, str], session: Any = None) -> AzureBatchGuard:
+    """The adapter the guard's Function builds from its app settings (modules/azure-guard:
+    CFW_GUARD_BATCH_URL, CFW_GUARD_BLOB_ENDPOINT, CFW_GUARD_CONTAINER, CFW_GUARD_ENV_ID).
+    Batch and the container are reached with the Function's managed identity, whose roles
+    allow only what this adapter calls; no key or SAS is in any setting."""
+    credential = require("azure.identity", "azure").ManagedIdentityCredential()
+    url = environ["CFW_GUARD_BATCH_URL"]
+    batch = client.batch.BatchClient(url, credential)
+    service = client.BatchService(url, {}, client=batch)
+    blobs = client.blob.BlobServiceClient(environ["CFW_GUARD_BLOB_ENDPOINT"], credential)
+    store = BlobStore(blobs.get_container_client(environ["CFW_GUARD_CONTAINER"]))
+    return AzureBatchGuard(service, store, environ["CFW_GUARD_ENV_ID"])
 
 
 def _utc(value: datetime) -> datetime:

@@ -14,6 +14,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from cfw.backends.azure_batch import guard_deploy
 from cfw.backends.azure_batch.config import AzureBatchConfig, PoolConfig
 from cfw.backends.base import Capabilities, EnvContext, JobSpec, StorageSpec
 from cfw.backends.kind import Identity, Kind
@@ -62,10 +63,11 @@ def env_region(environ: Mapping[str, str]) -> str | None:
 
 
 def account_name(env_id: str, kind: str) -> str:
-    """A globally unique-ish storage/Batch account name from the environment id."""
+    """A globally unique-ish account name from the environment id: the storage account
+    ("storage"), the Batch account ("batch"), the guard Function's host storage ("guard")."""
     name, _, suffix = env_id.rpartition("-")
     stem = re.sub(r"[^a-z0-9]", "", name.lower())
-    tag = "st" if kind == "storage" else "ba"
+    tag = {"storage": "st", "batch": "ba", "guard": "gu"}[kind]
     return f"cfw{tag}{stem[: 24 - 5 - len(suffix)]}{suffix}"
 
 
@@ -74,6 +76,7 @@ def names(config: AzureBatchConfig, env_id: str, name: str) -> dict[str, str]:
         "resource_group": config.resource_group or f"cfw-{name}",
         "batch_account": config.batch_account_name or account_name(env_id, "batch"),
         "storage_account": config.storage_account_name or account_name(env_id, "storage"),
+        "guard_storage_account": account_name(env_id, "guard"),
     }
 
 
@@ -228,6 +231,15 @@ class AzureBatchKind(Kind[AzureBatchConfig]):
         return env
 
     # -- rendering --------------------------------------------------------------------------
+    def root_spec(self, config: AzureBatchConfig) -> RootSpec:
+        """The Batch account, and its guard (modules/azure-guard) unless guard.enabled is
+        false."""
+        return guard_deploy.with_guard(self.root, config)
+
+    def render_files(self, config: AzureBatchConfig, outdir: Path) -> None:
+        """The guard Function's zip, in guard/ next to the root module."""
+        guard_deploy.render(config, outdir)
+
     def tfvars(self, config: AzureBatchConfig, ident: Identity, workdir: Path) -> dict[str, Any]:
         n = names(config, ident.env_id, ident.name)
         script = None
@@ -269,6 +281,12 @@ class AzureBatchKind(Kind[AzureBatchConfig]):
                 "command_line": config.start_task.command_line,
                 "script": script,
             },
+            **guard_deploy.tfvars(
+                config,
+                ident.labels(config.labels),
+                n["guard_storage_account"],
+                config.data_container,
+            ),
         }
         if config.region:
             values["location"] = config.region
@@ -282,12 +300,17 @@ class AzureBatchKind(Kind[AzureBatchConfig]):
         blob = f"https://{n['storage_account']}.blob.core.windows.net"
         return {
             "batch_account_url": f"https://{n['batch_account']}.<region>.batch.azure.com",
+            "batch_account_id": "<batch-account-resource-id>",
             "batch_account_name": n["batch_account"],
             "batch_pool_ids": [p.pool_id for p in config.pools],
             "storage_account_name": n["storage_account"],
             "storage_blob_endpoint": f"{blob}/",
             "storage_container_urls": {
                 c: f"{blob}/{c}" for c in (config.data_container, config.logs_container)
+            },
+            "storage_container_ids": {
+                c: f"<container-resource-id:{c}>"
+                for c in (config.data_container, config.logs_container)
             },
             "identity_id": "<identity-resource-id>",
             "identity_client_id": "<identity-client-id>",
