@@ -35,6 +35,18 @@ def settings_from(environ: Mapping[str, str]) -> Settings:
     )
 
 
+def module_settings(guard: Any, labels: Mapping[str, str]) -> dict[str, Any]:
+    """The `guard_settings` every guard module takes (its Terraform turns them into the
+    variables settings_from reads), from the config's GUARD and the environment's LABELS."""
+    idle = guard.idle_timeout
+    return {
+        "interval_minutes": int(guard.interval.total_seconds() // 60),
+        "orphan_after_seconds": int(guard.orphan_after.total_seconds()),
+        "idle_after_seconds": int(idle.total_seconds()) if idle is not None else None,
+        "expires_at": labels.get("cfw-expires-at", "never"),
+    }
+
+
 def adapter_from(environ: Mapping[str, str], session: Any) -> Any:
     module, _, function = environ["CFW_GUARD_ADAPTER"].partition(":")
     if not module.startswith("cfw.backends.") or not function:

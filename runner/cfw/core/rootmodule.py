@@ -14,7 +14,7 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from functools import cache
 
 from cfw.core.assets import modules_dir
@@ -87,6 +87,12 @@ class RootSpec:
     env_inputs: tuple[str, ...] = ()
     # outputs beyond the modules': name -> (description, value expression)
     outputs: Mapping[str, tuple[str, str]] = field(default_factory=dict)
+
+    def with_module(self, call: ModuleCall, variables: Mapping[str, str]) -> RootSpec:
+        """This root with one more module (a guard) and the root variables it takes."""
+        return replace(
+            self, modules=(*self.modules, call), variables={**self.variables, **variables}
+        )
 
 
 @dataclass(frozen=True)

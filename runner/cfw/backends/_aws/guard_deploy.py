@@ -8,12 +8,12 @@ permissions on the environment's resources); templates/root/tibanna.tf.j2 and te
 
 from __future__ import annotations
 
-from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 from cfw.backends._aws import guard_zip
 from cfw.backends._aws.cleanup import Finder, Leftover
+from cfw.core import guard_entry
 from cfw.core.config import EnvConfig
 from cfw.core.rootmodule import ModuleCall, RootSpec
 
@@ -36,11 +36,7 @@ def with_guard(spec: RootSpec, config: EnvConfig) -> RootSpec:
     """SPEC with the guard's module, when the config's guard is enabled."""
     if not config.guard.enabled:
         return spec
-    return replace(
-        spec,
-        modules=(*spec.modules, GUARD_CALL),
-        variables={**spec.variables, "guard_package": PACKAGE_VARIABLE},
-    )
+    return spec.with_module(GUARD_CALL, {"guard_package": PACKAGE_VARIABLE})
 
 
 def tfvars(
@@ -50,16 +46,9 @@ def tfvars(
     kind's guard module ("cfw.backends.tibanna.guard"), FILENAME where the zip is."""
     if not config.guard.enabled:
         return {}
-    guard = config.guard
-    idle = guard.idle_timeout
     return {
         "guard_package": {"filename": filename, "source_code_hash": guard_zip.digest(adapter)},
-        "guard_settings": {
-            "interval_minutes": int(guard.interval.total_seconds() // 60),
-            "orphan_after_seconds": int(guard.orphan_after.total_seconds()),
-            "idle_after_seconds": int(idle.total_seconds()) if idle is not None else None,
-            "expires_at": labels.get("cfw-expires-at", "never"),
-        },
+        "guard_settings": guard_entry.module_settings(config.guard, labels),
     }
 
 

@@ -12,11 +12,11 @@ and the names it reads), `guard_permissions` (its least-privilege project permis
 from __future__ import annotations
 
 import re
-from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 from cfw.backends._google import guard_zip
+from cfw.core import guard_entry
 from cfw.core.config import EnvConfig
 from cfw.core.rootmodule import ModuleCall, RootSpec
 
@@ -42,11 +42,7 @@ def with_guard(spec: RootSpec, config: EnvConfig) -> RootSpec:
     """SPEC with the guard's module, when the config's guard is enabled."""
     if not config.guard.enabled:
         return spec
-    return replace(
-        spec,
-        modules=(*spec.modules, GUARD_CALL),
-        variables={**spec.variables, "guard_package": PACKAGE_VARIABLE},
-    )
+    return spec.with_module(GUARD_CALL, {"guard_package": PACKAGE_VARIABLE})
 
 
 def account_ids(base: str) -> dict[str, str]:
@@ -69,19 +65,12 @@ def tfvars(config: EnvConfig, labels: dict[str, str], adapter: str, base: str) -
     service account ids keep (account_ids)."""
     if not config.guard.enabled:
         return {}
-    guard = config.guard
-    idle = guard.idle_timeout
     return {
         "guard_package": {
             "filename": f"{SUBDIR}/{guard_zip.FILENAME}",
             "sha256": guard_zip.digest(adapter),
         },
-        "guard_settings": {
-            "interval_minutes": int(guard.interval.total_seconds() // 60),
-            "orphan_after_seconds": int(guard.orphan_after.total_seconds()),
-            "idle_after_seconds": int(idle.total_seconds()) if idle is not None else None,
-            "expires_at": labels.get("cfw-expires-at", "never"),
-        },
+        "guard_settings": guard_entry.module_settings(config.guard, labels),
         "guard_account_ids": account_ids(base),
     }
 

@@ -9,11 +9,11 @@ that adapter calls.
 
 from __future__ import annotations
 
-from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 from cfw.backends.azure_batch import guard_zip
+from cfw.core import guard_entry
 from cfw.core.config import EnvConfig
 from cfw.core.rootmodule import ModuleCall, RootSpec
 
@@ -41,11 +41,7 @@ SUBDIR = "guard"  # of the rendered root module
 
 def with_guard(spec: RootSpec, config: EnvConfig) -> RootSpec:
     """SPEC with the guard's module, when the config's guard is enabled."""
-    if not config.guard.enabled:
-        return spec
-    return replace(
-        spec, modules=(*spec.modules, GUARD_CALL), variables={**spec.variables, **VARIABLES}
-    )
+    return spec.with_module(GUARD_CALL, VARIABLES) if config.guard.enabled else spec
 
 
 def tfvars(
@@ -55,19 +51,12 @@ def tfvars(
     the Function host's own account, CONTAINER the one the heartbeats are in."""
     if not config.guard.enabled:
         return {}
-    guard = config.guard
-    idle = guard.idle_timeout
     return {
         "guard_package": {
             "filename": f"{SUBDIR}/{guard_zip.filename()}",
             "sha256": guard_zip.digest(),
         },
-        "guard_settings": {
-            "interval_minutes": int(guard.interval.total_seconds() // 60),
-            "orphan_after_seconds": int(guard.orphan_after.total_seconds()),
-            "idle_after_seconds": int(idle.total_seconds()) if idle is not None else None,
-            "expires_at": labels.get("cfw-expires-at", "never"),
-        },
+        "guard_settings": guard_entry.module_settings(config.guard, labels),
         "guard_storage_account_name": storage_account,
         "guard_container": container,
     }
