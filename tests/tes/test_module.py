@@ -337,7 +337,8 @@ def test_up_and_down_against_moto(tmp_path, cfw, aws_env):
         f"left behind: S3 bucket {locked}: AccessDenied: cannot delete object 'held'" in down.stderr
     )
     assert "it is under an Object Lock legal hold: lift it first with" in down.stderr
-    assert f"remove it with: aws s3api delete-objects --bucket {locked} " in down.stderr
+    assert f"aws s3api delete-objects --bucket {locked} " in down.stderr
+    assert f"&& aws s3 rb s3://{locked}" in down.stderr
     assert "run `cfw down tes` again" not in down.output
     assert tagged(env_id) == [f"bucket {locked}"]
     assert existing(ours) == set() and existing(theirs) == EVERYTHING

@@ -390,15 +390,21 @@ def command(item: Leftover, region: str | None) -> str:
 
 def _empty_bucket(bucket: str) -> str:
     """Every version and delete marker out (`aws s3 rb --force` leaves noncurrent versions,
-    so a versioned bucket stays non-empty), then the bucket; one call takes 1000 versions:
-    while the bucket has more, the first part is run again."""
-    query = "{Objects: [Versions, DeleteMarkers][].{Key: Key, VersionId: VersionId}, Quiet: `true`}"
-    listing = (
+    so a versioned bucket stays non-empty), 1000 a call (DeleteObjects' limit) until none is
+    left, then the bucket."""
+    q = shlex.quote
+    versions = "[Versions, DeleteMarkers][]"
+    count = (
+        f"aws s3api list-object-versions --bucket {bucket} --output text "
+        f"--query {q(f'length({versions}.Key)')}"
+    )
+    batch = (
         f"aws s3api list-object-versions --bucket {bucket} --max-items 1000 --output json "
-        f"--query {shlex.quote(query)}"
+        f"--query {q(f'{{Objects: {versions}.{{Key: Key, VersionId: VersionId}}, Quiet: `true`}}')}"
     )
     return (
-        f'aws s3api delete-objects --bucket {bucket} --delete "$({listing})" && '
+        f'until [ "$({count})" = 0 ]; do '
+        f'aws s3api delete-objects --bucket {bucket} --delete "$({batch})" || break; done && '
         f"aws s3 rb s3://{bucket}"
     )
 
