@@ -36,6 +36,17 @@ def pytest_xdist_auto_num_workers(config) -> int:
     )
 
 
+def pytest_collection_modifyitems(config, items) -> None:
+    """Longest first: Terraform against moto, then real workflows, then the rest, so that
+    `--dist load` hands the long tests out at the start and the short ones fill the gaps
+    (a long test started last would hold the run open by itself)."""
+
+    def weight(item) -> int:
+        return 0 if item.get_closest_marker("moto") else 1 if item.get_closest_marker("e2e") else 2
+
+    items.sort(key=weight)
+
+
 # -- Terraform ---------------------------------------------------------------------------
 def find_plugin_mirror() -> Path | None:
     """The provider mirror: $CFW_TF_PLUGIN_MIRROR, else a registry.terraform.io directory
