@@ -36,13 +36,32 @@ def pytest_xdist_auto_num_workers(config) -> int:
     )
 
 
-def pytest_collection_modifyitems(config, items) -> None:
-    """Longest first: Terraform against moto, then real workflows, then the rest, so that
-    `--dist load` hands the long tests out at the start and the short ones fill the gaps
-    (a long test started last would hold the run open by itself)."""
+# the files whose tests bring whole environments up and down against moto, longest first
+# (minutes each: CI's --durations list); `--dist load` hands the first tests out one per
+# worker, so these start at once instead of holding the run open at its end
+LONGEST = (
+    "tibanna/test_e2e.py",
+    "tes/test_module.py",
+    "tes/test_e2e.py",
+    "azure_batch/test_e2e.py",
+    "tes/test_faults.py",
+    "tibanna/test_faults.py",
+    "core/test_packaging.py",
+)
 
-    def weight(item) -> int:
-        return 0 if item.get_closest_marker("moto") else 1 if item.get_closest_marker("e2e") else 2
+
+def pytest_collection_modifyitems(config, items) -> None:
+    """Longest first: LONGEST, then Terraform against moto, then real workflows, then the
+    rest, so that the short tests fill the gaps at the end."""
+
+    def weight(item) -> tuple[int, int]:
+        path = item.path.as_posix()
+        for rank, name in enumerate(LONGEST):
+            if path.endswith(f"/tests/{name}"):
+                return (0, rank)
+        if item.get_closest_marker("moto"):
+            return (1, 0)
+        return (2, 0) if item.get_closest_marker("e2e") else (3, 0)
 
     items.sort(key=weight)
 
