@@ -25,6 +25,7 @@ Imports no cfw config model: zipped into the function (cfw.backends._google.guar
 from __future__ import annotations
 
 import base64
+import hashlib
 import os
 import tempfile
 import time
@@ -185,11 +186,13 @@ def kube_of(manager: Any, cluster: str, credentials: Any) -> Any:
 
     request = require("google.auth.transport.requests", "gke").Request
     found = manager.get_cluster(name=cluster)
-    # one file per cluster, rewritten each check (a function instance serves many)
-    ca_file = Path(tempfile.gettempdir()) / f"cfw-gke-ca-{found.name or 'cluster'}.pem"
+    # one file per CA, named by its content: a cluster's CA rotated, or two clusters of one
+    # name (checks side by side in one machine), never read another's
+    ca = base64.b64decode(found.master_auth.cluster_ca_certificate)
+    ca_file = Path(tempfile.gettempdir()) / f"cfw-gke-ca-{hashlib.sha256(ca).hexdigest()[:16]}.pem"
     fd, tmp = tempfile.mkstemp(dir=ca_file.parent, suffix=".pem")  # 0600
     with os.fdopen(fd, "wb") as handle:
-        handle.write(base64.b64decode(found.master_auth.cluster_ca_certificate))
+        handle.write(ca)
     os.replace(tmp, ca_file)
 
     def token() -> str:
